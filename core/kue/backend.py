@@ -1,0 +1,190 @@
+"""The protocol every backend implements, and the values that cross it.
+
+A backend works on bytes and takes the queue name with each call, so one backend object serves
+any number of queues. Validation of priority, delay, ttr and body size happens in
+:mod:`kue.validation` before a backend is called; a backend may rely on getting valid values.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+__all__ = [
+    "MAX_PRIORITY",
+    "Backend",
+    "Capabilities",
+    "JobInfo",
+    "JobState",
+    "PutItem",
+    "QueueStats",
+    "Reservation",
+]
+
+#: The least urgent priority. 0 is the most urgent, everywhere.
+MAX_PRIORITY = 2**32 - 1
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life."""
+
+    READY = "ready"
+    DELAYED = "delayed"
+    RESERVED = "reserved"
+    BURIED = "buried"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend supports and its limits; the contract suite skips by these.
+
+    :param name: the backend's entry-point name.
+    :param priority: jobs come out lowest priority number first.
+    :param fifo: among equal priority, the job put first comes out first.
+    :param delay: ``put(delay=...)`` and ``release(delay=...)`` are honoured.
+    :param bury: ``bury`` and ``kick`` exist.
+    :param peek: ``peek`` exists for ready, delayed and buried.
+    :param durable: jobs survive a restart of the process that holds them.
+    :param shared: several processes (or machines) can use one queue at once.
+    :param max_body: largest body in bytes.
+    :param max_delay: largest delay in seconds.
+    :param min_ttr: smallest usable ttr in seconds.
+    :param max_ttr: largest ttr in seconds.
+    :param whole_seconds: delays and ttrs are rounded up to whole seconds.
+    :param max_batch: largest number of items one ``put_many`` round trip carries.
+    """
+
+    name: str
+    priority: bool = True
+    fifo: bool = True
+    delay: bool = True
+    bury: bool = True
+    peek: bool = True
+    durable: bool = False
+    shared: bool = False
+    max_body: int = 2**31 - 1
+    max_delay: float = float(2**32 - 1)
+    min_ttr: float = 1.0
+    max_ttr: float = float(2**32 - 1)
+    whole_seconds: bool = False
+    max_batch: int = 10_000
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PutItem:
+    """One job of a ``put_many`` batch."""
+
+    body: bytes
+    priority: int = 2**31
+    delay: float = 0.0
+    ttr: float = 60.0
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A job handed to one consumer, with what it needs to finish it.
+
+    :param queue: the queue the job came from.
+    :param id: the job's id, stable for its whole life.
+    :param body: the bytes that were put.
+    :param priority: the job's current priority.
+    :param attempts: how many times it has been reserved, this time included.
+    :param ttr: seconds the consumer has before the job is handed to another.
+    :param receipt: backend-specific proof of this reservation (a lease token or receipt handle).
+    """
+
+    queue: str
+    id: str
+    body: bytes
+    priority: int
+    attempts: int
+    ttr: float
+    receipt: str = ""
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A copy of a job seen by ``peek``; nothing is reserved."""
+
+    queue: str
+    id: str
+    body: bytes
+    priority: int
+    state: JobState
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """How many jobs a queue holds in each state."""
+
+    ready: int = 0
+    delayed: int = 0
+    reserved: int = 0
+    buried: int = 0
+
+    @property
+    def total(self) -> int:
+        """All jobs the queue holds, whatever their state."""
+        return self.ready + self.delayed + self.reserved + self.buried
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a backend plugin implements. Priorities: 0 most urgent, 2**32-1 least.
+
+    Order of ``reserve``: lowest priority first, then the job put first; a released, kicked or
+    delayed job keeps its place among jobs of its priority.
+    """
+
+    capabilities: Capabilities
+
+    def put(self, queue: str, body: bytes, priority: int, delay: float, ttr: float) -> str:
+        """Store a job and return its id."""
+        ...
+
+    def put_many(self, queue: str, items: Sequence[PutItem]) -> list[str]:
+        """Store several jobs in as few round trips as the backend allows; ids in order."""
+        ...
+
+    def reserve(self, queues: Sequence[str], timeout: float | None) -> Reservation | None:
+        """Hand out the most urgent ready job of ``queues``, waiting up to ``timeout`` seconds.
+
+        ``timeout=None`` waits for ever, ``0`` does not wait. Returns None on timeout.
+        """
+        ...
+
+    def delete(self, job: Reservation) -> None:
+        """Remove a reserved job for good. Raises ReservationLost if no longer held."""
+        ...
+
+    def release(self, job: Reservation, priority: int, delay: float) -> None:
+        """Give a reserved job back, with a new priority, ready after ``delay`` seconds."""
+        ...
+
+    def bury(self, job: Reservation, priority: int | None) -> None:
+        """Set a reserved job aside until kicked; ``priority`` replaces its own if given."""
+        ...
+
+    def touch(self, job: Reservation) -> None:
+        """Give a reserved job its full ttr again."""
+        ...
+
+    def kick(self, queue: str, n: int) -> int:
+        """Move up to n buried jobs (longest buried first), or if none, delayed jobs, to ready."""
+        ...
+
+    def peek(self, queue: str, state: JobState) -> JobInfo | None:
+        """The job that would leave ``state`` next (ready, delayed or buried), as a copy."""
+        ...
+
+    def stats(self, queue: str) -> QueueStats:
+        """Counts of jobs per state."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files. The backend is not used afterwards."""
+        ...

@@ -1,0 +1,1 @@
+"""The built-in backends, registered through kue's own ``kue.backends`` entry points."""

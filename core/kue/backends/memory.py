@@ -1,0 +1,381 @@
+"""The in-process backend, and the reference model of kue's semantics.
+
+Every other backend is compared against this one by the contract suite's state machine, so it
+is written for clarity first. ``memory://NAME``: every connect to the same NAME in one process
+shares one store; the store lives as long as the process.
+
+Order: each job gets a sequence number when it is put and keeps it for life, so a job that is
+released, kicked or comes out of a delay goes back to its place among jobs of its priority.
+Heaps hold ``(key..., id, version)`` entries; an entry is live only while the job's version
+matches, which lets a state change "remove" a job from a heap in O(1).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Reservation
+from kue.errors import ReservationLost
+from kue.hookspecs import hookimpl
+
+__all__ = ["CAPABILITIES", "MemoryBackend", "kue_backend"]
+
+CAPABILITIES = Capabilities(
+    name="memory",
+    durable=False,
+    shared=False,
+    max_body=2**31 - 1,
+    min_ttr=1.0,
+)
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class _Job:
+    id: str
+    seq: int
+    queue: str
+    body: bytes
+    priority: int
+    ttr: float
+    state: JobState = JobState.READY
+    attempts: int = 0
+    due: float = 0.0  # delayed: when it becomes ready; reserved: when the lease runs out
+    version: int = 0
+
+
+@dataclass
+class _Queue:
+    ready: list[tuple[int, int, str, int]] = field(default_factory=list)
+    delayed: list[tuple[float, int, str, int]] = field(default_factory=list)
+    leases: list[tuple[float, str, int]] = field(default_factory=list)
+    buried: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    counts: dict[JobState, int] = field(default_factory=lambda: dict.fromkeys(JobState, 0))
+
+
+class _Store:
+    """All queues of one ``memory://NAME``, guarded by one condition variable."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.cond = threading.Condition()
+        self.jobs: dict[str, _Job] = {}
+        self.queues: dict[str, _Queue] = {}
+        self.seq = itertools.count(1)
+
+    def queue(self, name: str) -> _Queue:
+        q = self.queues.get(name)
+        if q is None:
+            q = self.queues[name] = _Queue()
+        return q
+
+    # -- state changes; every one bumps the job's version so old heap entries die ----------
+
+    def _leave(self, job: _Job) -> _Queue:
+        q = self.queue(job.queue)
+        q.counts[job.state] -= 1
+        if job.state is JobState.BURIED:
+            del q.buried[job.id]
+        job.version += 1
+        return q
+
+    def make_ready(self, job: _Job, *, new: bool = False) -> None:
+        q = self.queue(job.queue) if new else self._leave(job)
+        job.state = JobState.READY
+        q.counts[JobState.READY] += 1
+        heapq.heappush(q.ready, (job.priority, job.seq, job.id, job.version))
+
+    def make_delayed(self, job: _Job, due: float, *, new: bool = False) -> None:
+        q = self.queue(job.queue) if new else self._leave(job)
+        job.state = JobState.DELAYED
+        job.due = due
+        q.counts[JobState.DELAYED] += 1
+        heapq.heappush(q.delayed, (due, job.seq, job.id, job.version))
+
+    def make_reserved(self, job: _Job, now: float) -> None:
+        q = self._leave(job)
+        job.state = JobState.RESERVED
+        job.attempts += 1
+        job.due = now + job.ttr
+        q.counts[JobState.RESERVED] += 1
+        heapq.heappush(q.leases, (job.due, job.id, job.version))
+
+    def make_buried(self, job: _Job) -> None:
+        q = self._leave(job)
+        job.state = JobState.BURIED
+        q.counts[JobState.BURIED] += 1
+        q.buried[job.id] = None
+
+    def remove(self, job: _Job) -> None:
+        self._leave(job)
+        del self.jobs[job.id]
+
+    # -- reading heaps ---------------------------------------------------------------------
+
+    def _live(self, job_id: str, version: int) -> _Job | None:
+        job = self.jobs.get(job_id)
+        return job if job is not None and job.version == version else None
+
+    def promote(self, q: _Queue, now: float) -> None:
+        """Move due delayed jobs and expired reservations of ``q`` back to ready."""
+        while q.delayed and q.delayed[0][0] <= now:
+            _, _, job_id, version = heapq.heappop(q.delayed)
+            job = self._live(job_id, version)
+            if job is not None:
+                self.make_ready(job)
+        while q.leases and q.leases[0][0] <= now:
+            _, job_id, version = heapq.heappop(q.leases)
+            job = self._live(job_id, version)
+            if job is not None:
+                self.make_ready(job)
+
+    def top_ready(self, q: _Queue) -> _Job | None:
+        while q.ready:
+            _, _, job_id, version = q.ready[0]
+            job = self._live(job_id, version)
+            if job is not None:
+                return job
+            heapq.heappop(q.ready)
+        return None
+
+    def top_delayed(self, q: _Queue) -> _Job | None:
+        while q.delayed:
+            _, _, job_id, version = q.delayed[0]
+            job = self._live(job_id, version)
+            if job is not None:
+                return job
+            heapq.heappop(q.delayed)
+        return None
+
+    def next_wakeup(self, queues: Sequence[_Queue]) -> float | None:
+        """The earliest time a delayed job comes due or a lease runs out in ``queues``."""
+        times = [q.delayed[0][0] for q in queues if q.delayed]
+        times += [q.leases[0][0] for q in queues if q.leases]
+        return min(times, default=None)
+
+
+_stores: dict[str, _Store] = {}
+_stores_lock = threading.Lock()
+
+
+def _store(name: str, clock: Clock) -> _Store:
+    with _stores_lock:
+        store = _stores.get(name)
+        if store is None:
+            store = _stores[name] = _Store(clock)
+        return store
+
+
+class MemoryBackend:
+    """A backend whose jobs live in this process's memory; thread-safe, not durable."""
+
+    capabilities = CAPABILITIES
+
+    def __init__(self, name: str = "default", *, clock: Clock | None = None) -> None:
+        """Open the store called ``name``, shared by every MemoryBackend of that name.
+
+        ``clock`` (seconds, monotonic) is only for a private store in tests; a shared store
+        keeps the clock of whoever opened it first.
+        """
+        self.name = name
+        self._store = _store(name, time.monotonic) if clock is None else _Store(clock)
+
+    # -- putting ---------------------------------------------------------------------------
+
+    def _put_locked(self, queue: str, body: bytes, priority: int, delay: float, ttr: float) -> str:
+        store = self._store
+        seq = next(store.seq)
+        job = _Job(id=str(seq), seq=seq, queue=queue, body=body, priority=priority, ttr=ttr)
+        store.jobs[job.id] = job
+        if delay > 0:
+            store.make_delayed(job, store.clock() + delay, new=True)
+        else:
+            store.make_ready(job, new=True)
+        return job.id
+
+    def put(self, queue: str, body: bytes, priority: int, delay: float, ttr: float) -> str:
+        """Store a job; ready at once or after ``delay`` seconds."""
+        with self._store.cond:
+            job_id = self._put_locked(queue, body, priority, delay, ttr)
+            self._store.cond.notify_all()
+        return job_id
+
+    def put_many(self, queue: str, items: Sequence[PutItem]) -> list[str]:
+        """Store several jobs under one lock; ids in order."""
+        with self._store.cond:
+            ids = [
+                self._put_locked(queue, i.body, i.priority, i.delay, i.ttr) for i in items
+            ]
+            self._store.cond.notify_all()
+        return ids
+
+    # -- reserving -------------------------------------------------------------------------
+
+    def _take(self, queues: Sequence[str], now: float) -> Reservation | None:
+        store = self._store
+        best: _Job | None = None
+        for name in queues:
+            q = store.queue(name)
+            store.promote(q, now)
+            job = store.top_ready(q)
+            if job is not None and (
+                best is None or (job.priority, job.seq) < (best.priority, best.seq)
+            ):
+                best = job
+        if best is None:
+            return None
+        store.make_reserved(best, now)
+        return Reservation(
+            queue=best.queue,
+            id=best.id,
+            body=best.body,
+            priority=best.priority,
+            attempts=best.attempts,
+            ttr=best.ttr,
+            receipt=str(best.attempts),
+        )
+
+    def reserve(self, queues: Sequence[str], timeout: float | None) -> Reservation | None:
+        """Reserve the most urgent ready job; wait on a condition, woken by puts and releases."""
+        store = self._store
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with store.cond:
+            while True:
+                now = store.clock()
+                job = self._take(queues, now)
+                if job is not None:
+                    return job
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0:
+                    return None
+                wakeup = store.next_wakeup([store.queue(n) for n in queues])
+                if wakeup is not None:
+                    until_due = max(wakeup - now, 0.001)
+                    wait = until_due if wait is None else min(wait, until_due)
+                store.cond.wait(wait)
+
+    # -- acting on a reservation -----------------------------------------------------------
+
+    def _held(self, r: Reservation) -> _Job:
+        """The job behind ``r`` if this reservation still holds it, else ReservationLost."""
+        store = self._store
+        job = store.jobs.get(r.id)
+        if job is not None and job.state is JobState.RESERVED and job.due <= store.clock():
+            store.make_ready(job)
+            store.cond.notify_all()
+            raise ReservationLost(r.queue, r.id, "its ttr ran out")
+        if job is None or job.state is not JobState.RESERVED or str(job.attempts) != r.receipt:
+            raise ReservationLost(r.queue, r.id)
+        return job
+
+    def delete(self, job: Reservation) -> None:
+        """Remove a reserved job for good."""
+        with self._store.cond:
+            self._store.remove(self._held(job))
+
+    def release(self, job: Reservation, priority: int, delay: float) -> None:
+        """Give a reserved job back with a new priority, ready now or after ``delay``."""
+        store = self._store
+        with store.cond:
+            held = self._held(job)
+            held.priority = priority
+            if delay > 0:
+                store.make_delayed(held, store.clock() + delay)
+            else:
+                store.make_ready(held)
+            store.cond.notify_all()
+
+    def bury(self, job: Reservation, priority: int | None) -> None:
+        """Set a reserved job aside until kicked."""
+        with self._store.cond:
+            held = self._held(job)
+            if priority is not None:
+                held.priority = priority
+            self._store.make_buried(held)
+
+    def touch(self, job: Reservation) -> None:
+        """Renew the lease to a full ttr from now."""
+        store = self._store
+        with store.cond:
+            held = self._held(job)
+            q = store.queue(held.queue)
+            held.version += 1
+            held.due = store.clock() + held.ttr
+            heapq.heappush(q.leases, (held.due, held.id, held.version))
+
+    # -- looking and kicking ---------------------------------------------------------------
+
+    def kick(self, queue: str, n: int) -> int:
+        """Move the n longest-buried jobs, or if none are buried the n soonest-due delayed."""
+        store = self._store
+        with store.cond:
+            q = store.queue(queue)
+            store.promote(q, store.clock())
+            moved = 0
+            if q.buried:
+                for job_id in list(itertools.islice(q.buried, n)):
+                    store.make_ready(store.jobs[job_id])
+                    moved += 1
+            else:
+                while moved < n:
+                    job = store.top_delayed(q)
+                    if job is None:
+                        break
+                    store.make_ready(job)
+                    moved += 1
+            if moved:
+                store.cond.notify_all()
+            return moved
+
+    def peek(self, queue: str, state: JobState) -> JobInfo | None:
+        """The job that leaves ``state`` next, as a copy."""
+        store = self._store
+        with store.cond:
+            q = store.queue(queue)
+            store.promote(q, store.clock())
+            job: _Job | None
+            if state is JobState.READY:
+                job = store.top_ready(q)
+            elif state is JobState.DELAYED:
+                job = store.top_delayed(q)
+            elif state is JobState.BURIED:
+                job = store.jobs[next(iter(q.buried))] if q.buried else None
+            else:
+                raise ValueError(f"peek takes ready, delayed or buried, not {state!r}")
+            if job is None:
+                return None
+            return JobInfo(job.queue, job.id, job.body, job.priority, job.state, job.attempts)
+
+    def stats(self, queue: str) -> QueueStats:
+        """Counts of jobs per state, after due jobs and expired leases have moved."""
+        store = self._store
+        with store.cond:
+            q = store.queue(queue)
+            store.promote(q, store.clock())
+            c = q.counts
+            return QueueStats(
+                ready=c[JobState.READY],
+                delayed=c[JobState.DELAYED],
+                reserved=c[JobState.RESERVED],
+                buried=c[JobState.BURIED],
+            )
+
+    def close(self) -> None:
+        """Nothing to release: the store outlives this object, as ``memory://NAME`` promises."""
+
+
+@hookimpl
+def kue_backend(name: str, url: str, options: dict[str, Any]) -> MemoryBackend | None:
+    """Open ``memory://NAME``; every backend of one NAME shares one store."""
+    if name != "memory":
+        return None
+    return MemoryBackend(urlsplit(url).netloc or "default")

@@ -1,0 +1,296 @@
+"""``kue.connect()`` and the Queue application code holds: one named queue on one backend."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pluggy
+
+from kue import validation
+from kue.backend import Backend, JobInfo, JobState, PutItem, QueueStats, Reservation
+from kue.codec import Envelope, decode, encode, envelope_of
+from kue.config import backend_name, load_settings, mask_url
+from kue.job import DEFAULT_PRIORITY, DEFAULT_TTR, Job
+from kue.plugins import get_plugin_manager, open_backend
+
+__all__ = ["Queue", "ReservedJob", "connect", "encode_body"]
+
+
+def encode_body(body: object) -> bytes:
+    """Bytes as they are, str as UTF-8, anything else as compact JSON."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body)
+    if isinstance(body, str):
+        return body.encode()
+    try:
+        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"a job body must be bytes, str or JSON-able: {exc}") from exc
+
+
+class ReservedJob:
+    """A job this consumer holds until it deletes, releases or buries it, or its ttr runs out."""
+
+    def __init__(self, queue: Queue, reservation: Reservation) -> None:
+        self._queue = queue
+        self.reservation = reservation
+
+    @property
+    def id(self) -> str:
+        """The job's id."""
+        return self.reservation.id
+
+    @property
+    def body(self) -> bytes:
+        """The bytes that were put."""
+        return self.reservation.body
+
+    @property
+    def attempts(self) -> int:
+        """How many times the job has been reserved, this time included."""
+        return self.reservation.attempts
+
+    @property
+    def priority(self) -> int:
+        """The job's priority (0 most urgent)."""
+        return self.reservation.priority
+
+    @property
+    def queue(self) -> str:
+        """The name of the queue the job came from."""
+        return self.reservation.queue
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.reservation.body)
+
+    def envelope(self) -> Envelope:
+        """The body parsed as a kue envelope (DecodeError if it is not one)."""
+        return decode(self.reservation.body)
+
+    def job(self) -> Job:
+        """The registered Job the envelope names, built with its arguments."""
+        return self.envelope().to_job()
+
+    def delete(self) -> None:
+        """Remove the job for good (it is done)."""
+        self._queue.backend.delete(self.reservation)
+
+    def release(self, priority: int | None = None, delay: float = 0) -> None:
+        """Put the job back, ready after ``delay`` s, with ``priority`` if given."""
+        caps = self._queue.backend.capabilities
+        new_priority = (
+            self.reservation.priority if priority is None else validation.check_priority(priority)
+        )
+        self._queue.backend.release(
+            self.reservation, new_priority, validation.check_delay(delay, caps)
+        )
+
+    def bury(self, priority: int | None = None) -> None:
+        """Set the job aside until kicked; it keeps its priority unless given one."""
+        if priority is not None:
+            validation.check_priority(priority)
+        self._queue.backend.bury(self.reservation, priority)
+
+    def touch(self) -> None:
+        """Ask for the full ttr again, for a job that needs more time."""
+        self._queue.backend.touch(self.reservation)
+
+    def __repr__(self) -> str:
+        r = self.reservation
+        return f"<ReservedJob {r.id} queue={r.queue!r} attempts={r.attempts}>"
+
+
+class Queue:
+    """One named queue on one backend. Safe to share between threads if its backend is."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        name: str = "default",
+        *,
+        url: str = "",
+        plugin_manager: pluggy.PluginManager | None = None,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a queue name must be a non-empty string, got {name!r}")
+        self.backend = backend
+        self.name = name
+        self.url = url
+        self._pm = plugin_manager
+        self._buffer: list[tuple[PutItem, Envelope]] = []
+        self._batching = 0
+
+    @property
+    def plugin_manager(self) -> pluggy.PluginManager:
+        """The plugin manager whose hooks this queue calls."""
+        if self._pm is None:
+            self._pm = get_plugin_manager()
+        return self._pm
+
+    @property
+    def capabilities(self) -> Any:
+        """The backend's :class:`kue.Capabilities`."""
+        return self.backend.capabilities
+
+    # -- plain bodies ----------------------------------------------------------------------
+
+    def put(
+        self,
+        body: object,
+        priority: int = DEFAULT_PRIORITY,
+        delay: float = 0,
+        ttr: float = DEFAULT_TTR,
+    ) -> str:
+        """Put a plain body (bytes, str, or JSON-able value) and return the job's id."""
+        data, pri, dly, t = validation.check_put(
+            encode_body(body), priority, delay, ttr, self.backend.capabilities
+        )
+        return self.backend.put(self.name, data, pri, dly, t)
+
+    def put_many(self, items: list[PutItem]) -> list[str]:
+        """Put several prepared items in one backend batch; returns their ids in order."""
+        caps = self.backend.capabilities
+        checked = [
+            PutItem(*validation.check_put(i.body, i.priority, i.delay, i.ttr, caps)) for i in items
+        ]
+        return self.backend.put_many(self.name, checked) if checked else []
+
+    def reserve(self, timeout: float | None = None) -> ReservedJob | None:
+        """Take the most urgent ready job, waiting up to ``timeout`` s (None: for ever)."""
+        return self.reserve_from([self.name], timeout)
+
+    def reserve_from(self, queues: list[str], timeout: float | None = None) -> ReservedJob | None:
+        """Take the most urgent ready job of several queues on this backend."""
+        if timeout is not None:
+            validation.check_delay(timeout, self.backend.capabilities)
+        r = self.backend.reserve(queues, timeout)
+        return None if r is None else ReservedJob(self, r)
+
+    def peek(self, state: JobState | str = JobState.READY) -> JobInfo | None:
+        """A copy of the next job in ``state`` (ready, delayed or buried); nothing is reserved."""
+        st = JobState(state)
+        if st is JobState.RESERVED:
+            raise ValueError("peek takes 'ready', 'delayed' or 'buried', not 'reserved'")
+        return self.backend.peek(self.name, st)
+
+    def kick(self, n: int = 1) -> int:
+        """Move up to n buried jobs (or, if none, delayed jobs) to ready; returns how many."""
+        return self.backend.kick(self.name, validation.check_count(n))
+
+    def stats(self) -> QueueStats:
+        """Counts of ready, delayed, reserved and buried jobs."""
+        return self.backend.stats(self.name)
+
+    # -- Job objects -----------------------------------------------------------------------
+
+    def _item(
+        self, job: Job, priority: int | None, delay: float | None, ttr: float | None
+    ) -> tuple[PutItem, Envelope]:
+        if not isinstance(job, Job):
+            raise TypeError(
+                f"push takes a kue.Job (or func.message(...)), got {type(job).__name__}; "
+                "use put() for plain bodies"
+            )
+        cls = type(job)
+        envelope = envelope_of(job)
+        body, pri, dly, t = validation.check_put(
+            encode(envelope),
+            cls.priority if priority is None else priority,
+            cls.delay if delay is None else delay,
+            cls.ttr if ttr is None else ttr,
+            self.backend.capabilities,
+        )
+        return PutItem(body, pri, dly, t), envelope
+
+    def push(
+        self,
+        job: Job,
+        *,
+        priority: int | None = None,
+        delay: float | None = None,
+        ttr: float | None = None,
+    ) -> str | None:
+        """Push a Job; returns its id, or None inside ``batch()`` (sent when the batch ends).
+
+        Priority, delay and ttr default to the job class's own.
+        """
+        item, envelope = self._item(job, priority, delay, ttr)
+        if self._batching:
+            self._buffer.append((item, envelope))
+            return None
+        job_id = self.backend.put(self.name, item.body, item.priority, item.delay, item.ttr)
+        self.plugin_manager.hook.kue_job_pushed(queue=self.name, job_id=job_id, envelope=envelope)
+        return job_id
+
+    def flush(self) -> list[str]:
+        """Send every buffered push with one ``put_many``; returns their ids.
+
+        The buffer is emptied only once the backend accepted the batch, so a failed flush
+        loses nothing and can be retried.
+        """
+        if not self._buffer:
+            return []
+        pending = list(self._buffer)
+        ids = self.backend.put_many(self.name, [item for item, _ in pending])
+        del self._buffer[: len(pending)]
+        for job_id, (_, envelope) in zip(ids, pending, strict=True):
+            self.plugin_manager.hook.kue_job_pushed(
+                queue=self.name, job_id=job_id, envelope=envelope
+            )
+        return ids
+
+    @property
+    def pending(self) -> int:
+        """How many pushes wait in the buffer for ``flush()``."""
+        return len(self._buffer)
+
+    @contextmanager
+    def batch(self) -> Iterator[Queue]:
+        """Buffer pushes inside the block and send them with one ``put_many`` at its end."""
+        self._batching += 1
+        try:
+            yield self
+        finally:
+            self._batching -= 1
+        if not self._batching:
+            self.flush()
+
+    def pop(self, timeout: float | None = None) -> ReservedJob | None:
+        """Reserve the next job; ``.job()`` on the result rebuilds the Job object."""
+        return self.reserve(timeout)
+
+    def close(self) -> None:
+        """Close the backend's connections."""
+        self.backend.close()
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<kue.Queue {self.name!r} on {mask_url(self.url) or self.backend.capabilities.name}>"
+
+
+def connect(
+    url: str | None = None,
+    *,
+    queue: str = "default",
+    options: dict[str, Any] | None = None,
+    plugin_manager: pluggy.PluginManager | None = None,
+) -> Queue:
+    """Open ``queue`` on the backend ``url`` names; with no URL, the configured one.
+
+    The URL's scheme names the backend (``redis://``, ``sqlite:///path``, ``memory://NAME``).
+    Only that backend's plugin is imported.
+    """
+    settings = load_settings({"url": url})
+    opts = {**settings.options, **(options or {})}
+    pm = plugin_manager or get_plugin_manager()
+    backend = open_backend(backend_name(settings.url), settings.url, opts, pm)
+    return Queue(backend, queue, url=settings.url, plugin_manager=pm)

@@ -1,0 +1,96 @@
+"""Checks on what users pass, made before anything reaches a backend.
+
+Each error names the value and the limit it broke, so a caller can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import math
+
+from kue.backend import MAX_PRIORITY, Capabilities
+from kue.errors import JobTooBig, Unsupported
+
+__all__ = ["check_body", "check_count", "check_delay", "check_priority", "check_put", "check_ttr"]
+
+
+def check_priority(priority: object) -> int:
+    """Return ``priority`` if it is an int in 0..2**32-1, else raise TypeError or ValueError."""
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError(
+            f"priority must be an int from 0 (most urgent) to {MAX_PRIORITY}, "
+            f"got {priority!r} of type {type(priority).__name__}"
+        )
+    if not 0 <= priority <= MAX_PRIORITY:
+        raise ValueError(
+            f"priority {priority} is out of range: 0 (most urgent) to {MAX_PRIORITY} (least)"
+        )
+    return priority
+
+
+def _seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(
+            f"{name} must be a number of seconds, got {value!r} of type {type(value).__name__}"
+        )
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+    return float(value)
+
+
+def check_delay(delay: object, caps: Capabilities) -> float:
+    """Return ``delay`` as seconds if 0 <= delay <= the backend's max_delay."""
+    seconds = _seconds("delay", delay)
+    if seconds < 0:
+        raise ValueError(f"delay {delay!r} is negative; use 0 for a job that is ready at once")
+    if seconds > caps.max_delay:
+        raise ValueError(
+            f"delay {delay!r} s is over the {caps.name} backend's limit of {caps.max_delay:g} s"
+        )
+    if seconds > 0 and not caps.delay:
+        raise Unsupported(caps.name, "delayed jobs")
+    return seconds
+
+
+def check_ttr(ttr: object, caps: Capabilities) -> float:
+    """Return ``ttr`` as seconds if min_ttr <= ttr <= max_ttr for the backend."""
+    seconds = _seconds("ttr", ttr)
+    if seconds < caps.min_ttr:
+        raise ValueError(
+            f"ttr {ttr!r} s is under the {caps.name} backend's minimum of {caps.min_ttr:g} s"
+        )
+    if seconds > caps.max_ttr:
+        raise ValueError(
+            f"ttr {ttr!r} s is over the {caps.name} backend's limit of {caps.max_ttr:g} s"
+        )
+    return seconds
+
+
+def check_body(body: object, caps: Capabilities) -> bytes:
+    """Return ``body`` if it is bytes within the backend's max_body, else raise."""
+    if not isinstance(body, bytes | bytearray | memoryview):
+        raise TypeError(f"a raw job body must be bytes, got {type(body).__name__}")
+    data = bytes(body)
+    if len(data) > caps.max_body:
+        raise JobTooBig(len(data), caps.max_body, caps.name)
+    return data
+
+
+def check_count(n: object) -> int:
+    """Return ``n`` if it is a positive int (for kick)."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"count must be an int, got {n!r} of type {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"count {n} must be at least 1")
+    return n
+
+
+def check_put(
+    body: object, priority: object, delay: object, ttr: object, caps: Capabilities
+) -> tuple[bytes, int, float, float]:
+    """Check every argument of a put; returns them normalised."""
+    return (
+        check_body(body, caps),
+        check_priority(priority),
+        check_delay(delay, caps),
+        check_ttr(ttr, caps),
+    )

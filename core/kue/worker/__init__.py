@@ -1,0 +1,5 @@
+"""The worker: takes jobs off queues and runs them (``kue-worker`` wraps it)."""
+
+from kue.worker.worker import Worker, WorkerStats
+
+__all__ = ["Worker", "WorkerStats"]

@@ -1,0 +1,174 @@
+"""The single-process worker loop: reserve, decode, run, then delete, release or bury.
+
+A job that raises is released with exponential backoff and jitter until its class's
+``max_attempts``, then buried. A body that cannot be decoded, or that names no registered job,
+is buried at once with the reason logged: retrying it could never succeed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pluggy
+
+from kue.backend import Backend, Reservation
+from kue.codec import DecodeError, Envelope, decode
+from kue.errors import BackendUnavailable, ReservationLost, UnknownJob
+from kue.job import Job, lookup
+from kue.plugins import get_plugin_manager
+
+__all__ = ["Worker", "WorkerStats"]
+
+log = logging.getLogger("kue.worker")
+
+#: Longest a reserve blocks before the loop checks whether it was asked to stop.
+STOP_CHECK_INTERVAL = 1.0
+#: Ceiling of the wait between reconnect attempts when the backend is unavailable.
+RECONNECT_BACKOFF_CAP = 2.0
+
+
+@dataclass
+class WorkerStats:
+    """What a worker has done since it started."""
+
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    buried: int = 0
+    lost: int = 0
+
+    @property
+    def processed(self) -> int:
+        """Jobs finished one way or another."""
+        return self.succeeded + self.failed
+
+
+class Worker:
+    """Runs jobs from ``queues`` on ``backend`` until stopped.
+
+    :param backend: an open backend.
+    :param queues: queue names to reserve from.
+    :param plugin_manager: whose lifecycle hooks fire (the process's by default).
+    :param name: shown in logs.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        queues: Sequence[str],
+        *,
+        plugin_manager: pluggy.PluginManager | None = None,
+        name: str = "worker",
+    ) -> None:
+        if not queues:
+            raise ValueError("a worker needs at least one queue name")
+        self.backend = backend
+        self.queues = list(queues)
+        self.pm = plugin_manager or get_plugin_manager()
+        self.name = name
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self.current: Reservation | None = None
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the job in hand (safe from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once ``stop()`` was called."""
+        return self._stop.is_set()
+
+    def run(self, *, burst: bool = False, max_jobs: int | None = None) -> WorkerStats:
+        """Take and run jobs until stopped, or (``burst``) until the queues are empty.
+
+        :param burst: return as soon as no job is ready.
+        :param max_jobs: return after this many jobs.
+        :returns: counts of what happened.
+        """
+        self.pm.hook.kue_worker_started(worker=self)
+        log.info("worker %s started on queues %s", self.name, ", ".join(self.queues))
+        backoff = 0.1
+        try:
+            while not self._stop.is_set():
+                if max_jobs is not None and self.stats.processed + self.stats.buried >= max_jobs:
+                    break
+                try:
+                    job = self.backend.reserve(self.queues, 0 if burst else STOP_CHECK_INTERVAL)
+                except BackendUnavailable as exc:
+                    log.warning("%s; retrying in %.1f s", exc, backoff)
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, RECONNECT_BACKOFF_CAP)
+                    continue
+                backoff = 0.1
+                if job is None:
+                    if burst:
+                        break
+                    continue
+                self.process(job)
+        finally:
+            log.info("worker %s stopping", self.name)
+            self.pm.hook.kue_worker_stopping(worker=self)
+        return self.stats
+
+    def process(self, job: Reservation) -> None:
+        """Run one reserved job and settle it: delete, release for retry, or bury."""
+        self.current = job
+        try:
+            self._process(job)
+        except ReservationLost as exc:
+            self.stats.lost += 1
+            log.warning("%s", exc)
+        finally:
+            self.current = None
+
+    def _bury(self, job: Reservation, reason: str) -> None:
+        self.backend.bury(job, None)
+        self.stats.buried += 1
+        log.error("buried job %s on %s (attempt %d): %s", job.id, job.queue, job.attempts, reason)
+        self.pm.hook.kue_job_buried(job=job, reason=reason)
+
+    def _process(self, job: Reservation) -> None:
+        try:
+            envelope: Envelope = decode(job.body)
+            job_class: type[Job] = lookup(envelope.job)
+        except (DecodeError, UnknownJob) as exc:
+            self._bury(job, str(exc))
+            return
+        self.pm.hook.kue_job_started(job=job, envelope=envelope)
+        started = time.monotonic()
+        try:
+            job_class(*envelope.args, **envelope.kwargs).run()
+        except Exception as exc:  # a job's failure must never end the worker
+            duration = time.monotonic() - started
+            self.stats.failed += 1
+            will_retry = job.attempts < job_class.max_attempts
+            self.pm.hook.kue_job_failed(
+                job=job, envelope=envelope, error=exc, will_retry=will_retry, duration=duration
+            )
+            if will_retry:
+                delay = job_class.retry_delay(job.attempts)
+                self.backend.release(job, job.priority, delay)
+                self.stats.retried += 1
+                log.warning(
+                    "job %s %s on %s failed (attempt %d of %d, %.3f s): %r; retry in %.1f s",
+                    envelope.job, job.id, job.queue, job.attempts, job_class.max_attempts,
+                    duration, exc, delay,
+                )
+            else:
+                self._bury(
+                    job, f"{envelope.job} failed {job.attempts} times, last with {exc!r}"
+                )
+            return
+        duration = time.monotonic() - started
+        self.backend.delete(job)
+        self.stats.succeeded += 1
+        log.info(
+            "done job %s %s on %s (attempt %d, %.3f s)",
+            envelope.job, job.id, job.queue, job.attempts, duration,
+        )
+        self.pm.hook.kue_job_succeeded(job=job, envelope=envelope, duration=duration)
