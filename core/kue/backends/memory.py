@@ -16,8 +16,10 @@ import heapq
 import itertools
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,13 +28,14 @@ from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Re
 from kue.errors import ReservationLost
 from kue.hookspecs import hookimpl
 
-__all__ = ["CAPABILITIES", "MemoryBackend", "kue_backend"]
+__all__ = ["CAPABILITIES", "MemoryBackend", "kue_backend", "kue_contract_server"]
 
 CAPABILITIES = Capabilities(
     name="memory",
     durable=False,
     shared=False,
-    max_body=2**31 - 1,
+    # Memory holds anything, but a limit every backend shares keeps code portable.
+    max_body=64 * 2**20,
     min_ttr=1.0,
 )
 
@@ -379,3 +382,11 @@ def kue_backend(name: str, url: str, options: dict[str, Any]) -> MemoryBackend |
     if name != "memory":
         return None
     return MemoryBackend(urlsplit(url).netloc or "default")
+
+
+@hookimpl
+def kue_contract_server(name: str, mode: str) -> AbstractContextManager[str] | None:
+    """A fresh store for the contract suite: no server needed."""
+    if name != "memory":
+        return None
+    return nullcontext(f"memory://contract-{uuid.uuid4().hex[:12]}")

@@ -1,0 +1,33 @@
+"""The kue contract suite: the promises every backend keeps, as a pytest plugin.
+
+Run it against any installed backend::
+
+    pytest -p kue_contract --pyargs kue_contract --kue-backend=NAME [--kue-url=URL]
+
+or subclass the mixins of :mod:`kue_contract.suite` in your own test module and override the
+``kue_url`` fixture (see :mod:`kue_contract.test_contract` for the list).
+"""
+
+from kue_contract.plugin import (
+    kue_backend,
+    kue_backend_name,
+    kue_caps,
+    kue_url,
+    make_queue,
+    pytest_addoption,
+    pytest_configure,
+    queue,
+    requires_capabilities,
+)
+
+__all__ = [
+    "kue_backend",
+    "kue_backend_name",
+    "kue_caps",
+    "kue_url",
+    "make_queue",
+    "pytest_addoption",
+    "pytest_configure",
+    "queue",
+    "requires_capabilities",
+]

@@ -1,0 +1,131 @@
+"""Options, fixtures and capability markers of the contract suite."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import kue
+from kue.backend import Backend, Capabilities
+from kue.plugins import get_plugin_manager, load_backend_plugin, open_backend
+from kue_contract.servers import MODES
+
+__all__ = [
+    "kue_backend",
+    "kue_backend_name",
+    "kue_caps",
+    "kue_url",
+    "make_queue",
+    "pytest_addoption",
+    "pytest_configure",
+    "queue",
+    "requires_capabilities",
+]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--kue-backend``, ``--kue-url`` and ``--kue-servers``."""
+    group = parser.getgroup("kue", "kue contract suite")
+    group.addoption(
+        "--kue-backend", metavar="NAME",
+        help="backend under test: an entry-point name in group kue.backends (memory, sqlite, ...)",
+    )
+    group.addoption(
+        "--kue-url", metavar="URL",
+        help="use the server at URL instead of starting a throwaway one",
+    )
+    group.addoption(
+        "--kue-servers", choices=MODES, default="auto",
+        help="where throwaway servers come from: containers when an engine answers (auto), "
+        "always containers, or always local processes on free loopback ports (default auto)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``requires`` marker."""
+    config.addinivalue_line(
+        "markers",
+        "requires(*capabilities): skip unless the backend declares these capabilities true",
+    )
+
+
+@pytest.fixture(scope="session")
+def kue_backend_name(request: pytest.FixtureRequest) -> str:
+    """The backend under test, from ``--kue-backend``."""
+    name = request.config.getoption("--kue-backend")
+    if not name:
+        raise pytest.UsageError(
+            "the kue contract suite needs --kue-backend=NAME (memory, sqlite, redis, ...)"
+        )
+    return str(name)
+
+
+@pytest.fixture(scope="session")
+def kue_url(request: pytest.FixtureRequest, kue_backend_name: str) -> Iterator[str]:
+    """The URL of the backend under test: ``--kue-url``, or a throwaway server from its plugin."""
+    given = request.config.getoption("--kue-url")
+    if given:
+        yield str(given)
+        return
+    pm = get_plugin_manager()
+    load_backend_plugin(kue_backend_name, pm)
+    mode = str(request.config.getoption("--kue-servers"))
+    server = pm.hook.kue_contract_server(name=kue_backend_name, mode=mode)
+    if server is None:
+        raise RuntimeError(
+            f"the {kue_backend_name} plugin does not say how to start a throwaway server "
+            "(hook kue_contract_server); pass --kue-url=URL of a server you run"
+        )
+    with server as url:
+        print(f"\nkue contract suite: backend {kue_backend_name} at {kue.config.mask_url(url)} "
+              f"(servers: {mode})")
+        yield url
+
+
+@pytest.fixture(scope="session")
+def kue_backend(kue_backend_name: str, kue_url: str) -> Iterator[Backend]:
+    """One open backend for the session; tests keep apart by using fresh queue names."""
+    backend = open_backend(kue_backend_name, kue_url)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def kue_caps(kue_backend: Backend) -> Capabilities:
+    """The capabilities the backend under test declares."""
+    return kue_backend.capabilities
+
+
+def fresh_name() -> str:
+    """A queue name no other test uses, valid on every backend (letters, digits, hyphen)."""
+    return f"kc-{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+def make_queue(kue_backend: Backend, kue_url: str) -> Callable[[], kue.Queue]:
+    """A factory of Queues with fresh names on the backend under test."""
+
+    def make() -> kue.Queue:
+        return kue.Queue(kue_backend, fresh_name(), url=kue_url)
+
+    return make
+
+
+@pytest.fixture
+def queue(make_queue: Callable[[], kue.Queue]) -> kue.Queue:
+    """A Queue with a fresh name on the backend under test."""
+    return make_queue()
+
+
+@pytest.fixture(autouse=True)
+def requires_capabilities(request: pytest.FixtureRequest) -> None:
+    """Skip a test marked ``requires("bury", ...)`` whose capabilities the backend lacks."""
+    needed = [name for m in request.node.iter_markers("requires") for name in m.args]
+    if not needed:
+        return
+    caps: Capabilities = request.getfixturevalue("kue_caps")
+    for name in needed:
+        if not getattr(caps, name):
+            pytest.skip(f"the {caps.name} backend declares capability {name}=False")

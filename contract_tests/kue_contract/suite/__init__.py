@@ -1,0 +1,26 @@
+"""The contract as mixin classes: subclass them in a ``test_*.py`` module to run them.
+
+Override the ``kue_url`` fixture (or ``kue_backend``) to point them at your backend, as
+:mod:`kue_contract.test_contract` does through command-line options.
+"""
+
+from kue_contract.suite.basics import BasicsContract
+from kue_contract.suite.bury import BuryContract, PeekContract, UnsupportedContract
+from kue_contract.suite.concurrency import ConcurrencyContract
+from kue_contract.suite.model import ModelContract
+from kue_contract.suite.order import OrderContract
+from kue_contract.suite.timing import DelayContract, TtrContract
+from kue_contract.suite.validation import ValidationContract
+
+__all__ = [
+    "BasicsContract",
+    "BuryContract",
+    "ConcurrencyContract",
+    "DelayContract",
+    "ModelContract",
+    "OrderContract",
+    "PeekContract",
+    "TtrContract",
+    "UnsupportedContract",
+    "ValidationContract",
+]

@@ -1,0 +1,69 @@
+"""Many consumers at once: every job is taken by exactly one of them."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from collections import Counter
+
+import pytest
+
+import kue
+from kue_contract.consumers import consume_until_empty, consume_url
+
+CONSUMERS = 8
+#: Jobs per concurrency test; a backend may ask for fewer with capabilities.extra["contract_jobs"].
+DEFAULT_JOBS = 2000
+
+
+def _job_count(caps: kue.Capabilities) -> int:
+    value = caps.extra.get("contract_jobs", DEFAULT_JOBS)
+    return int(value) if isinstance(value, int) else DEFAULT_JOBS
+
+
+def _fill(queue: kue.Queue, n: int) -> set[str]:
+    ids: list[str] = []
+    step = max(1, min(queue.capabilities.max_batch, 500))
+    for start in range(0, n, step):
+        ids += queue.put_many(
+            [kue.PutItem(f"job {i}".encode(), ttr=120) for i in range(start, min(n, start + step))]
+        )
+    return set(ids)
+
+
+def _check(taken: list[list[str]], expected: set[str]) -> None:
+    counts = Counter(job_id for ids in taken for job_id in ids)
+    twice = sorted(job_id for job_id, c in counts.items() if c > 1)
+    missing = expected - set(counts)
+    assert not twice, f"{len(twice)} jobs were reserved by two consumers, e.g. {twice[:5]}"
+    assert not missing, f"{len(missing)} jobs were never reserved, e.g. {sorted(missing)[:5]}"
+    assert set(counts) == expected
+
+
+class ConcurrencyContract:
+    """Eight consumers drain one queue; nobody gets a job another holds."""
+
+    def test_threads_sharing_one_backend_each_get_distinct_jobs(self, queue: kue.Queue) -> None:
+        expected = _fill(queue, _job_count(queue.capabilities))
+        results: list[list[str]] = [[] for _ in range(CONSUMERS)]
+
+        def run(slot: int) -> None:
+            results[slot] = consume_until_empty(queue)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(CONSUMERS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        _check(results, expected)
+        assert queue.stats().total == 0
+
+    @pytest.mark.requires("shared")
+    def test_separate_processes_each_get_distinct_jobs(self, queue: kue.Queue) -> None:
+        expected = _fill(queue, _job_count(queue.capabilities))
+        ctx = multiprocessing.get_context("spawn")
+        with ctx.Pool(CONSUMERS) as pool:
+            results = pool.starmap(consume_url, [(queue.url, queue.name)] * CONSUMERS)
+        _check(results, expected)
+        assert sum(1 for ids in results if ids) >= 2, "only one process got any job"
+        assert queue.stats().total == 0

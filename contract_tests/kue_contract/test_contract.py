@@ -1,0 +1,56 @@
+"""The contract suite as collected by ``pytest -p kue_contract --pyargs kue_contract``."""
+
+from __future__ import annotations
+
+from kue_contract.suite import (
+    BasicsContract,
+    BuryContract,
+    ConcurrencyContract,
+    DelayContract,
+    ModelContract,
+    OrderContract,
+    PeekContract,
+    TtrContract,
+    UnsupportedContract,
+    ValidationContract,
+)
+
+
+class TestBasics(BasicsContract):
+    """Put, reserve, delete, put_many, stats, batches."""
+
+
+class TestOrder(OrderContract):
+    """Priority and first-put-first order."""
+
+
+class TestDelay(DelayContract):
+    """Delayed jobs."""
+
+
+class TestTtr(TtrContract):
+    """Time-to-run, touch and lost reservations."""
+
+
+class TestBury(BuryContract):
+    """Bury and kick."""
+
+
+class TestPeek(PeekContract):
+    """Peek at each state."""
+
+
+class TestUnsupported(UnsupportedContract):
+    """Absent capabilities raise Unsupported."""
+
+
+class TestValidation(ValidationContract):
+    """Bad input is refused before anything is sent."""
+
+
+class TestConcurrency(ConcurrencyContract):
+    """Eight consumers, threads and processes."""
+
+
+class TestModel(ModelContract):
+    """Random operations agree with the memory model."""
