@@ -10,7 +10,7 @@ import functools
 import inspect
 import random
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, overload
 
 from kue.errors import UnknownJob
 
@@ -89,7 +89,7 @@ class Job:
     @classmethod
     def retry_delay(cls, attempt: int) -> float:
         """Seconds to wait before attempt ``attempt + 1``: exponential, capped, jittered."""
-        ceiling = min(cls.backoff_cap, cls.backoff * 2 ** max(attempt - 1, 0))
+        ceiling = min(cls.backoff_cap, cls.backoff * float(2 ** max(attempt - 1, 0)))
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def __repr__(self) -> str:
@@ -129,8 +129,29 @@ class JobFunction(Generic[P, R]):
             queue.close()
 
 
+@overload
+def job(func: Callable[P, R], /) -> JobFunction[P, R]: ...
+
+
+@overload
+def job(
+    func: None = None,
+    /,
+    *,
+    name: str | None = None,
+    queue: str = "default",
+    priority: int = DEFAULT_PRIORITY,
+    delay: float = 0.0,
+    ttr: float = DEFAULT_TTR,
+    max_attempts: int = 3,
+    backoff: float = 1.0,
+    backoff_cap: float = 600.0,
+) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
+
+
 def job(
     func: Callable[P, R] | None = None,
+    /,
     *,
     name: str | None = None,
     queue: str = "default",

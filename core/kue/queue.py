@@ -274,7 +274,8 @@ class Queue:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<kue.Queue {self.name!r} on {mask_url(self.url) or self.backend.capabilities.name}>"
+        where = mask_url(self.url) or self.backend.capabilities.name
+        return f"<kue.Queue {self.name!r} on {where}>"
 
 
 def connect(

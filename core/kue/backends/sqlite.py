@@ -36,7 +36,14 @@ from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Re
 from kue.errors import BackendUnavailable, ConfigError, ReservationLost
 from kue.hookspecs import hookimpl
 
-__all__ = ["CAPABILITIES", "POLL_INTERVAL", "SQLiteBackend", "kue_backend", "kue_contract_server", "path_from_url"]
+__all__ = [
+    "CAPABILITIES",
+    "POLL_INTERVAL",
+    "SQLiteBackend",
+    "kue_backend",
+    "kue_contract_server",
+    "path_from_url",
+]
 
 #: Seconds between checks for commits by other processes while a reserve waits.
 POLL_INTERVAL = 0.01
@@ -52,8 +59,6 @@ CAPABILITIES = Capabilities(
 )
 
 READY, DELAYED, RESERVED, BURIED = 0, 1, 2, 3
-_STATE_OF = {READY: JobState.READY, DELAYED: JobState.DELAYED,
-             RESERVED: JobState.RESERVED, BURIED: JobState.BURIED}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kue_jobs (
@@ -84,11 +89,15 @@ _HELD = "id = ? AND state = 2 AND attempts = ? AND due > ?"
 
 def _take_sql(n_queues: int) -> str:
     """One statement that reserves the most urgent ready job of ``n_queues`` queues."""
-    firsts = " UNION ALL ".join(f"SELECT * FROM ({_FIRST_READY})" for _ in range(n_queues))
+    if n_queues == 1:
+        pick = f"SELECT id FROM ({_FIRST_READY})"
+    else:
+        # Each queue's first job comes off its index; only those few rows are then sorted.
+        firsts = " UNION ALL ".join(f"SELECT * FROM ({_FIRST_READY})" for _ in range(n_queues))
+        pick = f"SELECT id FROM ({firsts}) ORDER BY priority, id LIMIT 1"
     return (
         "UPDATE kue_jobs SET state = 2, attempts = attempts + 1, due = ? + ttr "
-        f"WHERE id = (SELECT id FROM ({firsts}) ORDER BY priority, id LIMIT 1) "
-        "RETURNING id, queue, body, priority, attempts, ttr"
+        f"WHERE id = ({pick}) RETURNING id, queue, body, priority, attempts, ttr"
     )
 
 

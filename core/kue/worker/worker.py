@@ -35,16 +35,12 @@ RECONNECT_BACKOFF_CAP = 2.0
 class WorkerStats:
     """What a worker has done since it started."""
 
-    succeeded: int = 0
-    failed: int = 0
+    succeeded: int = 0  #: jobs that returned and were deleted
+    failed: int = 0  #: attempts that raised (retried or then buried)
     retried: int = 0
     buried: int = 0
     lost: int = 0
-
-    @property
-    def processed(self) -> int:
-        """Jobs finished one way or another."""
-        return self.succeeded + self.failed
+    handled: int = 0
 
 
 class Worker:
@@ -95,7 +91,7 @@ class Worker:
         backoff = 0.1
         try:
             while not self._stop.is_set():
-                if max_jobs is not None and self.stats.processed + self.stats.buried >= max_jobs:
+                if max_jobs is not None and self.stats.handled >= max_jobs:
                     break
                 try:
                     job = self.backend.reserve(self.queues, 0 if burst else STOP_CHECK_INTERVAL)
@@ -118,6 +114,7 @@ class Worker:
     def process(self, job: Reservation) -> None:
         """Run one reserved job and settle it: delete, release for retry, or bury."""
         self.current = job
+        self.stats.handled += 1
         try:
             self._process(job)
         except ReservationLost as exc:

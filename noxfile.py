@@ -1,0 +1,70 @@
+"""Developer tasks. Every session runs in the uv workspace environment (``uv run nox ...``).
+
+Sessions are thin: each calls :func:`pytest` or a tool with the right arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+nox.options.default_venv_backend = "none"
+nox.options.sessions = ["lint", "typecheck", "tests", "contract"]
+
+#: Backends whose contract suite runs: the built-ins, then each in-tree plugin.
+PLUGINS = sorted(p.name for p in ROOT.glob("plugins/*") if (p / "pyproject.toml").is_file())
+BACKENDS = ["memory", "sqlite", *PLUGINS]
+
+
+def pytest(session: nox.Session, *args: str) -> None:
+    """Run pytest from the workspace environment with the session's extra arguments."""
+    session.run(sys.executable, "-m", "pytest", *args, *session.posargs, external=True)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit tests of core (config, plugins, codec, worker, CLI) and of each plugin."""
+    paths = ["tests", *(str(p) for p in sorted(ROOT.glob("plugins/*/tests")))]
+    pytest(session, *paths)
+
+
+@nox.session
+@nox.parametrize("backend", BACKENDS)
+def contract(session: nox.Session, backend: str) -> None:
+    """The shared contract suite against one backend (a throwaway server where it needs one)."""
+    servers = os.environ.get("KUE_SERVERS", "auto")
+    pytest(session, "-p", "kue_contract", "--pyargs", "kue_contract",
+           f"--kue-backend={backend}", f"--kue-servers={servers}")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff over the whole workspace."""
+    session.run("ruff", "check", ".", external=True)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over core, the contract suite, the plugins and the tests."""
+    targets = ["core/kue", "contract_tests/kue_contract", "tests", "noxfile.py"]
+    targets += [str(p) for p in sorted(ROOT.glob("plugins/*/kue_*"))]
+    session.run("mypy", "--strict", *targets, external=True)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Put jobs on the default SQLite queue, then let kue-worker run them."""
+    demo_dir = ROOT / "examples" / "demo"
+    with tempfile.TemporaryDirectory(prefix="kue-demo-") as workdir:
+        env = {"PYTHONPATH": str(demo_dir)}
+        session.chdir(workdir)
+        session.run(sys.executable, str(demo_dir / "produce.py"), env=env, external=True)
+        kue_worker = str(Path(sys.executable).with_name("kue-worker"))
+        session.run(kue_worker, "--import", "demo_jobs", "--burst", env=env, external=True)
+        session.run(sys.executable, str(demo_dir / "produce.py"), "--stats", env=env,
+                    external=True)
