@@ -28,9 +28,13 @@ def pytest(session: nox.Session, *args: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit tests of core (config, plugins, codec, worker, CLI) and of each plugin."""
-    paths = ["tests", *(str(p) for p in sorted(ROOT.glob("plugins/*/tests")))]
-    pytest(session, *paths)
+    """Unit and fault tests of core and the worker, then each plugin's own tests.
+
+    Each test directory runs in its own pytest process: plugins' test modules share basenames
+    (conftest, test_codec) that one process could not import side by side.
+    """
+    for path in ["tests", *(str(p) for p in sorted(ROOT.glob("plugins/*/tests")))]:
+        pytest(session, path)
 
 
 @nox.session
@@ -45,7 +49,7 @@ def contract(session: nox.Session, backend: str) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the whole workspace."""
-    session.run("ruff", "check", ".", external=True)
+    session.run(sys.executable, "-m", "ruff", "check", ".", external=True)
 
 
 @nox.session
@@ -53,7 +57,7 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict over core, the contract suite, the plugins and the tests."""
     targets = ["core/kue", "contract_tests/kue_contract", "tests", "noxfile.py"]
     targets += [str(p) for p in sorted(ROOT.glob("plugins/*/kue_*"))]
-    session.run("mypy", "--strict", *targets, external=True)
+    session.run(sys.executable, "-m", "mypy", "--strict", *targets, external=True)
 
 
 @nox.session

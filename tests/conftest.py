@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from kue.plugins import backend_entry_points, get_plugin_manager, load_backend_plugin
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -21,3 +24,21 @@ def ledger(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/kue.sqlite3"
+
+
+#: Backends whose queues several processes can share: the prefork fault tests run on each.
+SHARED_BACKENDS = [
+    n for n in ("sqlite", "redis", "beanstalk", "sqs") if n in backend_entry_points()
+]
+
+
+@pytest.fixture(scope="session", params=SHARED_BACKENDS)
+def shared_backend_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A throwaway server (or file) for each backend shared between processes."""
+    name = str(request.param)
+    pm = get_plugin_manager()
+    load_backend_plugin(name, pm)
+    server = pm.hook.kue_contract_server(name=name, mode=os.environ.get("KUE_SERVERS", "auto"))
+    assert server is not None, f"the {name} plugin cannot start a throwaway server"
+    with server as url:
+        yield url

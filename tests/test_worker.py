@@ -34,7 +34,8 @@ def memory_queue(request: pytest.FixtureRequest) -> kue.Queue:
 
 @pytest.fixture
 def running_worker(memory_queue: kue.Queue) -> Iterator[Worker]:
-    worker = Worker(memory_queue.backend, ["jobs"], plugin_manager=new_plugin_manager())
+    worker = Worker(memory_queue.backend, ["jobs"], plugin_manager=new_plugin_manager(),
+                    idle_timeout=0.2)
     thread = threading.Thread(target=worker.run)
     thread.start()
     yield worker

@@ -95,7 +95,7 @@ def local_process(
             "Or pass --kue-url=URL of a server you run yourself."
         )
     port = free_port()
-    with tempfile.TemporaryDirectory(prefix=f"kue-{binary}-") as scratch:
+    with tempfile.TemporaryDirectory(prefix=f"kue-{Path(binary).name}-") as scratch:
         log_path = Path(scratch) / "server.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(

@@ -35,6 +35,7 @@ from kue.hookspecs import hookimpl, hookspec
 from kue.job import DEFAULT_PRIORITY, DEFAULT_TTR, Job, JobFunction, job
 from kue.plugins import get_plugin_manager
 from kue.queue import Queue, ReservedJob, connect
+from kue.worker.worker import current_job
 
 __version__ = "0.1.0"
 
@@ -65,6 +66,7 @@ __all__ = [
     "UnknownJob",
     "Unsupported",
     "connect",
+    "current_job",
     "get_plugin_manager",
     "hookimpl",
     "hookspec",

@@ -45,6 +45,8 @@ class Capabilities:
     :param fifo: among equal priority, the job put first comes out first.
     :param delay: ``put(delay=...)`` and ``release(delay=...)`` are honoured.
     :param bury: ``bury`` and ``kick`` exist.
+    :param kick_delayed: with nothing buried, ``kick`` moves delayed jobs to ready (SQS cannot
+        reach a message before its delay ends).
     :param peek: ``peek`` exists for ready, delayed and buried.
     :param durable: jobs survive a restart of the process that holds them.
     :param shared: several processes (or machines) can use one queue at once.
@@ -61,6 +63,7 @@ class Capabilities:
     fifo: bool = True
     delay: bool = True
     bury: bool = True
+    kick_delayed: bool = True
     peek: bool = True
     durable: bool = False
     shared: bool = False

@@ -166,7 +166,7 @@ class Queue:
     def reserve_from(self, queues: list[str], timeout: float | None = None) -> ReservedJob | None:
         """Take the most urgent ready job of several queues on this backend."""
         if timeout is not None:
-            validation.check_delay(timeout, self.backend.capabilities)
+            validation.check_timeout(timeout)
         r = self.backend.reserve(queues, timeout)
         return None if r is None else ReservedJob(self, r)
 

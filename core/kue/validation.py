@@ -10,7 +10,15 @@ import math
 from kue.backend import MAX_PRIORITY, Capabilities
 from kue.errors import JobTooBig, Unsupported
 
-__all__ = ["check_body", "check_count", "check_delay", "check_priority", "check_put", "check_ttr"]
+__all__ = [
+    "check_body",
+    "check_count",
+    "check_delay",
+    "check_priority",
+    "check_put",
+    "check_timeout",
+    "check_ttr",
+]
 
 
 def check_priority(priority: object) -> int:
@@ -73,6 +81,14 @@ def check_body(body: object, caps: Capabilities) -> bytes:
     if len(data) > caps.max_body:
         raise JobTooBig(len(data), caps.max_body, caps.name)
     return data
+
+
+def check_timeout(timeout: object) -> float:
+    """Return ``timeout`` as seconds if it is a finite number >= 0 (for reserve)."""
+    seconds = _seconds("timeout", timeout)
+    if seconds < 0:
+        raise ValueError(f"timeout {timeout!r} is negative; use 0 to return at once")
+    return seconds
 
 
 def check_count(n: object) -> int:

@@ -42,7 +42,7 @@ class BuryContract:
             job.delete()
         assert got == [(b"changes", 3), (b"keeps", 7)]
 
-    @pytest.mark.requires("bury")
+    @pytest.mark.requires("bury", "fifo")
     def test_kick_moves_the_jobs_buried_longest_ago_first(self, queue: kue.Queue) -> None:
         for name in ("a", "b", "c"):
             queue.put(name, priority=10)
@@ -55,7 +55,7 @@ class BuryContract:
         assert queue.kick(5) == 2
         assert queue.stats() == kue.QueueStats(ready=2)
 
-    @pytest.mark.requires("bury", "delay")
+    @pytest.mark.requires("bury", "delay", "kick_delayed")
     def test_with_nothing_buried_kick_moves_the_delayed_jobs_due_soonest(
         self, queue: kue.Queue
     ) -> None:
@@ -121,7 +121,7 @@ class PeekContract:
 class UnsupportedContract:
     """A capability a backend declares absent raises Unsupported, and loses nothing."""
 
-    @pytest.mark.parametrize("capability", ["bury", "peek", "delay"])
+    @pytest.mark.parametrize("capability", ["bury", "peek", "delay", "kick_delayed"])
     def test_an_absent_capability_raises_unsupported(
         self, queue: kue.Queue, capability: str
     ) -> None:
@@ -139,9 +139,14 @@ class UnsupportedContract:
                     job.release()
             elif capability == "peek":
                 queue.peek("ready")
+            elif capability == "kick_delayed":
+                queue.put("later", delay=60)
+                queue.kick(1)
             else:
                 queue.put("later", delay=5)
         if capability == "bury":
             with pytest.raises(kue.Unsupported):
                 queue.kick(1)
         assert drain(queue) == [b"kept"]
+        if capability == "kick_delayed":
+            assert queue.stats().delayed == 1

@@ -13,9 +13,9 @@ SQLite runs under its write lock, so two consumers can never take one job, and t
 O(log n) whatever the depth.
 
 A blocked reserve waits on a condition that puts from this process signal, and between those
-checks ``PRAGMA data_version`` (which changes when another connection commits) every
-:data:`POLL_INTERVAL` seconds: a few microseconds of work, so a put from another process wakes
-it within about 10 ms without spinning a core.
+checks ``PRAGMA data_version`` (which changes when another connection commits). The checks
+start :data:`FIRST_POLL` apart and back off to :data:`POLL_INTERVAL`: a put from another
+process wakes a reserve within 25 ms, and an idle consumer costs well under 1 % of a core.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from kue.hookspecs import hookimpl
 
 __all__ = [
     "CAPABILITIES",
+    "FIRST_POLL",
     "POLL_INTERVAL",
     "SQLiteBackend",
     "kue_backend",
@@ -45,8 +46,10 @@ __all__ = [
     "path_from_url",
 ]
 
-#: Seconds between checks for commits by other processes while a reserve waits.
-POLL_INTERVAL = 0.01
+#: Seconds between checks for commits by other processes once a reserve has waited a while.
+POLL_INTERVAL = 0.025
+#: Seconds before the first such check; the interval doubles up to POLL_INTERVAL.
+FIRST_POLL = 0.002
 #: Largest body by default: SQLite can hold up to 1 GB, but a job queue is no blob store.
 DEFAULT_MAX_BODY = 64 * 2**20
 
@@ -246,13 +249,15 @@ class SQLiteBackend:
             wake_at = None if due is None else due + wall_to_mono
             if deadline is not None:
                 wake_at = deadline if wake_at is None else min(wake_at, deadline)
+            poll = FIRST_POLL
             while True:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
                     return None
                 if wake_at is not None and now >= wake_at:
                     break
-                wait = POLL_INTERVAL if wake_at is None else min(POLL_INTERVAL, wake_at - now)
+                wait = poll if wake_at is None else min(poll, wake_at - now)
+                poll = min(poll * 2, POLL_INTERVAL)
                 with self._wakeup:
                     if self._wakeup.wait(wait):
                         break

@@ -10,10 +10,13 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
+from kue.backend import Backend
 from kue.config import backend_name, load_settings, mask_url
 from kue.errors import KueError
-from kue.plugins import get_plugin_manager, import_modules, open_backend
+from kue.plugins import get_plugin_manager, import_modules, load_backend_plugin, open_backend
 from kue.worker import Worker
+from kue.worker.logs import configure_logging
+from kue.worker.supervisor import Supervisor
 
 __all__ = ["build_parser", "main"]
 
@@ -38,23 +41,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--burst", action="store_true", help="exit once the queues are empty instead of waiting"
     )
-    p.add_argument("--max-jobs", type=int, metavar="N", help="exit after N jobs")
+    p.add_argument("--max-jobs", type=_positive_int, metavar="N", help="exit after N jobs")
+    p.add_argument(
+        "-c", "--concurrency", type=_positive_int, metavar="N",
+        help="fork N worker processes under a supervisor that replaces any that die "
+        "(default: run jobs in this process)",
+    )
+    p.add_argument(
+        "--max-jobs-per-child", type=_positive_int, metavar="N",
+        help="with -c: replace each child after it ran N jobs",
+    )
+    p.add_argument(
+        "--shutdown-timeout", type=float, default=30.0, metavar="SECONDS",
+        help="with -c: after SIGTERM, how long children may finish their jobs before they are "
+        "killed and their jobs released (default 30)",
+    )
+    p.add_argument(
+        "--ttr-grace", type=float, default=2.0, metavar="SECONDS",
+        help="with -c: kill a child whose job ran this long past its ttr (default 2)",
+    )
     p.add_argument(
         "-v", "--log-level", default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
         help="how much to log (default INFO)",
     )
+    p.add_argument(
+        "--log-format", default="text", choices=["text", "json"],
+        help="log lines as text or as one JSON object each (default text)",
+    )
     return p
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the worker; exits 0 after a clean stop, 2 on bad configuration."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.log_level, args.log_format)
     log = logging.getLogger("kue.worker")
     sys.path.insert(0, os.getcwd())
     try:
@@ -63,7 +91,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         import_modules(settings.imports)
         pm = get_plugin_manager()
-        backend = open_backend(backend_name(settings.url), settings.url, settings.options, pm)
+        name = backend_name(settings.url)
+        load_backend_plugin(name, pm)
+    except KueError as exc:
+        print(f"kue-worker: {exc}", file=sys.stderr)
+        return 2
+
+    def connect() -> Backend:
+        return open_backend(name, settings.url, settings.options, pm)
+
+    log.info("kue-worker on %s", mask_url(settings.url))
+    if args.concurrency is not None:
+        return Supervisor(
+            connect, settings.queues, args.concurrency, plugin_manager=pm, burst=args.burst,
+            max_jobs=args.max_jobs, max_jobs_per_child=args.max_jobs_per_child,
+            shutdown_timeout=args.shutdown_timeout, ttr_grace=args.ttr_grace,
+        ).run()
+    try:
+        backend = connect()
     except KueError as exc:
         print(f"kue-worker: {exc}", file=sys.stderr)
         return 2
@@ -77,11 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             "%s: finishing the current job, then stopping (send again to stop now)",
             signal.Signals(signum).name,
         )
-        worker.stop()
+        worker.interrupt()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info("kue-worker on %s", mask_url(settings.url))
     try:
         worker.run(burst=args.burst, max_jobs=args.max_jobs)
     finally:

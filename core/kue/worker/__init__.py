@@ -1,5 +1,5 @@
 """The worker: takes jobs off queues and runs them (``kue-worker`` wraps it)."""
 
-from kue.worker.worker import Worker, WorkerStats
+from kue.worker.worker import Worker, WorkerStats, current_job
 
-__all__ = ["Worker", "WorkerStats"]
+__all__ = ["Worker", "WorkerStats", "current_job"]

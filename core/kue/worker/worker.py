@@ -7,6 +7,7 @@ is buried at once with the reason logged: retrying it could never succeed.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -21,14 +22,32 @@ from kue.errors import BackendUnavailable, ReservationLost, UnknownJob
 from kue.job import Job, lookup
 from kue.plugins import get_plugin_manager
 
-__all__ = ["Worker", "WorkerStats"]
+__all__ = ["StopWaiting", "Worker", "WorkerStats", "current_job"]
 
 log = logging.getLogger("kue.worker")
 
-#: Longest a reserve blocks before the loop checks whether it was asked to stop.
-STOP_CHECK_INTERVAL = 1.0
+#: Longest one reserve blocks when idle. A stop signal interrupts the wait (see
+#: :meth:`Worker.interrupt`), so this only bounds how often an idle worker wakes.
+IDLE_RESERVE_TIMEOUT = 20.0
 #: Ceiling of the wait between reconnect attempts when the backend is unavailable.
 RECONNECT_BACKOFF_CAP = 2.0
+
+
+_current: contextvars.ContextVar[Reservation | None] = contextvars.ContextVar(
+    "kue_current_job", default=None
+)
+
+
+def current_job() -> Reservation | None:
+    """The reservation of the job running in this thread (id, queue, attempts), if any."""
+    return _current.get()
+
+
+class StopWaiting(BaseException):
+    """Raised by a stop signal into a worker blocked in reserve; ends the loop at once.
+
+    A BaseException, so a client library's ``except Exception`` cannot swallow it.
+    """
 
 
 @dataclass
@@ -50,6 +69,8 @@ class Worker:
     :param queues: queue names to reserve from.
     :param plugin_manager: whose lifecycle hooks fire (the process's by default).
     :param name: shown in logs.
+    :param idle_timeout: longest one blocking reserve lasts; ``stop()`` from another thread
+        takes effect within it (a signal handler calling ``interrupt()`` ends it at once).
     """
 
     def __init__(
@@ -59,6 +80,7 @@ class Worker:
         *,
         plugin_manager: pluggy.PluginManager | None = None,
         name: str = "worker",
+        idle_timeout: float = IDLE_RESERVE_TIMEOUT,
     ) -> None:
         if not queues:
             raise ValueError("a worker needs at least one queue name")
@@ -66,13 +88,26 @@ class Worker:
         self.queues = list(queues)
         self.pm = plugin_manager or get_plugin_manager()
         self.name = name
+        self.idle_timeout = idle_timeout
         self.stats = WorkerStats()
         self._stop = threading.Event()
+        self._waiting = False
         self.current: Reservation | None = None
 
     def stop(self) -> None:
         """Ask the loop to stop after the job in hand (safe from a signal handler)."""
         self._stop.set()
+
+    def interrupt(self) -> None:
+        """From a signal handler in the worker's thread: stop, and if idle, stop waiting now.
+
+        While a job runs this only asks the loop to stop after it; while the worker blocks in
+        reserve it raises :class:`StopWaiting` out of that call.
+        """
+        self._stop.set()
+        if self._waiting:
+            self._waiting = False
+            raise StopWaiting
 
     @property
     def stopping(self) -> bool:
@@ -94,7 +129,15 @@ class Worker:
                 if max_jobs is not None and self.stats.handled >= max_jobs:
                     break
                 try:
-                    job = self.backend.reserve(self.queues, 0 if burst else STOP_CHECK_INTERVAL)
+                    self._waiting = not burst
+                    try:
+                        job = self.backend.reserve(
+                            self.queues, 0 if burst else self.idle_timeout
+                        )
+                    finally:
+                        self._waiting = False
+                except StopWaiting:
+                    break
                 except BackendUnavailable as exc:
                     log.warning("%s; retrying in %.1f s", exc, backoff)
                     self._stop.wait(backoff)
@@ -120,13 +163,22 @@ class Worker:
         except ReservationLost as exc:
             self.stats.lost += 1
             log.warning("%s", exc)
+        except BackendUnavailable as exc:
+            # The job ran (or was judged) but settling it failed: it comes back through its
+            # ttr once the server answers again, so log and carry on rather than exit.
+            self.stats.lost += 1
+            log.warning("could not settle job %s: %s; it will come back after its ttr",
+                        job.id, exc)
         finally:
             self.current = None
 
-    def _bury(self, job: Reservation, reason: str) -> None:
+    def _bury(self, job: Reservation, reason: str, name: str = "?") -> None:
         self.backend.bury(job, None)
         self.stats.buried += 1
-        log.error("buried job %s on %s (attempt %d): %s", job.id, job.queue, job.attempts, reason)
+        log.error(
+            "buried job %s %s on %s (attempt %d): %s", name, job.id, job.queue, job.attempts,
+            reason, extra=_fields(name, job),
+        )
         self.pm.hook.kue_job_buried(job=job, reason=reason)
 
     def _process(self, job: Reservation) -> None:
@@ -136,11 +188,22 @@ class Worker:
         except (DecodeError, UnknownJob) as exc:
             self._bury(job, str(exc))
             return
+        if job.attempts > job_class.max_attempts:
+            # Reserved more often than it may run: earlier attempts died with their worker
+            # (a crash, a kill, an expired ttr) before they could count as failures.
+            self._bury(
+                job, f"reserved {job.attempts} times, over max_attempts "
+                f"{job_class.max_attempts}: earlier attempts died with their worker",
+                envelope.job,
+            )
+            return
         self.pm.hook.kue_job_started(job=job, envelope=envelope)
         started = time.monotonic()
+        token = _current.set(job)
         try:
             job_class(*envelope.args, **envelope.kwargs).run()
         except Exception as exc:  # a job's failure must never end the worker
+            _current.reset(token)
             duration = time.monotonic() - started
             self.stats.failed += 1
             will_retry = job.attempts < job_class.max_attempts
@@ -154,18 +217,30 @@ class Worker:
                 log.warning(
                     "job %s %s on %s failed (attempt %d of %d, %.3f s): %r; retry in %.1f s",
                     envelope.job, job.id, job.queue, job.attempts, job_class.max_attempts,
-                    duration, exc, delay,
+                    duration, exc, delay, extra=_fields(envelope.job, job, duration),
                 )
             else:
                 self._bury(
-                    job, f"{envelope.job} failed {job.attempts} times, last with {exc!r}"
+                    job, f"failed {job.attempts} times, last with {exc!r}", envelope.job
                 )
             return
+        _current.reset(token)
         duration = time.monotonic() - started
         self.backend.delete(job)
         self.stats.succeeded += 1
         log.info(
             "done job %s %s on %s (attempt %d, %.3f s)",
             envelope.job, job.id, job.queue, job.attempts, duration,
+            extra=_fields(envelope.job, job, duration),
         )
         self.pm.hook.kue_job_succeeded(job=job, envelope=envelope, duration=duration)
+
+
+def _fields(name: str, job: Reservation, duration: float | None = None) -> dict[str, object]:
+    """The structured fields of a job's log line (see :mod:`kue.worker.logs`)."""
+    fields: dict[str, object] = {
+        "job": name, "id": job.id, "queue": job.queue, "attempt": job.attempts,
+    }
+    if duration is not None:
+        fields["duration"] = round(duration, 6)
+    return fields

@@ -1,0 +1,157 @@
+"""What runs in a prefork child: a Worker that reports each job's start and end.
+
+Reports go to the supervisor over a pipe, one JSON line per event; writes under PIPE_BUF are
+atomic, so lines never interleave.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import pluggy
+
+from kue.backend import Backend, Reservation
+from kue.codec import Envelope
+from kue.errors import BackendUnavailable, UnknownJob
+from kue.hookspecs import hookimpl
+from kue.job import lookup
+from kue.worker.worker import RECONNECT_BACKOFF_CAP, Worker
+
+__all__ = ["Reporter", "child_main"]
+
+log = logging.getLogger("kue.worker")
+PR_SET_PDEATHSIG = 1
+#: Largest body a child passes to the supervisor for settling its job should the child die.
+BODY_REPORT_LIMIT = 64 * 1024
+
+
+class Reporter:
+    """A plugin, registered only in the child, that tells the supervisor what runs."""
+
+    def __init__(self, fd: int, worker: Worker) -> None:
+        self.fd = fd
+        self.worker = worker
+
+    def _send(self, doc: dict[str, object]) -> None:
+        try:
+            os.write(self.fd, (json.dumps(doc) + "\n").encode())
+        except OSError:
+            # The supervisor is gone: finish this job and stop, as after SIGTERM.
+            self.worker.stop()
+
+    @hookimpl
+    def kue_job_started(self, job: Reservation, envelope: Envelope) -> None:
+        """Report the job this child now runs, with what the supervisor needs to judge it."""
+        try:
+            max_attempts = lookup(envelope.job).max_attempts
+        except UnknownJob:
+            max_attempts = 1
+        self._send({
+            "event": "start", "job": envelope.job, "id": job.id, "queue": job.queue,
+            "receipt": job.receipt, "attempts": job.attempts, "priority": job.priority,
+            "ttr": job.ttr, "max_attempts": max_attempts,
+            # Backends that settle by re-sending (SQS) need the body; big ones are left to ttr.
+            "body": base64.b64encode(job.body).decode() if len(job.body) <= BODY_REPORT_LIMIT
+            else None,
+            "t": time.monotonic(),
+        })
+
+    def ready(self) -> None:
+        """Tell the supervisor this child has its backend and is about to take jobs."""
+        self._send({"event": "ready", "t": time.monotonic()})
+
+    def _end(self) -> None:
+        self._send({"event": "end", "t": time.monotonic()})
+
+    @hookimpl
+    def kue_job_succeeded(self, job: Reservation, envelope: Envelope, duration: float) -> None:
+        """Report that the job in hand is settled."""
+        self._end()
+
+    @hookimpl
+    def kue_job_failed(
+        self, job: Reservation, envelope: Envelope, error: BaseException, will_retry: bool,
+        duration: float,
+    ) -> None:
+        """Report that the job in hand is settled (released or about to be buried)."""
+        self._end()
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this child if the supervisor dies, so no orphan keeps working."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass
+
+
+def _open_with_retry(open_backend: Callable[[], Backend], stop: list[bool]) -> Backend | None:
+    """Open the backend, retrying with capped backoff while its server is unavailable."""
+    backoff = 0.1
+    while not stop:
+        try:
+            return open_backend()
+        except BackendUnavailable as exc:
+            if backoff == 0.1:
+                log.warning("%s; retrying until it answers", exc)
+            time.sleep(backoff)
+            backoff = min(backoff * 2, RECONNECT_BACKOFF_CAP)
+    return None
+
+
+def child_main(
+    report_fd: int,
+    open_backend: Callable[[], Backend],
+    queues: list[str],
+    pm: pluggy.PluginManager,
+    *,
+    burst: bool,
+    max_jobs: int | None,
+    name: str,
+    signal_mask: set[int | signal.Signals] | None = None,
+) -> int:
+    """Run a worker in this (forked) child until stopped; returns the exit status.
+
+    ``signal_mask`` is the mask to restore once this child's signal handlers are installed
+    (the supervisor forks with SIGTERM and SIGINT blocked).
+    """
+    _die_with_parent()
+    stop: list[bool] = []
+    worker: Worker | None = None
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop:
+            os._exit(1)  # second signal: stop now; the job comes back through its ttr
+        stop.append(True)
+        if worker is not None:
+            worker.interrupt()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if signal_mask is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, signal_mask)
+    backend = _open_with_retry(open_backend, stop)
+    if backend is None:
+        return 0
+    worker = Worker(backend, queues, plugin_manager=pm, name=name)
+    reporter = Reporter(report_fd, worker)
+    pm.register(reporter, name="kue.supervisor-reporter")
+    reporter.ready()
+    if stop:
+        worker.stop()
+    try:
+        worker.run(burst=burst, max_jobs=max_jobs)
+    finally:
+        backend.close()
+    return 0

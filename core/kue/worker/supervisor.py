@@ -1,0 +1,413 @@
+"""The prefork supervisor behind ``kue-worker -c N``.
+
+It keeps N forked children running jobs. Each child reports the job it runs over a pipe, so the
+supervisor can:
+
+- replace a child that exits or is killed (at once if it died running a job; with a growing
+  delay if children keep dying before they are ready, and giving up with an error after
+  :data:`MAX_QUICK_DEATHS` in a row, so a broken job module cannot fork in a tight loop);
+- settle the job of a child that died mid-job: release it (with the job's backoff) while
+  attempts remain, bury it once ``max_attempts`` children have died running it, so a job that
+  segfaults every time cannot crash-loop the pool;
+- kill a child whose job has outlived its ttr plus a grace period (the backend has already
+  handed the job on, or will);
+- on SIGTERM or SIGINT stop taking jobs, let each child finish its job within the shutdown
+  timeout, then release what is still running and exit 0; a second signal kills the children
+  at once (their jobs come back through their ttr).
+
+The loop sleeps in ``select`` on the children's pipes and a signal wake-up pipe: an idle pool
+costs no CPU.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import selectors
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+
+import pluggy
+
+from kue.backend import Backend, Reservation
+from kue.errors import BackendUnavailable, KueError, ReservationLost, UnknownJob
+from kue.job import lookup
+from kue.worker.child import child_main
+
+__all__ = ["MAX_QUICK_DEATHS", "ChildRecord", "Supervisor"]
+
+log = logging.getLogger("kue.supervisor")
+
+#: Children that die before they are ready to take jobs, in a row, before the supervisor
+#: gives up (a job module that fails in a child, say).
+MAX_QUICK_DEATHS = 8
+#: Longest the loop sleeps when nothing is due (signals and pipes wake it sooner).
+IDLE_WAIT = 5.0
+
+
+@dataclass
+class ChildRecord:
+    """What the supervisor knows of one child."""
+
+    slot: int
+    pid: int
+    fd: int
+    born: float
+    buffer: bytes = b""
+    current: dict[str, object] | None = None
+    jobs_started: int = 0
+    ready: bool = False
+    killed_as_stale: bool = False
+    killed_for_shutdown: bool = False
+
+
+@dataclass
+class SupervisorStats:
+    """What happened to the pool."""
+
+    spawned: int = 0
+    deaths: int = 0
+    stale_kills: int = 0
+    jobs_finished: int = 0
+    released_after_death: int = 0
+    buried_after_death: int = 0
+    exit_codes: list[int] = field(default_factory=list)
+
+
+class Supervisor:
+    """Keep ``concurrency`` forked workers running jobs from ``queues``.
+
+    :param open_backend: opens a fresh backend (called in each child after fork, and lazily
+        in the supervisor when it must settle a dead child's job).
+    :param queues: queue names the children reserve from.
+    :param concurrency: number of children.
+    :param plugin_manager: hooks; children inherit it through fork.
+    :param burst: children exit once the queues are empty; the supervisor exits after them.
+    :param max_jobs: stop the pool after this many jobs in all.
+    :param max_jobs_per_child: recycle a child after this many jobs.
+    :param shutdown_timeout: seconds children get to finish their jobs after SIGTERM.
+    :param ttr_grace: seconds past a job's ttr before its child is killed.
+    """
+
+    def __init__(
+        self,
+        open_backend: Callable[[], Backend],
+        queues: list[str],
+        concurrency: int,
+        *,
+        plugin_manager: pluggy.PluginManager,
+        burst: bool = False,
+        max_jobs: int | None = None,
+        max_jobs_per_child: int | None = None,
+        shutdown_timeout: float = 30.0,
+        ttr_grace: float = 2.0,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.open_backend = open_backend
+        self.queues = queues
+        self.concurrency = concurrency
+        self.pm = plugin_manager
+        self.burst = burst
+        self.max_jobs = max_jobs
+        self.max_jobs_per_child = max_jobs_per_child
+        self.shutdown_timeout = shutdown_timeout
+        self.ttr_grace = ttr_grace
+        self.children: dict[int, ChildRecord] = {}
+        self.stats = SupervisorStats()
+        self.stopping = False
+        self.exit_status = 0
+        self._signals = 0
+        self._shutdown_deadline: float | None = None
+        self._quick_deaths = 0
+        self._respawn_at = 0.0
+        self._finished_slots: set[int] = set()
+        self._backend: Backend | None = None
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = os.pipe()
+
+    # -- signals ---------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self._signals += 1
+
+    def _install_signals(self) -> None:
+        os.set_blocking(self._wake_w, False)
+        os.set_blocking(self._wake_r, False)
+        signal.set_wakeup_fd(self._wake_w)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
+            signal.signal(sig, self._on_signal)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+
+    # -- children --------------------------------------------------------------------------
+
+    def _spawn(self, slot: int) -> None:
+        read_fd, write_fd = os.pipe()
+        # A stop signal must not reach the child while it still runs the supervisor's handler:
+        # block them across fork; the child unblocks once its own handlers are in place.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+        pid = os.fork()
+        if pid == 0:  # the child
+            status = 1
+            try:
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.close(read_fd)
+                self._selector.close()
+                for fd in (self._wake_r, self._wake_w, *(c.fd for c in self.children.values())):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
+                status = child_main(
+                    write_fd, self.open_backend, self.queues, self.pm, burst=self.burst,
+                    max_jobs=self.max_jobs_per_child, name=f"child {slot} pid {os.getpid()}",
+                    signal_mask=mask,
+                )
+            except BaseException:
+                log.exception("worker child %d failed", os.getpid())
+            finally:
+                logging.shutdown()
+                os._exit(status)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        self.children[pid] = ChildRecord(slot=slot, pid=pid, fd=read_fd, born=time.monotonic())
+        self._selector.register(read_fd, selectors.EVENT_READ, pid)
+        self.stats.spawned += 1
+        log.debug("started child %d in slot %d", pid, slot)
+
+    def _read(self, child: ChildRecord) -> None:
+        while True:
+            try:
+                chunk = os.read(child.fd, 65536)
+            except BlockingIOError:
+                return
+            if not chunk:
+                return
+            child.buffer += chunk
+            *lines, child.buffer = child.buffer.split(b"\n")
+            for line in lines:
+                self._on_report(child, json.loads(line))
+
+    def _on_report(self, child: ChildRecord, doc: dict[str, object]) -> None:
+        if doc.get("event") == "ready":
+            child.ready = True
+            self._quick_deaths = 0
+        elif doc.get("event") == "start":
+            child.current = doc
+            child.jobs_started += 1
+        elif doc.get("event") == "end":
+            child.current = None
+            self.stats.jobs_finished += 1
+            if self.max_jobs is not None and self.stats.jobs_finished >= self.max_jobs:
+                self._begin_shutdown("reached --max-jobs")
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is None:
+                continue
+            self._read(child)
+            self._selector.unregister(child.fd)
+            os.close(child.fd)
+            self._on_exit(child, os.waitstatus_to_exitcode(status))
+
+    def _on_exit(self, child: ChildRecord, code: int) -> None:
+        self.stats.exit_codes.append(code)
+        how = f"signal {-code}" if code < 0 else f"code {code}"
+        job = child.current
+        if code != 0 or job is not None:
+            self.stats.deaths += 1
+        if job is not None:
+            log.warning(
+                "child %d died (%s) running job %s %s on %s (attempt %s)",
+                child.pid, how, job["job"], job["id"], job["queue"], job["attempts"],
+                extra={"job": job["job"], "id": job["id"], "queue": job["queue"],
+                       "attempt": job["attempts"]},
+            )
+            if not child.killed_as_stale:
+                self._settle_orphan(job, how, retry=not child.killed_for_shutdown)
+        elif code != 0:
+            log.warning("child %d exited (%s)", child.pid, how)
+        if code != 0 and not child.ready:
+            self._quick_deaths += 1
+            self._respawn_at = time.monotonic() + min(0.1 * 2 ** self._quick_deaths, 5.0)
+            if self._quick_deaths >= MAX_QUICK_DEATHS:
+                log.error(
+                    "children died %d times in a row before they were ready (last: %s); "
+                    "giving up: check the log above for the cause", self._quick_deaths, how,
+                )
+                self.exit_status = 1
+                self._begin_shutdown("children keep dying at start")
+        if code == 0 and self.burst:
+            self._finished_slots.add(child.slot)
+
+    def _warm_up(self) -> None:
+        """Open and close the backend once before forking.
+
+        Children then inherit its imported client library instead of each importing it, and a
+        bad URL shows up here, once. An unavailable server is only logged: children wait for it.
+        """
+        try:
+            self.open_backend().close()
+        except BackendUnavailable as exc:
+            log.warning("%s; children will retry until it answers", exc)
+
+    def _supervisor_backend(self) -> Backend:
+        if self._backend is None:
+            self._backend = self.open_backend()
+        return self._backend
+
+    def _settle_orphan(self, job: dict[str, object], how: str, *, retry: bool) -> None:
+        """Release (or, out of attempts, bury) the job a dead child held.
+
+        ``retry=False`` is for children the supervisor killed at shutdown: their job goes back
+        at once and its attempt does not count against it.
+        """
+        if job.get("body") is None:
+            return  # too big to have been reported: its ttr brings it back
+        reservation = Reservation(
+            queue=str(job["queue"]), id=str(job["id"]), body=base64.b64decode(str(job["body"])),
+            priority=int(str(job["priority"])), attempts=int(str(job["attempts"])),
+            ttr=float(str(job["ttr"])), receipt=str(job["receipt"]),
+        )
+        max_attempts = int(str(job["max_attempts"]))
+        try:
+            backend = self._supervisor_backend()
+            if retry and reservation.attempts >= max_attempts:
+                backend.bury(reservation, None)
+                self.stats.buried_after_death += 1
+                reason = f"its worker process died {reservation.attempts} times ({how})"
+                log.error("buried job %s %s: %s", job["job"], job["id"], reason)
+                self.pm.hook.kue_job_buried(job=reservation, reason=reason)
+            else:
+                try:
+                    delay = lookup(str(job["job"])).retry_delay(reservation.attempts) if retry \
+                        else 0.0
+                except UnknownJob:
+                    delay = 0.0
+                backend.release(reservation, reservation.priority, delay)
+                self.stats.released_after_death += 1
+        except ReservationLost:
+            pass  # its ttr ran out first: the backend already handed it on
+        except KueError as exc:
+            log.warning("could not settle job %s of a dead child (%s); its ttr will", job["id"],
+                        exc)
+
+    def _kill_stale(self, now: float) -> float | None:
+        """Kill children whose job outlived ttr + grace; returns the next such deadline."""
+        next_deadline: float | None = None
+        for child in self.children.values():
+            job = child.current
+            if job is None or child.killed_as_stale:
+                continue
+            deadline = float(str(job["t"])) + float(str(job["ttr"])) + self.ttr_grace
+            if now >= deadline:
+                log.warning(
+                    "killing child %d: job %s %s ran past its ttr of %s s", child.pid,
+                    job["job"], job["id"], job["ttr"],
+                )
+                child.killed_as_stale = True
+                self.stats.stale_kills += 1
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
+            elif next_deadline is None or deadline < next_deadline:
+                next_deadline = deadline
+        return next_deadline
+
+    def _fill(self, now: float) -> float | None:
+        """Start children for empty slots; returns when a delayed respawn is due."""
+        if self.stopping or now < self._respawn_at:
+            return None if self.stopping else self._respawn_at
+        taken = {c.slot for c in self.children.values()}
+        for slot in range(self.concurrency):
+            if slot not in taken and slot not in self._finished_slots:
+                self._spawn(slot)
+        return None
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def _begin_shutdown(self, why: str) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("stopping (%s): children finish their current job", why)
+        self._shutdown_deadline = time.monotonic() + self.shutdown_timeout
+        self.pm.hook.kue_worker_stopping(worker=self)
+        for child in self.children.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGTERM)
+
+    def _kill_all(self, why: str) -> None:
+        log.warning("%s: killing %d children", why, len(self.children))
+        for child in self.children.values():
+            child.killed_for_shutdown = True
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGKILL)
+
+    def _handle_signals(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 512):
+                pass
+        if self._signals >= 2 and self.stopping and self._shutdown_deadline is not None:
+            self._shutdown_deadline = None
+            for child in self.children.values():
+                child.killed_as_stale = True  # their jobs come back through ttr
+            self._kill_all("second signal")
+            self.exit_status = 1
+        elif self._signals >= 1:
+            self._begin_shutdown("signal")
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run the pool until stopped; returns the exit status (0 after a clean stop)."""
+        self._install_signals()
+        self._warm_up()
+        self.pm.hook.kue_worker_started(worker=self)
+        log.info("supervisor %d: %d children on queues %s", os.getpid(), self.concurrency,
+                 ", ".join(self.queues))
+        try:
+            while True:
+                self._reap()
+                now = time.monotonic()
+                if self.burst and len(self._finished_slots) >= self.concurrency:
+                    self.stopping = True
+                if self.stopping and not self.children:
+                    break
+                waits = [IDLE_WAIT]
+                respawn = self._fill(now)
+                if respawn is not None:
+                    waits.append(respawn - now)
+                stale = self._kill_stale(now)
+                if stale is not None:
+                    waits.append(stale - now)
+                if self._shutdown_deadline is not None:
+                    if now >= self._shutdown_deadline:
+                        self._shutdown_deadline = None
+                        self._kill_all("shutdown timeout")
+                    else:
+                        waits.append(self._shutdown_deadline - now)
+                for key, _ in self._selector.select(max(0.0, min(waits))):
+                    if key.data is None:
+                        self._handle_signals()
+                    elif (child := self.children.get(key.data)) is not None:
+                        self._read(child)
+        finally:
+            signal.set_wakeup_fd(-1)
+            if self._backend is not None:
+                self._backend.close()
+            log.info("supervisor %d stopped", os.getpid())
+        return self.exit_status

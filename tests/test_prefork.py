@@ -1,0 +1,237 @@
+"""kue-worker -c N under faults: kills, crashes, hangs, signals and poison (FAULTS.md)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import fault_jobs
+import jepsen
+import pytest
+
+import kue
+
+TESTS = Path(__file__).parent
+CHILDREN = 4
+
+
+def wait_until(probe: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.02)
+
+
+class Pool:
+    """A `kue-worker -c 4` process tree and its log."""
+
+    def __init__(self, url: str, queue: str, tmp: Path, *extra: str) -> None:
+        self.log_path = tmp / "worker.log"
+        env = {**os.environ, "PYTHONPATH": str(TESTS)}
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "kue.cli.worker", "--url", url, "-q", queue,
+                 "--import", "fault_jobs", "-c", str(CHILDREN), *extra],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+
+    def children(self) -> list[int]:
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return [int(p) for p in path.read_text().split()]
+        except FileNotFoundError:
+            return []
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+    def cpu_seconds(self) -> float:
+        total = 0.0
+        for pid in [self.proc.pid, *self.children()]:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+
+@pytest.fixture
+def queue(shared_backend_url: str) -> Iterator[kue.Queue]:
+    q = kue.connect(shared_backend_url, queue=f"f-{uuid.uuid4().hex[:12]}")
+    yield q
+    q.close()
+
+
+@pytest.fixture
+def pool_factory(queue: kue.Queue, tmp_path: Path, ledger: Path) -> Iterator[Callable[..., Pool]]:
+    pools: list[Pool] = []
+
+    def start(*extra: str) -> Pool:
+        pool = Pool(queue.url, queue.name, tmp_path, *extra)
+        pools.append(pool)
+        wait_until(lambda: len(pool.children()) == CHILDREN, 20, "pool up")
+        wait_until(lambda: pool.log().count(" started on queues ") >= CHILDREN, 20,
+                   "children ready")
+        return pool
+
+    yield start
+    for pool in pools:
+        if pool.proc.poll() is None:
+            pool.proc.kill()
+            pool.proc.wait()
+
+
+def _push(queue: kue.Queue, messages: list[kue.Job]) -> None:
+    with queue.batch():
+        for m in messages:
+            queue.push(m)
+
+
+def _job_count(queue: kue.Queue) -> int:
+    value = queue.capabilities.extra.get("contract_jobs", 2000)
+    return value if isinstance(value, int) else 2000
+
+
+def test_sigkilled_children_lose_no_job(
+    queue: kue.Queue, pool_factory: Callable[..., Pool], ledger: Path
+) -> None:
+    n = _job_count(queue)
+    keys = {f"k{i}" for i in range(n)}
+    _push(queue, [fault_jobs.work.message(k, 0.004) for k in sorted(keys)])
+    pool = pool_factory()
+    killed: set[int] = set()
+    rng = random.Random(7)
+    deadline = time.monotonic() + 60
+    while len(killed) < 10:
+        assert time.monotonic() < deadline, f"only {len(killed)} kills; log:\n{pool.log()[-2000:]}"
+        time.sleep(rng.uniform(0.05, 0.2))
+        candidates = [p for p in pool.children() if p not in killed]
+        if candidates:
+            victim = rng.choice(candidates)
+            os.kill(victim, signal.SIGKILL)
+            killed.add(victim)
+    wait_until(lambda: not jepsen.read(ledger, keys).lost, 120, "all jobs done")
+    assert pool.stop() == 0
+    verdict = jepsen.read(ledger, keys)
+    print(verdict.summary(), f"killed={len(killed)}")
+    assert not verdict.lost and not verdict.unexpected
+    assert verdict.duplicated <= verdict.interrupted_by(killed), verdict.summary()
+    assert queue.stats().total == 0
+
+
+def test_exiting_and_raising_jobs_are_retried_then_buried_and_the_pool_stays_full(
+    queue: kue.Queue, pool_factory: Callable[..., Pool], ledger: Path
+) -> None:
+    keys = {f"ok{i}" for i in range(50)}
+    _push(queue, [fault_jobs.exit_process.message("exit"), fault_jobs.always_raise.message("raise"),
+                  *(fault_jobs.work.message(k) for k in sorted(keys))])
+    pool = pool_factory()
+    wait_until(lambda: queue.stats().buried == 2, 60, "both bad jobs buried")
+    wait_until(lambda: not jepsen.read(ledger, keys | {"exit", "raise"}).lost - {"exit", "raise"},
+               60, "good jobs done")
+    verdict = jepsen.read(ledger, keys | {"exit", "raise"})
+    assert verdict.started["exit"] == 3 and verdict.started["raise"] == 3
+    wait_until(lambda: len(pool.children()) == CHILDREN, 5, "pool back to 4")
+    assert pool.stop() == 0
+    assert queue.stats() == kue.QueueStats(buried=2)
+    assert pool.log().count("died (code 1) running job faults.exit") == 3
+
+
+def test_a_job_that_outlives_its_ttr_has_its_child_replaced_and_runs_again(
+    queue: kue.Queue, pool_factory: Callable[..., Pool], ledger: Path
+) -> None:
+    queue.push(fault_jobs.hang_first_attempt.message("hang"))
+    pool = pool_factory("--ttr-grace", "0.5")
+    wait_until(lambda: jepsen.read(ledger, {"hang"}).ended["hang"] == 1, 30, "second attempt")
+    entries = jepsen.read(ledger, {"hang"}).entries
+    assert [(e.event, e.attempt) for e in entries] == [("start", 1), ("start", 2), ("end", 2)]
+    wait_until(lambda: "ran past its ttr" in pool.log(), 5, "hung child killed")
+    wait_until(lambda: len(pool.children()) == CHILDREN, 5, "pool back to 4")
+    assert pool.stop() == 0
+    assert queue.stats().total == 0
+
+
+def test_sigterm_lets_running_jobs_finish_then_exits_zero(
+    queue: kue.Queue, pool_factory: Callable[..., Pool], ledger: Path
+) -> None:
+    keys = {f"s{i}" for i in range(CHILDREN)}
+    pool = pool_factory()
+    _push(queue, [fault_jobs.work.message(k, 1.5) for k in sorted(keys)])
+    wait_until(lambda: sum(jepsen.read(ledger, keys).started.values()) == CHILDREN, 20, "started")
+    stopped_at = time.monotonic()
+    assert pool.stop() == 0
+    assert time.monotonic() - stopped_at < 2.5 + 0.5
+    verdict = jepsen.read(ledger, keys)
+    assert not verdict.lost and not verdict.duplicated
+    assert queue.stats().total == 0
+
+
+def test_shutdown_timeout_releases_unfinished_jobs(
+    queue: kue.Queue, pool_factory: Callable[..., Pool], ledger: Path
+) -> None:
+    keys = {f"l{i}" for i in range(CHILDREN)}
+    pool = pool_factory("--shutdown-timeout", "1")
+    _push(queue, [fault_jobs.work.message(k, 60) for k in sorted(keys)])
+    wait_until(lambda: sum(jepsen.read(ledger, keys).started.values()) == CHILDREN, 20, "started")
+    stopped_at = time.monotonic()
+    assert pool.stop() == 0
+    assert time.monotonic() - stopped_at < 3
+    wait_until(lambda: queue.stats().ready == CHILDREN, 1.5, "jobs visible again")
+
+
+def test_garbage_and_unknown_names_are_buried_and_the_pool_goes_on(
+    queue: kue.Queue, pool_factory: Callable[..., Pool], ledger: Path
+) -> None:
+    keys = {f"g{i}" for i in range(20)}
+    queue.put(b"\xff\x00 not json")
+    queue.put({"job": "faults.nobody_registered_this", "args": []})
+    _push(queue, [fault_jobs.work.message(k) for k in sorted(keys)])
+    pool = pool_factory()
+    wait_until(lambda: not jepsen.read(ledger, keys).lost, 30, "good jobs done")
+    wait_until(lambda: queue.stats() == kue.QueueStats(buried=2), 10, "poison buried")
+    assert pool.stop() == 0
+    assert "died" not in pool.log()
+
+
+def test_a_job_that_segfaults_every_time_is_buried_after_max_attempts(
+    queue: kue.Queue, pool_factory: Callable[..., Pool], ledger: Path
+) -> None:
+    keys = {f"n{i}" for i in range(100)}
+    _push(queue, [fault_jobs.segfault.message("segv"),
+                  *(fault_jobs.work.message(k) for k in sorted(keys))])
+    pool = pool_factory()
+    wait_until(lambda: queue.stats().buried == 1, 60, "segfaulting job buried")
+    wait_until(lambda: not jepsen.read(ledger, keys).lost, 60, "other jobs done")
+    assert jepsen.read(ledger, keys | {"segv"}).started["segv"] == 3
+    assert pool.log().count("died (signal 11)") == 3
+    wait_until(lambda: len(pool.children()) == CHILDREN, 5, "pool back to 4")
+    assert pool.stop() == 0
+    assert queue.stats() == kue.QueueStats(buried=1)
+
+
+def test_an_idle_pool_uses_almost_no_cpu(
+    queue: kue.Queue, pool_factory: Callable[..., Pool]
+) -> None:
+    pool = pool_factory()
+    time.sleep(0.5)  # every child has connected; let them settle into a blocking reserve
+    before, t0 = pool.cpu_seconds(), time.monotonic()
+    time.sleep(3)
+    used = (pool.cpu_seconds() - before) / (time.monotonic() - t0)
+    print(f"idle pool of {CHILDREN}: {used:.1%} of one core")
+    assert used < 0.05
+    assert pool.stop() == 0
