@@ -1,0 +1,47 @@
+"""A real beanstalkd per test, started on a free 127.0.0.1 port and stopped after."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from kue_beanstalk.backend import BeanstalkBackend
+from kue_beanstalk.server import LocalBeanstalkd
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., LocalBeanstalkd]]:
+    """Start beanstalkd processes with extra arguments; all are stopped after the test."""
+    started: list[LocalBeanstalkd] = []
+
+    def make(*args: str) -> LocalBeanstalkd:
+        server = LocalBeanstalkd(*args)
+        server.start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., LocalBeanstalkd]) -> LocalBeanstalkd:
+    """A beanstalkd of this test's own."""
+    return make_server()
+
+
+@pytest.fixture
+def backend(server: LocalBeanstalkd) -> Iterator[BeanstalkBackend]:
+    """A backend on this test's beanstalkd."""
+    b = BeanstalkBackend(server.url)
+    yield b
+    b.close()
+
+
+@pytest.fixture
+def tube() -> str:
+    """A fresh tube name."""
+    return f"t-{uuid.uuid4().hex[:12]}"

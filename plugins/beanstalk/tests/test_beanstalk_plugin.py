@@ -1,0 +1,102 @@
+"""The entry point, URL parsing, lazy import and the contract-suite server hook."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import kue
+from kue.plugins import get_plugin_manager, load_backend_plugin
+from kue_beanstalk.backend import BeanstalkBackend
+from kue_beanstalk.server import LocalBeanstalkd
+from kue_beanstalk.settings import Settings
+
+
+def test_kue_connect_finds_the_backend_through_its_entry_point(
+    server: LocalBeanstalkd, tube: str
+) -> None:
+    queue = kue.connect(server.url, queue=tube)
+    assert isinstance(queue.backend, BeanstalkBackend)
+    assert isinstance(queue.backend, kue.Backend)
+    job_id = queue.put({"processVideo": 4871})
+    job = queue.reserve(timeout=2)
+    assert job is not None and job.id == job_id
+    job.delete()
+    queue.close()
+
+
+def test_importing_the_plugin_does_not_import_greenstalk() -> None:
+    code = (
+        "import sys, kue_beanstalk.plugin; "
+        "assert 'greenstalk' not in sys.modules, 'greenstalk imported too early'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    ("url", "host", "port"),
+    [
+        ("beanstalk://example.org:11301", "example.org", 11301),
+        ("beanstalk://example.org", "example.org", 11300),
+        ("beanstalk://", "127.0.0.1", 11300),
+        ("BEANSTALK://[::1]:5", "::1", 5),
+    ],
+)
+def test_urls_name_host_and_port(url: str, host: str, port: int) -> None:
+    settings = Settings.from_url(url)
+    assert (settings.host, settings.port) == (host, port)
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "message"),
+    [
+        ("redis://x:1", {}, "beanstalk://HOST:PORT"),
+        ("beanstalk://x:99999", {}, "cannot read"),
+        ("beanstalk://x:1/tube", {}, "no path"),
+        ("beanstalk://x:1", {"socket_timeout": 0}, "positive"),
+        ("beanstalk://x:1", {"socket_timeout": "5"}, "number of seconds"),
+        ("beanstalk://x:1", {"pool_size": 5}, "unknown beanstalk option"),
+        ("beanstalk://u:secret@x:1/t", {}, r"u:\*\*\*@x"),
+    ],
+)
+def test_bad_urls_and_options_are_refused_clearly(
+    url: str, options: dict[str, object], message: str
+) -> None:
+    with pytest.raises(kue.ConfigError, match=message) as info:
+        Settings.from_url(url, options)
+    assert "secret" not in str(info.value)
+
+
+def test_the_contract_server_hook_starts_a_local_beanstalkd() -> None:
+    pm = get_plugin_manager()
+    load_backend_plugin("beanstalk", pm)
+    server = pm.hook.kue_contract_server(name="beanstalk", mode="local")
+    with server as url:
+        assert url.startswith("beanstalk://127.0.0.1:")
+        queue = kue.connect(url, queue="hook")
+        queue.put(b"x")
+        assert queue.stats().ready == 1
+        queue.close()
+
+
+def test_an_unknown_server_mode_is_refused() -> None:
+    from kue_beanstalk.server import contract_server
+
+    with pytest.raises(RuntimeError, match="unknown server mode"):
+        contract_server("cloud")
+
+
+def test_containers_mode_without_an_engine_says_how_to_get_a_server() -> None:
+    from kue_beanstalk.server import contract_server
+    from kue_contract.servers import (  # type: ignore[import-untyped,unused-ignore]
+        ServerUnavailable,
+        container_engine_answers,
+    )
+
+    if container_engine_answers():
+        pytest.skip("a container engine answers here; this checks the message without one")
+    with pytest.raises(ServerUnavailable, match="no container engine answers"), \
+            contract_server("containers"):
+        pass

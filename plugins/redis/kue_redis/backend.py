@@ -1,0 +1,305 @@
+"""The Redis backend: each state change is one atomic Lua script; reserve blocks on the server.
+
+The key layout is in :mod:`kue_redis.keys`, the scripts in ``kue_redis/lua/``.
+
+Round trips: ``put`` is one EVALSHA; ``put_many`` one pipeline per batch of up to
+``capabilities.max_batch`` jobs; ``reserve`` one EVALSHA when a job is ready, and ``delete``
+one more, or ``delete_and_reserve`` one for both (``capabilities.extra["delete_and_reserve"]``).
+A reserve that finds nothing blocks in BLPOP on the queues' wake-up lists, which put, release
+and kick push a token onto, for no longer than the script said the earliest delayed job comes
+due or lease runs out, so it also wakes in time for those. Redis checks blocking timeouts once
+per cron tick, so a delayed job or an expired lease is seen up to 1/hz late (100 ms at the
+default ``hz 10``); a put, release or kick wakes a blocked reserve at once.
+
+Durability: ``durable=False``. Whether jobs survive a restart depends on the server's
+``appendonly``/``save`` settings, which the backend neither controls nor can trust to stay as
+read (CONFIG may be disabled or changed later); operators who run Redis with
+``appendfsync always`` get durable queues, but kue does not promise it.
+
+Connections: one redis-py ConnectionPool per backend object, safe to share between threads;
+redis-py's pool notices a fork (it compares pids) and a child opens its own connections.
+redis-py resends a command after a dropped connection, so a put may reach the server twice:
+the client picks the job id (uuid4) and the put script does nothing for an id that exists.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Reservation
+from kue.errors import BackendUnavailable, JobTooBig, ReservationLost
+from kue_redis.keys import QueueKeys
+from kue_redis.scripts import ScriptArg, load_scripts, run_pipelined
+from kue_redis.settings import RedisSettings, parse_settings
+
+__all__ = ["MAX_BATCH", "RedisBackend"]
+
+#: Jobs per put_many pipeline: one round trip each, small enough not to stall the server.
+MAX_BATCH = 1000
+#: Longest single BLPOP, as a share of the socket timeout that must outlast it.
+_BLOCK_SHARE = 0.5
+#: Longest single BLPOP in seconds, whatever the socket timeout.
+_BLOCK_CAP = 10.0
+#: Shortest BLPOP in ms: Redis reads a timeout that truncates to 0 ms as "for ever".
+_MIN_BLOCK_MS = 2
+
+#: Queues whose key names are kept ready; past this the cache starts over.
+_KEY_CACHE_SIZE = 4096
+
+# A replica answers writes with READONLY after a failover demoted the server we reached:
+# for kue that is a server it cannot use right now, like a dropped connection.
+_CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError)
+
+
+def _ms(seconds: float) -> int:
+    """Whole milliseconds, rounded up so a delay or ttr is never shorter than asked."""
+    return math.ceil(round(seconds * 1000, 6))
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisBackend:
+    """A kue backend on one Redis server (``redis://`` or ``rediss://``)."""
+
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
+        """Prepare a connection pool for ``url``; nothing connects until the first call."""
+        self.settings: RedisSettings = parse_settings(url, options)
+        s = self.settings
+        self.capabilities = Capabilities(
+            name="redis",
+            priority=True,
+            fifo=True,
+            delay=True,
+            bury=True,
+            peek=True,
+            durable=False,
+            shared=True,
+            max_body=s.max_body,
+            min_ttr=1.0,
+            max_batch=MAX_BATCH,
+            extra={"delete_and_reserve": True},
+        )
+        retry = Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), s.retries)
+        self._pool = redis.ConnectionPool.from_url(
+            s.client_url, retry=retry, socket_connect_timeout=5.0, **s.client_kwargs
+        )
+        self._client = redis.Redis(connection_pool=self._pool)
+        self._scripts = load_scripts()
+        # Building key names is a measurable share of a put's client time on a hot path.
+        self._key_cache: dict[str, QueueKeys] = {}
+        self._block_max = min(_BLOCK_CAP, s.socket_timeout * _BLOCK_SHARE)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    @property
+    def client(self) -> redis.Redis:
+        """The redis-py client over this backend's pool (for tests and tools)."""
+        return self._client
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn a refused or dropped connection into BackendUnavailable naming the URL."""
+        try:
+            yield
+        except _CONNECTION_ERRORS as exc:
+            raise BackendUnavailable(self.settings.masked_url, str(exc) or repr(exc)) from exc
+
+    def _run(self, name: str, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
+        with self._guard():
+            return self._scripts[name].run(self._client, keys, args)
+
+    def _keys(self, queue: str) -> QueueKeys:
+        keys = self._key_cache.get(queue)
+        if keys is None:
+            if len(self._key_cache) >= _KEY_CACHE_SIZE:
+                self._key_cache.clear()
+            keys = self._key_cache[queue] = QueueKeys.of(self.settings.prefix, queue)
+        return keys
+
+    def _check_body(self, body: bytes) -> None:
+        if len(body) > self.capabilities.max_body:
+            raise JobTooBig(len(body), self.capabilities.max_body, self.capabilities.name)
+
+    # -- putting -----------------------------------------------------------------------------
+
+    def put(self, queue: str, body: bytes, priority: int, delay: float, ttr: float) -> str:
+        """Store a job in one round trip; the id is chosen here, so a resend is harmless."""
+        keys = self._keys(queue)
+        self._check_body(body)
+        job_id = uuid.uuid4().hex
+        self._run(
+            "put",
+            keys.put_keys,
+            [job_id, body, priority, _ms(delay), _ms(ttr)],
+        )
+        return job_id
+
+    def put_many(self, queue: str, items: Sequence[PutItem]) -> list[str]:
+        """Store several jobs, one pipelined round trip per batch of MAX_BATCH; ids in order."""
+        keys = self._keys(queue).put_keys
+        for item in items:
+            self._check_body(item.body)
+        ids = [uuid.uuid4().hex for _ in items]
+        calls: list[tuple[Sequence[str], Sequence[ScriptArg]]] = [
+            (keys, [job_id, i.body, i.priority, _ms(i.delay), _ms(i.ttr)])
+            for job_id, i in zip(ids, items, strict=True)
+        ]
+        script = self._scripts["put"]
+        with self._guard():
+            for start in range(0, len(calls), MAX_BATCH):
+                run_pipelined(self._client, script, calls[start : start + MAX_BATCH])
+        return ids
+
+    # -- reserving ---------------------------------------------------------------------------
+
+    def _reserve_keys(self, queues: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+        """Queue names without repeats, the reserve script's KEYS, and the wake-up lists."""
+        names = list(dict.fromkeys(queues))
+        if not names:
+            raise ValueError("reserve needs at least one queue name")
+        all_keys = [self._keys(q) for q in names]
+        return names, [k for qk in all_keys for k in qk.reserve_keys], [qk.wake for qk in all_keys]
+
+    def reserve(self, queues: Sequence[str], timeout: float | None) -> Reservation | None:
+        """Reserve the most urgent ready job of ``queues``, blocking in BLPOP while none is."""
+        names, script_keys, wake_keys = self._reserve_keys(queues)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        found = self._run("reserve", script_keys, [])
+        return self._wait_for_job(names, script_keys, wake_keys, deadline, found)
+
+    def delete_and_reserve(
+        self, job: Reservation, queues: Sequence[str], timeout: float | None
+    ) -> Reservation | None:
+        """Delete ``job``, then reserve the next job of ``queues``: one round trip if one is ready.
+
+        Raises ReservationLost (and reserves nothing) if ``job`` is no longer held.
+        """
+        names, script_keys, wake_keys = self._reserve_keys(queues)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        found = self._run(
+            "delete_reserve",
+            [*self._keys(job.queue).job_keys, *script_keys],
+            [job.id, job.receipt],
+        )
+        if int(found[0]) < 0:
+            lost = int(found[1])
+            raise ReservationLost(job.queue, job.id, "its ttr ran out" if lost == -1 else "")
+        return self._wait_for_job(names, script_keys, wake_keys, deadline, found)
+
+    def _wait_for_job(
+        self,
+        names: list[str],
+        script_keys: list[str],
+        wake_keys: list[str],
+        deadline: float | None,
+        found: list[Any],
+    ) -> Reservation | None:
+        """Given the reserve script's first answer, block and retry until a job or the deadline."""
+        dropped = 0
+        while True:
+            if int(found[0]) > 0:
+                return self._reservation(names[int(found[0]) - 1], found)
+            wait = self._block_max
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                wait = min(wait, remaining)
+            if int(found[1]) >= 0:
+                wait = min(wait, int(found[1]) / 1000)
+            wait_ms = max(math.ceil(wait * 1000), _MIN_BLOCK_MS)
+            try:
+                self._client.blpop(wake_keys, timeout=wait_ms / 1000)
+                dropped = 0
+            except _CONNECTION_ERRORS as exc:
+                # A connection dropped while blocked: try again (the script tells whether
+                # the server is really gone) but give up after as many drops as retries.
+                dropped += 1
+                if dropped > self.settings.retries:
+                    raise BackendUnavailable(self.settings.masked_url, str(exc)) from exc
+            found = self._run("reserve", script_keys, [])
+
+    @staticmethod
+    def _reservation(queue: str, found: list[Any]) -> Reservation:
+        attempts = int(found[4])
+        return Reservation(
+            queue=queue,
+            id=_text(found[1]),
+            body=bytes(found[2]),
+            priority=int(found[3]),
+            attempts=attempts,
+            ttr=int(found[5]) / 1000,
+            receipt=str(attempts),
+        )
+
+    # -- acting on a reservation -------------------------------------------------------------
+
+    def _act(self, name: str, job: Reservation, *extra: ScriptArg) -> None:
+        result = int(self._run(name, self._keys(job.queue).job_keys, [job.id, job.receipt, *extra]))
+        if result == 1:
+            return
+        raise ReservationLost(job.queue, job.id, "its ttr ran out" if result == -1 else "")
+
+    def delete(self, job: Reservation) -> None:
+        """Remove a reserved job for good."""
+        self._act("delete", job)
+
+    def release(self, job: Reservation, priority: int, delay: float) -> None:
+        """Give a reserved job back with a new priority, ready now or after ``delay``."""
+        self._act("release", job, priority, _ms(delay))
+
+    def bury(self, job: Reservation, priority: int | None) -> None:
+        """Set a reserved job aside until kicked; ``priority`` replaces its own if given."""
+        self._act("bury", job, "" if priority is None else priority)
+
+    def touch(self, job: Reservation) -> None:
+        """Give a reserved job its full ttr again, from now."""
+        self._act("touch", job)
+
+    # -- looking and kicking -----------------------------------------------------------------
+
+    def kick(self, queue: str, n: int) -> int:
+        """Move the n longest-buried jobs, or if none are buried the n soonest-due delayed."""
+        return int(self._run("kick", self._keys(queue).job_keys, [n]))
+
+    def peek(self, queue: str, state: JobState) -> JobInfo | None:
+        """A copy of the job that leaves ``state`` next; nothing is reserved."""
+        st = JobState(state)
+        if st is JobState.RESERVED:
+            raise ValueError(f"peek takes ready, delayed or buried, not {st.value!r}")
+        found = self._run("peek", self._keys(queue).job_keys, [st.value])
+        if found is None:
+            return None
+        return JobInfo(
+            queue=queue,
+            id=_text(found[0]),
+            body=bytes(found[1]),
+            priority=int(found[2]),
+            state=st,
+            attempts=int(found[3]),
+        )
+
+    def stats(self, queue: str) -> QueueStats:
+        """Counts of jobs per state, after due jobs and expired leases have moved to ready."""
+        ready, delayed, reserved, buried = self._run("stats", self._keys(queue).job_keys, [])
+        return QueueStats(
+            ready=int(ready), delayed=int(delayed), reserved=int(reserved), buried=int(buried)
+        )
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._pool.disconnect()
+
+    def __repr__(self) -> str:
+        return f"<RedisBackend {self.settings.masked_url}>"

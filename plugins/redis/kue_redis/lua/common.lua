@@ -1,0 +1,180 @@
+-- Helpers shared by every kue script; kue_redis.scripts puts this file in front of each one.
+--
+-- A job's member in the ready, delayed and reserved sorted sets and the buried list is
+-- "<seq:16 digits>:<id>", so members of equal score sort by seq, the order jobs were put in.
+-- meta holds "<priority> <seq> <ttr ms> <attempts>" per job id.
+--
+-- Numbers are formatted with %d before they reach redis.call: Lua would otherwise turn
+-- large ones into "%.14g" text and lose digits.
+
+local SEQ_WIDTH = 16
+local WAKE_CAP = 1000
+
+local function fmt(n)
+  return string.format('%d', n)
+end
+
+-- The server's clock in milliseconds, so every client agrees on due times and deadlines.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function member_id(member)
+  return string.sub(member, SEQ_WIDTH + 2)
+end
+
+local function get_meta(meta_key, id)
+  local m = redis.call('HGET', meta_key, id)
+  if not m then
+    return nil
+  end
+  local pri, seq, ttr, att = string.match(m, '^(%d+) (%d+) (%d+) (%d+)$')
+  return {pri = tonumber(pri), seq = seq, ttr = tonumber(ttr), att = tonumber(att)}
+end
+
+local function set_meta(meta_key, id, j)
+  redis.call('HSET', meta_key, id, fmt(j.pri) .. ' ' .. j.seq .. ' ' .. fmt(j.ttr) .. ' ' .. fmt(j.att))
+end
+
+-- Push up to n tokens on a queue's wake-up list, so up to n blocked reservers wake; the
+-- list is capped because tokens are only hints (a reserve that finds nothing deletes them).
+local function wake(key, n)
+  if n <= 0 then
+    return
+  end
+  if n > WAKE_CAP then
+    n = WAKE_CAP
+  end
+  local tokens = {}
+  for i = 1, n do
+    tokens[i] = '1'
+  end
+  if redis.call('LPUSH', key, unpack(tokens)) > WAKE_CAP then
+    redis.call('LTRIM', key, 0, WAKE_CAP - 1)
+  end
+end
+
+-- Move due delayed jobs and expired reservations back to ready; returns how many moved.
+local function promote(ready, delayed, reserved, meta, now)
+  local moved = 0
+  for _, src in ipairs({delayed, reserved}) do
+    local due = redis.call('ZRANGEBYSCORE', src, '-inf', fmt(now))
+    if #due > 0 then
+      for _, member in ipairs(due) do
+        local j = get_meta(meta, member_id(member))
+        redis.call('ZADD', ready, fmt(j.pri), member)
+      end
+      redis.call('ZREMRANGEBYSCORE', src, '-inf', fmt(now))
+      moved = moved + #due
+    end
+  end
+  return moved
+end
+
+-- Delete the wake-up list once the queue holds no job at all, so no key outlives its jobs.
+-- Checked in the order that usually answers with one call: reserve already deletes the
+-- list when it empties the ready set, so most of the time it does not exist.
+local function forget_if_empty(ready, delayed, reserved, buried, wake_key)
+  if redis.call('EXISTS', wake_key) == 1 and redis.call('ZCARD', ready) == 0
+      and redis.call('ZCARD', delayed) == 0 and redis.call('ZCARD', reserved) == 0
+      and redis.call('LLEN', buried) == 0 then
+    redis.call('DEL', wake_key)
+  end
+end
+
+-- The job behind a reservation if that reservation still holds it: returns meta, member.
+-- Otherwise nil and a code: 0 not held (gone, or reserved again), -1 its ttr ran out (the
+-- job is made ready again at once, as the reference model does).
+local function held(ready, reserved, meta, wake_key, id, receipt, now)
+  local j = get_meta(meta, id)
+  if not j then
+    return nil, 0
+  end
+  local member = j.seq .. ':' .. id
+  local deadline = redis.call('ZSCORE', reserved, member)
+  if not deadline then
+    return nil, 0
+  end
+  if tonumber(deadline) <= now then
+    redis.call('ZREM', reserved, member)
+    redis.call('ZADD', ready, fmt(j.pri), member)
+    wake(wake_key, 1)
+    return nil, -1
+  end
+  if fmt(j.att) ~= receipt then
+    return nil, 0
+  end
+  return j, member
+end
+
+-- Delete a reserved job for good. K: the seven per-job keys starting at KEYS[k + 1].
+-- Returns 1 if deleted, 0 if the reservation is not held, -1 if its ttr ran out.
+local function delete_job(k, id, receipt, now)
+  local j, member = held(KEYS[k + 1], KEYS[k + 3], KEYS[k + 6], KEYS[k + 7], id, receipt, now)
+  if not j then
+    return member
+  end
+  redis.call('ZREM', KEYS[k + 3], member)
+  redis.call('HDEL', KEYS[k + 5], id)
+  redis.call('HDEL', KEYS[k + 6], id)
+  forget_if_empty(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 7])
+  return 1
+end
+
+-- Reserve the most urgent ready job across the queues whose six keys each (ready, delayed,
+-- reserved, body, meta, wake) follow KEYS[first]: lowest priority, then lowest seq.
+-- Returns {queue index (1-based), id, body, priority, attempts, ttr ms} for a job, or
+-- {0, ms until the earliest due job or lease deadline, or -1 if there is none}.
+local function reserve_job(first, now)
+  local nq = (#KEYS - first + 1) / 6
+  local best, best_member, best_pri, best_seq, best_more = nil, nil, nil, nil, false
+  for q = 0, nq - 1 do
+    local k = first - 1 + q * 6
+    promote(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 5], now)
+    -- Two members: the second tells whether the ready set stays non-empty.
+    local top = redis.call('ZRANGE', KEYS[k + 1], 0, 1, 'WITHSCORES')
+    if #top > 0 then
+      local pri = tonumber(top[2])
+      local seq = tonumber(string.sub(top[1], 1, SEQ_WIDTH))
+      if best == nil or pri < best_pri or (pri == best_pri and seq < best_seq) then
+        best, best_member, best_pri, best_seq, best_more = q, top[1], pri, seq, #top > 2
+      end
+    end
+  end
+
+  if best ~= nil then
+    local k = first - 1 + best * 6
+    local id = member_id(best_member)
+    local j = get_meta(KEYS[k + 5], id)
+    j.att = j.att + 1
+    set_meta(KEYS[k + 5], id, j)
+    redis.call('ZREM', KEYS[k + 1], best_member)
+    redis.call('ZADD', KEYS[k + 3], fmt(now + j.ttr), best_member)
+    if not best_more then
+      redis.call('DEL', KEYS[k + 6])
+    end
+    return {best + 1, id, redis.call('HGET', KEYS[k + 4], id), fmt(j.pri), j.att, j.ttr}
+  end
+
+  -- Nothing ready anywhere: tokens on the wake-up lists are stale, and the caller's blocking
+  -- wait must end by the earliest moment a delayed job comes due or a lease runs out.
+  local earliest = nil
+  for q = 0, nq - 1 do
+    local k = first - 1 + q * 6
+    redis.call('DEL', KEYS[k + 6])
+    for _, src in ipairs({KEYS[k + 2], KEYS[k + 3]}) do
+      local head = redis.call('ZRANGE', src, 0, 0, 'WITHSCORES')
+      if #head > 0 then
+        local t = tonumber(head[2])
+        if earliest == nil or t < earliest then
+          earliest = t
+        end
+      end
+    end
+  end
+  if earliest == nil then
+    return {0, -1}
+  end
+  return {0, math.max(earliest - now, 0)}
+end

@@ -1,0 +1,82 @@
+"""The Lua scripts, loaded once per server and run by SHA1.
+
+Each script is ``lua/common.lua`` followed by ``lua/<name>.lua``. A script runs with EVALSHA;
+a NOSCRIPT reply (the server restarted, failed over, or ran SCRIPT FLUSH) makes it load the
+script and run it again, which is safe because a NOSCRIPT reply means nothing ran.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.exceptions import NoScriptError
+
+__all__ = ["SCRIPT_NAMES", "Script", "ScriptArg", "load_scripts", "run_pipelined"]
+
+#: Every script the backend runs, by file name under ``lua/``.
+SCRIPT_NAMES = (
+    "put", "reserve", "delete", "delete_reserve", "release", "bury", "touch", "kick", "peek",
+    "stats",
+)
+
+ScriptArg = str | bytes | int
+
+
+@dataclass(frozen=True)
+class Script:
+    """One Lua script: its name, full source and SHA1."""
+
+    name: str
+    source: str
+    sha: str
+
+    def run(self, client: redis.Redis, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
+        """Run by SHA; on NOSCRIPT load the source and run again."""
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            client.script_load(self.source)
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+
+
+def _read(name: str) -> str:
+    return resources.files("kue_redis").joinpath("lua", f"{name}.lua").read_text("utf-8")
+
+
+def load_scripts() -> dict[str, Script]:
+    """Read every script from the package, each with the common helpers in front."""
+    common = _read("common")
+    scripts = {}
+    for name in SCRIPT_NAMES:
+        source = f"{common}\n-- {name}.lua\n{_read(name)}"
+        sha = hashlib.sha1(source.encode("utf-8"), usedforsecurity=False).hexdigest()
+        scripts[name] = Script(name, source, sha)
+    return scripts
+
+
+def run_pipelined(
+    client: redis.Redis, script: Script, calls: Sequence[tuple[Sequence[str], Sequence[ScriptArg]]]
+) -> list[Any]:
+    """Run ``script`` once per (keys, args) in one round trip; results in order.
+
+    On NOSCRIPT the script is loaded and the whole batch sent again, so every call in a batch
+    must be idempotent (put is: it is a no-op for an id that exists).
+    """
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        results: list[Any] = pipe.execute(raise_on_error=False)
+        if attempt == 1 and any(isinstance(r, NoScriptError) for r in results):
+            client.script_load(script.source)
+            continue
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return results
+    raise AssertionError("unreachable: the second attempt returns or raises")

@@ -1,0 +1,189 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import kue
+from kue.backend import PutItem
+from kue.errors import BackendUnavailable, ConfigError, JobTooBig
+from kue_contract.servers import (  # type: ignore[import-untyped, unused-ignore]
+    free_port,
+    local_process,
+)
+from kue_redis.backend import RedisBackend
+from kue_redis.server import INSTALL_HINT, local_server, server_args
+
+PASSWORD = "s3cr3t-pw"
+
+
+def test_a_refused_connection_raises_backend_unavailable_with_the_password_masked() -> None:
+    url = f"redis://:{PASSWORD}@127.0.0.1:{free_port()}/0"
+    backend = RedisBackend(url)
+    for call in (
+        lambda: backend.put("q", b"x", 1, 0, 5),
+        lambda: backend.put_many("q", [PutItem(b"x")]),
+        lambda: backend.reserve(["q"], 1),
+        lambda: backend.stats("q"),
+    ):
+        with pytest.raises(BackendUnavailable) as info:
+            call()
+        message = str(info.value)
+        assert PASSWORD not in message
+        assert ":***@127.0.0.1:" in message
+        assert PASSWORD not in info.value.url
+
+
+def test_a_password_url_works_and_a_wrong_password_is_reported_masked() -> None:
+    with local_server(password=PASSWORD) as url:
+        assert PASSWORD in url
+        queue = kue.connect(url, queue="secret")
+        job_id = queue.put({"n": 1})
+        job = queue.reserve(timeout=1)
+        assert job is not None and job.id == job_id
+        job.delete()
+        queue.close()
+        wrong = RedisBackend(url.replace(PASSWORD, "not-it"))
+        with pytest.raises(BackendUnavailable) as info:
+            wrong.put("q", b"x", 1, 0, 5)
+        assert "not-it" not in str(info.value)
+        anonymous = RedisBackend(url.replace(f":{PASSWORD}@", ""))
+        with pytest.raises(BackendUnavailable, match=r"127\.0\.0\.1"):
+            anonymous.put("q", b"x", 1, 0, 5)
+
+
+def _tls_files(directory: Path) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def test_rediss_urls_talk_tls(tmp_path: Path) -> None:
+    if subprocess.run(["openssl", "version"], capture_output=True).returncode != 0:
+        pytest.fail("openssl is needed to make the test certificate")
+    cert, key = _tls_files(tmp_path)
+    tls_args = [
+        "--port", "0", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+        "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
+    ]
+
+    def args(port: int, scratch: Path) -> list[str]:
+        base = server_args(port, scratch)
+        base[0] = "--tls-port"
+        return [*base, *tls_args]
+
+    server = local_process(
+        "redis-server", args,
+        lambda port: f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}&ssl_check_hostname=false",
+        INSTALL_HINT,
+    )
+    with server as url:
+        queue = kue.connect(url, queue="tls")
+        assert queue.backend.capabilities.name == "redis"
+        queue.put(b"over tls")
+        job = queue.reserve(timeout=1)
+        assert job is not None and job.body == b"over tls"
+        job.delete()
+        queue.close()
+
+
+def test_a_forked_child_opens_its_own_connections(backend: RedisBackend) -> None:
+    parent_id = backend.client.client_id()
+    backend.put("q", b"from parent", 1, 0, 5)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report through the pipe, never return into pytest
+        status = 1
+        try:
+            os.close(read)
+            child_id = backend.client.client_id()
+            job = backend.reserve(["q"], 1)
+            ok = job is not None and job.body == b"from parent" and child_id != parent_id
+            if job is not None:
+                backend.delete(job)
+            backend.put("q", b"from child", 1, 0, 5)
+            os.write(write, b"ok" if ok else b"bad")
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        report = pipe.read()
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert report == b"ok"
+    # The parent's own connection still works and sees the child's work.
+    assert backend.client.client_id() == parent_id
+    job = backend.reserve(["q"], 1)
+    assert job is not None and job.body == b"from child"
+    backend.delete(job)
+
+
+def test_threads_share_one_backend(backend: RedisBackend) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    ids = set(backend.put_many("q", [PutItem(str(i).encode()) for i in range(200)]))
+
+    def drain(_: int) -> list[str]:
+        got = []
+        while (job := backend.reserve(["q"], 0)) is not None:
+            backend.delete(job)
+            got.append(job.id)
+        return got
+
+    with ThreadPoolExecutor(4) as pool:
+        seen = [i for part in pool.map(drain, range(4)) for i in part]
+    assert sorted(seen) == sorted(ids)
+
+
+def test_max_body_comes_from_the_url(redis_url: str) -> None:
+    backend = RedisBackend(f"{redis_url}?max_body=10")
+    assert backend.capabilities.max_body == 10
+    with pytest.raises(JobTooBig):
+        backend.put("q", b"x" * 11, 1, 0, 5)
+    assert RedisBackend(redis_url).capabilities.max_body == 64 * 2**20
+    with pytest.raises(ConfigError, match="max_body"):
+        RedisBackend(f"{redis_url}?max_body=lots")
+
+
+def test_both_schemes_load_the_same_plugin_module() -> None:
+    from kue.plugins import backend_entry_points
+
+    eps = backend_entry_points()
+    assert eps["redis"].value == eps["rediss"].value == "kue_redis.plugin"
+
+
+def test_importing_the_plugin_does_not_import_redis() -> None:
+    code = "import sys, kue_redis.plugin; sys.exit('redis' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_containers_mode_without_an_engine_says_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kue_contract import servers  # type: ignore[import-untyped, unused-ignore]
+    from kue_redis.server import contract_server
+
+    monkeypatch.setattr(servers, "container_engine_answers", lambda: False)
+    with pytest.raises(servers.ServerUnavailable, match="no container engine answers"):
+        contract_server("containers")
+
+
+def test_commands_after_the_server_dropped_every_connection_are_resent(
+    backend: RedisBackend, redis_url: str
+) -> None:
+    import redis
+
+    backend.put("q", b"before", 1, 0, 5)
+    killer = redis.Redis.from_url(redis_url)
+    assert killer.client_kill_filter(_type="normal", skipme=True) >= 1
+    killer.close()
+    backend.put("q", b"after", 1, 0, 5)
+    assert backend.stats("q").ready == 2

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import redis
+
+from kue.backend import PutItem
+from kue_redis.backend import RedisBackend
+from kue_redis.keys import QueueKeys
+
+
+def test_a_put_after_script_flush_loads_the_script_again(
+    backend: RedisBackend, raw: redis.Redis
+) -> None:
+    backend.put("q", b"before", 1, 0, 5)
+    raw.script_flush()
+    assert backend.put("q", b"after", 1, 0, 5)
+    raw.script_flush()
+    assert len(backend.put_many("q", [PutItem(b"batch")] * 3)) == 3
+    raw.script_flush()
+    job = backend.reserve(["q"], 0)
+    assert job is not None and job.body == b"before"
+    raw.script_flush()
+    backend.delete(job)
+    assert backend.stats("q").ready == 4
+
+
+def test_the_put_script_is_a_no_op_for_an_id_that_exists(
+    backend: RedisBackend, prefix: str
+) -> None:
+    keys = QueueKeys.of(prefix, "q").put_keys
+    put = backend._scripts["put"]
+    assert put.run(backend.client, keys, ["job-1", b"body", 3, 0, 5000]) == 1
+    # What redis-py does after a dropped connection: the same command again.
+    assert put.run(backend.client, keys, ["job-1", b"body", 3, 0, 5000]) == 0
+    assert backend.stats("q").ready == 1
+    job = backend.reserve(["q"], 0)
+    assert job is not None and job.id == "job-1" and job.priority == 3
+    backend.delete(job)
+    assert backend.stats("q").total == 0
+
+
+def test_priorities_up_to_two_to_the_32_keep_exact_order(backend: RedisBackend) -> None:
+    top = 2**32 - 1
+    for pri in (top, top - 1, top, 0, top - 1):
+        backend.put("q", str(pri).encode(), pri, 0, 5)
+    seen = []
+    while (job := backend.reserve(["q"], 0)) is not None:
+        seen.append((job.priority, job.body))
+        backend.delete(job)
+    assert [p for p, _ in seen] == [0, top - 1, top - 1, top, top]

@@ -1,0 +1,126 @@
+"""What an ``sqs://`` URL (and ``[tool.kue.options]``) says, checked before any client exists.
+
+``sqs://[ACCESS_KEY:SECRET@]/?region=R&endpoint=URL&prefix=P&create=1&bands=0,100,1000&wait=20``
+
+- ``region``: the AWS region; default: boto3's usual chain (``AWS_DEFAULT_REGION``, config file).
+- ``endpoint``: the SQS endpoint URL (moto, ElasticMQ, a VPC endpoint); default: AWS's own.
+- ``prefix``: put before every queue name (``kue-`` makes queue ``emails`` the SQS queue
+  ``kue-emails``).
+- ``create``: ``1`` creates missing SQS queues; default ``0``: a missing queue is an error.
+- ``bands``: priority band boundaries, for example ``0,100,1000``; default off (no priority).
+- ``wait``: the longest single long poll in seconds, 1..20 (default 20).
+
+Credentials come from boto3's usual chain unless the URL carries ``ACCESS_KEY:SECRET@``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from kue.backend import MAX_PRIORITY
+from kue.config import mask_url
+from kue.errors import ConfigError
+
+__all__ = ["MAX_BANDS", "SqsSettings", "parse_bands", "parse_settings"]
+
+#: The most priority bands a URL may ask for; each band is one more queue to poll.
+MAX_BANDS = 8
+_KEYS = ("region", "endpoint", "prefix", "create", "bands", "wait")
+
+
+@dataclass(frozen=True)
+class SqsSettings:
+    """The parsed settings of one ``sqs://`` URL."""
+
+    region: str | None = None
+    endpoint: str | None = None
+    prefix: str = ""
+    create: bool = False
+    bands: tuple[int, ...] = ()
+    wait: int = 20
+    access_key: str | None = None
+    secret_key: str | None = None
+
+
+def parse_bands(text: str) -> tuple[int, ...]:
+    """Band boundaries from ``"0,100,1000"``: increasing priorities, 0 added if missing.
+
+    Returns ``()`` (bands off) when fewer than two bands result.
+    """
+    try:
+        bounds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise ConfigError(
+            f"bands={text!r} must be comma-separated integer priorities, e.g. bands=0,100,1000"
+        ) from exc
+    for bound in bounds:
+        if not 0 <= bound <= MAX_PRIORITY:
+            raise ConfigError(f"band boundary {bound} is outside priorities 0..{MAX_PRIORITY}")
+    if bounds != sorted(set(bounds)):
+        raise ConfigError(f"bands={text!r} must be strictly increasing, e.g. bands=0,100,1000")
+    if bounds and bounds[0] != 0:
+        bounds.insert(0, 0)
+    if len(bounds) > MAX_BANDS:
+        raise ConfigError(
+            f"bands={text!r} makes {len(bounds)} bands; at most {MAX_BANDS} are allowed, "
+            "since reserve polls one SQS queue per band"
+        )
+    return tuple(bounds) if len(bounds) > 1 else ()
+
+
+def _flag(key: str, value: str) -> bool:
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{key}={value!r} must be 1 or 0")
+
+
+def parse_settings(url: str, options: Mapping[str, Any] | None = None) -> SqsSettings:
+    """Parse ``url``; query values override ``options`` of the same name. Raises ConfigError."""
+    parts = urlsplit(url)
+    shown = mask_url(url)
+    if parts.scheme.lower() != "sqs":
+        raise ConfigError(f"URL {shown!r} is not an sqs:// URL")
+    if parts.hostname:
+        raise ConfigError(
+            f"URL {shown!r} names host {parts.hostname!r}; an sqs:// URL takes no host: write "
+            "sqs://?region=REGION&endpoint=URL (endpoint only for a non-AWS server)"
+        )
+    values: dict[str, str] = {k: str(v) for k, v in (options or {}).items() if k in _KEYS}
+    seen: set[str] = set()
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        if key not in _KEYS:
+            raise ConfigError(
+                f"URL {shown!r} has unknown parameter {key!r}; known: {', '.join(_KEYS)}"
+            )
+        if key in seen:
+            raise ConfigError(f"URL {shown!r} gives {key!r} twice")
+        seen.add(key)
+        values[key] = value
+    endpoint = values.get("endpoint") or None
+    if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
+        raise ConfigError(f"endpoint={endpoint!r} must be an http:// or https:// URL")
+    try:
+        wait = int(values.get("wait", "20"))
+    except ValueError as exc:
+        raise ConfigError(f"wait={values['wait']!r} must be whole seconds 1..20") from exc
+    if not 1 <= wait <= 20:
+        raise ConfigError(f"wait={wait} is outside SQS's long-poll range of 1..20 seconds")
+    access = unquote(parts.username) if parts.username else None
+    secret = unquote(parts.password) if parts.password else None
+    if (access is None) != (secret is None):
+        raise ConfigError(f"URL {shown!r} must give both ACCESS_KEY:SECRET@ or neither")
+    return SqsSettings(
+        region=values.get("region") or None,
+        endpoint=endpoint,
+        prefix=values.get("prefix", ""),
+        create=_flag("create", values.get("create", "0")),
+        bands=parse_bands(values.get("bands", "")),
+        wait=wait,
+        access_key=access,
+        secret_key=secret,
+    )
