@@ -11,7 +11,7 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pluggy
@@ -92,6 +92,7 @@ class Worker:
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._waiting = False
+        self._reserved_at = 0.0
         self.current: Reservation | None = None
 
     def stop(self) -> None:
@@ -157,6 +158,7 @@ class Worker:
     def process(self, job: Reservation) -> None:
         """Run one reserved job and settle it: delete, release for retry, or bury."""
         self.current = job
+        self._reserved_at = time.monotonic()
         self.stats.handled += 1
         try:
             self._process(job)
@@ -172,8 +174,28 @@ class Worker:
         finally:
             self.current = None
 
+    def _settle(self, job: Reservation, action: Callable[[], None]) -> None:
+        """Run ``action`` (delete, release or bury), riding out a short server outage.
+
+        Retries with capped backoff while the backend is unavailable, for as long as the
+        reservation can still be held; past that the job comes back through its ttr anyway.
+        """
+        deadline = self._reserved_at + job.ttr
+        backoff = 0.1
+        while True:
+            try:
+                action()
+                return
+            except BackendUnavailable as exc:
+                if time.monotonic() + backoff >= deadline:
+                    raise
+                if backoff == 0.1:
+                    log.warning("%s; retrying to settle job %s", exc, job.id)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_CAP)
+
     def _bury(self, job: Reservation, reason: str, name: str = "?") -> None:
-        self.backend.bury(job, None)
+        self._settle(job, lambda: self.backend.bury(job, None))
         self.stats.buried += 1
         log.error(
             "buried job %s %s on %s (attempt %d): %s", name, job.id, job.queue, job.attempts,
@@ -212,7 +234,7 @@ class Worker:
             )
             if will_retry:
                 delay = job_class.retry_delay(job.attempts)
-                self.backend.release(job, job.priority, delay)
+                self._settle(job, lambda: self.backend.release(job, job.priority, delay))
                 self.stats.retried += 1
                 log.warning(
                     "job %s %s on %s failed (attempt %d of %d, %.3f s): %r; retry in %.1f s",
@@ -226,7 +248,7 @@ class Worker:
             return
         _current.reset(token)
         duration = time.monotonic() - started
-        self.backend.delete(job)
+        self._settle(job, lambda: self.backend.delete(job))
         self.stats.succeeded += 1
         log.info(
             "done job %s %s on %s (attempt %d, %.3f s)",
