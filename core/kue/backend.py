@@ -16,6 +16,7 @@ __all__ = [
     "MAX_PRIORITY",
     "Backend",
     "Capabilities",
+    "FusedBackend",
     "JobInfo",
     "JobState",
     "PutItem",
@@ -56,6 +57,8 @@ class Capabilities:
     :param max_ttr: largest ttr in seconds.
     :param whole_seconds: delays and ttrs are rounded up to whole seconds.
     :param max_batch: largest number of items one ``put_many`` round trip carries.
+    :param delete_and_reserve: the backend is a :class:`FusedBackend`: deleting a finished
+        job and reserving the next is one round trip, and the worker uses it.
     """
 
     name: str
@@ -73,6 +76,7 @@ class Capabilities:
     max_ttr: float = float(2**32 - 1)
     whole_seconds: bool = False
     max_batch: int = 10_000
+    delete_and_reserve: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -190,4 +194,18 @@ class Backend(Protocol):
 
     def close(self) -> None:
         """Release connections and files. The backend is not used afterwards."""
+        ...
+
+
+@runtime_checkable
+class FusedBackend(Backend, Protocol):
+    """A backend that can finish one job and reserve the next in one round trip."""
+
+    def delete_and_reserve(
+        self, job: Reservation, queues: Sequence[str], timeout: float | None
+    ) -> Reservation | None:
+        """Delete ``job``, then reserve as :meth:`Backend.reserve` does.
+
+        Raises ReservationLost if ``job`` is no longer held; then nothing is reserved.
+        """
         ...

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pluggy
 
-from kue.backend import Backend, Reservation
+from kue.backend import Backend, FusedBackend, Reservation
 from kue.codec import DecodeError, Envelope, decode
 from kue.errors import BackendUnavailable, ReservationLost, UnknownJob
 from kue.job import Job, lookup
@@ -89,6 +89,9 @@ class Worker:
         self.pm = plugin_manager or get_plugin_manager()
         self.name = name
         self.idle_timeout = idle_timeout
+        self._fused = backend.capabilities.delete_and_reserve and isinstance(
+            backend, FusedBackend
+        )
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self._waiting = False
@@ -125,14 +128,20 @@ class Worker:
         self.pm.hook.kue_worker_started(worker=self)
         log.info("worker %s started on queues %s", self.name, ", ".join(self.queues))
         backoff = 0.1
+        # A job the fused delete-and-reserve call already reserved: it is in hand, so it runs
+        # even if a stop was asked for meanwhile.
+        in_hand: Reservation | None = None
         try:
-            while not self._stop.is_set():
+            while in_hand is not None or not self._stop.is_set():
                 if max_jobs is not None and self.stats.handled >= max_jobs:
                     break
+                if in_hand is not None:
+                    in_hand = self.process(in_hand, fetch_next=self._may_fetch(max_jobs))
+                    continue
                 try:
                     self._waiting = not burst
                     try:
-                        job = self.backend.reserve(
+                        reserved = self.backend.reserve(
                             self.queues, 0 if burst else self.idle_timeout
                         )
                     finally:
@@ -145,23 +154,34 @@ class Worker:
                     backoff = min(backoff * 2, RECONNECT_BACKOFF_CAP)
                     continue
                 backoff = 0.1
-                if job is None:
+                if reserved is None:
                     if burst:
                         break
                     continue
-                self.process(job)
+                in_hand = self.process(reserved, fetch_next=self._may_fetch(max_jobs))
         finally:
             log.info("worker %s stopping", self.name)
             self.pm.hook.kue_worker_stopping(worker=self)
         return self.stats
 
-    def process(self, job: Reservation) -> None:
-        """Run one reserved job and settle it: delete, release for retry, or bury."""
+    def _may_fetch(self, max_jobs: int | None) -> bool:
+        """Whether finishing a job may reserve the next one in the same call."""
+        return (
+            self._fused and not self._stop.is_set()
+            and (max_jobs is None or self.stats.handled + 1 < max_jobs)
+        )
+
+    def process(self, job: Reservation, *, fetch_next: bool = False) -> Reservation | None:
+        """Run one reserved job and settle it: delete, release for retry, or bury.
+
+        With ``fetch_next`` and a backend that offers the fused call, deleting a finished job
+        also reserves the next ready one (one round trip instead of two), which is returned.
+        """
         self.current = job
         self._reserved_at = time.monotonic()
         self.stats.handled += 1
         try:
-            self._process(job)
+            return self._process(job, fetch_next)
         except ReservationLost as exc:
             self.stats.lost += 1
             log.warning("%s", exc)
@@ -173,6 +193,7 @@ class Worker:
                         job.id, exc)
         finally:
             self.current = None
+        return None
 
     def _settle(self, job: Reservation, action: Callable[[], None]) -> None:
         """Run ``action`` (delete, release or bury), riding out a short server outage.
@@ -203,13 +224,13 @@ class Worker:
         )
         self.pm.hook.kue_job_buried(job=job, reason=reason)
 
-    def _process(self, job: Reservation) -> None:
+    def _process(self, job: Reservation, fetch_next: bool) -> Reservation | None:
         try:
             envelope: Envelope = decode(job.body)
             job_class: type[Job] = lookup(envelope.job)
         except (DecodeError, UnknownJob) as exc:
             self._bury(job, str(exc))
-            return
+            return None
         if job.attempts > job_class.max_attempts:
             # Reserved more often than it may run: earlier attempts died with their worker
             # (a crash, a kill, an expired ttr) before they could count as failures.
@@ -218,7 +239,7 @@ class Worker:
                 f"{job_class.max_attempts}: earlier attempts died with their worker",
                 envelope.job,
             )
-            return
+            return None
         self.pm.hook.kue_job_started(job=job, envelope=envelope)
         started = time.monotonic()
         token = _current.set(job)
@@ -245,10 +266,10 @@ class Worker:
                 self._bury(
                     job, f"failed {job.attempts} times, last with {exc!r}", envelope.job
                 )
-            return
+            return None
         _current.reset(token)
         duration = time.monotonic() - started
-        self._settle(job, lambda: self.backend.delete(job))
+        next_job = self._delete(job, fetch_next)
         self.stats.succeeded += 1
         log.info(
             "done job %s %s on %s (attempt %d, %.3f s)",
@@ -256,6 +277,18 @@ class Worker:
             extra=_fields(envelope.job, job, duration),
         )
         self.pm.hook.kue_job_succeeded(job=job, envelope=envelope, duration=duration)
+        return next_job
+
+    def _delete(self, job: Reservation, fetch_next: bool) -> Reservation | None:
+        """Delete a finished job; with ``fetch_next``, reserve the next in the same call."""
+        if fetch_next:
+            fused: FusedBackend = self.backend  # type: ignore[assignment]
+            try:
+                return fused.delete_and_reserve(job, self.queues, 0)
+            except BackendUnavailable:
+                pass  # the script is atomic: nothing happened; fall back to a plain delete
+        self._settle(job, lambda: self.backend.delete(job))
+        return None
 
 
 def _fields(name: str, job: Reservation, duration: float | None = None) -> dict[str, object]:

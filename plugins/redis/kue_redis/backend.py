@@ -4,7 +4,7 @@ The key layout is in :mod:`kue_redis.keys`, the scripts in ``kue_redis/lua/``.
 
 Round trips: ``put`` is one EVALSHA; ``put_many`` one pipeline per batch of up to
 ``capabilities.max_batch`` jobs; ``reserve`` one EVALSHA when a job is ready, and ``delete``
-one more, or ``delete_and_reserve`` one for both (``capabilities.extra["delete_and_reserve"]``).
+one more, or ``delete_and_reserve`` one for both (``capabilities.delete_and_reserve``).
 A reserve that finds nothing blocks in BLPOP on the queues' wake-up lists, which put, release
 and kick push a token onto, for no longer than the script said the earliest delayed job comes
 due or lease runs out, so it also wakes in time for those. Redis checks blocking timeouts once
@@ -88,7 +88,7 @@ class RedisBackend:
             max_body=s.max_body,
             min_ttr=1.0,
             max_batch=MAX_BATCH,
-            extra={"delete_and_reserve": True},
+            delete_and_reserve=True,
         )
         retry = Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), s.retries)
         self._pool = redis.ConnectionPool.from_url(

@@ -109,7 +109,7 @@ def test_reserve_with_timeout_returns_none_in_time(backend: RedisBackend) -> Non
 
 
 def test_delete_and_reserve_deletes_then_hands_out_the_next_job(backend: RedisBackend) -> None:
-    assert backend.capabilities.extra["delete_and_reserve"] is True
+    assert backend.capabilities.delete_and_reserve is True
     first_id = backend.put("q", b"1", 1, 0, 5)
     second_id = backend.put("other", b"2", 1, 0, 5)
     first = backend.reserve(["q"], 0)

@@ -1,0 +1,50 @@
+"""A backend that offers the fused call gets one round trip per job from the worker."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sample_jobs
+
+import kue
+from kue.plugins import backend_entry_points, get_plugin_manager, load_backend_plugin
+from kue.worker import Worker
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    if "redis" not in backend_entry_points():
+        pytest.fail("the kue-redis plugin is not installed; run `uv sync --all-packages`")
+    pm = get_plugin_manager()
+    load_backend_plugin("redis", pm)
+    with pm.hook.kue_contract_server(name="redis", mode="local") as url:
+        yield url
+
+
+def test_the_worker_deletes_and_reserves_in_one_call_when_the_backend_offers_it(
+    redis_url: str, ledger: object
+) -> None:
+    queue = kue.connect(redis_url, queue="fused")
+    assert queue.capabilities.delete_and_reserve
+    with queue.batch():
+        for i in range(50):
+            queue.push(sample_jobs.add.message(i, 1))
+    calls: Counter[str] = Counter()
+    backend: Any = queue.backend
+    for name in ("reserve", "delete", "delete_and_reserve"):
+        original = getattr(backend, name)
+
+        def spy(*args: Any, _name: str = name, _original: Any = original, **kw: Any) -> Any:
+            calls[_name] += 1
+            return _original(*args, **kw)
+
+        setattr(backend, name, spy)
+    stats = Worker(backend, ["fused"]).run(burst=True)
+    assert stats.succeeded == 50
+    assert queue.stats().total == 0
+    # A plain reserve to start, then every finished job deletes-and-reserves in one call; the
+    # last of those finds the queue empty, and one more plain reserve confirms it.
+    assert calls == Counter(reserve=2, delete_and_reserve=50)
