@@ -56,3 +56,10 @@ def hang_first_attempt(key: str) -> None:
     if job is not None and job.attempts == 1:
         time.sleep(60)
     _log("end", key)
+
+
+@kue.job(name="faults.short_ttr", max_attempts=3, ttr=2, backoff=0.05)
+def short_ttr(key: str, seconds: float) -> None:
+    _log("start", key)
+    time.sleep(seconds)
+    _log("end", key)

@@ -235,3 +235,24 @@ def test_an_idle_pool_uses_almost_no_cpu(
     print(f"idle pool of {CHILDREN}: {used:.1%} of one core")
     assert used < 0.05
     assert pool.stop() == 0
+
+
+def test_a_hung_child_loses_its_job_to_another_and_its_late_ack_fails_cleanly(
+    queue: kue.Queue, pool_factory: Callable[..., Pool], ledger: Path
+) -> None:
+    queue.push(fault_jobs.short_ttr.message("hung", 1.0))
+    pool = pool_factory("--ttr-grace", "60")  # the supervisor must not kill it first
+    wait_until(lambda: jepsen.read(ledger, {"hung"}).started["hung"] == 1, 20, "job started")
+    hung_pid = jepsen.read(ledger, {"hung"}).entries[0].pid
+    os.kill(hung_pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: jepsen.read(ledger, {"hung"}).ended["hung"] == 1, 30, "redelivered")
+        again = [e for e in jepsen.read(ledger, {"hung"}).entries if e.event == "end"][0]
+        assert again.pid != hung_pid and again.attempt == 2
+    finally:
+        os.kill(hung_pid, signal.SIGCONT)
+    wait_until(lambda: "is no longer reserved by this consumer" in pool.log(), 10, "late ack")
+    assert hung_pid in pool.children()  # it lives on after the refused ack
+    assert pool.stop() == 0
+    assert "died" not in pool.log()
+    assert queue.stats().total == 0

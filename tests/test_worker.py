@@ -104,6 +104,10 @@ def test_lifecycle_hooks_fire_around_each_job(memory_queue: kue.Queue, ledger: P
             events.append("buried")
 
         @kue.hookimpl
+        def kue_job_settled(self, job: kue.Reservation, outcome: str) -> None:
+            events.append(f"settled {outcome}")
+
+        @kue.hookimpl
         def kue_worker_stopping(self, worker: Worker) -> None:
             events.append("stopping")
 
@@ -114,8 +118,8 @@ def test_lifecycle_hooks_fire_around_each_job(memory_queue: kue.Queue, ledger: P
     worker = Worker(memory_queue.backend, ["jobs"], plugin_manager=pm)
     worker.run(max_jobs=2)
     assert events == [
-        "started", "run tests.add", "ok", "run tests.always_fails", "failed retry=True",
-        "stopping",
+        "started", "run tests.add", "ok", "settled deleted",
+        "run tests.always_fails", "failed retry=True", "settled released", "stopping",
     ]
 
 

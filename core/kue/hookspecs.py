@@ -103,6 +103,16 @@ def kue_job_buried(job: Reservation, reason: str) -> None:
 
 
 @hookspec
+def kue_job_settled(job: Reservation, outcome: str) -> None:
+    """Fires once for every job a worker reserved, after it was settled, whatever happened.
+
+    :param job: the reservation.
+    :param outcome: ``"deleted"``, ``"released"``, ``"buried"``, or ``"lost"`` (the
+        reservation ran out before it could be settled, or the server was unreachable).
+    """
+
+
+@hookspec
 def kue_worker_started(worker: Worker) -> None:
     """Fires once a worker has its backend and is about to take jobs.
 

@@ -69,21 +69,10 @@ class Reporter:
         """Tell the supervisor this child has its backend and is about to take jobs."""
         self._send({"event": "ready", "t": time.monotonic()})
 
-    def _end(self) -> None:
-        self._send({"event": "end", "t": time.monotonic()})
-
     @hookimpl
-    def kue_job_succeeded(self, job: Reservation, envelope: Envelope, duration: float) -> None:
-        """Report that the job in hand is settled."""
-        self._end()
-
-    @hookimpl
-    def kue_job_failed(
-        self, job: Reservation, envelope: Envelope, error: BaseException, will_retry: bool,
-        duration: float,
-    ) -> None:
-        """Report that the job in hand is settled (released or about to be buried)."""
-        self._end()
+    def kue_job_settled(self, job: Reservation, outcome: str) -> None:
+        """Report that the job in hand is settled, whatever the outcome."""
+        self._send({"event": "end", "outcome": outcome, "t": time.monotonic()})
 
 
 def _die_with_parent() -> None:

@@ -96,6 +96,7 @@ class Worker:
         self._stop = threading.Event()
         self._waiting = False
         self._reserved_at = 0.0
+        self._outcome = "lost"
         self.current: Reservation | None = None
 
     def stop(self) -> None:
@@ -180,6 +181,7 @@ class Worker:
         self.current = job
         self._reserved_at = time.monotonic()
         self.stats.handled += 1
+        self._outcome = "lost"
         try:
             return self._process(job, fetch_next)
         except ReservationLost as exc:
@@ -193,6 +195,7 @@ class Worker:
                         job.id, exc)
         finally:
             self.current = None
+            self.pm.hook.kue_job_settled(job=job, outcome=self._outcome)
         return None
 
     def _settle(self, job: Reservation, action: Callable[[], None]) -> None:
@@ -217,6 +220,7 @@ class Worker:
 
     def _bury(self, job: Reservation, reason: str, name: str = "?") -> None:
         self._settle(job, lambda: self.backend.bury(job, None))
+        self._outcome = "buried"
         self.stats.buried += 1
         log.error(
             "buried job %s %s on %s (attempt %d): %s", name, job.id, job.queue, job.attempts,
@@ -256,6 +260,7 @@ class Worker:
             if will_retry:
                 delay = job_class.retry_delay(job.attempts)
                 self._settle(job, lambda: self.backend.release(job, job.priority, delay))
+                self._outcome = "released"
                 self.stats.retried += 1
                 log.warning(
                     "job %s %s on %s failed (attempt %d of %d, %.3f s): %r; retry in %.1f s",
@@ -284,10 +289,13 @@ class Worker:
         if fetch_next:
             fused: FusedBackend = self.backend  # type: ignore[assignment]
             try:
-                return fused.delete_and_reserve(job, self.queues, 0)
+                next_job = fused.delete_and_reserve(job, self.queues, 0)
+                self._outcome = "deleted"
+                return next_job
             except BackendUnavailable:
                 pass  # the script is atomic: nothing happened; fall back to a plain delete
         self._settle(job, lambda: self.backend.delete(job))
+        self._outcome = "deleted"
         return None
 
 
