@@ -256,3 +256,18 @@ def test_a_hung_child_loses_its_job_to_another_and_its_late_ack_fails_cleanly(
     assert pool.stop() == 0
     assert "died" not in pool.log()
     assert queue.stats().total == 0
+
+
+def test_jobs_that_finish_just_inside_their_ttr_are_never_redelivered(
+    queue: kue.Queue, pool_factory: Callable[..., Pool], ledger: Path
+) -> None:
+    """FAULTS F16: ttr 2 s, jobs of 1.5 s (inside beanstalkd's DEADLINE_SOON second)."""
+    keys = {f"d{i}" for i in range(2 * CHILDREN)}
+    pool = pool_factory()
+    _push(queue, [fault_jobs.short_ttr.message(k, 1.5) for k in sorted(keys)])
+    wait_until(lambda: not jepsen.read(ledger, keys).lost, 30, "all done")
+    assert pool.stop() == 0
+    verdict = jepsen.read(ledger, keys)
+    assert not verdict.duplicated and sum(verdict.started.values()) == len(keys)
+    assert {e.attempt for e in verdict.entries} == {1}
+    assert queue.stats().total == 0
