@@ -12,11 +12,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import fault_jobs
-import jepsen
 import pytest
 
 import kue
+
+import fault_jobs
+import jepsen
 
 TESTS = Path(__file__).parent
 CHILDREN = 4
@@ -247,7 +248,7 @@ def test_a_hung_child_loses_its_job_to_another_and_its_late_ack_fails_cleanly(
     os.kill(hung_pid, signal.SIGSTOP)
     try:
         wait_until(lambda: jepsen.read(ledger, {"hung"}).ended["hung"] == 1, 30, "redelivered")
-        again = [e for e in jepsen.read(ledger, {"hung"}).entries if e.event == "end"][0]
+        again = next(e for e in jepsen.read(ledger, {"hung"}).entries if e.event == "end")
         assert again.pid != hung_pid and again.attempt == 2
     finally:
         os.kill(hung_pid, signal.SIGCONT)

@@ -15,13 +15,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import fault_jobs
-import jepsen
 import pytest
 
 import kue
 from kue.plugins import backend_entry_points
 from kue_contract.servers import free_port, wait_for_port
+
+import fault_jobs
+import jepsen
 
 TESTS = Path(__file__).parent
 CHILDREN = 4

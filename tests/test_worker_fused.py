@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sample_jobs
 
 import kue
 from kue.plugins import backend_entry_points, get_plugin_manager, load_backend_plugin
 from kue.worker import Worker
+
+import sample_jobs
 
 
 @pytest.fixture(scope="module")

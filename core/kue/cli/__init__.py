@@ -1,1 +1,1 @@
-"""Command-line entry points: ``kue-worker``."""
+"""Command-line entry points: ``kue-worker`` (run jobs) and ``kue`` (look at and manage queues)."""

@@ -1,0 +1,263 @@
+"""The ``kue`` admin command, run through its real entry point against SQLite files."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import kue
+from kue.backend import Backend
+from kue.cli import admin, admin_commands
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No KUE_* variables or config files of the developer's leak in."""
+    for var in ("KUE_URL", "KUE_BACKEND", "KUE_QUEUES", "KUE_IMPORT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = admin.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_put_prints_the_id_and_peek_shows_the_most_urgent_job(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--url", sqlite_url, "put", "emails", "later", "--priority", "9")
+    assert code == 0
+    code, out, _ = run(capsys, "put", "emails", "first", "--priority", "1", "--url", sqlite_url)
+    assert code == 0
+    urgent_id = out.strip()
+
+    code, out, _ = run(capsys, "--url", sqlite_url, "peek", "emails")
+    assert code == 0
+    shown = dict(line.split(":", 1) for line in out.splitlines())
+    assert {k: v.strip() for k, v in shown.items()} == {
+        "id": urgent_id, "queue": "emails", "state": "ready", "priority": "1",
+        "attempts": "0", "body": "first",
+    }
+    # peek reserves nothing: both jobs are still ready.
+    assert kue.connect(sqlite_url, queue="emails").stats() == kue.QueueStats(ready=2)
+
+
+def test_put_json_checks_the_body_and_keeps_its_json_form(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, _ = run(capsys, "--url", sqlite_url, "put", "q", '"hi"', "--json")
+    assert code == 0
+    code, _, _ = run(capsys, "--url", sqlite_url, "put", "q", '{"video": 4871}', "--json")
+    assert code == 0
+    q = kue.connect(sqlite_url, queue="q")
+    first, second = q.reserve(timeout=0), q.reserve(timeout=0)
+    assert first is not None and second is not None
+    assert first.body == b'"hi"'
+    assert second.json() == {"video": 4871}
+
+
+def test_put_takes_delay_and_ttr(sqlite_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--url", sqlite_url, "put", "q", "x", "--delay", "600",
+                       "--ttr", "5")
+    assert code == 0
+    code, out, _ = run(capsys, "--url", sqlite_url, "peek", "q", "--state", "delayed", "--json")
+    assert code == 0
+    assert json.loads(out)["state"] == "delayed"
+
+
+def test_stats_table_and_json_count_every_state(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    q = kue.connect(sqlite_url, queue="videos")
+    for n in range(3):
+        q.put({"n": n})
+    q.put("later", delay=600)
+    reserved = q.reserve(timeout=0)
+    assert reserved is not None
+
+    code, out, _ = run(capsys, "--url", sqlite_url, "stats", "videos", "empty")
+    assert code == 0
+    assert [line.split() for line in out.splitlines()] == [
+        ["queue", "ready", "delayed", "reserved", "buried"],
+        ["videos", "2", "1", "1", "0"],
+        ["empty", "0", "0", "0", "0"],
+    ]
+    code, out, _ = run(capsys, "--url", sqlite_url, "stats", "--json", "videos")
+    assert code == 0
+    assert json.loads(out) == {"videos": {"ready": 2, "delayed": 1, "reserved": 1, "buried": 0}}
+
+
+def test_buried_job_is_peeked_then_kicked_back_to_ready(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    q = kue.connect(sqlite_url, queue="jobs")
+    job_id = q.put({"broken": True})
+    job = q.reserve(timeout=0)
+    assert job is not None
+    job.bury()
+
+    code, out, _ = run(capsys, "--url", sqlite_url, "peek", "jobs", "--state", "buried", "--json")
+    assert code == 0
+    assert json.loads(out) == {"id": job_id, "queue": "jobs", "state": "buried",
+                               "priority": kue.DEFAULT_PRIORITY, "attempts": 1,
+                               "body": '{"broken":true}'}
+    code, out, _ = run(capsys, "--url", sqlite_url, "kick", "jobs", "5")
+    assert (code, out) == (0, "kicked 1 job on queue 'jobs'\n")
+    assert q.stats() == kue.QueueStats(ready=1)
+
+
+def test_peek_of_an_empty_state_exits_one(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "--url", sqlite_url, "peek", "jobs", "--state", "buried")
+    assert (code, out) == (1, "")
+    assert err == "queue 'jobs' has no buried job\n"
+
+
+def test_without_url_it_uses_kue_url_then_the_default_sqlite_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, _ = run(capsys, "put", "default", "x")
+    assert code == 0
+    assert kue.connect(f"sqlite:///{tmp_path}/kue.sqlite3").stats().ready == 1
+
+    monkeypatch.setenv("KUE_URL", f"sqlite:///{tmp_path}/other.sqlite3")
+    code, out, _ = run(capsys, "stats", "--json")
+    assert code == 0
+    assert json.loads(out) == {"default": {"ready": 0, "delayed": 0, "reserved": 0, "buried": 0}}
+
+
+def test_delete_without_delete_by_id_fails_clearly(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_id = kue.connect(sqlite_url, queue="q").put("x")
+    code, out, err = run(capsys, "--url", sqlite_url, "delete", "q", job_id)
+    assert (code, out) == (2, "")
+    assert err.startswith("kue delete: the sqlite backend cannot delete a job it has not reserved")
+    assert len(err.splitlines()) == 1
+    assert kue.connect(sqlite_url, queue="q").stats().ready == 1
+
+
+class _DeletingBackend:
+    """A memory backend plus the optional delete_by_id, as a future backend may offer it."""
+
+    def __init__(self, inner: Backend) -> None:
+        self.inner = inner
+        self.deleted: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def delete_by_id(self, queue: str, job_id: str) -> bool:
+        self.deleted.append((queue, job_id))
+        return job_id == "known"
+
+
+@pytest.fixture
+def deleting_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[_DeletingBackend]:
+    backend = _DeletingBackend(kue.connect("memory://cli-delete").backend)
+    monkeypatch.setattr(admin_commands, "open_backend", lambda *a, **k: backend)
+    yield backend
+
+
+def test_delete_uses_delete_by_id_where_the_backend_has_it(
+    deleting_backend: _DeletingBackend, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--url", "memory://cli-delete", "delete", "q", "known")
+    assert (code, out) == (0, "deleted job known from queue 'q'\n")
+    code, _, err = run(capsys, "--url", "memory://cli-delete", "delete", "q", "unknown")
+    assert (code, err) == (1, "queue 'q' has no job unknown\n")
+    assert deleting_backend.deleted == [("q", "known"), ("q", "unknown")]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--url", "nosuch://x", "stats"], "kue stats: no kue backend named 'nosuch'"),
+        (["put", "q", "{bad", "--json"], "kue put: BODY is not valid JSON"),
+        (["put", "q", "NaN", "--json"], "kue put: BODY is not valid JSON: NaN"),
+        (["put", "q", "x", "--priority", "-1"], "kue put: priority -1 is out of range"),
+        (["kick", "q", "0"], "kue kick: count 0 must be at least 1"),
+        (["--url", "redis://127.0.0.1:{port}/0", "stats"],
+         "kue stats: backend at redis://127.0.0.1:{port}/0 is unavailable"),
+    ],
+    ids=["unknown-backend", "bad-json", "nan-json", "negative-priority", "kick-zero",
+         "redis-refused"],
+)
+def test_errors_print_one_line_without_traceback_and_exit_two(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if "redis" in expected:
+        pytest.importorskip("kue_redis")
+        port = str(_free_port())  # nothing listens here: the connection is refused
+        argv = [a.replace("{port}", port) for a in argv]
+        expected = expected.replace("{port}", port)
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert err.startswith(expected), err
+    assert len(err.splitlines()) == 1
+    assert "Traceback" not in err
+
+
+def test_verbose_adds_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "-v", "--url", "nosuch://x", "stats")
+    assert code == 2
+    assert "Traceback (most recent call last)" in err
+    assert err.splitlines()[-1].startswith("kue stats: no kue backend named 'nosuch'")
+
+
+def test_backends_lists_each_with_its_distribution(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "backends", "--json")
+    assert code == 0
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert {"memory", "sqlite", "redis"} <= set(rows)
+    assert rows["sqlite"]["distribution"].startswith("kue ")
+    assert rows["sqlite"]["configured"] is True  # the default backend
+    assert rows["sqlite"]["capabilities"]["durable"] is True
+    assert rows["memory"]["capabilities"]["shared"] is False
+    # A server backend is not contacted without --url.
+    assert rows["redis"]["distribution"].startswith("kue-redis ")
+    assert rows["redis"]["capabilities"] is None
+    assert "kue backends --url redis://" in rows["redis"]["note"]
+
+    code, out, _ = run(capsys, "backends")
+    assert code == 0
+    assert "sqlite  (configured)  [kue " in out
+    assert "supports: priority, fifo" in out
+
+
+def test_backends_with_url_shows_that_backend_only(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "backends", "--url", sqlite_url, "--json")
+    assert code == 0
+    (row,) = json.loads(out)
+    assert row["name"] == "sqlite" and row["capabilities"]["name"] == "sqlite"
+
+
+def test_the_installed_kue_script_runs(tmp_path: Path) -> None:
+    script = Path(sys.executable).with_name("kue")
+    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30,
+                          cwd=tmp_path)
+    assert proc.returncode == 0
+    for command in ("backends", "stats", "put", "peek", "kick", "delete"):
+        assert f"\n    {command} " in proc.stdout
+    proc = subprocess.run([str(script), "--url", f"sqlite:///{tmp_path}/k.sqlite3", "put", "q",
+                           "hello"], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert kue.connect(f"sqlite:///{tmp_path}/k.sqlite3", queue="q").peek() is not None
