@@ -6,15 +6,12 @@ import json
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import kue
-from kue.backend import Backend
-from kue.cli import admin, admin_commands
+from kue.cli import admin
 
 
 @pytest.fixture(autouse=True)
@@ -136,47 +133,22 @@ def test_without_url_it_uses_kue_url_then_the_default_sqlite_file(
     assert json.loads(out) == {"default": {"ready": 0, "delayed": 0, "reserved": 0, "buried": 0}}
 
 
-def test_delete_without_delete_by_id_fails_clearly(
+def test_delete_removes_a_job_by_id_and_refuses_a_reserved_one(
     sqlite_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    job_id = kue.connect(sqlite_url, queue="q").put("x")
-    code, out, err = run(capsys, "--url", sqlite_url, "delete", "q", job_id)
+    queue = kue.connect(sqlite_url, queue="q")
+    doomed, kept, busy = queue.put("doomed"), queue.put("kept"), queue.put("busy", priority=0)
+    held = queue.reserve(timeout=0)
+    assert held is not None and held.id == busy
+    code, out, _ = run(capsys, "--url", sqlite_url, "delete", "q", doomed)
+    assert (code, out) == (0, f"deleted job {doomed} from queue 'q'\n")
+    code, _, err = run(capsys, "--url", sqlite_url, "delete", "q", "999999")
+    assert (code, err) == (1, "queue 'q' has no job 999999\n")
+    code, out, err = run(capsys, "--url", sqlite_url, "delete", "q", busy)
     assert (code, out) == (2, "")
-    assert err.startswith("kue delete: the sqlite backend cannot delete a job it has not reserved")
-    assert len(err.splitlines()) == 1
-    assert kue.connect(sqlite_url, queue="q").stats().ready == 1
-
-
-class _DeletingBackend:
-    """A memory backend plus the optional delete_by_id, as a future backend may offer it."""
-
-    def __init__(self, inner: Backend) -> None:
-        self.inner = inner
-        self.deleted: list[tuple[str, str]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def delete_by_id(self, queue: str, job_id: str) -> bool:
-        self.deleted.append((queue, job_id))
-        return job_id == "known"
-
-
-@pytest.fixture
-def deleting_backend(monkeypatch: pytest.MonkeyPatch) -> Iterator[_DeletingBackend]:
-    backend = _DeletingBackend(kue.connect("memory://cli-delete").backend)
-    monkeypatch.setattr(admin_commands, "open_backend", lambda *a, **k: backend)
-    yield backend
-
-
-def test_delete_uses_delete_by_id_where_the_backend_has_it(
-    deleting_backend: _DeletingBackend, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, _ = run(capsys, "--url", "memory://cli-delete", "delete", "q", "known")
-    assert (code, out) == (0, "deleted job known from queue 'q'\n")
-    code, _, err = run(capsys, "--url", "memory://cli-delete", "delete", "q", "unknown")
-    assert (code, err) == (1, "queue 'q' has no job unknown\n")
-    assert deleting_backend.deleted == [("q", "known"), ("q", "unknown")]
+    assert "is reserved by a worker" in err and len(err.splitlines()) == 1
+    assert queue.stats() == kue.QueueStats(ready=1, reserved=1)
+    assert queue.peek("ready") is not None and queue.peek("ready").id == kept  # type: ignore[union-attr]
 
 
 def _free_port() -> int:

@@ -16,6 +16,7 @@ __all__ = [
     "MAX_PRIORITY",
     "Backend",
     "Capabilities",
+    "DeletableBackend",
     "FusedBackend",
     "JobInfo",
     "JobState",
@@ -207,5 +208,17 @@ class FusedBackend(Backend, Protocol):
         """Delete ``job``, then reserve as :meth:`Backend.reserve` does.
 
         Raises ReservationLost if ``job`` is no longer held; then nothing is reserved.
+        """
+        ...
+
+
+@runtime_checkable
+class DeletableBackend(Backend, Protocol):
+    """A backend that can delete a job it has not reserved, by id (``kue delete``)."""
+
+    def delete_by_id(self, queue: str, job_id: str) -> bool:
+        """Delete the job unless a worker holds it; False if ``queue`` has no such job.
+
+        Raises ValueError naming the job if a live reservation holds it.
         """
         ...

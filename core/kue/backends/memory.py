@@ -285,6 +285,20 @@ class MemoryBackend:
         with self._store.cond:
             self._store.remove(self._held(job))
 
+    def delete_by_id(self, queue: str, job_id: str) -> bool:
+        """Delete a job that is not reserved, by id (for admin tools); False if not found."""
+        with self._store.cond:
+            job = self._store.jobs.get(job_id)
+            if job is None or job.queue != queue:
+                return False
+            if job.state is JobState.RESERVED and job.due > self._store.clock():
+                raise ValueError(
+                    f"job {job_id} is reserved by a worker; delete it once it is released, "
+                    "buried or done"
+                )
+            self._store.remove(job)
+            return True
+
     def release(self, job: Reservation, priority: int, delay: float) -> None:
         """Give a reserved job back with a new priority, ready now or after ``delay``."""
         store = self._store

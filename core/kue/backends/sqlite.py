@@ -276,6 +276,29 @@ class SQLiteBackend:
         """Delete a job this reservation still holds."""
         self._settle(job, f"DELETE FROM kue_jobs WHERE {_HELD}", ())
 
+    def delete_by_id(self, queue: str, job_id: str) -> bool:
+        """Delete a job that is not reserved, by id (for admin tools); False if not found."""
+        try:
+            key = int(job_id)
+        except ValueError:
+            return False
+        with self._write() as conn:
+            cur = conn.execute(
+                "DELETE FROM kue_jobs WHERE id = ? AND queue = ? AND NOT (state = 2 AND due > ?)",
+                (key, queue, time.time()),
+            )
+            if cur.rowcount:
+                return True
+            held = conn.execute(
+                "SELECT 1 FROM kue_jobs WHERE id = ? AND queue = ?", (key, queue)
+            ).fetchone()
+        if held:
+            raise ValueError(
+                f"job {job_id} is reserved by a worker; delete it once it is released, "
+                "buried or done"
+            )
+        return False
+
     def release(self, job: Reservation, priority: int, delay: float) -> None:
         """Back to ready (or delayed), keeping its place in the put order."""
         if delay > 0:
