@@ -14,7 +14,9 @@ import nox
 
 ROOT = Path(__file__).parent
 nox.options.default_venv_backend = "none"
-nox.options.sessions = ["lint", "typecheck", "tests", "contract"]
+nox.options.sessions = [
+    "lint", "typecheck", "tests", "contract", "docs", "example_plugin", "webapp",
+]
 
 #: Backends whose contract suite runs: the built-ins, then each in-tree plugin.
 PLUGINS = sorted(p.name for p in ROOT.glob("plugins/*") if (p / "pyproject.toml").is_file())
@@ -47,6 +49,16 @@ def contract(session: nox.Session, backend: str) -> None:
 
 
 @nox.session
+def images(session: nox.Session) -> None:
+    """Set up rootful podman and build the contract suite's server images, with no registry.
+
+    See containers/build_images.py; arguments after ``--`` go to it (``--only moto``, ``--force``).
+    """
+    session.run(sys.executable, str(ROOT / "containers" / "build_images.py"), *session.posargs,
+                external=True)
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the whole workspace."""
     session.run(sys.executable, "-m", "ruff", "check", ".", external=True)
@@ -55,7 +67,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over core, the contract suite, the plugins and the tests."""
-    targets = ["core/kue", "contract_tests/kue_contract", "tests", "noxfile.py"]
+    targets = ["core/kue", "contract_tests/kue_contract", "tests", "noxfile.py", "docs/conf.py",
+               "docs/_ext", "examples/kue-filequeue/kue_filequeue"]
     targets += [str(p) for p in sorted(ROOT.glob("plugins/*/kue_*"))]
     session.run(sys.executable, "-m", "mypy", "--strict", *targets, external=True)
 
@@ -72,3 +85,39 @@ def demo(session: nox.Session) -> None:
         session.run(kue_worker, "--import", "demo_jobs", "--burst", env=env, external=True)
         session.run(sys.executable, str(demo_dir / "produce.py"), "--stats", env=env,
                     external=True)
+
+
+@nox.session
+def webapp(session: nox.Session) -> None:
+    """The Flask example end to end: a signup request queues a job, a real kue-worker runs it."""
+    pytest(session, "tests/test_webapp.py")
+
+
+@nox.session(venv_backend="uv", python="3.11")
+def example_plugin(session: nox.Session) -> None:
+    """examples/kue-filequeue, installed as a third party would: the contract suite, its tests.
+
+    A fresh virtualenv (not the workspace's) gets core, the contract suite and the example as
+    built wheels, not editable; ``--no-sources`` keeps uv from reading the workspace's sources.
+    """
+    session.install("--no-sources", "./core", "./contract_tests", "./examples/kue-filequeue")
+    session.run("pytest", "-p", "kue_contract", "--pyargs", "kue_contract",
+                "--kue-backend=filequeue", *session.posargs)
+    session.run("pytest", "-p", "kue_contract", "examples/kue-filequeue/tests", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the Sphinx site into docs/_build/html; any warning fails the build."""
+    session.run(sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html",
+                "docs", "docs/_build/html", *session.posargs, external=True)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """kue's benchmarks against raw clients and peer libraries (not a test; about 8 minutes).
+
+    Starts its own servers on free loopback ports. Arguments go to bench/run.py: ``--quick``,
+    ``--full`` (queue depth 1,000,000), ``--only NAME``, ``--readme`` (update bench/README.md).
+    """
+    session.run(sys.executable, str(ROOT / "bench" / "run.py"), *session.posargs, external=True)
