@@ -15,7 +15,8 @@ import nox
 ROOT = Path(__file__).parent
 nox.options.default_venv_backend = "none"
 nox.options.sessions = [
-    "lint", "typecheck", "tests", "contract", "docs", "example_plugin", "webapp",
+    "images", "lint", "typecheck", "tests", "contract", "contract_local", "docs",
+    "example_plugin", "webapp",
 ]
 
 #: Backends whose contract suite runs: the built-ins, then each in-tree plugin.
@@ -59,6 +60,18 @@ def images(session: nox.Session) -> None:
 
 
 @nox.session
+@nox.parametrize("backend", PLUGINS)
+def contract_local(session: nox.Session, backend: str) -> None:
+    """The contract suite against a server backend run as a local process on a free port.
+
+    ``contract`` takes containers when an engine answers (after ``nox -s images``); this proves
+    the local-process path on the same change.
+    """
+    pytest(session, "-p", "kue_contract", "--pyargs", "kue_contract",
+           f"--kue-backend={backend}", "--kue-servers=local")
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the whole workspace."""
     session.run(sys.executable, "-m", "ruff", "check", ".", external=True)
@@ -68,7 +81,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over core, the contract suite, the plugins and the tests."""
     targets = ["core/kue", "contract_tests/kue_contract", "tests", "noxfile.py", "docs/conf.py",
-               "docs/_ext", "examples/kue-filequeue/kue_filequeue"]
+               "docs/_ext", "examples/kue-filequeue/kue_filequeue", "containers"]
     targets += [str(p) for p in sorted(ROOT.glob("plugins/*/kue_*"))]
     session.run(sys.executable, "-m", "mypy", "--strict", *targets, external=True)
 

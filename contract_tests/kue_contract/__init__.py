@@ -16,6 +16,7 @@ from kue_contract.plugin import (
     make_queue,
     pytest_addoption,
     pytest_configure,
+    pytest_terminal_summary,
     queue,
     requires_capabilities,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "make_queue",
     "pytest_addoption",
     "pytest_configure",
+    "pytest_terminal_summary",
     "queue",
     "requires_capabilities",
 ]

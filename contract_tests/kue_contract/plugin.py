@@ -10,7 +10,7 @@ import pytest
 import kue
 from kue.backend import Backend, Capabilities
 from kue.plugins import get_plugin_manager, load_backend_plugin, open_backend
-from kue_contract.servers import MODES
+from kue_contract.servers import MODES, describe_server
 
 __all__ = [
     "kue_backend",
@@ -20,6 +20,7 @@ __all__ = [
     "make_queue",
     "pytest_addoption",
     "pytest_configure",
+    "pytest_terminal_summary",
     "queue",
     "requires_capabilities",
 ]
@@ -39,16 +40,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--kue-servers", choices=MODES, default="auto",
         help="where throwaway servers come from: containers when an engine answers (auto), "
-        "always containers, or always local processes on free loopback ports (default auto)",
+        "always containers, or always local processes on free loopback ports (default auto). "
+        "Containers use the project's images (nox -s images) and find podman's service on "
+        "/run/kue-podman.sock when DOCKER_HOST is unset",
     )
+
+
+#: The lines saying where each throwaway server came from, for the terminal summary.
+_SERVER_LINES = pytest.StashKey[list[str]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the ``requires`` marker."""
+    config.stash[_SERVER_LINES] = []
     config.addinivalue_line(
         "markers",
         "requires(*capabilities): skip unless the backend declares these capabilities true",
     )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say where the session's throwaway servers came from: a local process or a container."""
+    for line in terminalreporter.config.stash.get(_SERVER_LINES, []):
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +93,12 @@ def kue_url(request: pytest.FixtureRequest, kue_backend_name: str) -> Iterator[s
             "(hook kue_contract_server); pass --kue-url=URL of a server you run"
         )
     with server as url:
-        print(f"\nkue contract suite: backend {kue_backend_name} at {kue.config.mask_url(url)} "
-              f"(servers: {mode})")
+        # The CI log must show which path each run took: a local process or a container.
+        # Printed now (seen with -s) and again in the summary, which output capture spares.
+        line = (f"kue contract suite: backend {kue_backend_name} at {kue.config.mask_url(url)} "
+                f"from {describe_server(url)} (servers: {mode})")
+        request.config.stash[_SERVER_LINES].append(line)
+        print(f"\n{line}")
         yield url
 
 

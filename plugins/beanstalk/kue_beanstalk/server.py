@@ -5,30 +5,32 @@ Test-time only: these functions import kue_contract, which the runtime plugin ne
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CONTAINER_ARGS",
     "CONTAINER_IMAGE",
     "CONTAINER_PORT",
     "INSTALL_HINT",
     "LocalBeanstalkd",
+    "container_ready",
+    "container_server",
     "contract_server",
     "free_port",
     "local_server",
     "server_args",
 ]
 
-#: The image the project builds for container runs.
+#: The image ``nox -s images`` builds (containers/build_images.py), tagged with the server's
+#: version; the builder refuses a beanstalkd of another version.
 CONTAINER_IMAGE = "localhost/kue-beanstalkd:1.12"
 #: The port beanstalkd listens on inside the container.
 CONTAINER_PORT = 11300
@@ -61,36 +63,43 @@ def local_server() -> AbstractContextManager[str]:
     return server
 
 
-@contextlib.contextmanager
-def container_server() -> Iterator[str]:
-    """Run the project's beanstalkd image through testcontainers; yields its URL."""
+#: The arguments containers run with: every interface inside the container (the engine
+#: publishes the port on the host's loopback only), no binlog unless a test asks for one.
+CONTAINER_ARGS = ("-l", "0.0.0.0", "-p", str(CONTAINER_PORT))
+
+
+def container_ready(host: str, port: int, timeout: float = 15.0) -> None:
+    """Wait until beanstalkd at ``host:port`` answers ``stats``.
+
+    A published port may accept connections before the server in the container listens.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1) as sock:
+                sock.sendall(b"stats\r\n")
+                if sock.recv(64).startswith(b"OK "):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise _servers().ServerUnavailable(f"beanstalkd at {host}:{port} did not answer")
+        time.sleep(0.05)
+
+
+def container_server(*extra: str) -> AbstractContextManager[str]:
+    """Run :data:`CONTAINER_IMAGE` through testcontainers; yields its URL.
+
+    :param extra: beanstalkd arguments added to the image's (``-b /tmp`` for a binlog, ...).
+    :raises kue_contract.servers.ServerUnavailable: no engine answers, or the image is missing.
+    """
     servers = _servers()
-    if not servers.container_engine_answers():
-        raise servers.ServerUnavailable(
-            "--kue-servers=containers, but no container engine answers (start Docker, or "
-            "podman's API service, and check DOCKER_HOST); or use --kue-servers=local with "
-            f"beanstalkd on PATH. {INSTALL_HINT}"
-        )
-    _require_image(servers.ServerUnavailable)
-    with servers.testcontainer(CONTAINER_IMAGE, CONTAINER_PORT, _url) as url:
-        yield str(url)
-
-
-def _require_image(unavailable: type[Exception]) -> None:
-    try:
-        docker = importlib.import_module("docker")
-        client = docker.from_env(timeout=5)
-    except Exception as exc:  # any failure to reach the engine means: no image to be had
-        raise unavailable(f"cannot ask the container engine for images: {exc}") from exc
-    try:
-        client.images.get(CONTAINER_IMAGE)
-    except Exception as exc:  # docker.errors.ImageNotFound, or the engine failing
-        raise unavailable(
-            f"the container image {CONTAINER_IMAGE} is missing ({exc}); build it (a beanstalkd "
-            "1.12 image listening on port 11300), or use --kue-servers=local"
-        ) from exc
-    finally:
-        client.close()
+    servers.require_engine(f"beanstalkd must then be on PATH. {INSTALL_HINT}")
+    servers.require_image(CONTAINER_IMAGE, f"beanstalkd 1.12 listening on {CONTAINER_PORT}")
+    server: AbstractContextManager[str] = servers.testcontainer(
+        CONTAINER_IMAGE, CONTAINER_PORT, _url, [*CONTAINER_ARGS, *extra], container_ready
+    )
+    return server
 
 
 def contract_server(mode: str) -> AbstractContextManager[str]:

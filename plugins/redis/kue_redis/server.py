@@ -7,16 +7,31 @@ needs.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import ModuleType
 from typing import cast
 
-__all__ = ["CONTAINER_IMAGE", "INSTALL_HINT", "contract_server", "local_server", "server_args"]
+__all__ = [
+    "CONTAINER_ARGS",
+    "CONTAINER_IMAGE",
+    "CONTAINER_PORT",
+    "INSTALL_HINT",
+    "container_ready",
+    "container_server",
+    "contract_server",
+    "local_server",
+    "server_args",
+]
 
-#: The image the project builds for container runs.
+#: The image ``nox -s images`` builds (containers/build_images.py), tagged with the server's
+#: major.minor version; the builder refuses a redis-server of another version.
 CONTAINER_IMAGE = "localhost/kue-redis:7.0"
+#: The port redis-server listens on inside the container.
+CONTAINER_PORT = 6379
+#: The arguments containers run with: nothing saved unless a test asks for persistence.
+CONTAINER_ARGS = ("--protected-mode", "no", "--save", "", "--appendonly", "no")
 #: How to get redis-server when it is missing.
 INSTALL_HINT = (
     "Install Redis (Debian/Ubuntu: `apt-get install redis-server`; macOS: `brew install redis`)."
@@ -58,34 +73,47 @@ def local_server(
     )
 
 
-def _image_missing(image: str) -> bool:
-    """True if the engine answers that ``image`` is not there (pulling it would fail too)."""
-    import docker  # type: ignore[import-untyped, unused-ignore]
-
-    client = docker.from_env(timeout=5)
-    try:
-        client.images.get(image)
-    except docker.errors.ImageNotFound:
-        return True
-    finally:
-        client.close()
-    return False
+def _container_url(host: str, port: int) -> str:
+    return f"redis://{host}:{port}/0"
 
 
-@contextmanager
-def _container() -> Iterator[str]:
+def container_ready(host: str, port: int, timeout: float = 15.0) -> None:
+    """Wait until redis-server at ``host:port`` answers PING (a published port may accept early).
+
+    :raises kue_contract.servers.ServerUnavailable: no PONG within ``timeout`` seconds.
+    """
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                if sock.recv(64).startswith(b"+PONG"):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise _servers().ServerUnavailable(f"redis at {host}:{port} did not answer PING")
+        time.sleep(0.05)
+
+
+def container_server(extra: Sequence[str] = ()) -> AbstractContextManager[str]:
+    """Run :data:`CONTAINER_IMAGE` through testcontainers; yields its URL.
+
+    :param extra: redis-server arguments added to the image's (``--appendonly yes``, ...).
+    :raises kue_contract.servers.ServerUnavailable: no engine answers, or the image is missing.
+    """
     servers = _servers()
-    if _image_missing(CONTAINER_IMAGE):
-        raise servers.ServerUnavailable(
-            f"the container image {CONTAINER_IMAGE} is missing: build the project's images "
-            "first, or use --kue-servers=local with redis-server on PATH"
-        )
-    server = cast(
+    servers.require_engine(f"redis-server must then be on PATH. {INSTALL_HINT}")
+    servers.require_image(CONTAINER_IMAGE, f"redis-server listening on {CONTAINER_PORT}")
+    command = [*CONTAINER_ARGS, *extra]
+    return cast(
         AbstractContextManager[str],
-        servers.testcontainer(CONTAINER_IMAGE, 6379, lambda host, port: f"redis://{host}:{port}/0"),
+        servers.testcontainer(CONTAINER_IMAGE, CONTAINER_PORT, _container_url, command,
+                              container_ready),
     )
-    with server as url:
-        yield url
 
 
 def contract_server(mode: str) -> AbstractContextManager[str]:
@@ -94,15 +122,9 @@ def contract_server(mode: str) -> AbstractContextManager[str]:
     if mode == "local":
         return local_server()
     if mode == "auto":
-        return _container() if servers.container_engine_answers() else local_server()
+        return container_server() if servers.container_engine_answers() else local_server()
     if mode != "containers":
         raise servers.ServerUnavailable(
             f"unknown server mode {mode!r}: use auto, containers or local"
         )
-    if not servers.container_engine_answers():
-        raise servers.ServerUnavailable(
-            "--kue-servers=containers, but no container engine answers (start Docker, or "
-            "podman's API service, and check DOCKER_HOST); or use --kue-servers=local with "
-            f"redis-server on PATH. {INSTALL_HINT}"
-        )
-    return _container()
+    return container_server()

@@ -14,9 +14,11 @@ import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-__all__ = ["IMAGE", "MOTO_PORT", "moto_server", "moto_url"]
+__all__ = ["IMAGE", "MOTO_PORT", "container_ready", "moto_server", "moto_url"]
 
 #: The container image of moto the contract suite uses, and the port moto listens on in it.
+#: ``nox -s images`` builds it (containers/build_images.py) from the moto installed beside
+#: kue, tagged with moto's major version; the builder refuses a moto of another major.
 IMAGE = "localhost/kue-moto:5"
 MOTO_PORT = 5000
 
@@ -38,33 +40,41 @@ def _moto_binary() -> str:
     return "moto_server"
 
 
+def container_ready(host: str, port: int, timeout: float = 30.0) -> None:
+    """Wait until moto at ``host:port`` answers HTTP (it takes a second or two to import)."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    from kue_contract.servers import ServerUnavailable  # type: ignore[import-untyped, unused-ignore]
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            # moto's own API, loopback only; any HTTP answer means the server is up.
+            with urllib.request.urlopen(f"http://{host}:{port}/moto-api/", timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise ServerUnavailable(f"moto at {host}:{port} did not answer HTTP")
+        time.sleep(0.1)
+
+
 def _container() -> AbstractContextManager[str]:
     from kue_contract.servers import (  # type: ignore[import-untyped, unused-ignore]
-        ServerUnavailable,
-        container_engine_answers,
+        require_engine,
+        require_image,
         testcontainer,
     )
 
-    if not container_engine_answers():
-        raise ServerUnavailable(
-            "no container engine answers (Docker, or podman's service): start one, or run "
-            "with --kue-servers=local to use a local moto_server (pip install 'moto[server]')"
-        )
-    try:
-        import docker  # type: ignore[import-untyped]
-
-        client = docker.from_env(timeout=5)
-        try:
-            client.images.get(IMAGE)
-        finally:
-            client.close()
-    except Exception as exc:  # docker.errors.ImageNotFound, or the engine went away
-        raise ServerUnavailable(
-            f"container image {IMAGE} is not available ({exc}); build or tag a moto server "
-            f"image as {IMAGE} (moto_server listening on {MOTO_PORT}), or run with "
-            "--kue-servers=local"
-        ) from exc
-    server: AbstractContextManager[str] = testcontainer(IMAGE, MOTO_PORT, moto_url)
+    require_engine("moto_server must then be on PATH: pip install 'moto[server]'.")
+    require_image(IMAGE, f"moto_server listening on {MOTO_PORT}")
+    server: AbstractContextManager[str] = testcontainer(
+        IMAGE, MOTO_PORT, moto_url, None, container_ready
+    )
     return server
 
 

@@ -1,0 +1,178 @@
+"""FAULTS F3 and F4 through containers: the server's container is killed or stopped mid-test.
+
+A container keeps its files and its published port across a kill and a start, which is what a
+real server restart looks like to a client. These tests run only when a container engine
+answers (``nox -s images`` sets one up). Without one they are skipped, naming the missing
+engine, on a developer's machine; in CI (``CI`` set, where the test command builds the images
+first) or with ``KUE_SERVERS=containers`` they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import kue
+from kue.plugins import backend_entry_points
+from kue_contract.servers import (
+    KUE_PODMAN_SOCKET,
+    ServerContainer,
+    container_engine_answers,
+    require_image,
+    running_container,
+)
+
+import fault_jobs
+import jepsen
+
+TESTS = Path(__file__).parent
+CHILDREN = 2
+JOBS = 200
+
+
+@dataclass(frozen=True)
+class Persistent:
+    """How to run one backend's image with persistence on, so a restart keeps its jobs."""
+
+    image: str
+    port: int
+    command: list[str]
+    url: Callable[[str, int], str]
+    ready: Callable[[str, int], None]
+
+
+def _redis() -> Persistent:
+    from kue_redis import server
+
+    return Persistent(
+        server.CONTAINER_IMAGE, server.CONTAINER_PORT,
+        # appendfsync always: an acknowledged write is on disk before a SIGKILL can lose it.
+        ["--protected-mode", "no", "--save", "", "--appendonly", "yes",
+         "--appendfsync", "always", "--dir", "/tmp"],
+        lambda host, port: f"redis://{host}:{port}/0", server.container_ready,
+    )
+
+
+def _beanstalk() -> Persistent:
+    from kue_beanstalk import server
+
+    return Persistent(
+        server.CONTAINER_IMAGE, server.CONTAINER_PORT,
+        [*server.CONTAINER_ARGS, "-b", "/tmp"],  # the binlog keeps jobs across a restart
+        lambda host, port: f"beanstalk://{host}:{port}", server.container_ready,
+    )
+
+
+SERVERS = {"redis": _redis, "beanstalk": _beanstalk}
+
+
+@pytest.fixture(scope="session")
+def engine() -> None:
+    """Skip (or, in CI or with KUE_SERVERS=containers, fail) when no engine answers."""
+    if container_engine_answers():
+        return
+    where = os.environ.get("DOCKER_HOST") or (
+        f"Docker's default socket or podman's service on {KUE_PODMAN_SOCKET}"
+    )
+    message = (f"no container engine answers at {where}; `nox -s images` sets up podman "
+               "and builds the images these tests run")
+    if os.environ.get("KUE_SERVERS") == "containers" or os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(params=[n for n in SERVERS if n in backend_entry_points()])
+def server(request: pytest.FixtureRequest, engine: None) -> Iterator[ServerContainer]:
+    """A persistent server of one backend in a container, removed after the test."""
+    spec = SERVERS[str(request.param)]()
+    require_image(spec.image, f"the {request.param} server")
+    with running_container(spec.image, spec.port, spec.url, spec.command, spec.ready) as srv:
+        yield srv
+
+
+def test_a_container_killed_and_started_mid_run_loses_no_job(
+    server: ServerContainer, tmp_path: Path, ledger: Path
+) -> None:
+    """F3: SIGKILL the server's container at half the jobs, start it; workers go on."""
+    queue = kue.connect(server.url, queue=f"c-{uuid.uuid4().hex[:10]}")
+    keys = {f"c{i}" for i in range(JOBS)}
+    with queue.batch():
+        for key in sorted(keys):
+            queue.push(fault_jobs.work.message(key, 0.01))
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log:
+        pool = subprocess.Popen(
+            [sys.executable, "-m", "kue.cli.worker", "--url", server.url, "-q", queue.name,
+             "--import", "fault_jobs", "-c", str(CHILDREN)],
+            env={**os.environ, "PYTHONPATH": str(TESTS)}, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while len(jepsen.read(ledger, keys).ended) < JOBS // 2:
+            assert time.monotonic() < deadline, "half the jobs did not finish"
+            time.sleep(0.01)
+        server.kill()
+        time.sleep(0.5)
+        server.start()
+        restarted = time.monotonic()
+        # Done means every job ran and the queue is empty: a job whose delete was lost with
+        # the server comes back after its ttr and runs again.
+        while jepsen.read(ledger, keys).lost or queue.stats().total:
+            assert time.monotonic() < restarted + 60, jepsen.read(ledger, keys).summary()
+            time.sleep(0.05)
+        print(f"back to done {time.monotonic() - restarted:.2f} s after the container started")
+        pool.send_signal(signal.SIGTERM)
+        assert pool.wait(timeout=30) == 0
+    finally:
+        if pool.poll() is None:
+            pool.kill()
+            pool.wait()
+        queue.close()
+    verdict = jepsen.read(ledger, keys)
+    print(verdict.summary())
+    assert not verdict.lost and not verdict.unexpected
+    # Only jobs in flight when the server died (one per child at most) may run twice.
+    assert len(verdict.duplicated) <= CHILDREN, verdict.summary()
+    text = log_path.read_text(errors="replace")
+    assert "died" not in text, text[-3000:]
+
+
+def test_a_client_reconnects_after_the_container_is_stopped_and_started(
+    server: ServerContainer,
+) -> None:
+    """F4: every connection is reset; the same Queue reports the outage, then goes on."""
+    queue = kue.connect(server.url, queue=f"c-{uuid.uuid4().hex[:10]}")
+    try:
+        queue.put(b"kept", ttr=2)
+        held = queue.reserve(timeout=5)
+        assert held is not None and held.body == b"kept"
+        server.stop(timeout=5)
+        started = time.monotonic()
+        with pytest.raises(kue.BackendUnavailable):
+            queue.put(b"while down")
+        assert time.monotonic() - started < 30, "a put to a stopped server hung"
+        server.start()
+        # The same Queue reconnects (beanstalkd: and uses/watches its tube again).
+        after = queue.put(b"after restart")
+        seen: dict[bytes, str] = {}
+        deadline = time.monotonic() + 20
+        while len(seen) < 2 and time.monotonic() < deadline:
+            # The job held when the server stopped is ready again: at once on beanstalkd
+            # (its binlog makes a reserved job ready), after its ttr on redis.
+            job = queue.reserve(timeout=1)
+            if job is not None:
+                seen[job.body] = job.id
+                job.delete()
+        assert seen == {b"kept": held.id, b"after restart": after}
+        assert queue.stats().total == 0
+    finally:
+        queue.close()
