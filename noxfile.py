@@ -81,7 +81,7 @@ def lint(session: nox.Session) -> None:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over core, the contract suite, the plugins and the tests."""
     targets = ["core/kue", "contract_tests/kue_contract", "tests", "noxfile.py", "docs/conf.py",
-               "docs/_ext", "examples/kue-filequeue/kue_filequeue", "containers"]
+               "docs/_ext", "examples/kue-filequeue/kue_filequeue", "containers", "bench"]
     targets += [str(p) for p in sorted(ROOT.glob("plugins/*/kue_*"))]
     session.run(sys.executable, "-m", "mypy", "--strict", *targets, external=True)
 

@@ -1,120 +1,77 @@
-"""kue's beanstalk backend against raw greenstalk on a local beanstalkd.
+"""kue's beanstalk backend against raw greenstalk on a throwaway beanstalkd.
 
-Run: ``uv run python bench/bench_beanstalk.py [--jobs N] [--runs R]``. It starts its own
-beanstalkd on a free 127.0.0.1 port and prints jobs per second (median of the runs) for single
-puts, batches of 100, and a reserve+delete drain, with kue's rate over greenstalk's.
+Run: ``python bench/bench_beanstalk.py [--runs R] [--quick]``.
 
-greenstalk has no pipelining, so its "batch of 100" is 100 single puts; kue's is one put_many
-(one round trip). kue's drain pays one round trip more per job than greenstalk's: a stats-job
-after each reserve, for the priority, ttr and attempts the RESERVED reply does not carry.
+greenstalk has no pipelining, so its "put_many" is as many single puts; kue's put_many sends
+a batch in one write and reads the replies together.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import greenstalk
-
-import kue
-from kue_beanstalk.server import LocalBeanstalkd
+from harness import Bench
+from ops import Spec, measure
 
 BATCH = 100
 
 
-def body(i: int) -> bytes:
-    """A JSON envelope of about 110 bytes, like the ones kue's workers carry."""
-    data = {"job": "videos.process", "args": [i], "kwargs": {"size": "720p"},
-            "attempt": 0, "enqueued_at": 1732400000.0 + i, "id": uuid.uuid4().hex[:12]}
-    return json.dumps(data, separators=(",", ":")).encode()
+class RawGreenstalk:
+    """greenstalk on its own tube of the same server."""
+
+    label = "greenstalk"
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        tube = f"raw-{uuid.uuid4().hex[:8]}"
+        self.client = greenstalk.Client((parts.hostname or "127.0.0.1", parts.port or 11300),
+                                        encoding=None, use=tube, watch=tube)
+
+    def put(self, items: Sequence[bytes]) -> None:
+        """One put per job."""
+        put = self.client.put
+        for b in items:
+            put(b, priority=2**31, ttr=60)
+
+    def put_many(self, items: Sequence[bytes], batch: int) -> None:
+        """No pipelining in greenstalk: as many single puts."""
+        self.put(items)
+
+    def drain(self, n: int) -> None:
+        """reserve then delete, two round trips per job."""
+        reserve, delete = self.client.reserve, self.client.delete
+        for _ in range(n):
+            delete(reserve(timeout=0))
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.client.close()
 
 
-def timed(fn: Callable[[], int]) -> float:
-    """Jobs per second of one run of ``fn``, which returns how many jobs it moved."""
-    started = time.perf_counter()
-    n = fn()
-    return n / (time.perf_counter() - started)
+def run(bench: Bench) -> None:
+    """The beanstalk table and the beanstalk targets."""
+    from kue_beanstalk.server import LocalBeanstalkd
 
-
-def kue_runs(url: str, bodies: list[bytes]) -> dict[str, float]:
-    queue = kue.connect(url, queue=f"bench-{uuid.uuid4().hex[:8]}")
-
-    def put() -> int:
-        for b in bodies:
-            queue.put(b)
-        return len(bodies)
-
-    def put_many() -> int:
-        for i in range(0, len(bodies), BATCH):
-            queue.put_many([kue.PutItem(b) for b in bodies[i:i + BATCH]])
-        return len(bodies)
-
-    def drain() -> int:
-        n = 0
-        while (job := queue.reserve(timeout=0)) is not None:
-            job.delete()
-            n += 1
-        return n
-
-    rates = {"put": timed(put), "put_many": timed(put_many)}
-    rates["drain"] = timed(drain)  # drains the 2 * len(bodies) jobs put above
-    queue.close()
-    return rates
-
-
-def raw_runs(port: int, bodies: list[bytes]) -> dict[str, float]:
-    tube = f"bench-{uuid.uuid4().hex[:8]}"
-    with greenstalk.Client(("127.0.0.1", port), encoding=None, use=tube, watch=tube) as client:
-
-        def put() -> int:
-            for b in bodies:
-                client.put(b, priority=2**31, ttr=60)
-            return len(bodies)
-
-        def drain() -> int:
-            n = 0
-            while True:
-                try:
-                    job = client.reserve(timeout=0)
-                except greenstalk.TimedOutError:
-                    return n
-                client.delete(job)
-                n += 1
-
-        # No pipelining in greenstalk: a batch is as many single puts.
-        rates = {"put": timed(put), "put_many": timed(put)}
-        rates["drain"] = timed(drain)
-    return rates
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=5000, help="jobs per operation and run")
-    parser.add_argument("--runs", type=int, default=3, help="runs; the median is shown")
-    args = parser.parse_args()
-    bodies = [body(i) for i in range(args.jobs)]
-    size = statistics.mean(len(b) for b in bodies)
-    results: dict[str, dict[str, list[float]]] = {"kue": {}, "greenstalk": {}}
     with LocalBeanstalkd() as server:
-        for _ in range(args.runs):
-            for name, rates in (("kue", kue_runs(server.url, bodies)),
-                                ("greenstalk", raw_runs(server.port, bodies))):
-                for op, rate in rates.items():
-                    results[name].setdefault(op, []).append(rate)
-    print(f"beanstalkd on 127.0.0.1, {args.jobs} jobs of {size:.0f} bytes, "
-          f"median of {args.runs} runs (jobs/s)")
-    print(f"{'operation':<28}{'kue':>12}{'greenstalk':>12}{'kue/raw':>10}")
-    labels = {"put": "put (single)", "put_many": f"put_many (batches of {BATCH})",
-              "drain": "reserve+delete drain"}
-    for op, label in labels.items():
-        k = statistics.median(results["kue"][op])
-        g = statistics.median(results["greenstalk"][op])
-        print(f"{label:<28}{k:>12,.0f}{g:>12,.0f}{k / g:>9.2f}x")
+        raw = RawGreenstalk(server.url)
+        spec = Spec("beanstalk", server.url, raw, ops=bench.count(5000), batch=BATCH,
+                    workers=bench.count(20000))
+        res = measure(bench, spec)
+        raw.close()
+    many = f"put_many ({BATCH}/batch)"
+    for case, goal in (("put (single)", 0.9), ("reserve+delete", 0.9)):
+        k, r = res.kue[case], res.raw[case]
+        bench.target(f"beanstalk {case} >= {goal}x raw greenstalk",
+                     f"{k / r:.2f}x ({k:,.0f} vs {r:,.0f})", k / r >= goal)
+    m, p = res.kue[many], res.kue["put (single)"]
+    bench.target("beanstalk put_many >= 3x kue single put", f"{m / p:.2f}x ({m:,.0f} vs {p:,.0f})",
+                 m / p >= 3)
 
 
 if __name__ == "__main__":
-    main()
+    from harness import main
+
+    main([run])

@@ -1,33 +1,27 @@
-"""kue's Redis backend against raw redis-py: put, put_many and reserve+delete rates.
+"""kue's Redis backend against raw redis-py on a throwaway redis-server.
 
-Run: ``uv run python bench/bench_redis.py [--jobs N] [--runs R]``. Starts its own redis-server
-on a free loopback port (nothing saved) and prints one table: jobs per second, the median of
-R runs, and kue's rate as a share of the raw client's.
+Run: ``python bench/bench_redis.py [--runs R] [--quick]`` (or all benches: ``nox -s bench``).
 
 The raw baselines do the least a priority queue with leases must do, in Lua as well, so the
 comparison is about kue's overhead, not about a different design:
+
 - put: one EVALSHA per job (ZADD to a ready set, HSET of the body);
-- put_many: the same script pipelined, 100 per round trip;
-- drain: a reserve script (ZPOPMIN, HGET, ZADD to a lease set) then a delete script (ZREM,
-  HDEL), two round trips per job, as kue's reserve + delete; kue's fused
-  ``delete_and_reserve`` (one round trip per job) is compared with the same raw loop.
+- put_many: the same script pipelined, one pipeline per batch;
+- reserve+delete: a reserve script (ZPOPMIN, HGET, ZADD to a lease set) then a delete script
+  (ZREM, HDEL), two round trips per job, as kue's ``reserve`` + ``delete``;
+- fused: kue's ``delete_and_reserve`` (one round trip per job, the worker's hot path) against
+  a raw script doing the same in one call.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import redis
-
-import kue
-from kue.backend import PutItem
-from kue_redis.server import local_server
+from harness import Bench, Table, fmt_rate, fmt_ratio, median, rate_of, timed
+from ops import KueClient, Spec, measure
 
 BATCH = 100
 
@@ -47,125 +41,124 @@ RAW_DELETE = """
 redis.call('ZREM', KEYS[1], ARGV[1])
 return redis.call('HDEL', KEYS[2], ARGV[1])
 """
-RAW_KEYS = ["raw:{q}:ready", "raw:{q}:body", "raw:{q}:lease"]
+RAW_DELETE_RESERVE = """
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('HDEL', KEYS[2], ARGV[2])
+local top = redis.call('ZPOPMIN', KEYS[1])
+if #top == 0 then return nil end
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[3], t[1] + ARGV[1], top[1])
+return {top[1], redis.call('HGET', KEYS[2], top[1])}
+"""
 
 
-def body() -> bytes:
-    """A job envelope of about 110 bytes, like a small real job."""
-    return json.dumps(
-        {"job": "send_welcome_email", "args": ["someone.new@example.com"], "kwargs": {},
-         "attempt": 0, "id": uuid.uuid4().hex[:12]},
-        separators=(",", ":"),
-    ).encode()
+class RawRedis:
+    """The raw redis-py baselines: one EVALSHA per job, pipelines for batches."""
 
+    label = "redis-py EVALSHA"
 
-class Raw:
-    """The raw redis-py baselines."""
+    def __init__(self, url: str) -> None:
+        self.client = redis.Redis.from_url(url)
+        q = uuid.uuid4().hex[:8]
+        self.keys = [f"raw:{q}:ready", f"raw:{q}:body", f"raw:{q}:lease"]
+        self.put_sha = self.client.script_load(RAW_PUT)
+        self.reserve_sha = self.client.script_load(RAW_RESERVE)
+        self.delete_sha = self.client.script_load(RAW_DELETE)
+        self.fused_sha = self.client.script_load(RAW_DELETE_RESERVE)
+        self.seq = 0
 
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
-        self.put_sha = client.script_load(RAW_PUT)
-        self.reserve_sha = client.script_load(RAW_RESERVE)
-        self.delete_sha = client.script_load(RAW_DELETE)
+    def put(self, items: Sequence[bytes]) -> None:
+        """One EVALSHA per job."""
+        evalsha, sha, (ready, body, _) = self.client.evalsha, self.put_sha, self.keys
+        for b in items:
+            self.seq += 1
+            evalsha(sha, 2, ready, body, self.seq, uuid.uuid4().hex, b)
 
-    def put(self, bodies: list[bytes]) -> None:
-        for i, b in enumerate(bodies):
-            self.client.evalsha(self.put_sha, 2, RAW_KEYS[0], RAW_KEYS[1], i, uuid.uuid4().hex, b)
-
-    def put_many(self, bodies: list[bytes]) -> None:
-        for start in range(0, len(bodies), BATCH):
+    def put_many(self, items: Sequence[bytes], batch: int) -> None:
+        """The put script, pipelined ``batch`` per round trip."""
+        ready, body, _ = self.keys
+        for start in range(0, len(items), batch):
             pipe = self.client.pipeline(transaction=False)
-            for i, b in enumerate(bodies[start : start + BATCH]):
-                pipe.evalsha(self.put_sha, 2, RAW_KEYS[0], RAW_KEYS[1], start + i,
-                             uuid.uuid4().hex, b)
+            for b in items[start:start + batch]:
+                self.seq += 1
+                pipe.evalsha(self.put_sha, 2, ready, body, self.seq, uuid.uuid4().hex, b)
             pipe.execute()
 
     def drain(self, n: int) -> None:
+        """Reserve script, then delete script: two round trips per job."""
+        evalsha = self.client.evalsha
         for _ in range(n):
-            job: Any = self.client.evalsha(self.reserve_sha, 3, *RAW_KEYS, 60)
-            self.client.evalsha(self.delete_sha, 2, RAW_KEYS[2], RAW_KEYS[1], job[0])
-
-
-class Kue:
-    """The same work through kue's Queue API."""
-
-    def __init__(self, url: str) -> None:
-        self.queue = kue.connect(url, queue="bench")
-
-    def put(self, bodies: list[bytes]) -> None:
-        for b in bodies:
-            self.queue.put(b, priority=0, ttr=60)
-
-    def put_many(self, bodies: list[bytes]) -> None:
-        for start in range(0, len(bodies), BATCH):
-            self.queue.put_many([PutItem(b, 0, 0, 60) for b in bodies[start : start + BATCH]])
-
-    def drain(self, n: int) -> None:
-        for _ in range(n):
-            job = self.queue.reserve(timeout=0)
-            assert job is not None
-            job.delete()
+            job: Any = evalsha(self.reserve_sha, 3, *self.keys, 60)
+            evalsha(self.delete_sha, 2, self.keys[2], self.keys[1], job[0])
 
     def drain_fused(self, n: int) -> None:
-        """The worker's hot path: delete this job and reserve the next in one round trip."""
-        backend: Any = self.queue.backend
-        job = backend.reserve(["bench"], 0)
+        """One script per job that deletes the last job and reserves the next."""
+        evalsha = self.client.evalsha
+        job: Any = evalsha(self.reserve_sha, 3, *self.keys, 60)
         for _ in range(n - 1):
-            job = backend.delete_and_reserve(job, ["bench"], 0)
-            assert job is not None
+            job = evalsha(self.fused_sha, 3, *self.keys, 60, job[0])
+        evalsha(self.delete_sha, 2, self.keys[2], self.keys[1], job[0])
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.client.close()
+
+
+def fused_table(bench: Bench, url: str, n: int) -> tuple[float, float]:
+    """kue's ``delete_and_reserve`` drain against the raw fused script; adds a table."""
+    client = KueClient(url, f"bench-{uuid.uuid4().hex[:8]}")
+    raw = RawRedis(url)
+    backend: Any = client.queue.backend
+    queue = client.queue.name
+    kue_rates, raw_rates = [], []
+
+    def kue_fused() -> None:
+        job = backend.reserve([queue], 0)
+        for _ in range(n - 1):
+            job = backend.delete_and_reserve(job, [queue], 0)
         backend.delete(job)
 
-
-def timed(fn: Callable[[], None]) -> float:
-    """Seconds ``fn`` took."""
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
-
-
-def measure(client: redis.Redis, url: str, jobs: int) -> dict[str, tuple[float, float]]:
-    """One run of every case on an empty server: (kue rate, raw rate) per case, in jobs/s."""
-    bodies = [body() for _ in range(jobs)]
-    rates: dict[str, tuple[float, float]] = {}
-    client.flushall()
-    k, r = Kue(url), Raw(client)
-    kue_put, raw_put = timed(lambda: k.put(bodies)), timed(lambda: r.put(bodies))
-    rates["put (single)"] = (jobs / kue_put, jobs / raw_put)
-    kue_drain, raw_drain = timed(lambda: k.drain(jobs)), timed(lambda: r.drain(jobs))
-    rates["reserve+delete"] = (jobs / kue_drain, jobs / raw_drain)
-    k.put_many(bodies)
-    kue_fused = timed(lambda: k.drain_fused(jobs))
-    rates["delete_and_reserve"] = (jobs / kue_fused, jobs / raw_drain)
-    many = jobs * 4
-    many_bodies = bodies * 4
-    kue_many = timed(lambda: k.put_many(many_bodies))
-    raw_many = timed(lambda: r.put_many(many_bodies))
-    rates[f"put_many ({BATCH}/batch)"] = (many / kue_many, many / raw_many)
-    k.queue.close()
-    return rates
+    for _ in range(bench.runs):
+        client.fill(n, 1000)
+        kue_rates.append(rate_of(n, timed(kue_fused)))
+        raw.put_many([b"x" * 110] * n, 1000)
+        raw_rates.append(rate_of(n, timed(lambda: raw.drain_fused(n))))
+    k, r = median(kue_rates), median(raw_rates)
+    table = Table(f"redis: the worker's fused call (jobs/s, median of {bench.runs})",
+                  ["operation", "kue", "raw fused script", "kue/raw"])
+    table.add("delete_and_reserve drain", fmt_rate(k), fmt_rate(r), fmt_ratio(k, r))
+    table.notes.append(f"{n:,} jobs; one round trip per job on both sides")
+    bench.table(table)
+    client.close()
+    raw.close()
+    return k, r
 
 
-def main() -> None:
-    """Start a server, run the cases, print the table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=5000, help="jobs per case and run")
-    parser.add_argument("--runs", type=int, default=3, help="runs; the median is shown")
-    args = parser.parse_args()
+def run(bench: Bench) -> None:
+    """The redis table, the fused-call table and the redis targets."""
+    from kue_redis.server import local_server
 
     with local_server() as url:
-        client = redis.Redis.from_url(url)
-        runs = [measure(client, url, args.jobs) for _ in range(args.runs)]
-        client.close()
-
-    size = len(body())
-    print(f"kue redis backend vs raw redis-py, {args.jobs} jobs, {size}-byte bodies, "
-          f"median of {args.runs} runs (jobs/s)")
-    print(f"{'case':<24}{'kue':>12}{'raw':>12}{'kue/raw':>10}")
-    for case in runs[0]:
-        kue_rate = statistics.median(r[case][0] for r in runs)
-        raw_rate = statistics.median(r[case][1] for r in runs)
-        print(f"{case:<24}{kue_rate:>12,.0f}{raw_rate:>12,.0f}{kue_rate / raw_rate:>10.2f}")
+        raw = RawRedis(url)
+        spec = Spec("redis", url, raw, ops=bench.count(5000), batch=BATCH,
+                    workers=bench.count(20000))
+        res = measure(bench, spec)
+        raw.close()
+        fused_table(bench, url, bench.count(5000))
+    many = f"put_many ({BATCH}/batch)"
+    for case, goal, what in (
+        ("put (single)", 0.8, "raw single EVALSHA"),
+        (many, 0.8, "raw pipelined EVALSHA"),
+        ("worker, 1 process", 0.8, "raw Lua reserve+delete loop"),
+    ):
+        k = res.kue[case]
+        r = res.raw["reserve+delete" if case.startswith("worker") else case]
+        bench.target(f"redis {case} >= {goal}x {what}", f"{k / r:.2f}x ({k:,.0f} vs {r:,.0f})",
+                     k / r >= goal)
+    bench.results["redis.worker"] = res.kue["worker, 1 process"]
 
 
 if __name__ == "__main__":
-    main()
+    from harness import main
+
+    main([run])

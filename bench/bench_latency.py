@@ -1,0 +1,161 @@
+"""Latency from put to job start with an idle worker waiting, per backend.
+
+Run: ``python bench/bench_latency.py [--quick]``.
+
+A ``kue-worker`` (1 process) waits on an empty queue. The producer, again and again: sleeps a
+random 10-50 ms (so the worker is idle, blocked in reserve), reads ``time.time()``, pushes a
+``bench_jobs.stamp`` job, and waits until the job has written its own start time
+(``time.time()`` as its first statement) to a file. Latency = start - put, so it includes the
+put's own round trip. The memory backend's worker runs in a thread of the producer's process.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness import (
+    BENCH_DIR,
+    Bench,
+    Table,
+    bench_env,
+    fmt_ms,
+    kue_worker_args,
+    percentile,
+    scratch_dir,
+)
+from servers import BACKENDS, backend_url
+
+import kue
+
+#: p50 goals in seconds, by backend.
+GOAL = {"sqlite": 0.050}
+DEFAULT_GOAL = 0.005
+
+
+@contextmanager
+def idle_worker(name: str, url: str, queue: str, stamps: Path) -> Iterator[None]:
+    """A worker on ``queue`` for the duration of the block (a thread for memory://)."""
+    if name == "memory":
+        import bench_jobs  # noqa: F401  (registers the jobs)
+
+        from kue.worker import Worker
+
+        os.environ["BENCH_STAMPS"] = str(stamps)
+        worker = Worker(kue.connect(url, queue=queue).backend, [queue], idle_timeout=0.2)
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            worker.stop()
+            thread.join()
+        return
+    proc = subprocess.Popen(kue_worker_args(url, queue), env=bench_env(BENCH_STAMPS=str(stamps)),
+                            cwd=BENCH_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def wait_for(reader: Iterator[str], token: str, timeout: float = 30.0) -> float:
+    """The start time the job with ``token`` wrote (polls the stamp file)."""
+    deadline = time.monotonic() + timeout
+    for line in reader:
+        if line:
+            got, when = line.split()
+            if got == token:
+                return float(when)
+        elif time.monotonic() > deadline:
+            raise RuntimeError(f"job {token} did not start within {timeout} s")
+        else:
+            time.sleep(0.0002)
+    raise RuntimeError("stamp reader ended")
+
+
+def lines(path: Path) -> Iterator[str]:
+    """Whole lines appended to ``path``, or "" when none is there yet."""
+    path.touch()
+    with path.open() as f:
+        buffer = ""
+        while True:
+            chunk = f.readline()
+            buffer += chunk
+            if buffer.endswith("\n"):
+                yield buffer.strip()
+                buffer = ""
+            else:
+                yield ""
+
+
+def measure(name: str, samples: int) -> tuple[list[float], list[float]]:
+    """Put -> start latencies in seconds on backend ``name``: from before the put call, and
+    from when it returned."""
+    import bench_jobs
+
+    with backend_url(name) as url, scratch_dir("kue-bench-latency-") as tmp:
+        queue_name = f"lat-{uuid.uuid4().hex[:8]}"
+        stamps = tmp / "stamps"
+        reader = lines(stamps)
+        queue = kue.connect(url, queue=queue_name)
+        out, after = [], []
+        with idle_worker(name, url, queue_name, stamps):
+            queue.push(bench_jobs.stamp.message("warm-up"))
+            wait_for(reader, "warm-up", timeout=60)
+            for i in range(samples):
+                time.sleep(random.uniform(0.010, 0.050))
+                token = f"t{i}"
+                message = bench_jobs.stamp.message(token)
+                put_at = time.time()
+                queue.push(message)
+                returned_at = time.time()
+                started = wait_for(reader, token)
+                out.append(started - put_at)
+                after.append(started - returned_at)
+        queue.close()
+    return out, after
+
+
+def run(bench: Bench) -> None:
+    """The latency table and the latency targets."""
+    n = bench.count(200)
+    table = Table("Latency put -> job start, idle worker (ms)",
+                  ["backend", "p50", "p99", "max", "p50 from put's return", "samples"])
+    for name in BACKENDS:
+        bench.log(f"latency: {name}")
+        count = n if name != "sqs" else max(20, n // 4)
+        lat, after = measure(name, count)
+        p50, p99 = percentile(lat, 0.5), percentile(lat, 0.99)
+        table.add(name, fmt_ms(p50), fmt_ms(p99), fmt_ms(max(lat)),
+                  fmt_ms(percentile(after, 0.5)), str(len(lat)))
+        goal = GOAL.get(name, DEFAULT_GOAL)
+        bench.target(f"{name} p50 put->start < {goal * 1000:g} ms (idle worker)",
+                     f"{p50 * 1000:.2f} ms", p50 < goal)
+    table.notes += [
+        "kue-worker (1 process) idle on the queue; the producer sleeps 10-50 ms between jobs",
+        "put time is read before the put call, so a latency includes the put's round trip; "
+        "the last column counts from the put's return instead (a job may start before the "
+        "reply reaches the producer)",
+        "memory: the worker is a thread of the producer's process; sqs: moto_server",
+    ]
+    bench.table(table)
+
+
+if __name__ == "__main__":
+    from harness import main
+
+    main([run])
