@@ -20,8 +20,8 @@ __all__ = ["SCRIPT_NAMES", "Script", "ScriptArg", "load_scripts", "run_pipelined
 
 #: Every script the backend runs, by file name under ``lua/``.
 SCRIPT_NAMES = (
-    "put", "reserve", "delete", "delete_reserve", "release", "bury", "touch", "kick", "peek",
-    "stats",
+    "put", "put_many", "reserve", "delete", "delete_reserve", "release", "bury", "touch", "kick",
+    "peek", "stats",
 )
 
 ScriptArg = str | bytes | int
