@@ -186,3 +186,14 @@ def test_bad_configuration_exits_two_with_one_clear_line(tmp_path: Path) -> None
     assert proc.returncode == 2
     assert "no kue backend named 'nosuch'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_several_queues_are_taken_in_the_order_given(ledger: Path) -> None:
+    high = kue.connect("memory://order", queue="high")
+    low = kue.connect("memory://order", queue="low")
+    low.push(sample_jobs.Greet("low, urgent within its queue"), priority=0)
+    high.push(sample_jobs.Greet("high"), priority=2**32 - 1)
+    high.push(sample_jobs.Greet("high again"), priority=2**32 - 1)
+    Worker(high.backend, ["high", "low"]).run(burst=True)
+    assert ledger.read_text().splitlines() == [
+        "hello high", "hello high again", "hello low, urgent within its queue"]

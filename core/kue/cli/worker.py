@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="backend URL, e.g. redis://localhost:6379/0 (default: config)")
     p.add_argument(
         "-q", "--queue", dest="queues", action="append", metavar="NAME",
-        help="queue to take jobs from; repeat for several (default: config, else 'default')",
+        help="queue to take jobs from; repeat for several, most urgent first: a job in an "
+        "earlier queue is taken before any in a later one (default: config, else 'default')",
     )
     p.add_argument(
         "--import", dest="imports", action="append", metavar="MODULE",

@@ -66,7 +66,8 @@ class Worker:
     """Runs jobs from ``queues`` on ``backend`` until stopped.
 
     :param backend: an open backend.
-    :param queues: queue names to reserve from.
+    :param queues: queue names to reserve from, most urgent first: a job waiting in an earlier
+        queue is taken before any in a later one, whatever their priorities.
     :param plugin_manager: whose lifecycle hooks fire (the process's by default).
     :param name: shown in logs.
     :param idle_timeout: longest one blocking reserve lasts; ``stop()`` from another thread
@@ -140,13 +141,7 @@ class Worker:
                     in_hand = self.process(in_hand, fetch_next=self._may_fetch(max_jobs))
                     continue
                 try:
-                    self._waiting = not burst
-                    try:
-                        reserved = self.backend.reserve(
-                            self.queues, 0 if burst else self.idle_timeout
-                        )
-                    finally:
-                        self._waiting = False
+                    reserved = self._reserve_next(0 if burst else self.idle_timeout)
                 except StopWaiting:
                     break
                 except BackendUnavailable as exc:
@@ -165,10 +160,29 @@ class Worker:
             self.pm.hook.kue_worker_stopping(worker=self)
         return self.stats
 
+    def _reserve_next(self, timeout: float) -> Reservation | None:
+        """The next job, taking the queues in the order given (the first is the most urgent).
+
+        With several queues each is asked in turn without waiting; only when all are empty
+        does the worker block, on all of them at once.
+        """
+        if len(self.queues) > 1:
+            for queue in self.queues:
+                job = self.backend.reserve([queue], 0)
+                if job is not None:
+                    return job
+            if timeout == 0:
+                return None
+        self._waiting = timeout > 0
+        try:
+            return self.backend.reserve(self.queues, timeout)
+        finally:
+            self._waiting = False
+
     def _may_fetch(self, max_jobs: int | None) -> bool:
         """Whether finishing a job may reserve the next one in the same call."""
         return (
-            self._fused and not self._stop.is_set()
+            self._fused and len(self.queues) == 1 and not self._stop.is_set()
             and (max_jobs is None or self.stats.handled + 1 < max_jobs)
         )
 
