@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from kue.backend import MAX_PRIORITY
+from kue.errors import Unsupported
 
 __all__ = ["BURIED_SUFFIX", "MAX_NAME", "Layout"]
 
@@ -32,6 +33,9 @@ class Layout:
 
     def check(self, queue: str) -> str:
         """Return ``queue`` if every SQS name derived from it is valid, else ValueError."""
+        if isinstance(queue, str) and queue.endswith(".fifo"):
+            # Declared in the capabilities (fifo=False): say so rather than "bad characters".
+            raise Unsupported("sqs", f"FIFO queues ({queue!r}); use a standard queue name")
         if not isinstance(queue, str) or not queue or not _VALID.fullmatch(self.prefix + queue):
             raise ValueError(
                 f"queue name {queue!r} (with prefix {self.prefix!r}) must be letters, digits, "

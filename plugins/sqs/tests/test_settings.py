@@ -52,3 +52,13 @@ def test_layout_names_bands_and_the_buried_companion() -> None:
 def test_queue_names_sqs_cannot_hold_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="queue name"):
         Layout("kue-").check(bad)
+
+
+def test_a_fifo_queue_name_is_refused_as_unsupported() -> None:
+    import pytest
+
+    import kue
+    from kue_sqs.layout import Layout
+
+    with pytest.raises(kue.Unsupported, match=r"FIFO queues \('jobs\.fifo'\)"):
+        Layout(prefix="kue-", bands=()).check("jobs.fifo")
