@@ -50,7 +50,9 @@ local function wake(key, n)
   for i = 1, n do
     tokens[i] = '1'
   end
-  if redis.call('LPUSH', key, unpack(tokens)) > WAKE_CAP then
+  -- Trim only once the list is twice the cap, so a put with no reserver waiting costs one
+  -- LPUSH, not an LPUSH and an LTRIM every time.
+  if redis.call('LPUSH', key, unpack(tokens)) > 2 * WAKE_CAP then
     redis.call('LTRIM', key, 0, WAKE_CAP - 1)
   end
 end

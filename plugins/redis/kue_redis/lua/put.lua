@@ -4,15 +4,15 @@
 -- ARGV: 1 id, 2 body, 3 priority, 4 delay ms, 5 ttr ms
 -- Returns 1 if stored, 0 if the id was already there.
 local id = ARGV[1]
-if redis.call('HEXISTS', KEYS[5], id) == 1 then
+local seq = string.format('%0' .. SEQ_WIDTH .. 'd', redis.call('INCR', KEYS[1]))
+local pri = tonumber(ARGV[3])
+-- HSETNX both checks for the id and stores its meta (a resent put only wastes a seq number).
+if redis.call('HSETNX', KEYS[5], id, fmt(pri) .. ' ' .. seq .. ' ' .. ARGV[5] .. ' 0') == 0 then
   return 0
 end
-local seq = string.format('%0' .. SEQ_WIDTH .. 'd', redis.call('INCR', KEYS[1]))
 local member = seq .. ':' .. id
-local pri = tonumber(ARGV[3])
 local delay = tonumber(ARGV[4])
 redis.call('HSET', KEYS[4], id, ARGV[2])
-set_meta(KEYS[5], id, {pri = pri, seq = seq, ttr = tonumber(ARGV[5]), att = 0})
 if delay > 0 then
   redis.call('ZADD', KEYS[3], fmt(now_ms() + delay), member)
 else
