@@ -2,7 +2,7 @@
 
 Options: ``--runs R`` (median of R, default 3), ``--full`` (adds a queue depth of 1,000,000),
 ``--quick`` (a tenth of the counts, to check the bench works), ``--only NAME`` (repeatable:
-bench_memory, bench_sqlite, bench_redis, bench_redis_variants, bench_beanstalk, bench_sqs,
+bench_memory, bench_sqlite, bench_redis, bench_beanstalk, bench_sqs,
 bench_peers, bench_latency, bench_scale, bench_rss), ``--readme`` (write the results into
 bench/README.md).
 Each part starts its own servers on free 127.0.0.1 ports and stops them after.
@@ -15,7 +15,6 @@ import bench_latency
 import bench_memory
 import bench_peers
 import bench_redis
-import bench_redis_variants
 import bench_rss
 import bench_scale
 import bench_sqlite
@@ -26,7 +25,6 @@ RUNNERS = [
     bench_memory.run,
     bench_sqlite.run,
     bench_redis.run,
-    bench_redis_variants.run,
     bench_beanstalk.run,
     bench_sqs.run,
     bench_peers.run,
