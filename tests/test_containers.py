@@ -10,9 +10,6 @@ first) or with ``KUE_SERVERS=containers`` they fail instead.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,10 +28,8 @@ from kue_contract.servers import (
     running_container,
 )
 
-import fault_jobs
-import jepsen
+from restart_run import run_through_a_restart
 
-TESTS = Path(__file__).parent
 CHILDREN = 2
 JOBS = 200
 
@@ -103,47 +98,14 @@ def test_a_container_killed_and_started_mid_run_loses_no_job(
     server: ServerContainer, tmp_path: Path, ledger: Path
 ) -> None:
     """F3: SIGKILL the server's container at half the jobs, start it; workers go on."""
-    queue = kue.connect(server.url, queue=f"c-{uuid.uuid4().hex[:10]}")
-    keys = {f"c{i}" for i in range(JOBS)}
-    with queue.batch():
-        for key in sorted(keys):
-            queue.push(fault_jobs.work.message(key, 0.01))
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        pool = subprocess.Popen(
-            [sys.executable, "-m", "kue.cli.worker", "--url", server.url, "-q", queue.name,
-             "--import", "fault_jobs", "-c", str(CHILDREN)],
-            env={**os.environ, "PYTHONPATH": str(TESTS)}, stdout=log, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while len(jepsen.read(ledger, keys).ended) < JOBS // 2:
-            assert time.monotonic() < deadline, "half the jobs did not finish"
-            time.sleep(0.01)
+
+    def restart() -> None:
         server.kill()
         time.sleep(0.5)
         server.start()
-        restarted = time.monotonic()
-        # Done means every job ran and the queue is empty: a job whose delete was lost with
-        # the server comes back after its ttr and runs again.
-        while jepsen.read(ledger, keys).lost or queue.stats().total:
-            assert time.monotonic() < restarted + 60, jepsen.read(ledger, keys).summary()
-            time.sleep(0.05)
-        print(f"back to done {time.monotonic() - restarted:.2f} s after the container started")
-        pool.send_signal(signal.SIGTERM)
-        assert pool.wait(timeout=30) == 0
-    finally:
-        if pool.poll() is None:
-            pool.kill()
-            pool.wait()
-        queue.close()
-    verdict = jepsen.read(ledger, keys)
-    print(verdict.summary())
-    assert not verdict.lost and not verdict.unexpected
-    # Only jobs in flight when the server died (one per child at most) may run twice.
-    assert len(verdict.duplicated) <= CHILDREN, verdict.summary()
-    text = log_path.read_text(errors="replace")
-    assert "died" not in text, text[-3000:]
+
+    run_through_a_restart(server.url, restart, jobs=JOBS, children=CHILDREN, ledger=ledger,
+                          log_path=tmp_path / "worker.log")
 
 
 def test_a_client_reconnects_after_the_container_is_stopped_and_started(
