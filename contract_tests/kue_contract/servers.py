@@ -47,6 +47,7 @@ __all__ = [
     "running_container",
     "testcontainer",
     "wait_for_port",
+    "wait_for_reply",
 ]
 
 #: Values of ``--kue-servers``: containers when an engine answers, else local processes.
@@ -100,6 +101,27 @@ def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0,
             return
         time.sleep(0.02)
     raise ServerUnavailable(f"nothing listened on {host}:{port} within {timeout:g} s")
+
+
+def wait_for_reply(host: str, port: int, probe: bytes, expect: bytes, what: str,
+                   timeout: float = 15.0) -> None:
+    """Wait until the server at ``host:port`` answers ``probe`` with a reply starting ``expect``.
+
+    A container's published port may accept connections before the server inside listens, so
+    readiness means a real answer, not an open port.
+
+    :raises ServerUnavailable: no such answer within ``timeout`` seconds (``what`` names it).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(OSError), \
+                socket.create_connection((host, port), timeout=1) as sock:
+            sock.sendall(probe)
+            if sock.recv(64).startswith(expect):
+                return
+        if time.monotonic() > deadline:
+            raise ServerUnavailable(f"{what} at {host}:{port} did not answer")
+        time.sleep(0.05)
 
 
 def describe_server(url: str) -> str:

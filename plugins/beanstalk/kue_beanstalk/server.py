@@ -73,18 +73,7 @@ def container_ready(host: str, port: int, timeout: float = 15.0) -> None:
 
     A published port may accept connections before the server in the container listens.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=1) as sock:
-                sock.sendall(b"stats\r\n")
-                if sock.recv(64).startswith(b"OK "):
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise _servers().ServerUnavailable(f"beanstalkd at {host}:{port} did not answer")
-        time.sleep(0.05)
+    _servers().wait_for_reply(host, port, b"stats\r\n", b"OK ", "beanstalkd", timeout)
 
 
 def container_server(*extra: str) -> AbstractContextManager[str]:

@@ -82,21 +82,7 @@ def container_ready(host: str, port: int, timeout: float = 15.0) -> None:
 
     :raises kue_contract.servers.ServerUnavailable: no PONG within ``timeout`` seconds.
     """
-    import socket
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                if sock.recv(64).startswith(b"+PONG"):
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise _servers().ServerUnavailable(f"redis at {host}:{port} did not answer PING")
-        time.sleep(0.05)
+    _servers().wait_for_reply(host, port, b"PING\r\n", b"+PONG", "redis-server (PING)", timeout)
 
 
 def container_server(extra: Sequence[str] = ()) -> AbstractContextManager[str]:
