@@ -72,6 +72,19 @@ def contract_local(session: nox.Session, backend: str) -> None:
 
 
 @nox.session
+def contract_cluster(session: nox.Session) -> None:
+    """The contract suite against the redis backend on a three-node Redis Cluster.
+
+    The nodes are local redis-server processes on free loopback ports (kue_redis.server).
+    """
+    from kue_redis.server import local_cluster
+
+    with local_cluster() as url:
+        pytest(session, "-p", "kue_contract", "--pyargs", "kue_contract", "--kue-backend=redis",
+               f"--kue-url={url}")
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff over the whole workspace."""
     session.run(sys.executable, "-m", "ruff", "check", ".", external=True)

@@ -14,4 +14,5 @@ def test_ci_runs_the_readme_test_command() -> None:
         if line.strip() and not line.lstrip().startswith("#")
     ]
     assert ci_commands[-1] in readme
-    assert "nox -s images lint typecheck tests contract contract_local" in ci_commands[-1]
+    sessions = "images lint typecheck tests contract contract_local contract_cluster"
+    assert f"nox -s {sessions}" in ci_commands[-1]

@@ -11,6 +11,14 @@ due or lease runs out, so it also wakes in time for those. Redis checks blocking
 per cron tick, so a delayed job or an expired lease is seen up to 1/hz late (100 ms at the
 default ``hz 10``); a put, release or kick wakes a blocked reserve at once.
 
+Redis Cluster (``?cluster=true``): every script touches one queue's keys, which share a hash
+tag, so each queue works on a cluster. A reserve over several queues runs one script and one
+BLPOP when their keys share a slot (queue names with a common hash tag, see
+:mod:`kue_redis.keys`); over queues in different slots it asks each queue for its next job
+(one ``head`` script each), reserves from the most urgent, and while none is ready blocks in
+BLPOP on one queue's wake-up list after another, ``_SPREAD_SLICE`` seconds each, so a put to
+one of those queues is seen within about that slice times the number of queues.
+
 Durability: ``durable=False``. Whether jobs survive a restart depends on the server's
 ``appendonly``/``save`` settings, which the backend neither controls nor can trust to stay as
 read (CONFIG may be disabled or changed later); operators who run Redis with
@@ -25,6 +33,7 @@ the client picks the job id (uuid4) and the put script does nothing for an id th
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -33,12 +42,14 @@ from typing import Any
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.cluster import RedisCluster
+from redis.crc import key_slot
 from redis.retry import Retry
 
 from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Reservation
-from kue.errors import BackendUnavailable, JobTooBig, ReservationLost
+from kue.errors import BackendUnavailable, ConfigError, JobTooBig, ReservationLost
 from kue_redis.keys import QueueKeys
-from kue_redis.scripts import ScriptArg, load_scripts, run_pipelined
+from kue_redis.scripts import Client, ScriptArg, load_scripts, run_pipelined
 from kue_redis.settings import RedisSettings, parse_settings
 
 __all__ = ["MAX_BATCH", "RedisBackend"]
@@ -52,12 +63,25 @@ _BLOCK_CAP = 10.0
 #: Shortest BLPOP in ms: Redis reads a timeout that truncates to 0 ms as "for ever".
 _MIN_BLOCK_MS = 2
 
+#: Longest BLPOP on one queue's wake-up list when a reserve spans cluster slots, in seconds.
+_SPREAD_SLICE = 0.05
+
 #: Queues whose key names are kept ready; past this the cache starts over.
 _KEY_CACHE_SIZE = 4096
 
-# A replica answers writes with READONLY after a failover demoted the server we reached:
-# for kue that is a server it cannot use right now, like a dropped connection.
-_CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError)
+# A replica answers writes with READONLY after a failover demoted the server we reached, and
+# a cluster answers CLUSTERDOWN while it has no primary for a slot: for kue those are servers
+# it cannot use right now, like a dropped connection. RedisClusterException is what redis-py
+# raises when no startup node answers.
+_CONNECTION_ERRORS = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.RedisClusterException,
+)
+# What a plain client gets from a node of a cluster for a key another node serves.
+_CLUSTER_REPLIES = (redis.exceptions.MovedError, redis.exceptions.AskError)
 
 
 def _ms(seconds: float) -> int:
@@ -90,34 +114,80 @@ class RedisBackend:
             max_batch=MAX_BATCH,
             delete_and_reserve=True,
         )
-        retry = Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), s.retries)
-        self._pool = redis.ConnectionPool.from_url(
-            s.client_url, retry=retry, socket_connect_timeout=5.0, **s.client_kwargs
-        )
-        self._client = redis.Redis(connection_pool=self._pool)
+        self._retry = Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), s.retries)
+        self._pool: redis.ConnectionPool | None = None
+        self._cluster: RedisCluster | None = None
+        self._cluster_lock = threading.Lock()
+        self._client: Client
+        if s.cluster:
+            # RedisCluster asks its startup node for the slot map as it is built, so it is
+            # built at the first call instead (see _connect).
+            self._client = None  # type: ignore[assignment]
+        else:
+            self._pool = redis.ConnectionPool.from_url(
+                s.client_url, retry=self._retry, socket_connect_timeout=5.0, **s.client_kwargs
+            )
+            self._client = redis.Redis(connection_pool=self._pool)
         self._scripts = load_scripts()
         # Building key names is a measurable share of a put's client time on a hot path.
         self._key_cache: dict[str, QueueKeys] = {}
+        # Per set of queue names: do all their keys live in one cluster slot?
+        self._one_slot_cache: dict[tuple[str, ...], bool] = {}
         self._block_max = min(_BLOCK_CAP, s.socket_timeout * _BLOCK_SHARE)
 
     # -- plumbing ----------------------------------------------------------------------------
 
     @property
-    def client(self) -> redis.Redis:
-        """The redis-py client over this backend's pool (for tests and tools)."""
+    def client(self) -> Client:
+        """The redis-py client: a Redis over this backend's pool, or a RedisCluster."""
+        if self._client is None:
+            with self._guard():
+                self._connect()
         return self._client
+
+    def _connect(self) -> None:
+        """Build the cluster client once, for every thread of this process."""
+        with self._cluster_lock:
+            if self._client is None:
+                self._cluster = RedisCluster.from_url(
+                    self.settings.client_url,
+                    retry=self._retry,
+                    socket_connect_timeout=5.0,
+                    **self.settings.client_kwargs,
+                )
+                self._client = self._cluster
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
         """Turn a refused or dropped connection into BackendUnavailable naming the URL."""
         try:
             yield
+        except _CLUSTER_REPLIES as exc:
+            raise ConfigError(
+                f"{self.settings.masked_url} is a node of a Redis Cluster (it answered "
+                f"{str(exc)!r}): add cluster=true to the URL"
+            ) from exc
         except _CONNECTION_ERRORS as exc:
             raise BackendUnavailable(self.settings.masked_url, str(exc) or repr(exc)) from exc
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
         with self._guard():
+            if self._client is None:
+                self._connect()
             return self._scripts[name].run(self._client, keys, args)
+
+    def _one_slot(self, names: Sequence[str]) -> bool:
+        """Whether one script may touch every key of these queues (always, off a cluster)."""
+        if not self.settings.cluster:
+            return True
+        key = tuple(names)
+        one = self._one_slot_cache.get(key)
+        if one is None:
+            if len(self._one_slot_cache) >= _KEY_CACHE_SIZE:
+                self._one_slot_cache.clear()
+            one = len({key_slot(self._keys(q).ready.encode()) for q in names}) == 1
+            self._one_slot_cache[key] = one
+        return one
 
     def _keys(self, queue: str) -> QueueKeys:
         keys = self._key_cache.get(queue)
@@ -163,7 +233,7 @@ class RedisBackend:
                 args += [job_id, i.body, i.priority, _ms(i.delay), _ms(i.ttr)]
             calls.append((keys, args))
         with self._guard():
-            run_pipelined(self._client, self._scripts["put_many"], calls)
+            run_pipelined(self.client, self._scripts["put_many"], calls)
         return ids
 
     # -- reserving ---------------------------------------------------------------------------
@@ -180,6 +250,8 @@ class RedisBackend:
         """Reserve the most urgent ready job of ``queues``, blocking in BLPOP while none is."""
         names, script_keys, wake_keys = self._reserve_keys(queues)
         deadline = None if timeout is None else time.monotonic() + timeout
+        if not self._one_slot(names):
+            return self._reserve_spread(names, deadline)
         found = self._run("reserve", script_keys, [])
         return self._wait_for_job(names, script_keys, wake_keys, deadline, found)
 
@@ -191,6 +263,9 @@ class RedisBackend:
         Raises ReservationLost (and reserves nothing) if ``job`` is no longer held.
         """
         names, script_keys, wake_keys = self._reserve_keys(queues)
+        if not self._one_slot([job.queue, *names]):
+            self.delete(job)
+            return self.reserve(names, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         found = self._run(
             "delete_reserve",
@@ -225,7 +300,7 @@ class RedisBackend:
                 wait = min(wait, int(found[1]) / 1000)
             wait_ms = max(math.ceil(wait * 1000), _MIN_BLOCK_MS)
             try:
-                self._client.blpop(wake_keys, timeout=wait_ms / 1000)
+                self.client.blpop(wake_keys, timeout=wait_ms / 1000)
                 dropped = 0
             except _CONNECTION_ERRORS as exc:
                 # A connection dropped while blocked: try again (the script tells whether
@@ -234,6 +309,44 @@ class RedisBackend:
                 if dropped > self.settings.retries:
                     raise BackendUnavailable(self.settings.masked_url, str(exc)) from exc
             found = self._run("reserve", script_keys, [])
+
+    def _reserve_spread(self, names: list[str], deadline: float | None) -> Reservation | None:
+        """Reserve across queues in different cluster slots: pick by head, then reserve one.
+
+        Each queue answers for itself (``head``), the most urgent by (priority, seq) is
+        reserved with the one-queue script; if another consumer took it meanwhile, ask again.
+        With nothing ready, block on one queue's wake-up list after another.
+        """
+        turn = 0
+        while True:
+            best: tuple[int, str, str] | None = None
+            wait_ms = -1
+            for name in names:
+                head = self._run("head", self._keys(name).reserve_keys, [])
+                if int(head[0]) == 1:
+                    candidate = (int(head[1]), _text(head[2]), name)
+                    if best is None or candidate[:2] < best[:2]:
+                        best = candidate
+                elif int(head[1]) >= 0:
+                    wait_ms = int(head[1]) if wait_ms < 0 else min(wait_ms, int(head[1]))
+            if best is not None:
+                keys = self._keys(best[2])
+                found = self._run("reserve", keys.reserve_keys, [])
+                if int(found[0]) > 0:
+                    return self._reservation(best[2], found)
+                continue
+            wait = _SPREAD_SLICE
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                wait = min(wait, remaining)
+            if wait_ms >= 0:
+                wait = min(wait, wait_ms / 1000)
+            wake = self._keys(names[turn % len(names)]).wake
+            turn += 1
+            with self._guard():
+                self.client.blpop([wake], timeout=max(math.ceil(wait * 1000), _MIN_BLOCK_MS) / 1000)
 
     @staticmethod
     def _reservation(queue: str, found: list[Any]) -> Reservation:
@@ -304,7 +417,10 @@ class RedisBackend:
 
     def close(self) -> None:
         """Close every pooled connection."""
-        self._pool.disconnect()
+        if self._pool is not None:
+            self._pool.disconnect()
+        if self._cluster is not None:
+            self._cluster.close()
 
     def __repr__(self) -> str:
         return f"<RedisBackend {self.settings.masked_url}>"

@@ -6,7 +6,7 @@ For a queue ``NAME`` (``P`` is the key prefix, ``kue`` unless the URL says ``?pr
 key                         type    holds
 ==========================  ======  ===========================================================
 ``P:{NAME}:ready``          ZSET    ready jobs; score = priority (exact: < 2**53), member =
-                                    ``<seq, 16 digits>:<id>``, so equal priorities come out in
+                                    ``<seq, 19 digits>:<id>``, so equal priorities come out in
                                     seq order (ZSET ties sort by member)
 ``P:{NAME}:delayed``        ZSET    delayed jobs; score = due time (server ms), same members
 ``P:{NAME}:reserved``       ZSET    reserved jobs; score = lease deadline (server ms)
@@ -15,37 +15,35 @@ key                         type    holds
 ``P:{NAME}:meta``           HASH    id -> ``"<priority> <seq> <ttr ms> <attempts>"``
 ``P:{NAME}:wake``           LIST    wake-up tokens that put / release / kick push and a blocked
                                     reserve pops (BLPOP); only hints, deleted when stale
-``P:seq``                   STRING  the one global sequence counter (INCR at put)
+``P:{NAME}:seq``            STRING  the queue's last sequence number
 ==========================  ======  ===========================================================
 
-A job's sequence number comes from ``P:seq`` when it is put and stays in its member for
-life, so a released, kicked or formerly delayed job keeps its place among jobs of its
-priority, and jobs of different queues compare by (priority, seq) as in the reference model.
+A job's sequence number is taken when it is put and stays in its member for life, so a
+released, kicked or formerly delayed job keeps its place among jobs of its priority. It is the
+server's clock in microseconds (16 digits) followed by a 3-digit counter, and never below the
+queue's last one plus one: exact put order within a queue even if the clock steps back, and
+put order across queues (which reserve over several queues compares by) to the microsecond,
+as the reference model orders them, without a key shared by all queues.
 
-Every per-queue key disappears when its last job is deleted (Redis drops empty hashes, sets
-and lists; the scripts delete the wake-up list). ``P:seq`` is the one key that stays: it
-must, or a later put could reuse a seq and jump the queue.
+Every key disappears when its queue's last job is deleted (Redis drops empty hashes, sets and
+lists; the delete script drops the wake-up list and ``seq`` once ``meta`` is gone; a later put
+starts again from the clock, which is past every seq the queue had).
 
-Redis Cluster: each per-queue script touches only keys of one hash tag, but ``put`` also
-increments ``P:seq`` and ``reserve`` on several queues reads them in one script and blocks on
-their wake-up lists with one BLPOP; both span slots. This backend talks to a single node (or
-a primary with replicas); a cluster port would need a seq per queue (giving up put order
-across queues, which only matters between equal priorities) and one script per queue.
+Redis Cluster: each script touches only keys of one hash tag, so every queue works on a
+cluster. Queues whose names share a hash tag of their own, such as ``{shop}mail`` and
+``{shop}sms`` (their keys' tag is then ``{shop``), live in one slot, and a reserve over them
+is one script and one blocking BLPOP as on a single server; a reserve over queues in
+different slots asks each queue in turn (see :mod:`kue_redis.backend`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_PREFIX", "QueueKeys", "seq_key"]
+__all__ = ["DEFAULT_PREFIX", "QueueKeys"]
 
-#: The prefix of every key kue writes, unless the URL sets ``?prefix=``.
+#: The prefix of every key kue writes, unless the URL says ``?prefix=``.
 DEFAULT_PREFIX = "kue"
-
-
-def seq_key(prefix: str) -> str:
-    """The global sequence counter's key."""
-    return f"{prefix}:seq"
 
 
 @dataclass(frozen=True)
@@ -59,26 +57,27 @@ class QueueKeys:
     body: str
     meta: str
     wake: str
+    seq: str
     #: KEYS of delete, release, bury, touch, kick, peek and stats.
     job_keys: tuple[str, ...]
     #: This queue's six KEYS in the reserve script.
     reserve_keys: tuple[str, ...]
-    #: KEYS of the put script (the global seq counter first).
+    #: KEYS of the put and put_many scripts.
     put_keys: tuple[str, ...]
 
     @classmethod
     def of(cls, prefix: str, queue: str) -> QueueKeys:
-        """The keys of ``queue``; raises ValueError for a name that cannot carry a hash tag."""
+        """The keys of ``queue``; raises ValueError for an empty or non-string name."""
         if not isinstance(queue, str) or not queue:
             raise ValueError(f"a queue name must be a non-empty string, got {queue!r}")
         base = f"{prefix}:{{{queue}}}:"
-        r, d, v, bu, bo, m, w = (
+        r, d, v, bu, bo, m, w, s = (
             base + name for name in ("ready", "delayed", "reserved", "buried", "body", "meta",
-                                     "wake")
+                                     "wake", "seq")
         )
         return cls(
-            ready=r, delayed=d, reserved=v, buried=bu, body=bo, meta=m, wake=w,
-            job_keys=(r, d, v, bu, bo, m, w),
+            ready=r, delayed=d, reserved=v, buried=bu, body=bo, meta=m, wake=w, seq=s,
+            job_keys=(r, d, v, bu, bo, m, w, s),
             reserve_keys=(r, d, v, bo, m, w),
-            put_keys=(seq_key(prefix), r, d, bo, m, w),
+            put_keys=(s, r, d, bo, m, w),
         )

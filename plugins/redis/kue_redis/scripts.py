@@ -14,14 +14,18 @@ from importlib import resources
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-__all__ = ["SCRIPT_NAMES", "Script", "ScriptArg", "load_scripts", "run_pipelined"]
+__all__ = ["SCRIPT_NAMES", "Client", "Script", "ScriptArg", "load_scripts", "run_pipelined"]
+
+#: A client of one server (or primary) or of a Redis Cluster.
+Client = redis.Redis | RedisCluster
 
 #: Every script the backend runs, by file name under ``lua/``.
 SCRIPT_NAMES = (
-    "put", "put_many", "reserve", "delete", "delete_reserve", "release", "bury", "touch", "kick",
-    "peek", "stats",
+    "put", "put_many", "reserve", "head", "delete", "delete_reserve", "release", "bury", "touch",
+    "kick", "peek", "stats",
 )
 
 ScriptArg = str | bytes | int
@@ -35,7 +39,7 @@ class Script:
     source: str
     sha: str
 
-    def run(self, client: redis.Redis, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
+    def run(self, client: Client, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
         """Run by SHA; on NOSCRIPT load the source and run again."""
         try:
             return client.evalsha(self.sha, len(keys), *keys, *args)
@@ -60,13 +64,16 @@ def load_scripts() -> dict[str, Script]:
 
 
 def run_pipelined(
-    client: redis.Redis, script: Script, calls: Sequence[tuple[Sequence[str], Sequence[ScriptArg]]]
+    client: Client, script: Script, calls: Sequence[tuple[Sequence[str], Sequence[ScriptArg]]]
 ) -> list[Any]:
     """Run ``script`` once per (keys, args) in one round trip; results in order.
 
     On NOSCRIPT the script is loaded and the whole batch sent again, so every call in a batch
-    must be idempotent (put is: it is a no-op for an id that exists).
+    must be idempotent (put is: it is a no-op for an id that exists). redis-py refuses EVALSHA
+    in a cluster pipeline, so on a cluster the calls go one after the other.
     """
+    if isinstance(client, RedisCluster):
+        return [script.run(client, keys, args) for keys, args in calls]
     for attempt in (1, 2):
         pipe = client.pipeline(transaction=False)
         for keys, args in calls:

@@ -7,8 +7,9 @@ needs.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import cast
@@ -21,6 +22,7 @@ __all__ = [
     "container_ready",
     "container_server",
     "contract_server",
+    "local_cluster",
     "local_server",
     "server_args",
 ]
@@ -71,6 +73,61 @@ def local_server(
             INSTALL_HINT,
         ),
     )
+
+
+#: Slots of a Redis Cluster, numbered 0 to 16383.
+CLUSTER_SLOTS = 16384
+
+
+@contextmanager
+def local_cluster(nodes: int = 3, timeout: float = 20.0) -> Iterator[str]:
+    """Run a Redis Cluster of ``nodes`` primaries, each a local redis-server on free ports.
+
+    Each node gets an equal share of the slots (CLUSTER ADDSLOTSRANGE), the first one meets
+    the others, and the block starts once every node reports ``cluster_state:ok``. Yields the
+    first node's URL with ``?cluster=true``; the client learns the rest from it.
+
+    :raises kue_contract.servers.ServerUnavailable: redis-server is missing or the cluster
+        did not form within ``timeout`` seconds.
+    """
+    import redis
+
+    servers = _servers()
+    with ExitStack() as stack:
+        ports: list[int] = []
+        buses: list[int] = []
+        for _ in range(nodes):
+            # The bus port is given, not left at port + 10000, which may be taken or too high.
+            bus = servers.free_port()
+            buses.append(bus)
+            url = stack.enter_context(local_server(extra=[
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-port", str(bus), "--cluster-node-timeout", "5000",
+            ]))
+            ports.append(int(url.rsplit(":", 1)[1].split("/")[0]))
+        clients = [stack.enter_context(redis.Redis(port=port)) for port in ports]
+        share = CLUSTER_SLOTS // nodes
+        for i, client in enumerate(clients):
+            last = CLUSTER_SLOTS - 1 if i == nodes - 1 else (i + 1) * share - 1
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * share, last)
+        for port, bus in zip(ports[1:], buses[1:], strict=True):
+            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port, bus)
+        deadline = time.monotonic() + timeout
+        while not all(_cluster_ok(client, nodes) for client in clients):
+            if time.monotonic() > deadline:
+                raise servers.ServerUnavailable(
+                    f"a Redis Cluster on ports {ports} did not reach cluster_state:ok "
+                    f"within {timeout} s"
+                )
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{ports[0]}/0?cluster=true"
+
+
+def _cluster_ok(client: object, nodes: int) -> bool:
+    info = client.execute_command("CLUSTER", "INFO")  # type: ignore[attr-defined]
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    fields = dict(line.split(":", 1) for line in text.split() if ":" in line)
+    return fields.get("cluster_state") == "ok" and fields.get("cluster_known_nodes") == str(nodes)
 
 
 def _container_url(host: str, port: int) -> str:

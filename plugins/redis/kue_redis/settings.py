@@ -6,6 +6,8 @@ and the rest, which pass through to :meth:`redis.ConnectionPool.from_url`):
 ``max_body``   largest body in bytes (default 64 MiB; Redis itself stops at 512 MB)
 ``prefix``     prefix of every key (default ``kue``)
 ``retries``    how often a command is retried after a connection error (default 3)
+``cluster``    ``true`` if the URL names a node of a Redis Cluster (default ``false``); the
+               client then learns the other nodes from it
 
 The same names are accepted in ``options`` (``[tool.kue.options]``); the URL wins.
 """
@@ -39,7 +41,9 @@ DEFAULT_SOCKET_TIMEOUT = 30.0
 #: Retries after a connection error before BackendUnavailable; redis-py's own default is 10.
 DEFAULT_RETRIES = 3
 
-_OURS = ("max_body", "prefix", "retries")
+_OURS = ("max_body", "prefix", "retries", "cluster")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class RedisSettings:
     prefix: str = DEFAULT_PREFIX
     retries: int = DEFAULT_RETRIES
     socket_timeout: float = DEFAULT_SOCKET_TIMEOUT
+    cluster: bool = False
     client_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -64,6 +69,17 @@ def _int(name: str, raw: object, low: int, high: int, masked: str) -> int:
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} in {masked} is out of range: {low} to {high}")
     return value
+
+
+def _bool(name: str, raw: object, masked: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} in {masked} must be one of {', '.join(_TRUE + _FALSE)}")
 
 
 def parse_settings(url: str, options: Mapping[str, Any] | None = None) -> RedisSettings:
@@ -97,6 +113,11 @@ def parse_settings(url: str, options: Mapping[str, Any] | None = None) -> RedisS
             f"prefix={prefix!r} in {masked} must be non-empty and free of braces "
             "(braces would move the hash tag)"
         )
+    cluster = _bool("cluster", ours.get("cluster", False), masked)
+    if cluster and parts.path not in ("", "/", "/0"):
+        raise ConfigError(
+            f"database {parts.path.lstrip('/')!r} in {masked}: a Redis Cluster has only database 0"
+        )
     return RedisSettings(
         url=url,
         client_url=client_url,
@@ -106,5 +127,6 @@ def parse_settings(url: str, options: Mapping[str, Any] | None = None) -> RedisS
         prefix=prefix,
         retries=_int("retries", ours.get("retries", DEFAULT_RETRIES), 0, 100, masked),
         socket_timeout=socket_timeout,
+        cluster=cluster,
         client_kwargs=client_kwargs,
     )

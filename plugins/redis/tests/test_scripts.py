@@ -47,3 +47,24 @@ def test_priorities_up_to_two_to_the_32_keep_exact_order(backend: RedisBackend) 
         seen.append((job.priority, job.body))
         backend.delete(job)
     assert [p for p, _ in seen] == [0, top - 1, top - 1, top, top]
+
+
+def test_put_order_within_a_queue_holds_when_the_server_clock_steps_back(
+    backend: RedisBackend, raw: redis.Redis, prefix: str
+) -> None:
+    """A seq is never below the queue's last one plus one, whatever the clock says."""
+    keys = QueueKeys.of(prefix, "q")
+    backend.put("q", b"first", 5, 0, 5)
+    seconds, micros = raw.time()
+    an_hour_ahead = (seconds + 3600) * 1_000_000 + micros
+    # As if the clock had read an hour later at the last put, then stepped back.
+    raw.set(keys.seq, f"{an_hour_ahead:016d}999")
+    backend.put_many("q", [PutItem(b"second", priority=5), PutItem(b"third", priority=5)])
+    backend.put("q", b"fourth", 5, 0, 5)
+    assert int(raw.get(keys.seq) or b"0") > an_hour_ahead * 1000
+    got = []
+    while (job := backend.reserve(["q"], 0)) is not None:
+        got.append(job.body)
+        backend.delete(job)
+    assert got == [b"first", b"second", b"third", b"fourth"]
+    assert raw.exists(keys.seq) == 0

@@ -1,5 +1,5 @@
 -- Set a reserved job aside until kicked, at the tail of the buried list.
--- KEYS: 1 ready, 2 delayed, 3 reserved, 4 buried, 5 body, 6 meta, 7 wake
+-- KEYS: 1 ready, 2 delayed, 3 reserved, 4 buried, 5 body, 6 meta, 7 wake, 8 seq
 -- ARGV: 1 id, 2 receipt, 3 new priority or "" to keep the job's own
 -- Returns 1 if buried, 0 if the reservation is not held, -1 if its ttr ran out.
 local now = now_ms()

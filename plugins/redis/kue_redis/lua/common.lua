@@ -1,13 +1,13 @@
 -- Helpers shared by every kue script; kue_redis.scripts puts this file in front of each one.
 --
 -- A job's member in the ready, delayed and reserved sorted sets and the buried list is
--- "<seq:16 digits>:<id>", so members of equal score sort by seq, the order jobs were put in.
+-- "<seq:19 digits>:<id>", so members of equal score sort by seq, the order jobs were put in.
 -- meta holds "<priority> <seq> <ttr ms> <attempts>" per job id.
 --
 -- Numbers are formatted with %d before they reach redis.call: Lua would otherwise turn
 -- large ones into "%.14g" text and lose digits.
 
-local SEQ_WIDTH = 16
+local SEQ_WIDTH = 19
 local WAKE_CAP = 1000
 
 local function fmt(n)
@@ -18,6 +18,33 @@ end
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Take n sequence numbers for new jobs of one queue: "<server time in us, 16 digits><counter,
+-- 3 digits>", each above the queue's last (kept in seq_key), so put order within a queue is
+-- exact even if the clock steps back, and across queues it follows the clock to the
+-- microsecond without a counter shared by every queue (which Redis Cluster would forbid).
+-- Returns the list of seqs, as strings of equal width that sort as the numbers do.
+local function take_seqs(seq_key, n)
+  local t = redis.call('TIME')
+  local us, count = tonumber(t[1]) * 1000000 + tonumber(t[2]), 0
+  local last = redis.call('GET', seq_key)
+  if last then
+    local last_us = tonumber(string.sub(last, 1, 16))
+    if last_us >= us then
+      us, count = last_us, tonumber(string.sub(last, 17)) + 1
+    end
+  end
+  local seqs = {}
+  for i = 1, n do
+    if count > 999 then
+      us, count = us + 1, 0
+    end
+    seqs[i] = string.format('%016d%03d', us, count)
+    count = count + 1
+  end
+  redis.call('SET', seq_key, seqs[n])
+  return seqs
 end
 
 local function member_id(member)
@@ -74,14 +101,11 @@ local function promote(ready, delayed, reserved, meta, now)
   return moved
 end
 
--- Delete the wake-up list once the queue holds no job at all, so no key outlives its jobs.
--- Checked in the order that usually answers with one call: reserve already deletes the
--- list when it empties the ready set, so most of the time it does not exist.
-local function forget_if_empty(ready, delayed, reserved, buried, wake_key)
-  if redis.call('EXISTS', wake_key) == 1 and redis.call('ZCARD', ready) == 0
-      and redis.call('ZCARD', delayed) == 0 and redis.call('ZCARD', reserved) == 0
-      and redis.call('LLEN', buried) == 0 then
-    redis.call('DEL', wake_key)
+-- Once a queue holds no job at all (its meta hash, which has every job in any state, is gone),
+-- delete its wake-up list and seq too, so no key outlives its jobs.
+local function forget_if_empty(meta, wake_key, seq_key)
+  if redis.call('EXISTS', meta) == 0 then
+    redis.call('DEL', wake_key, seq_key)
   end
 end
 
@@ -110,7 +134,7 @@ local function held(ready, reserved, meta, wake_key, id, receipt, now)
   return j, member
 end
 
--- Delete a reserved job for good. K: the seven per-job keys starting at KEYS[k + 1].
+-- Delete a reserved job for good. K: the eight per-job keys starting at KEYS[k + 1].
 -- Returns 1 if deleted, 0 if the reservation is not held, -1 if its ttr ran out.
 local function delete_job(k, id, receipt, now)
   local j, member = held(KEYS[k + 1], KEYS[k + 3], KEYS[k + 6], KEYS[k + 7], id, receipt, now)
@@ -120,7 +144,7 @@ local function delete_job(k, id, receipt, now)
   redis.call('ZREM', KEYS[k + 3], member)
   redis.call('HDEL', KEYS[k + 5], id)
   redis.call('HDEL', KEYS[k + 6], id)
-  forget_if_empty(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 7])
+  forget_if_empty(KEYS[k + 6], KEYS[k + 7], KEYS[k + 8])
   return 1
 end
 
@@ -138,7 +162,9 @@ local function reserve_job(first, now)
     local top = redis.call('ZRANGE', KEYS[k + 1], 0, 1, 'WITHSCORES')
     if #top > 0 then
       local pri = tonumber(top[2])
-      local seq = tonumber(string.sub(top[1], 1, SEQ_WIDTH))
+      -- Compared as text: 19 digits are past a Lua number's exact range, and equal-width
+      -- digit strings sort as their numbers do.
+      local seq = string.sub(top[1], 1, SEQ_WIDTH)
       if best == nil or pri < best_pri or (pri == best_pri and seq < best_seq) then
         best, best_member, best_pri, best_seq, best_more = q, top[1], pri, seq, #top > 2
       end

@@ -1,5 +1,5 @@
 -- Delete a reserved job, then reserve the next one, in one round trip (a worker's hot path).
--- KEYS: 1-7 the deleted job's queue: ready, delayed, reserved, buried, body, meta, wake;
+-- KEYS: 1-8 the deleted job's queue: ready, delayed, reserved, buried, body, meta, wake, seq;
 --       then per queue to reserve from, six keys: ready, delayed, reserved, body, meta, wake
 -- ARGV: 1 id, 2 receipt
 -- Returns {-1, 0 or -1} if the delete failed (not held / ttr ran out; nothing reserved),
@@ -9,4 +9,4 @@ local deleted = delete_job(0, ARGV[1], ARGV[2], now)
 if deleted ~= 1 then
   return {-1, deleted}
 end
-return reserve_job(8, now)
+return reserve_job(9, now)

@@ -1,6 +1,6 @@
 -- Move the n jobs buried longest ago, or with none buried the n delayed jobs due soonest,
 -- to ready.
--- KEYS: 1 ready, 2 delayed, 3 reserved, 4 buried, 5 body, 6 meta, 7 wake
+-- KEYS: 1 ready, 2 delayed, 3 reserved, 4 buried, 5 body, 6 meta, 7 wake, 8 seq
 -- ARGV: 1 n
 -- Returns how many jobs moved.
 local now = now_ms()

@@ -1,5 +1,5 @@
 -- A copy of the job that would leave a state next; nothing is reserved.
--- KEYS: 1 ready, 2 delayed, 3 reserved, 4 buried, 5 body, 6 meta, 7 wake
+-- KEYS: 1 ready, 2 delayed, 3 reserved, 4 buried, 5 body, 6 meta, 7 wake, 8 seq
 -- ARGV: 1 state: "ready", "delayed" or "buried"
 -- Returns {id, body, priority, attempts}, or nil if the state holds no job.
 local now = now_ms()

@@ -1,18 +1,17 @@
 -- Put a batch of jobs on one queue in one call: per job the same effects as put.lua
--- (idempotent on its id, a seq from the global counter, body, meta, ready or delayed), but
--- one INCRBY for the batch's seqs and one wake-up push for the batch.
--- KEYS: 1 seq (global counter), 2 ready, 3 delayed, 4 body, 5 meta, 6 wake
+-- (idempotent on its id, a seq of its own, body, meta, ready or delayed), but the batch's
+-- seqs taken at once and one wake-up push for the batch.
+-- KEYS: 1 seq, 2 ready, 3 delayed, 4 body, 5 meta, 6 wake
 -- ARGV: five per job: id, body, priority, delay ms, ttr ms
 -- Returns how many jobs were stored (a resent batch stores none twice).
 local n = #ARGV / 5
-local last = redis.call('INCRBY', KEYS[1], n)
-local first = last - n
+local seqs = take_seqs(KEYS[1], n)
 local now = nil
 local stored = 0
 for i = 0, n - 1 do
   local id = ARGV[i * 5 + 1]
   if redis.call('HEXISTS', KEYS[5], id) == 0 then
-    local seq = string.format('%0' .. SEQ_WIDTH .. 'd', first + i + 1)
+    local seq = seqs[i + 1]
     local member = seq .. ':' .. id
     local pri = tonumber(ARGV[i * 5 + 3])
     local delay = tonumber(ARGV[i * 5 + 4])

@@ -1,5 +1,5 @@
 -- Counts of jobs per state, after due jobs and expired leases have moved to ready.
--- KEYS: 1 ready, 2 delayed, 3 reserved, 4 buried, 5 body, 6 meta, 7 wake
+-- KEYS: 1 ready, 2 delayed, 3 reserved, 4 buried, 5 body, 6 meta, 7 wake, 8 seq
 -- ARGV: none
 -- Returns {ready, delayed, reserved, buried}.
 local now = now_ms()

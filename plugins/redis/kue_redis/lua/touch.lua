@@ -1,5 +1,5 @@
 -- Give a reserved job its full ttr again, counted from now.
--- KEYS: 1 ready, 2 delayed, 3 reserved, 4 buried, 5 body, 6 meta, 7 wake
+-- KEYS: 1 ready, 2 delayed, 3 reserved, 4 buried, 5 body, 6 meta, 7 wake, 8 seq
 -- ARGV: 1 id, 2 receipt
 -- Returns 1 if renewed, 0 if the reservation is not held, -1 if its ttr ran out.
 local now = now_ms()
