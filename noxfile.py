@@ -141,9 +141,9 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """kue's benchmarks against raw clients and peer libraries (not a test; about 8 minutes).
+    """kue's benchmarks against raw clients and peer libraries (not a test; about 11 minutes).
 
     Starts its own servers on free loopback ports. Arguments go to bench/run.py: ``--quick``,
-    ``--full`` (queue depth 1,000,000), ``--only NAME``, ``--readme`` (update bench/README.md).
+    ``--only NAME``, ``--readme`` (update bench/README.md).
     """
     session.run(sys.executable, str(ROOT / "bench" / "run.py"), *session.posargs, external=True)

@@ -118,12 +118,10 @@ class Bench:
     """Settings of this run and the report it builds.
 
     :param runs: runs per measurement; tables show the median.
-    :param full: also measure what takes long (a queue depth of 1,000,000).
     :param quick: much smaller counts, to check the bench itself works.
     """
 
     runs: int = 3
-    full: bool = False
     quick: bool = False
     tables: list[Table] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
@@ -304,8 +302,6 @@ def main(runners: Sequence[Runner], argv: Sequence[str] | None = None) -> Bench:
 
     parser = argparse.ArgumentParser(description="kue's benchmarks (see bench/README.md)")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
-    parser.add_argument("--full", action="store_true",
-                        help="also measure what takes long: a queue depth of 1,000,000")
     parser.add_argument("--quick", action="store_true",
                         help="a tenth of the counts: checks the bench works, numbers are rough")
     parser.add_argument("--only", action="append", metavar="NAME",
@@ -314,7 +310,7 @@ def main(runners: Sequence[Runner], argv: Sequence[str] | None = None) -> Bench:
     parser.add_argument("--readme", action="store_true",
                         help="write the tables and the machine into bench/README.md")
     args = parser.parse_args(argv)
-    bench = Bench(runs=args.runs, full=args.full, quick=args.quick)
+    bench = Bench(runs=args.runs, quick=args.quick)
     info = machine()
     print("## Machine\n")
     for k, v in info.items():

@@ -1,6 +1,6 @@
 """Every kue benchmark in one run: ``nox -s bench`` (or ``python bench/run.py``).
 
-Options: ``--runs R`` (median of R, default 3), ``--full`` (adds a queue depth of 1,000,000),
+Options: ``--runs R`` (median of R, default 3),
 ``--quick`` (a tenth of the counts, to check the bench works), ``--only NAME`` (repeatable:
 bench_memory, bench_sqlite, bench_redis, bench_beanstalk, bench_sqs,
 bench_peers, bench_latency, bench_scale, bench_rss), ``--readme`` (write the results into
