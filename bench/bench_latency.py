@@ -32,6 +32,7 @@ from harness import (
     percentile,
     scratch_dir,
 )
+from latency_floor import FLOOR_BACKENDS, measure_floor
 from servers import BACKENDS, backend_url
 
 import kue
@@ -102,9 +103,9 @@ def lines(path: Path) -> Iterator[str]:
                 yield ""
 
 
-def measure(name: str, samples: int) -> tuple[list[float], list[float]]:
-    """Put -> start latencies in seconds on backend ``name``: from before the put call, and
-    from when it returned."""
+def measure(name: str, samples: int) -> tuple[list[float], list[float], list[float]]:
+    """Put -> start latencies in seconds on backend ``name``: from before the put call, from
+    when it returned, and the raw client's put -> receive on the same server (or none)."""
     import bench_jobs
 
     with backend_url(name) as url, scratch_dir("kue-bench-latency-") as tmp:
@@ -127,21 +128,24 @@ def measure(name: str, samples: int) -> tuple[list[float], list[float]]:
                 out.append(started - put_at)
                 after.append(started - returned_at)
         queue.close()
-    return out, after
+        floor = measure_floor(name, url, samples) if name in FLOOR_BACKENDS else []
+    return out, after, floor
 
 
 def run(bench: Bench) -> None:
     """The latency table and the latency targets."""
     n = bench.count(200)
     table = Table("Latency put -> job start, idle worker (ms)",
-                  ["backend", "p50", "p99", "max", "p50 from put's return", "samples"])
+                  ["backend", "p50", "p99", "max", "p50 from put's return",
+                   "raw client p50", "samples"])
     for name in BACKENDS:
         bench.log(f"latency: {name}")
         count = n if name != "sqs" else max(20, n // 4)
-        lat, after = measure(name, count)
+        lat, after, floor = measure(name, count)
         p50, p99 = percentile(lat, 0.5), percentile(lat, 0.99)
         table.add(name, fmt_ms(p50), fmt_ms(p99), fmt_ms(max(lat)),
-                  fmt_ms(percentile(after, 0.5)), str(len(lat)))
+                  fmt_ms(percentile(after, 0.5)),
+                  fmt_ms(percentile(floor, 0.5)) if floor else "—", str(len(lat)))
         goal = GOAL.get(name, DEFAULT_GOAL)
         bench.target(f"{name} p50 put->start < {goal * 1000:g} ms (idle worker)",
                      f"{p50 * 1000:.2f} ms", p50 < goal)
@@ -151,6 +155,9 @@ def run(bench: Bench) -> None:
         "the last column counts from the put's return instead (a job may start before the "
         "reply reaches the producer)",
         "memory: the worker is a thread of the producer's process; sqs: moto_server",
+        "raw client p50: the raw client alone on the same server, a thread blocked in its "
+        "receive (BLPOP, greenstalk reserve, boto3 long poll) and a producer sending one "
+        "message: the floor under kue's column (see latency_floor.py)",
     ]
     bench.table(table)
 
