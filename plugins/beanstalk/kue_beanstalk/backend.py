@@ -4,8 +4,13 @@ Queues are tubes. Priority, delay and ttr go over as they are, delays and ttrs r
 seconds (beanstalkd counts no finer), and so are reserve timeouts: ``reserve(timeout=0.3)`` waits
 up to 1 s. beanstalkd's own order, ``(priority, job id)``, is kue's order.
 
-Each reserve costs two round trips: the reserve itself and a ``stats-job`` for the job's
-priority, ttr and ``reserves`` count (kue's attempts), none of which the RESERVED reply carries.
+Round trips: ``put`` is one; ``put_many`` one per batch of up to ``capabilities.max_batch``;
+``delete`` one. A reservation needs the job's priority, ttr and ``reserves`` count (kue's
+attempts), which the RESERVED reply does not carry, so a ``stats-job`` of the job id the
+connection expects next (see :meth:`Connection.note_reserved`) is sent along with the reserve:
+one round trip when the guess is right, as it is for a consumer draining a queue, two when not.
+``delete_and_reserve`` (``capabilities.delete_and_reserve``, the worker's hot path) sends the
+delete with that pair, so a worker pays one round trip per job when jobs are waiting.
 
 Threads: every thread uses its own connection (see :mod:`kue_beanstalk.pool`). A reservation
 can be finished from another thread, but that waits while the reserving thread is blocked in a
@@ -33,7 +38,9 @@ from kue_beanstalk.wire import (
     check_tube,
     ignore_command,
     put_command,
+    reserve_command,
     simple,
+    stats_job_command,
     use_command,
     watch_command,
     whole_seconds,
@@ -61,6 +68,7 @@ BASE_CAPABILITIES = Capabilities(
     max_ttr=float(MAX_UINT32),
     whole_seconds=True,
     max_batch=1000,
+    delete_and_reserve=True,
 )
 
 #: How long a reserve sleeps between tries while this connection holds a job in the last
@@ -72,6 +80,12 @@ DEADLINE_SOON_POLL = 0.05
 DELETE_MARGIN = 0.25
 #: Most bytes one pipelined write of ``put_many`` carries.
 MAX_PIPELINE_BYTES = 4 * 2**20
+#: A ``stats-job`` sent along with a reserve dates the reservation from before the send; one
+#: whose reply took longer than this (a reserve that waited) asks again, so the deadline kept
+#: for the job errs early by less than a second in all (see ``EXPIRY_SLACK`` in the pool).
+SPECULATION_MAX_WAIT = 0.5
+#: Tube names already checked; past this many the cache starts over.
+_TUBE_CACHE_SIZE = 4096
 
 _PEEK_COMMANDS = {
     JobState.READY: b"peek-ready",
@@ -109,6 +123,9 @@ class BeanstalkBackend:
         self.capabilities = dataclasses.replace(
             BASE_CAPABILITIES, max_body=int(server["max-job-size"])
         )
+        self._max_body = self.capabilities.max_body
+        # Checking a tube name with its regular expression is a measurable share of a put.
+        self._tubes: set[str] = set()
 
     # -- errors --------------------------------------------------------------------------
 
@@ -128,8 +145,26 @@ class BeanstalkBackend:
         return BackendUnavailable(self.url, f"beanstalkd refused the put: {type(error).__name__}")
 
     def _check_body(self, body: bytes) -> None:
-        if len(body) > self.capabilities.max_body:
-            raise JobTooBig(len(body), self.capabilities.max_body, SCHEME)
+        if len(body) > self._max_body:
+            raise JobTooBig(len(body), self._max_body, SCHEME)
+
+    def _tube(self, queue: str) -> str:
+        """``queue`` if it is a valid tube name (see :func:`check_tube`), remembering it."""
+        if queue in self._tubes:
+            return queue
+        tube = check_tube(queue)
+        if len(self._tubes) >= _TUBE_CACHE_SIZE:
+            self._tubes.clear()
+        self._tubes.add(tube)
+        return tube
+
+    def _tube_list(self, queues: Sequence[str]) -> list[str]:
+        if len(queues) == 1 and queues[0] in self._tubes:
+            return [queues[0]]  # the usual case, without building a dict
+        tubes = list(dict.fromkeys(self._tube(q) for q in queues))
+        if not tubes:
+            raise ValueError("reserve needs at least one queue name")
+        return tubes
 
     def _retrying(self, op: Callable[[Connection], T]) -> T:
         """Run an operation that changes nothing; once more on a new connection if reset."""
@@ -181,14 +216,31 @@ class BeanstalkBackend:
 
     def put(self, queue: str, body: bytes, priority: int, delay: float, ttr: float) -> str:
         """Put one job; one round trip (two commands when the tube in use changes)."""
-        tube = check_tube(queue)
-        self._check_body(body)
-        command = put_command(body, priority, whole_seconds(delay), whole_seconds(ttr))
-        with self._pool.connection() as conn:
-            (reply,) = self._in_tube(conn, tube, [command], "put")
-        if not isinstance(reply, Reply):
-            raise self._put_error(reply, len(body))
-        return reply.values[0].decode()
+        # Written out rather than through put_command and pipeline: this is the hot path of
+        # every producer, and each layer costs a few per cent of a loopback round trip.
+        if queue not in self._tubes:
+            self._tube(queue)
+        size = len(body)
+        if size > self._max_body:
+            raise JobTooBig(size, self._max_body, SCHEME)
+        data = b"put %d %d %d %d\r\n%b\r\n" % (
+            priority, whole_seconds(delay) if delay else 0, whole_seconds(ttr), size, body
+        )
+        conn = self._pool.acquire()
+        try:
+            if conn.used == queue:
+                line = conn.request(data, "put")
+                if line[:9] == b"INSERTED ":
+                    return line[9:-2].decode()
+                error = conn.error_of(line, "put")
+            else:
+                (reply,) = self._in_tube(conn, queue, [Command(data, b"INSERTED")], "put")
+                if isinstance(reply, Reply):
+                    return reply.values[0].decode()
+                error = reply
+        finally:
+            conn.lock.release()
+        raise self._put_error(error, size)
 
     def put_many(self, queue: str, items: Sequence[PutItem]) -> list[str]:
         """Put jobs with every command written before any reply is read.
@@ -196,7 +248,7 @@ class BeanstalkBackend:
         Batches of more than ``max_batch`` jobs (or 4 MiB) take one round trip per slice, so
         neither side's socket buffer can fill up with unread replies.
         """
-        tube = check_tube(queue)
+        tube = self._tube(queue)
         for item in items:
             self._check_body(item.body)
         ids: list[str] = []
@@ -220,10 +272,18 @@ class BeanstalkBackend:
 
         The wait is in whole seconds, rounded up (beanstalkd's reserve-with-timeout).
         """
-        tubes = list(dict.fromkeys(check_tube(q) for q in queues))
-        if not tubes:
-            raise ValueError("reserve needs at least one queue name")
+        tubes = self._tube_list(queues)
         deadline = None if timeout is None else time.monotonic() + timeout
+        # What _retrying does, written out: this runs once per job a consumer takes. No poll
+        # for a broken socket first: a reserve is retried on a new connection if reset.
+        conn = self._pool.acquire(check=False)
+        try:
+            return self._reserve_on(conn, tubes, deadline)
+        except ConnectionLost as exc:
+            if not exc.retry_safe:
+                raise
+        finally:
+            conn.lock.release()
         return self._retrying(lambda conn: self._reserve_on(conn, tubes, deadline))
 
     def _reserve_on(
@@ -232,11 +292,15 @@ class BeanstalkBackend:
         self._watch(conn, tubes)
         while True:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+            seconds = None if wait is None else whole_seconds(wait)
+            conn.wait_for_reply(seconds)
             try:
-                job = self._reserve_once(conn, wait)
-            except greenstalk.TimedOutError:
-                return None
-            except greenstalk.DeadlineSoonError:
+                replies = self._send_reserve(conn, [], seconds)
+            finally:
+                if not conn.closed:
+                    conn.wait_for_reply(0)
+            reply = replies[0]
+            if isinstance(reply, greenstalk.DeadlineSoonError):
                 # A job this connection holds is in its last second; nothing can be handed
                 # out here until it is finished, touched or times out, so try again shortly.
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -245,45 +309,124 @@ class BeanstalkBackend:
                 time.sleep(DEADLINE_SOON_POLL if remaining is None
                            else min(DEADLINE_SOON_POLL, remaining))
                 continue
-            reservation = self._describe(conn, job)
-            if reservation is not None:
+            reservation = self._reserved(conn, replies)
+            if reservation is not None or isinstance(reply, greenstalk.TimedOutError):
                 return reservation
 
     @staticmethod
-    def _reserve_once(conn: Connection, wait: float | None) -> greenstalk.Job[bytes]:
-        seconds = None if wait is None else whole_seconds(wait)
-        conn.wait_for_reply(seconds)
-        try:
-            with conn.io("reserve"):
-                return conn.client.reserve(seconds)
-        finally:
-            if not conn.closed:
-                conn.wait_for_reply(0)
+    def _send_reserve(
+        conn: Connection, before: list[Command], seconds: int | None
+    ) -> list[Reply | greenstalk.BeanstalkdError]:
+        """Send ``before``, a reserve and a ``stats-job`` of the guessed next id in one write.
 
-    def _describe(self, conn: Connection, job: greenstalk.Job[bytes]) -> Reservation | None:
-        """The reservation of a job just reserved, from its ``stats-job``."""
-        asked = time.monotonic()
-        stats = conn.stats_job(job.id)
-        if stats is None:
-            return None  # deleted by another client in between: nothing to hand out
-        reserves, ttr = int(stats["reserves"]), int(stats["ttr"])
+        Returns the replies to the reserve and the ``stats-job`` (if one was sent), after those
+        to ``before``; they are read with the time of sending kept in ``conn.sent``.
+        """
+        commands = [*before, reserve_command(seconds)]
+        if conn.guess is not None:
+            commands.append(stats_job_command(conn.guess))
+        conn.sent = time.monotonic()
+        return conn.pipeline(commands, "reserve")
+
+    def _reserved(
+        self, conn: Connection, replies: list[Reply | greenstalk.BeanstalkdError]
+    ) -> Reservation | None:
+        """The reservation from the replies of :meth:`_send_reserve` (after ``before``'s).
+
+        None if the reserve timed out or found nothing, or the job was deleted by another
+        client before its ``stats-job``.
+        """
+        reply = replies[0]
+        if not isinstance(reply, Reply):
+            if isinstance(reply, greenstalk.TimedOutError | greenstalk.DeadlineSoonError):
+                return None
+            raise conn.lost("reserve", reply)
+        job_id = int(reply.values[0])
+        guessed = conn.guess
+        conn.note_reserved(job_id)
+        fields: tuple[str, int, int, int, int] | None = None
+        asked = conn.sent
+        if guessed == job_id and time.monotonic() - asked < SPECULATION_MAX_WAIT:
+            speculated = replies[1]
+            if isinstance(speculated, Reply):
+                fields = conn.job_fields(speculated)
+        if fields is None:
+            asked = time.monotonic()
+            fields = conn.job_stats(job_id)
+            if fields is None:
+                return None  # deleted by another client in between: nothing to hand out
+        tube, priority, ttr, left, reserves = fields
         # time-left is rounded down and counted from a moment after ``asked``, so the job is
         # surely still reserved before asked + time-left.
-        conn.hold(job.id, Held(reserves, ttr, asked + int(stats["time-left"])))
+        conn.hold(job_id, Held(reserves, ttr, asked + left))
         return Reservation(
-            queue=stats["tube"],
-            id=str(job.id),
-            body=job.body,
-            priority=int(stats["pri"]),
+            queue=tube,
+            id=str(job_id),
+            body=reply.body,
+            priority=priority,
             attempts=reserves,
             ttr=float(ttr),
             receipt=f"{conn.token}:{reserves}",
         )
 
+    def delete_and_reserve(
+        self, job: Reservation, queues: Sequence[str], timeout: float | None
+    ) -> Reservation | None:
+        """Delete ``job``, then reserve the next job of ``queues``: one round trip if one is ready.
+
+        The delete, a ``reserve-with-timeout 0`` and the guessed ``stats-job`` go in one write
+        on the connection that holds ``job`` (beanstalkd answers a connection's commands in
+        order). If the delete fails, a job the reserve took is released again, unchanged but
+        for its ``reserves`` count, and ReservationLost is raised: nothing stays reserved.
+        With nothing ready and ``timeout`` not 0, it waits as :meth:`reserve` does.
+        """
+        tubes = self._tube_list(queues)
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def action(conn: Connection, job_id: int, held: Held) -> Reservation | None:
+            self._watch(conn, tubes)
+            if time.monotonic() >= held.deadline - DELETE_MARGIN:
+                self._touch_held(conn, job_id, held)  # see delete()
+            delete = simple(b"delete %d" % job_id, b"DELETED")
+            replies = self._send_reserve(conn, [delete], 0)
+            deleted, rest = replies[0], replies[1:]
+            if isinstance(deleted, Reply):
+                conn.held.pop(job_id, None)
+                try:
+                    return self._reserved(conn, rest)
+                except ConnectionLost:
+                    # The delete went through; beanstalkd gives back whatever the dropped
+                    # connection held, and the worker's next reserve opens a new one.
+                    return None
+            taken = rest[0]
+            if isinstance(taken, Reply):
+                self._give_back(conn, int(taken.values[0]))
+            if isinstance(deleted, greenstalk.NotFoundError):
+                raise deleted
+            raise conn.lost("delete", deleted)
+
+        found = self._act(job, "delete", action)
+        if found is not None or timeout == 0:
+            return found
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self.reserve(queues, remaining)
+
+    @staticmethod
+    def _give_back(conn: Connection, job_id: int) -> None:
+        """Release a job reserved by mistake, ready at once with the priority it had."""
+        fields = conn.job_stats(job_id)
+        if fields is None:
+            return
+        (reply,) = conn.pipeline(
+            [simple(b"release %d %d 0" % (job_id, fields[1]), b"RELEASED")], "release"
+        )
+        if not isinstance(reply, Reply):
+            # Dropping the connection makes beanstalkd give the job back.
+            raise conn.lost("release", reply)
+
     # -- acting on a reservation ---------------------------------------------------------
 
-    def _act(self, job: Reservation, what: str,
-             action: Callable[[Connection, int, Held], None]) -> None:
+    def _act(self, job: Reservation, what: str, action: Callable[[Connection, int, Held], T]) -> T:
         """Run ``action`` on the connection that holds ``job``, or raise ReservationLost."""
         token, _, count = job.receipt.rpartition(":")
         conn = self._pool.owner(token)
@@ -294,8 +437,9 @@ class BeanstalkBackend:
             )
         job_id = int(job.id)
         with conn.lock:
-            if not conn.alive():
-                self._pool.forget(conn)
+            # No poll for a broken socket here, unlike before a put: a command on a broken
+            # connection fails with ConnectionLost below, which means the same to the caller.
+            if conn.closed:
                 raise ReservationLost(
                     job.queue, job.id,
                     "the connection that reserved it broke, so beanstalkd gave the job back",
@@ -305,7 +449,7 @@ class BeanstalkBackend:
                 raise ReservationLost(job.queue, job.id)
             try:
                 with conn.io(what):
-                    action(conn, job_id, held)
+                    return action(conn, job_id, held)
             except greenstalk.NotFoundError:
                 conn.held.pop(job_id, None)
                 raise ReservationLost(job.queue, job.id, "its ttr ran out") from None
@@ -319,18 +463,27 @@ class BeanstalkBackend:
 
     def delete(self, job: Reservation) -> None:
         """Delete a job this consumer holds (touched first if its ttr is nearly out)."""
+        self._act(job, "delete", self._delete_held)
 
-        def action(conn: Connection, job_id: int, held: Held) -> None:
-            if time.monotonic() >= held.deadline - DELETE_MARGIN:
-                # beanstalkd would delete the job even if it were ready again; a touch
-                # succeeds only if this connection still holds it.
-                asked = time.monotonic()
-                conn.client.touch(greenstalk.Job(job_id, b""))
-                held.deadline = asked + held.ttr
-            conn.client.delete(job_id)
-            conn.held.pop(job_id, None)
+    @classmethod
+    def _delete_held(cls, conn: Connection, job_id: int, held: Held) -> None:
+        if time.monotonic() >= held.deadline - DELETE_MARGIN:
+            cls._touch_held(conn, job_id, held)
+        line = conn.request(b"delete %d\r\n" % job_id, "delete")
+        if line != b"DELETED\r\n":
+            raise conn.error_of(line, "delete")
+        conn.held.pop(job_id, None)
 
-        self._act(job, "delete", action)
+    @staticmethod
+    def _touch_held(conn: Connection, job_id: int, held: Held) -> None:
+        """Touch a job near its deadline before deleting it.
+
+        beanstalkd would delete the job even if it were ready again; a touch succeeds only if
+        this connection still holds it (NotFoundError otherwise).
+        """
+        asked = time.monotonic()
+        conn.client.touch(greenstalk.Job(job_id, b""))
+        held.deadline = asked + held.ttr
 
     def release(self, job: Reservation, priority: int, delay: float) -> None:
         """Give a job back with ``priority``, ready after ``delay`` s (rounded up)."""
@@ -371,7 +524,7 @@ class BeanstalkBackend:
 
     def kick(self, queue: str, n: int) -> int:
         """Move up to n buried jobs (oldest burial first), or if none, delayed jobs, to ready."""
-        tube = check_tube(queue)
+        tube = self._tube(queue)
         command = simple(b"kick %d" % min(n, MAX_UINT32), b"KICKED")
         with self._pool.connection() as conn:
             (reply,) = self._in_tube(conn, tube, [command], "kick")

@@ -12,13 +12,12 @@ last of them is finished, or once all of them have surely timed out.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import weakref
 from collections.abc import Callable
 
-from kue_beanstalk.connection import Connection
+from kue_beanstalk.connection import Connection, current_pid
 
 __all__ = ["ConnectionPool"]
 
@@ -79,24 +78,33 @@ class ConnectionPool:
 
         A broken connection, or one inherited through ``fork()``, is replaced first.
         """
+        return _Locked(self.acquire())
+
+    def acquire(self, *, check: bool = True) -> Connection:
+        """The calling thread's connection with its lock held: release ``conn.lock`` after.
+
+        What :meth:`connection` does, without the context manager, for the hot paths.
+        ``check=False`` skips the poll for a broken socket, for callers that retry an
+        operation that changes nothing on a new connection if the old one was reset.
+        """
         slot: _Slot | None = getattr(self._local, "slot", None)
         if slot is not None:
             conn = slot.conn
-            if conn.pid != os.getpid():
+            if conn.pid != current_pid():
                 # Inherited through fork(): its lock may have been held by a thread that does
                 # not exist here, so do not take it; closing only drops this process's copy.
                 conn.drop()
             else:
                 conn.lock.acquire()
-                if conn.alive():
-                    return _Locked(conn)
+                if (not conn.closed) if not check else conn.alive():
+                    return conn
                 try:
                     self.forget(conn)
                 finally:
                     conn.lock.release()
         conn = self._open()
         conn.lock.acquire()
-        return _Locked(conn)
+        return conn
 
     # -- finding the connection of a reservation -----------------------------------------
 
@@ -105,7 +113,7 @@ class ConnectionPool:
         conn = self._owners.get(token)
         # Health is checked by the caller under the connection's lock: polling here could
         # mistake another thread's pending reply for a broken socket.
-        if conn is None or conn.closed or conn.pid != os.getpid():
+        if conn is None or conn.closed or conn.pid != current_pid():
             return None
         return conn
 
@@ -141,7 +149,7 @@ class ConnectionPool:
     def _sweep(self) -> None:
         """Close connections of ended threads whose jobs all timed out, and inherited ones."""
         now = time.monotonic()
-        pid = os.getpid()
+        pid = current_pid()
         for token, conn in list(self._owners.items()):
             if conn.pid != pid:
                 conn.drop()  # only closes this process's file descriptor
@@ -156,7 +164,7 @@ class ConnectionPool:
 
     def close(self) -> None:
         """Close every connection this pool opened in this process."""
-        pid = os.getpid()
+        pid = current_pid()
         for conn in list(self._owners.values()):
             if conn.pid == pid:
                 conn.drop()
