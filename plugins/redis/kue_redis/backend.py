@@ -317,7 +317,7 @@ class RedisBackend:
         reserved with the one-queue script; if another consumer took it meanwhile, ask again.
         With nothing ready, block on one queue's wake-up list after another.
         """
-        turn = 0
+        turn = dropped = 0
         while True:
             best: tuple[int, str, str] | None = None
             wait_ms = -1
@@ -345,8 +345,14 @@ class RedisBackend:
                 wait = min(wait, wait_ms / 1000)
             wake = self._keys(names[turn % len(names)]).wake
             turn += 1
-            with self._guard():
+            try:
                 self.client.blpop([wake], timeout=max(math.ceil(wait * 1000), _MIN_BLOCK_MS) / 1000)
+                dropped = 0
+            except _CONNECTION_ERRORS as exc:
+                # As in _wait_for_job: a dropped blocking call is tried again, within limits.
+                dropped += 1
+                if dropped > self.settings.retries:
+                    raise BackendUnavailable(self.settings.masked_url, str(exc)) from exc
 
     @staticmethod
     def _reservation(queue: str, found: list[Any]) -> Reservation:

@@ -199,3 +199,28 @@ def test_an_unreachable_cluster_raises_backend_unavailable_with_the_password_mas
     with pytest.raises(BackendUnavailable) as info:
         backend.put("q", b"x", 1, 0, 5)
     assert "hunter2" not in str(info.value) and ":***@127.0.0.1:" in str(info.value)
+
+
+def test_a_spread_reserve_rides_out_its_connections_being_dropped(
+    make_cluster_backend: Callable[[], RedisBackend], prefix: str
+) -> None:
+    consumer, producer = make_cluster_backend(), make_cluster_backend()
+    cluster = producer.client
+    assert isinstance(cluster, RedisCluster)
+    queues = _queues_on_different_nodes(cluster, prefix, 2)
+    thread, out = _reserve_in_thread(consumer, queues, 10)
+    deadline = time.monotonic() + 5
+    while _blocked_anywhere(cluster) == 0:
+        assert time.monotonic() < deadline, "the reserve never blocked on a node"
+        time.sleep(0.002)
+    killed = 0
+    for node in cluster.get_primaries():  # type: ignore[no-untyped-call]
+        conn = cluster.get_redis_connection(node)
+        killed += int(conn.client_kill_filter(_type="normal", skipme=True))
+    assert killed >= 1, "no connection was dropped"
+    job_id = producer.put(queues[0], b"after the drop", 1, 0, 30)
+    thread.join(10)
+    assert "error" not in out, out.get("error")
+    job = out["job"]
+    assert isinstance(job, Reservation) and job.id == job_id
+    consumer.delete(job)
