@@ -22,6 +22,9 @@ nox.options.sessions = [
 #: Backends whose contract suite runs: the built-ins, then each in-tree plugin.
 PLUGINS = sorted(p.name for p in ROOT.glob("plugins/*") if (p / "pyproject.toml").is_file())
 BACKENDS = ["memory", "sqlite", *PLUGINS]
+#: Variants of a backend the contract suite also runs (contract_local): URL parameters added to
+#: its throwaway server's URL. SQS FIFO queues keep other promises than standard queues.
+CONTRACT_VARIANTS = {"sqs": [["--kue-url-param=fifo=1"]]}
 
 
 def pytest(session: nox.Session, *args: str) -> None:
@@ -65,10 +68,12 @@ def contract_local(session: nox.Session, backend: str) -> None:
     """The contract suite against a server backend run as a local process on a free port.
 
     ``contract`` takes containers when an engine answers (after ``nox -s images``); this proves
-    the local-process path on the same change.
+    the local-process path on the same change. A backend's variants (:data:`CONTRACT_VARIANTS`:
+    SQS with FIFO queues) run here too, each as a pytest run of its own.
     """
-    pytest(session, "-p", "kue_contract", "--pyargs", "kue_contract",
-           f"--kue-backend={backend}", "--kue-servers=local")
+    for variant in [[], *CONTRACT_VARIANTS.get(backend, [])]:
+        pytest(session, "-p", "kue_contract", "--pyargs", "kue_contract",
+               f"--kue-backend={backend}", "--kue-servers=local", *variant)
 
 
 @nox.session

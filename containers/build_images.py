@@ -25,6 +25,7 @@ import argparse
 import hashlib
 import importlib
 import importlib.metadata as metadata
+import importlib.util
 import json
 import os
 import re
@@ -369,9 +370,18 @@ def _server_rootfs(name: str, hint: str) -> tuple[Rootfs, list[str]]:
     return rootfs, [str(binary)]
 
 
+#: Where the image keeps kue_sqs.moto_serial, which runs moto's server with each SQS request
+#: atomic (plain moto loses and duplicates messages under concurrent requests).
+MOTO_SERIAL_INSIDE = "/opt/kue/moto_serial.py"
+
+
 def _moto_rootfs() -> tuple[Rootfs, list[str]]:
     rootfs, interpreter = python_rootfs(MOTO_REQUIREMENTS)
-    return rootfs, [interpreter, "-m", "moto.server"]
+    spec = importlib.util.find_spec("kue_sqs.moto_serial")
+    if spec is None or spec.origin is None:
+        raise BuildError("kue_sqs.moto_serial is not importable: install the kue-sqs plugin")
+    rootfs.add(Path(spec.origin), MOTO_SERIAL_INSIDE)
+    return rootfs, [interpreter, MOTO_SERIAL_INSIDE]
 
 
 def _plugin_attr(module: str, attr: str) -> str:

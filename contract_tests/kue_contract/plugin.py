@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
 
@@ -23,11 +24,12 @@ __all__ = [
     "pytest_terminal_summary",
     "queue",
     "requires_capabilities",
+    "with_url_params",
 ]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Add ``--kue-backend``, ``--kue-url`` and ``--kue-servers``."""
+    """Add ``--kue-backend``, ``--kue-url``, ``--kue-url-param`` and ``--kue-servers``."""
     group = parser.getgroup("kue", "kue contract suite")
     group.addoption(
         "--kue-backend", metavar="NAME",
@@ -36,6 +38,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--kue-url", metavar="URL",
         help="use the server at URL instead of starting a throwaway one",
+    )
+    group.addoption(
+        "--kue-url-param", metavar="KEY=VALUE", action="append", default=[],
+        help="add KEY=VALUE to the query of the backend's URL (the --kue-url one or the "
+        "throwaway server's), to test a variant of the backend: --kue-url-param=fifo=1 runs "
+        "the suite on SQS FIFO queues. Repeatable",
     )
     group.addoption(
         "--kue-servers", choices=MODES, default="auto",
@@ -76,12 +84,34 @@ def kue_backend_name(request: pytest.FixtureRequest) -> str:
     return str(name)
 
 
+def with_url_params(url: str, params: Sequence[str]) -> str:
+    """``url`` with each ``KEY=VALUE`` of ``params`` added to its query.
+
+    :raises pytest.UsageError: a param has no ``=`` or an empty key.
+    """
+    pairs = []
+    for param in params:
+        key, sep, value = param.partition("=")
+        if not sep or not key:
+            raise pytest.UsageError(f"--kue-url-param={param!r} must be KEY=VALUE, e.g. fifo=1")
+        pairs.append((key, value))
+    if not pairs:
+        return url
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode(pairs)) if q)
+    return urlunsplit(parts._replace(query=query))
+
+
 @pytest.fixture(scope="session")
 def kue_url(request: pytest.FixtureRequest, kue_backend_name: str) -> Iterator[str]:
-    """The URL of the backend under test: ``--kue-url``, or a throwaway server from its plugin."""
+    """The URL of the backend under test: ``--kue-url``, or a throwaway server from its plugin.
+
+    Each ``--kue-url-param`` is added to the URL's query, to test a variant of the backend.
+    """
+    params: list[str] = request.config.getoption("--kue-url-param") or []
     given = request.config.getoption("--kue-url")
     if given:
-        yield str(given)
+        yield with_url_params(str(given), params)
         return
     pm = get_plugin_manager()
     load_backend_plugin(kue_backend_name, pm)
@@ -92,11 +122,12 @@ def kue_url(request: pytest.FixtureRequest, kue_backend_name: str) -> Iterator[s
             f"the {kue_backend_name} plugin does not say how to start a throwaway server "
             "(hook kue_contract_server); pass --kue-url=URL of a server you run"
         )
-    with server as url:
+    with server as served:
+        url = with_url_params(served, params)
         # The CI log must show which path each run took: a local process or a container.
         # Printed now (seen with -s) and again in the summary, which output capture spares.
         line = (f"kue contract suite: backend {kue_backend_name} at {kue.config.mask_url(url)} "
-                f"from {describe_server(url)} (servers: {mode})")
+                f"from {describe_server(served)} (servers: {mode})")
         request.config.stash[_SERVER_LINES].append(line)
         print(f"\n{line}")
         yield url

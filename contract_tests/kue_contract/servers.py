@@ -216,14 +216,17 @@ def local_process(
     install_hint: str,
     ready: Callable[[int], None] | None = None,
     env: dict[str, str] | None = None,
+    name: str | None = None,
 ) -> Iterator[str]:
     """Run ``binary`` on a free loopback port for the duration of the block; yields its URL.
 
-    :param binary: the executable's name, found on PATH.
+    :param binary: the executable's name, found on PATH (or its path).
     :param args: the arguments, given the port and a scratch directory.
     :param url: the backend URL for a port.
     :param install_hint: how to install the binary, shown when it is missing.
     :param ready: waits until the server answers (default: until the port accepts).
+    :param name: what the log calls the server (default: the binary's name), for a server
+        run as ``python -m module``.
     """
     path = shutil.which(binary)
     if path is None:
@@ -251,7 +254,7 @@ def local_process(
                 output = log_path.read_text(errors="replace")[-2000:]
                 raise ServerUnavailable(f"{binary} did not start: {exc}\n{output}") from exc
             served = url(port)
-            _ORIGINS[served] = f"local process {Path(binary).name}"
+            _ORIGINS[served] = f"local process {name or Path(binary).name}"
             yield served
         finally:
             proc.terminate()

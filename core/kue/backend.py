@@ -45,7 +45,11 @@ class Capabilities:
     :param name: the backend's entry-point name.
     :param priority: jobs come out lowest priority number first.
     :param fifo: among equal priority, the job put first comes out first.
-    :param delay: ``put(delay=...)`` and ``release(delay=...)`` are honoured.
+    :param delay: ``put(delay=...)`` is honoured (and, unless ``release_delay`` says
+        otherwise, ``release(delay=...)``).
+    :param release_delay: ``release(delay=...)`` is honoured: the job is handed out again no
+        sooner than the delay. True where ``delay`` is, and on SQS FIFO queues, which take no
+        delay at put but can hold a released job back (it then counts as reserved).
     :param bury: ``bury`` and ``kick`` exist.
     :param kick_delayed: with nothing buried, ``kick`` moves delayed jobs to ready (SQS cannot
         reach a message before its delay ends).
@@ -60,6 +64,10 @@ class Capabilities:
     :param max_batch: largest number of items one ``put_many`` round trip carries.
     :param delete_and_reserve: the backend is a :class:`FusedBackend`: deleting a finished
         job and reserving the next is one round trip, and the worker uses it.
+    :param parallel: several jobs of one queue can be reserved at the same time. False: while a
+        job is reserved, no other job of its queue with the same priority is handed out until it
+        is deleted, released, buried or its ttr runs out (SQS FIFO queues with one message group
+        per queue, which is how they keep put order); consumers then take turns.
     """
 
     name: str
@@ -78,6 +86,8 @@ class Capabilities:
     whole_seconds: bool = False
     max_batch: int = 10_000
     delete_and_reserve: bool = False
+    parallel: bool = True
+    release_delay: bool = True
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -86,7 +86,7 @@ class ReservedJob:
             self.reservation.priority if priority is None else validation.check_priority(priority)
         )
         self._queue.backend.release(
-            self.reservation, new_priority, validation.check_delay(delay, caps)
+            self.reservation, new_priority, validation.check_delay(delay, caps, release=True)
         )
 
     def bury(self, priority: int | None = None) -> None:

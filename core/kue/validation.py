@@ -45,8 +45,12 @@ def _seconds(name: str, value: object) -> float:
     return float(value)
 
 
-def check_delay(delay: object, caps: Capabilities) -> float:
-    """Return ``delay`` as seconds if 0 <= delay <= the backend's max_delay."""
+def check_delay(delay: object, caps: Capabilities, *, release: bool = False) -> float:
+    """Return ``delay`` as seconds if 0 <= delay <= the backend's max_delay.
+
+    :param release: the delay is a release's (``caps.release_delay``), not a put's
+        (``caps.delay``).
+    """
     seconds = _seconds("delay", delay)
     if seconds < 0:
         raise ValueError(f"delay {delay!r} is negative; use 0 for a job that is ready at once")
@@ -54,9 +58,18 @@ def check_delay(delay: object, caps: Capabilities) -> float:
         raise ValueError(
             f"delay {delay!r} s is over the {caps.name} backend's limit of {caps.max_delay:g} s"
         )
-    if seconds > 0 and not caps.delay:
-        raise Unsupported(caps.name, "delayed jobs")
+    if seconds > 0 and not (caps.release_delay if release else caps.delay):
+        raise Unsupported(caps.name, "releasing with a delay" if release else "delayed jobs")
     return seconds
+
+
+def retry_delay_within(seconds: float, caps: Capabilities) -> float:
+    """A worker's retry backoff as the backend can honour it.
+
+    At most ``max_delay``, and 0 on a backend that cannot delay a release (the job is then
+    ready again at once).
+    """
+    return min(seconds, caps.max_delay) if caps.release_delay else 0.0
 
 
 def check_ttr(ttr: object, caps: Capabilities) -> float:

@@ -64,6 +64,10 @@ def _sqs() -> list[tuple[str, kue.Capabilities]]:
         ("value", capabilities_for(parse_settings("sqs://?region=us-east-1", {}))),
         ("with bands=0,100,1000",
          capabilities_for(parse_settings("sqs://?region=us-east-1&bands=0,100,1000", {}))),
+        ("with fifo=1",
+         capabilities_for(parse_settings("sqs://?region=us-east-1&fifo=1", {}))),
+        ("with fifo=1&fifo_group=job",
+         capabilities_for(parse_settings("sqs://?region=us-east-1&fifo=1&fifo_group=job", {}))),
     ]
 
 

@@ -43,7 +43,21 @@ class BasicsContract:
         assert first is not None
         assert queue.reserve(timeout=0) is None
         assert queue.stats().reserved == 1
-        first.delete()
+        queue.put(b"next")
+        if queue.capabilities.parallel:
+            second = queue.reserve(timeout=5)  # another consumer gets the next job meanwhile
+            assert second is not None and second.body == b"next"
+            second.delete()
+            first.delete()
+        else:
+            # parallel=False: the held job holds back the rest of its queue, however long asked.
+            assert queue.reserve(timeout=1) is None
+            assert queue.stats() == kue.QueueStats(ready=1, reserved=1)
+            first.delete()
+            second = queue.reserve(timeout=5)
+            assert second is not None and second.body == b"next"
+            second.delete()
+        assert queue.stats().total == 0
 
     def test_put_many_returns_ids_in_order_and_every_job_arrives(self, queue: kue.Queue) -> None:
         items = [kue.PutItem(f"job {i}".encode()) for i in range(25)]

@@ -65,5 +65,6 @@ class ConcurrencyContract:
         with ctx.Pool(CONSUMERS) as pool:
             results = pool.starmap(consume_url, [(queue.url, queue.name)] * CONSUMERS)
         _check(results, expected)
-        assert sum(1 for ids in results if ids) >= 2, "only one process got any job"
+        if queue.capabilities.parallel:  # else consumers take turns, and one may take them all
+            assert sum(1 for ids in results if ids) >= 2, "only one process got any job"
         assert queue.stats().total == 0

@@ -38,6 +38,7 @@ import pluggy
 from kue.backend import Backend, Reservation
 from kue.errors import BackendUnavailable, KueError, ReservationLost, UnknownJob
 from kue.job import lookup
+from kue.validation import retry_delay_within
 from kue.worker.child import child_main
 
 __all__ = ["MAX_QUICK_DEATHS", "ChildRecord", "Supervisor"]
@@ -298,7 +299,8 @@ class Supervisor:
                         else 0.0
                 except UnknownJob:
                     delay = 0.0
-                backend.release(reservation, reservation.priority, delay)
+                backend.release(reservation, reservation.priority,
+                                retry_delay_within(delay, backend.capabilities))
                 self.stats.released_after_death += 1
         except ReservationLost:
             pass  # its ttr ran out first: the backend already handed it on

@@ -21,6 +21,7 @@ from kue.codec import DecodeError, Envelope, decode
 from kue.errors import BackendUnavailable, ReservationLost, UnknownJob
 from kue.job import Job, lookup
 from kue.plugins import get_plugin_manager
+from kue.validation import retry_delay_within
 
 __all__ = ["StopWaiting", "Worker", "WorkerStats", "current_job"]
 
@@ -272,7 +273,8 @@ class Worker:
                 job=job, envelope=envelope, error=exc, will_retry=will_retry, duration=duration
             )
             if will_retry:
-                delay = job_class.retry_delay(job.attempts)
+                delay = retry_delay_within(job_class.retry_delay(job.attempts),
+                                           self.backend.capabilities)
                 self._settle(job, lambda: self.backend.release(job, job.priority, delay))
                 self._outcome = "released"
                 self.stats.retried += 1

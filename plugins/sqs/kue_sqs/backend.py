@@ -25,6 +25,18 @@
 - ``peek``: unsupported. Receiving a message is not a copy: it hides the message and counts an
   attempt.
 
+FIFO queues (``fifo=1``): every SQS name ends in ``.fifo``; kue chooses each job's id (a UUID)
+and sends it as the MessageDeduplicationId, so a put that reaches SQS twice within its 5-minute
+deduplication window (a retried request) is stored once. Re-sent copies (bury, kick, a release
+with a new priority) get a deduplication id of their own, derived from the receipt handle they
+replace: SQS remembers a deduplication id for 5 minutes even after its message is deleted, so
+reusing the job id would silently drop them. The MessageGroupId is the kue queue's name
+(``fifo_group=queue``: put order, one job of a queue in flight at a time) or the job id
+(``fifo_group=job``: parallel, no order). FIFO queues take no per-message DelaySeconds, so
+``put`` with a delay raises :class:`kue.Unsupported` before sending; ``release`` with a delay (the
+worker's retry backoff) keeps the message in flight with ChangeMessageVisibility, which holds its
+place at the head of its group.
+
 Lost reservations: SQS may accept a stale receipt handle, and moto always does (it deletes the
 message with any receipt handle the message ever had). So this backend remembers its own
 reservations (:mod:`kue_sqs.leases`) and raises ReservationLost for one whose ttr ran out or that
@@ -33,8 +45,10 @@ was already finished; a receipt it does not know is left to SQS to judge.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -69,13 +83,22 @@ if TYPE_CHECKING:
         SendMessageBatchRequestEntryTypeDef,
     )
 
-__all__ = ["CONTRACT_JOBS", "MAX_VISIBILITY", "NATIVE_MAX_DELAY", "SqsBackend", "capabilities_for"]
+__all__ = [
+    "CONTRACT_JOBS",
+    "MAX_VISIBILITY",
+    "NATIVE_MAX_DELAY",
+    "SqsBackend",
+    "capabilities_for",
+    "resent_dedup_id",
+]
 
 #: SQS's own limits: the longest DelaySeconds and the longest visibility timeout.
 NATIVE_MAX_DELAY = 900
 MAX_VISIBILITY = 43_200
 #: Jobs the contract suite's concurrency tests should use: moto slows down past a few hundred.
 CONTRACT_JOBS = 200
+#: The same on FIFO queues with one group per queue, where consumers take jobs one at a time.
+FIFO_CONTRACT_JOBS = 100
 #: A long poll ends this long before the caller's deadline; shorter waits poll this often.
 POLL_MARGIN = 0.25
 TAIL_POLL = 0.1
@@ -86,7 +109,12 @@ _LOST_CODES = ("ReceiptHandleIsInvalid", "MessageNotInflight",
 
 
 def capabilities_for(settings: SqsSettings) -> Capabilities:
-    """What an SQS backend with these settings offers; priority only with bands."""
+    """What an SQS backend with these settings offers.
+
+    Priority only with bands. Put order (``fifo``) only on FIFO queues with one message group
+    per kue queue, and then a reserved job holds back the rest of its queue (``parallel``
+    False). FIFO queues take no per-message delay, so ``delay`` is False there.
+    """
     extra: dict[str, object] = {
         "contract_jobs": CONTRACT_JOBS,
         "stats": "approximate (SQS's Approximate* queue attributes)",
@@ -98,17 +126,25 @@ def capabilities_for(settings: SqsSettings) -> Capabilities:
             f"by priority band only (band boundaries {list(settings.bands)}); no order "
             "within a band"
         )
+    ordered = settings.fifo and settings.fifo_group == "queue"
+    if settings.fifo:
+        extra.update(_fifo_extra(settings, ordered))
+        del extra["native_max_delay"]
     return Capabilities(
         name="sqs",
         priority=bool(settings.bands),
-        fifo=False,
-        delay=True,
+        fifo=ordered,
+        parallel=not ordered,  # a message in flight holds back the rest of its message group
+        delay=not settings.fifo,  # FIFO queues take no per-message DelaySeconds
+        release_delay=True,  # FIFO: the released message stays in flight for the delay
         bury=True,
-        kick_delayed=False,  # SQS cannot reach a message before its delay ends
+        # Standard: SQS cannot reach a message before its delay ends. FIFO: nothing is delayed.
+        kick_delayed=False,
         peek=False,
         durable=True,
         shared=True,
         max_body=MAX_BODY,
+        # FIFO: the longest a release can hold a job back (a visibility timeout); put takes none.
         max_delay=float(MAX_VISIBILITY),
         min_ttr=1.0,
         max_ttr=float(MAX_VISIBILITY),
@@ -118,19 +154,79 @@ def capabilities_for(settings: SqsSettings) -> Capabilities:
     )
 
 
+def _fifo_extra(settings: SqsSettings, ordered: bool) -> dict[str, object]:
+    """The ``extra`` entries of a FIFO backend: its group setting, order, dedup and delays."""
+    within = " within a band" if settings.bands else ""
+    if ordered:
+        order = (
+            f"put order{within} (one SQS message group per kue queue{within and ' and band'}); "
+            "a job released with its own priority keeps its place, a kicked job or one "
+            "released with another priority joins the back"
+        )
+    else:
+        order = "none: each job is its own SQS message group and SQS orders only within a group"
+    if settings.bands:
+        order = f"by priority band (band boundaries {list(settings.bands)}); {order}"
+    extra: dict[str, object] = {
+        "order": order,
+        "fifo_group": settings.fifo_group,
+        "dedup": "the job id is the MessageDeduplicationId: a put SQS receives twice within "
+                 "5 minutes is stored once",
+        "delays": "put takes no delay (SQS FIFO has no per-message delay); a release with a "
+                  "delay keeps the job in flight (counted as reserved) for the delay"
+                  + (", holding back its queue" if ordered else ""),
+    }
+    if ordered:
+        # Consumers take a queue's jobs one at a time: fewer keep the contract run short.
+        extra["contract_jobs"] = FIFO_CONTRACT_JOBS
+    return extra
+
+
+def resent_dedup_id(job_id: str, receipt: str) -> str:
+    """The MessageDeduplicationId of a copy re-sent in place of the message ``receipt`` names.
+
+    Not the job id: SQS keeps a deduplication id for 5 minutes even after its message is
+    deleted, and would silently drop a kicked or re-released copy sent within that time. Derived
+    from the receipt handle, so sending the same copy again (a retried request, a retried bury)
+    is still stored once. At most 36 + 1 + 32 characters of SQS's allowed 128.
+    """
+    digest = hashlib.sha256(receipt.encode()).hexdigest()[:32]
+    return f"{job_id}-{digest}"
+
+
 @dataclass(frozen=True)
 class _Outgoing:
-    """One message ready to send: body text, attribute value, native delay, size."""
+    """One message ready to send: body text, attribute value, native delay, size.
+
+    On a FIFO queue also its job id (kue's choice, returned by put), message group and
+    deduplication id; on a standard queue those are None and the job id is SQS's MessageId.
+    """
 
     index: int
     text: str
     meta: str
     delay: int
     size: int
+    job_id: str | None = None
+    group: str | None = None
+    dedup: str | None = None
 
     def attributes(self) -> dict[str, MessageAttributeValueTypeDef]:
         """The MessageAttributes parameter for this message."""
         return {ATTRIBUTE: {"DataType": ATTRIBUTE_TYPE, "StringValue": self.meta}}
+
+    def entry(self) -> SendMessageBatchRequestEntryTypeDef:
+        """The SendMessageBatch entry for this message."""
+        entry: SendMessageBatchRequestEntryTypeDef = {
+            "Id": str(self.index), "MessageBody": self.text, "MessageAttributes": self.attributes(),
+        }
+        if self.group is None:
+            entry["DelaySeconds"] = self.delay
+        else:
+            # FIFO: SQS refuses a per-message DelaySeconds, and needs both ids.
+            entry["MessageGroupId"] = self.group
+            entry["MessageDeduplicationId"] = self.dedup or ""
+        return entry
 
 
 def _lost(exc: SqsError) -> bool:
@@ -163,7 +259,7 @@ def _chunks(outs: list[_Outgoing]) -> Iterator[list[_Outgoing]]:
 
 
 class SqsBackend:
-    """A kue backend on Amazon SQS standard queues (or moto, ElasticMQ); thread-safe.
+    """A kue backend on Amazon SQS standard or FIFO queues (or moto, ElasticMQ); thread-safe.
 
     :param settings: parsed ``sqs://`` settings (:func:`kue_sqs.settings.parse_settings`).
     :param url: the URL, for error messages (masked there).
@@ -191,7 +287,7 @@ class SqsBackend:
         self.capabilities = capabilities_for(settings)
         self._client = client if client is not None else make_client(settings, url)
         self._queues = QueueDirectory(self._client, settings, url)
-        self._layout = Layout(settings.prefix, settings.bands)
+        self._layout = Layout(settings.prefix, settings.bands, settings.fifo)
         self._leases = Leases()
         self._native = native_max_delay
         self._wall = wall_clock
@@ -199,33 +295,71 @@ class SqsBackend:
 
     # -- putting ---------------------------------------------------------------------------
 
-    def _prepare(
-        self, info: QueueInfo, index: int, body: bytes, priority: int, delay: float,
-        ttr: float, *, base: int = 0, job_id: str | None = None,
+    def _outgoing(
+        self, queue: str, index: int, text: str, meta: Meta, delay: int, dedup: str | None
     ) -> _Outgoing:
-        """Encode one message; JobTooBig if it does not fit the queue. Sends nothing."""
+        """A message of kue queue ``queue``; on FIFO with its group and deduplication id."""
+        value = encode_meta(meta)
+        group = None
+        if self.settings.fifo:
+            assert meta.job_id is not None, "FIFO messages always carry their job id"
+            group = queue if self.settings.fifo_group == "queue" else meta.job_id
+            dedup = dedup or meta.job_id
+        else:
+            dedup = None
+        return _Outgoing(index, text, value, delay, message_size(text, value), meta.job_id,
+                         group, dedup)
+
+    def _prepare(
+        self, queue: str, info: QueueInfo, index: int, body: bytes, priority: int,
+        delay: float, ttr: float, *, base: int = 0, job_id: str | None = None,
+        dedup: str | None = None,
+    ) -> _Outgoing:
+        """Encode one message; JobTooBig if it does not fit the queue. Sends nothing.
+
+        On a FIFO queue a delay is Unsupported (SQS takes none per message), and a new job gets
+        its id here: a UUID, which is also its MessageDeduplicationId.
+        """
         text, encoding = encode_body(body)
         seconds = math.ceil(delay)
         due = None
-        if seconds > self._native:
+        if self.settings.fifo:
+            if seconds > 0:
+                raise Unsupported(
+                    "sqs", f"a delay ({delay:g} s) on a FIFO queue: SQS FIFO queues take no "
+                    "per-message delay; put the job without one, or use a standard queue"
+                )
+            job_id = job_id or str(uuid.uuid4())
+        elif seconds > self._native:
             due, seconds = self._wall() + delay, self._native
-        meta = encode_meta(Meta(priority, math.ceil(ttr), base, due, job_id, encoding))
-        size = message_size(text, meta)
-        if size > info.max_message:
+        meta = Meta(priority, math.ceil(ttr), base, due, job_id, encoding)
+        out = self._outgoing(queue, index, text, meta, seconds, dedup)
+        if out.size > info.max_message:
             raise JobTooBig(len(body), max_body_for(info.max_message), "sqs")
-        return _Outgoing(index, text, meta, seconds, size)
+        return out
 
     def _send(self, url: str, out: _Outgoing) -> str:
+        """Send one message; returns the job id (kue's on FIFO, else SQS's MessageId)."""
         with guarded(self.url, "SendMessage"):
-            return self._client.send_message(
-                QueueUrl=url, MessageBody=out.text, DelaySeconds=out.delay,
-                MessageAttributes=out.attributes(),
-            )["MessageId"]
+            if out.group is None:
+                message_id = self._client.send_message(
+                    QueueUrl=url, MessageBody=out.text, DelaySeconds=out.delay,
+                    MessageAttributes=out.attributes(),
+                )["MessageId"]
+            else:
+                message_id = self._client.send_message(
+                    QueueUrl=url, MessageBody=out.text, MessageAttributes=out.attributes(),
+                    MessageGroupId=out.group, MessageDeduplicationId=out.dedup or "",
+                )["MessageId"]
+        return out.job_id or message_id
 
     def put(self, queue: str, body: bytes, priority: int, delay: float, ttr: float) -> str:
-        """Send one message to the band of ``priority``; returns its MessageId as the job id."""
+        """Send one message to the band of ``priority``; returns the job id.
+
+        On a standard queue the job id is SQS's MessageId; on a FIFO queue kue chooses it.
+        """
         info = self._queues.get(self._layout.name_for(self._layout.check(queue), priority))
-        return self._send(info.url, self._prepare(info, 0, body, priority, delay, ttr))
+        return self._send(info.url, self._prepare(queue, info, 0, body, priority, delay, ttr))
 
     def put_many(self, queue: str, items: Sequence[PutItem]) -> list[str]:
         """SendMessageBatch in chunks of 10 (and 1 MiB); every item is encoded before sending.
@@ -238,7 +372,9 @@ class SqsBackend:
         groups: dict[str, list[_Outgoing]] = {}
         for index, item in enumerate(items):
             info = self._queues.get(self._layout.name_for(queue, item.priority))
-            out = self._prepare(info, index, item.body, item.priority, item.delay, item.ttr)
+            out = self._prepare(
+                queue, info, index, item.body, item.priority, item.delay, item.ttr
+            )
             groups.setdefault(info.url, []).append(out)
         ids: list[str | None] = [None] * len(items)
         failures: dict[int, str] = {}
@@ -254,16 +390,15 @@ class SqsBackend:
     ) -> None:
         pending = chunk
         for attempt in range(BATCH_RETRIES):
-            entries: list[SendMessageBatchRequestEntryTypeDef] = [
-                {"Id": str(out.index), "MessageBody": out.text, "DelaySeconds": out.delay,
-                 "MessageAttributes": out.attributes()}
-                for out in pending
-            ]
+            # A retried entry keeps its MessageDeduplicationId on FIFO: should SQS have stored
+            # it after all, the retry is not stored twice.
+            entries = [out.entry() for out in pending]
+            by_index = {out.index: out for out in pending}
             with guarded(self.url, "SendMessageBatch"):
                 response = self._client.send_message_batch(QueueUrl=url, Entries=entries)
             for ok in response.get("Successful", []):
-                ids[int(ok["Id"])] = ok["MessageId"]
-            by_index = {out.index: out for out in pending}
+                index = int(ok["Id"])
+                ids[index] = by_index[index].job_id or ok["MessageId"]
             retry = []
             for failed in response.get("Failed", []):
                 index = int(failed["Id"])
@@ -368,7 +503,8 @@ class SqsBackend:
                 if exc.code != "InvalidParameterValue" or _lost(exc):
                     raise
         # SQS refused so long a visibility (its 12 h cap counts from the receive, moto's from
-        # the send): send the rest of the delay as a new message, then drop this one.
+        # the send): send the rest of the delay as a new message, then drop this one. Only
+        # standard queues get here: FIFO queues take no delays.
         job_id = meta.job_id or msg["MessageId"]
         due = meta.due if seconds > self._native else None
         new = Meta(meta.priority, meta.ttr, meta.base, due, job_id, meta.encoding)
@@ -438,7 +574,8 @@ class SqsBackend:
         """Send ``job`` as a new message to SQS queue ``dest``, keeping its id and attempts."""
         info = self._queues.get(dest)
         self._send(info.url, self._prepare(
-            info, 0, job.body, priority, delay, job.ttr, base=job.attempts, job_id=job.id
+            job.queue, info, 0, job.body, priority, delay, job.ttr, base=job.attempts,
+            job_id=job.id, dedup=resent_dedup_id(job.id, job.receipt),
         ))
 
     def delete(self, job: Reservation) -> None:
@@ -446,18 +583,43 @@ class SqsBackend:
         self._finish(job, self._where(job))
 
     def release(self, job: Reservation, priority: int, delay: float) -> None:
-        """Visible again now (ChangeMessageVisibility 0), or re-sent with a delay or priority."""
+        """Visible again now (ChangeMessageVisibility 0), or re-sent with a delay or priority.
+
+        On a FIFO queue a delay cannot be sent, so the message itself is kept in flight for the
+        delay (ChangeMessageVisibility), which also keeps its place at the head of its group;
+        a new priority and a delay together are Unsupported there.
+        """
         url = self._where(job)
-        if priority == job.priority and delay <= 0:
+        fifo = self.settings.fifo
+        if priority == job.priority and (delay <= 0 or fifo):
+            seconds = max(0, math.ceil(delay))
+            if seconds > MAX_VISIBILITY:
+                raise ValueError(
+                    f"release delay {delay:g} s is over SQS's longest visibility timeout of "
+                    f"{MAX_VISIBILITY} s, which is how a FIFO queue holds a job back"
+                )
             try:
-                self._visibility(url, job.receipt, 0)
+                self._visibility(url, job.receipt, seconds)
             except SqsError as exc:
                 if _lost(exc):
                     self._leases.finish(job.receipt)
                     raise ReservationLost(job.queue, job.id, f"SQS said {exc.code}") from exc
+                if seconds and exc.code == "InvalidParameterValue":
+                    # SQS counts the 12 h from the receive; nothing changed, the job is held.
+                    raise ValueError(
+                        f"release delay {delay:g} s is too long for job {job.id}: SQS keeps "
+                        f"a message in flight at most {MAX_VISIBILITY} s from its receive "
+                        f"({exc})"
+                    ) from exc
                 raise
             self._leases.finish(job.receipt)
             return
+        if fifo and delay > 0:
+            raise Unsupported(
+                "sqs", f"a release with a new priority and a delay ({delay:g} s) on a FIFO "
+                "queue: the copy with the new priority cannot be delayed; release with the "
+                "job's own priority to delay it, or with no delay to change its priority"
+            )
         self._resend(job, self._layout.name_for(job.queue, priority), priority, delay)
         self._finish(job, url)
 
@@ -500,10 +662,9 @@ class SqsBackend:
                 meta = decode_meta(_meta_value(msg))
                 job_id = meta.job_id or msg["MessageId"]
                 back = Meta(meta.priority, meta.ttr, meta.base, None, job_id, meta.encoding)
-                text, meta_value = msg["Body"], encode_meta(back)
                 dest = self._queues.get(self._layout.name_for(queue, meta.priority))
-                self._send(dest.url, _Outgoing(0, text, meta_value, 0,
-                                               message_size(text, meta_value)))
+                dedup = resent_dedup_id(job_id, msg["ReceiptHandle"])
+                self._send(dest.url, self._outgoing(queue, 0, msg["Body"], back, 0, dedup))
                 try:
                     self._delete(buried.url, msg["ReceiptHandle"])
                 except SqsError as exc:

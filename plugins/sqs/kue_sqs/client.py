@@ -31,6 +31,9 @@ CREATE_ATTRIBUTES = {
     "MaximumMessageSize": str(SQS_MAX_MESSAGE),
     "MessageRetentionPeriod": "1209600",
 }
+#: Added for FIFO queues. Deduplication is by the id kue sends (the job id), never by content:
+#: two jobs with the same body are two jobs.
+FIFO_ATTRIBUTES = {"FifoQueue": "true", "ContentBasedDeduplication": "false"}
 _MISSING = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
 _UNAVAILABLE = ("ServiceUnavailable", "InternalError", "InternalFailure", "RequestThrottled",
                 "ThrottlingException")
@@ -95,6 +98,9 @@ class QueueDirectory:
     def __init__(self, client: SQSClient, settings: SqsSettings, url: str) -> None:
         self._client = client
         self._create = settings.create
+        self._attributes = dict(CREATE_ATTRIBUTES)
+        if settings.fifo:
+            self._attributes.update(FIFO_ATTRIBUTES)
         self._url = url
         self._lock = threading.Lock()
         self._known: dict[str, QueueInfo] = {}
@@ -120,11 +126,12 @@ class QueueDirectory:
             if not self._create:
                 raise ConfigError(
                     f"SQS queue {name!r} does not exist at {mask_url(self._url)}; create it "
-                    "(MaximumMessageSize=1048576) or add create=1 to the URL"
+                    f"({', '.join(f'{k}={v}' for k, v in self._attributes.items())}) or add "
+                    "create=1 to the URL"
                 ) from exc
             with guarded(self._url, "CreateQueue"):
                 queue_url = self._client.create_queue(
-                    QueueName=name, Attributes=CREATE_ATTRIBUTES  # type: ignore[arg-type]
+                    QueueName=name, Attributes=self._attributes  # type: ignore[arg-type]
                 )["QueueUrl"]
         with guarded(self._url, "GetQueueAttributes"):
             attrs = self._client.get_queue_attributes(

@@ -9,9 +9,10 @@ string round-trips.
 Attribute. One String message attribute ``kue`` holds ``key=value`` pairs separated by ``;``:
 ``p`` priority, ``t`` ttr (whole seconds), ``a`` attempts before this message was sent (kept
 across bury, kick and re-sent releases), ``d`` due time (epoch seconds, only for a delay longer
-than SQS's native 900 s), ``i`` the job id (only on a re-sent message; the first message's id
-is its SQS MessageId), ``e`` the body encoding (``b`` base64, ``z`` empty). Its value is never
-longer than :data:`MAX_META_VALUE` characters.
+than SQS's native 900 s), ``i`` the job id (on a re-sent message, and on every message of a FIFO
+queue, where kue chooses the id; otherwise the first message's id is its SQS MessageId), ``e``
+the body encoding (``b`` base64, ``z`` empty). Its value is never longer than
+:data:`MAX_META_VALUE` characters.
 
 Size. SQS counts the body plus every attribute's name, type and value against the queue's
 MaximumMessageSize (1 MiB at most). :data:`META_ROOM` is what the attribute can take, so the

@@ -4,6 +4,10 @@ Without bands a kue queue ``emails`` under prefix ``kue-`` is the SQS queue ``ku
 bands ``0,100,1000`` it is three SQS queues: ``kue-emails`` (priorities 0..99), ``kue-emails-b100``
 (100..999) and ``kue-emails-b1000`` (1000 and above); reserve asks the most urgent first. Buried
 jobs of every band wait in ``kue-emails-buried``. Producers and consumers must agree on the bands.
+
+On a FIFO backend (``fifo=1``) every one of these names ends in ``.fifo``, as SQS requires of FIFO
+queues: ``kue-emails.fifo``, ``kue-emails-b100.fifo``, ``kue-emails-buried.fifo``. The kue queue
+is still called ``emails``; a kue name that itself ends in ``.fifo`` is refused.
 """
 
 from __future__ import annotations
@@ -15,33 +19,59 @@ from dataclasses import dataclass
 from kue.backend import MAX_PRIORITY
 from kue.errors import Unsupported
 
-__all__ = ["BURIED_SUFFIX", "MAX_NAME", "Layout"]
+__all__ = ["BURIED_SUFFIX", "FIFO_SUFFIX", "MAX_NAME", "Layout"]
 
 #: SQS queue names: 1..80 characters of letters, digits, hyphen and underscore.
 MAX_NAME = 80
 BURIED_SUFFIX = "-buried"
+#: SQS requires the name of every FIFO queue to end in this; it counts against the 80.
+FIFO_SUFFIX = ".fifo"
 _VALID = re.compile(r"[A-Za-z0-9_-]+")
 _LONGEST_SUFFIX = max(len(BURIED_SUFFIX), len(f"-b{MAX_PRIORITY}"))
 
 
 @dataclass(frozen=True)
 class Layout:
-    """The naming rule of one backend: a prefix and optional band boundaries."""
+    """The naming rule of one backend: a prefix, optional band boundaries, FIFO or standard."""
 
     prefix: str = ""
     bands: tuple[int, ...] = ()
+    fifo: bool = False
+
+    @property
+    def suffix(self) -> str:
+        """What ends every SQS name of this backend: ``.fifo`` on a FIFO backend, else nothing."""
+        return FIFO_SUFFIX if self.fifo else ""
 
     def check(self, queue: str) -> str:
-        """Return ``queue`` if every SQS name derived from it is valid, else ValueError."""
-        if isinstance(queue, str) and queue.endswith(".fifo"):
-            # Declared in the capabilities (fifo=False): say so rather than "bad characters".
-            raise Unsupported("sqs", f"FIFO queues ({queue!r}); use a standard queue name")
+        """Return ``queue`` if every SQS name derived from it is valid, else ValueError.
+
+        A name ending in ``.fifo`` asks for a FIFO queue: on a standard backend that is
+        Unsupported (the message says how to turn FIFO on); on a FIFO backend it is a ValueError,
+        because kue adds the suffix itself.
+        """
+        if isinstance(queue, str) and queue.endswith(FIFO_SUFFIX):
+            bare = queue[: -len(FIFO_SUFFIX)]
+            if not self.fifo:
+                # Declared in the capabilities (fifo=False): say how to get FIFO rather than
+                # "bad characters".
+                raise Unsupported(
+                    "sqs",
+                    f"FIFO queues ({queue!r}) on a standard sqs:// URL; add fifo=1 to the URL "
+                    f"(or fifo = true in [tool.kue.options]) and call the queue {bare!r}: every "
+                    f"queue of that backend is then an SQS FIFO queue, {bare!r} becomes "
+                    f"{self.prefix + bare + FIFO_SUFFIX!r}",
+                )
+            raise ValueError(
+                f"queue name {queue!r}: this backend has fifo=1 and adds {FIFO_SUFFIX!r} to every "
+                f"SQS name itself; call the queue {bare!r}"
+            )
         if not isinstance(queue, str) or not queue or not _VALID.fullmatch(self.prefix + queue):
             raise ValueError(
                 f"queue name {queue!r} (with prefix {self.prefix!r}) must be letters, digits, "
                 "hyphens and underscores only, as SQS queue names are"
             )
-        room = MAX_NAME - _LONGEST_SUFFIX - len(self.prefix)
+        room = MAX_NAME - _LONGEST_SUFFIX - len(self.suffix) - len(self.prefix)
         if len(queue) > room:
             raise ValueError(
                 f"queue name {queue!r} is {len(queue)} characters; with prefix "
@@ -58,8 +88,8 @@ class Layout:
     def band_name(self, queue: str, band: int) -> str:
         """The SQS name of ``queue``'s band ``band``."""
         if band == 0:
-            return self.prefix + queue
-        return f"{self.prefix}{queue}-b{self.bands[band]}"
+            return self.prefix + queue + self.suffix
+        return f"{self.prefix}{queue}-b{self.bands[band]}{self.suffix}"
 
     def name_for(self, queue: str, priority: int) -> str:
         """The SQS queue a job of ``priority`` goes to."""
@@ -71,7 +101,7 @@ class Layout:
 
     def buried_name(self, queue: str) -> str:
         """The companion queue where ``queue``'s buried jobs wait."""
-        return f"{self.prefix}{queue}{BURIED_SUFFIX}"
+        return f"{self.prefix}{queue}{BURIED_SUFFIX}{self.suffix}"
 
     def targets(self, queues: list[str]) -> list[tuple[str, str]]:
         """``(kue queue, SQS name)`` to poll for ``queues``: band by band, most urgent first."""

@@ -1,18 +1,20 @@
 """Throwaway moto servers for the contract suite and this plugin's own tests.
 
-``local``: ``moto_server -H 127.0.0.1 -p PORT`` as a child process. ``containers``: the image
-``localhost/kue-moto:5`` through testcontainers. ``auto``: containers when an engine answers,
-else local. The URL carries fake credentials and a region, so boto3 needs nothing from the
-machine, and always names the loopback endpoint: these servers never reach AWS.
+``local``: moto's server as a child process, ``python -m kue_sqs.moto_serial -H 127.0.0.1 -p
+PORT``: ``moto_server`` with each SQS request made atomic, as on real SQS (moto alone loses and
+duplicates messages under concurrent deletes and receives; see :mod:`kue_sqs.moto_serial`).
+``containers``: the image ``localhost/kue-moto:5`` through testcontainers, which runs the same
+module (``containers/build_images.py`` puts it in the image).
+``auto``: containers when an engine answers, else local. The URL carries fake credentials and
+a region, so boto3 needs nothing from the machine, and always names the loopback endpoint:
+these servers never reach AWS.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
+import importlib.util
 import sys
 from contextlib import AbstractContextManager
-from pathlib import Path
 
 __all__ = ["IMAGE", "MOTO_PORT", "container_ready", "moto_server", "moto_url"]
 
@@ -29,15 +31,6 @@ def moto_url(host: str, port: int, prefix: str = "kue-") -> str:
         f"sqs://testing:testing@/?region=us-east-1&endpoint=http://{host}:{port}"
         f"&prefix={prefix}&create=1"
     )
-
-
-def _moto_binary() -> str:
-    """``moto_server``; a venv's bin directory not on PATH is added to PATH for it."""
-    if shutil.which("moto_server") is None:
-        beside = Path(sys.executable).parent
-        if (beside / "moto_server").exists():
-            os.environ["PATH"] = f"{os.environ.get('PATH', '')}{os.pathsep}{beside}"
-    return "moto_server"
 
 
 def container_ready(host: str, port: int, timeout: float = 30.0) -> None:
@@ -87,10 +80,20 @@ def moto_server(mode: str) -> AbstractContextManager[str]:
 
     if mode == "containers" or (mode == "auto" and container_engine_answers()):
         return _container()
+    hint = "Install moto's server: pip install 'moto[server]'."
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        from kue_contract.servers import (  # type: ignore[import-untyped, unused-ignore]
+            ServerUnavailable,
+        )
+
+        raise ServerUnavailable(f"moto's server is not installed beside kue. {hint}")
+    # This interpreter, so the child imports the same moto and kue_sqs.
     server: AbstractContextManager[str] = local_process(
-        _moto_binary(),
-        args=lambda port, scratch: ["-H", "127.0.0.1", "-p", str(port)],
+        sys.executable,
+        args=lambda port, scratch: ["-m", "kue_sqs.moto_serial", "-H", "127.0.0.1",
+                                    "-p", str(port)],
         url=lambda port: moto_url("127.0.0.1", port),
-        install_hint="Install moto's server: pip install 'moto[server]'.",
+        install_hint=hint,
+        name="moto_server (kue_sqs.moto_serial)",
     )
     return server

@@ -1,6 +1,7 @@
 """What an ``sqs://`` URL (and ``[tool.kue.options]``) says, checked before any client exists.
 
 ``sqs://[ACCESS_KEY:SECRET@]/?region=R&endpoint=URL&prefix=P&create=1&bands=0,100,1000&wait=20``
+(and ``&fifo=1&fifo_group=queue`` for FIFO queues)
 
 - ``region``: the AWS region; default: boto3's usual chain (``AWS_DEFAULT_REGION``, config file).
 - ``endpoint``: the SQS endpoint URL (moto, ElasticMQ, a VPC endpoint); default: AWS's own.
@@ -9,6 +10,11 @@
 - ``create``: ``1`` creates missing SQS queues; default ``0``: a missing queue is an error.
 - ``bands``: priority band boundaries, for example ``0,100,1000``; default off (no priority).
 - ``wait``: the longest single long poll in seconds, 1..20 (default 20).
+- ``fifo``: ``1`` makes every kue queue of this backend an SQS FIFO queue
+  (``<prefix><queue>.fifo``); default ``0``: standard queues.
+- ``fifo_group``: with ``fifo=1``, which jobs share an SQS message group: ``queue`` (default: one
+  group per kue queue, strict put order, one job of a queue in flight at a time) or ``job`` (each
+  job its own group: consumers run jobs in parallel, no order is promised).
 
 Credentials come from boto3's usual chain unless the URL carries ``ACCESS_KEY:SECRET@``.
 """
@@ -24,11 +30,13 @@ from kue.backend import MAX_PRIORITY
 from kue.config import mask_url
 from kue.errors import ConfigError
 
-__all__ = ["MAX_BANDS", "SqsSettings", "parse_bands", "parse_settings"]
+__all__ = ["FIFO_GROUPS", "MAX_BANDS", "SqsSettings", "parse_bands", "parse_settings"]
 
 #: The most priority bands a URL may ask for; each band is one more queue to poll.
 MAX_BANDS = 8
-_KEYS = ("region", "endpoint", "prefix", "create", "bands", "wait")
+#: Values of ``fifo_group``: one SQS message group per kue queue, or one per job.
+FIFO_GROUPS = ("queue", "job")
+_KEYS = ("region", "endpoint", "prefix", "create", "bands", "wait", "fifo", "fifo_group")
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,8 @@ class SqsSettings:
     create: bool = False
     bands: tuple[int, ...] = ()
     wait: int = 20
+    fifo: bool = False
+    fifo_group: str = "queue"
     access_key: str | None = None
     secret_key: str | None = None
 
@@ -79,6 +89,24 @@ def _flag(key: str, value: str) -> bool:
     raise ConfigError(f"{key}={value!r} must be 1 or 0")
 
 
+def _fifo_group(value: str | None, fifo: bool) -> str:
+    """The checked ``fifo_group``; given without ``fifo=1`` it is a ConfigError, not ignored."""
+    if value is None or value == "":
+        return "queue"
+    if value not in FIFO_GROUPS:
+        raise ConfigError(
+            f"fifo_group={value!r} must be one of {', '.join(FIFO_GROUPS)}: queue keeps put order "
+            "with one job of a queue in flight at a time, job runs jobs in parallel without order"
+        )
+    if not fifo:
+        # A setting that silently does nothing would let someone believe they have FIFO order.
+        raise ConfigError(
+            f"fifo_group={value} applies to FIFO queues only: add fifo=1 as well (or drop "
+            "fifo_group)"
+        )
+    return value
+
+
 def parse_settings(url: str, options: Mapping[str, Any] | None = None) -> SqsSettings:
     """Parse ``url``; query values override ``options`` of the same name. Raises ConfigError."""
     parts = urlsplit(url)
@@ -110,6 +138,8 @@ def parse_settings(url: str, options: Mapping[str, Any] | None = None) -> SqsSet
         raise ConfigError(f"wait={values['wait']!r} must be whole seconds 1..20") from exc
     if not 1 <= wait <= 20:
         raise ConfigError(f"wait={wait} is outside SQS's long-poll range of 1..20 seconds")
+    fifo = _flag("fifo", values.get("fifo", "0"))
+    fifo_group = _fifo_group(values.get("fifo_group"), fifo)
     access = unquote(parts.username) if parts.username else None
     secret = unquote(parts.password) if parts.password else None
     if (access is None) != (secret is None):
@@ -121,6 +151,8 @@ def parse_settings(url: str, options: Mapping[str, Any] | None = None) -> SqsSet
         create=_flag("create", values.get("create", "0")),
         bands=parse_bands(values.get("bands", "")),
         wait=wait,
+        fifo=fifo,
+        fifo_group=fifo_group,
         access_key=access,
         secret_key=secret,
     )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from kue.backend import JobState, QueueStats
+from kue.backend import JobState, PutItem, QueueStats
 from kue.errors import BackendUnavailable, ConfigError, ReservationLost, Unsupported
 from kue_contract.servers import free_port  # type: ignore[import-untyped, unused-ignore]
 from kue_sqs.backend import SqsBackend
@@ -171,8 +172,8 @@ def test_bands_hand_out_the_most_urgent_band_first(
 
 def test_without_bands_priority_is_not_claimed(backend: SqsBackend) -> None:
     caps = backend.capabilities
-    assert (caps.priority, caps.fifo, caps.peek, caps.bury, caps.delay) == (
-        False, False, False, True, True)
+    assert (caps.priority, caps.fifo, caps.peek, caps.bury, caps.delay, caps.parallel) == (
+        False, False, False, True, True, True)
     assert caps.max_delay >= 12 * 3600 and caps.extra["contract_jobs"] == 200
 
 
@@ -258,6 +259,31 @@ def test_the_largest_binary_body_round_trips(backend: SqsBackend, name: str) -> 
     job = backend.reserve([name], 5)
     assert job is not None and job.body == body
     backend.delete(job)
+
+
+def test_concurrent_consumers_lose_and_duplicate_nothing(backend: SqsBackend, name: str) -> None:
+    """The throwaway server makes each request atomic (kue_sqs.moto_serial), as SQS does.
+
+    Plain moto answers requests on threads without a lock: two deletes at once can bring one
+    deleted message back, two receives at once can hand out one message twice.
+    """
+    ids = set()
+    for _ in range(12):
+        ids.update(backend.put_many(name, [PutItem(b"x") for _i in range(10)]))
+    taken: list[str] = []
+
+    def consume() -> None:
+        while (job := backend.reserve([name], 0.5)) is not None:
+            taken.append(job.id)
+            backend.delete(job)
+
+    threads = [threading.Thread(target=consume) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert sorted(taken) == sorted(ids)
+    assert backend.stats(name).total == 0
 
 
 # -- where moto is not SQS -----------------------------------------------------------------

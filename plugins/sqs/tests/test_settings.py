@@ -60,5 +60,15 @@ def test_a_fifo_queue_name_is_refused_as_unsupported() -> None:
     import kue
     from kue_sqs.layout import Layout
 
-    with pytest.raises(kue.Unsupported, match=r"FIFO queues \('jobs\.fifo'\)"):
+    with pytest.raises(kue.Unsupported, match=r"FIFO queues \('jobs\.fifo'\).*add fifo=1"):
         Layout(prefix="kue-", bands=()).check("jobs.fifo")
+
+
+def test_a_fifo_layout_ends_every_name_in_dot_fifo() -> None:
+    layout = Layout("kue-", (0, 100), fifo=True)
+    assert layout.band_names("jobs") == ["kue-jobs.fifo", "kue-jobs-b100.fifo"]
+    assert layout.buried_name("jobs") == "kue-jobs-buried.fifo"
+    longest = "x" * (80 - len("kue-") - len(f"-b{2**32 - 1}") - len(".fifo"))
+    assert layout.check(longest) == longest  # its longest SQS name is exactly 80 characters
+    with pytest.raises(ValueError, match="limit is"):
+        layout.check(longest + "x")
