@@ -17,6 +17,7 @@ from kue.plugins import get_plugin_manager, import_modules, load_backend_plugin,
 from kue.worker import Worker
 from kue.worker.logs import configure_logging
 from kue.worker.supervisor import Supervisor
+from kue.worker.threads import ThreadedWorker
 
 __all__ = ["build_parser", "main"]
 
@@ -47,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
         "-c", "--concurrency", type=_positive_int, metavar="N",
         help="fork N worker processes under a supervisor that replaces any that die "
         "(default: run jobs in this process)",
+    )
+    p.add_argument(
+        "--threads", type=_positive_int, metavar="N",
+        help="run up to N jobs at once in this process, one per thread, for jobs that wait on "
+        "the network (default 1; not with -c or --max-jobs)",
     )
     p.add_argument(
         "--max-jobs-per-child", type=_positive_int, metavar="N",
@@ -101,6 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     def connect() -> Backend:
         return open_backend(name, settings.url, settings.options, pm)
 
+    threads = args.threads or 1
+    if threads > 1 and (args.concurrency is not None or args.max_jobs is not None):
+        print(f"kue-worker: --threads {threads} runs in this process and counts no jobs: "
+              "it cannot be combined with -c or --max-jobs", file=sys.stderr)
+        return 2
     log.info("kue-worker on %s", mask_url(settings.url))
     if args.concurrency is not None:
         return Supervisor(
@@ -113,7 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KueError as exc:
         print(f"kue-worker: {exc}", file=sys.stderr)
         return 2
-    worker = Worker(backend, settings.queues, plugin_manager=pm, name=f"pid {os.getpid()}")
+    worker: Worker | ThreadedWorker
+    if threads > 1:
+        worker = ThreadedWorker(backend, settings.queues, threads, plugin_manager=pm,
+                                name=f"pid {os.getpid()}")
+    else:
+        worker = Worker(backend, settings.queues, plugin_manager=pm, name=f"pid {os.getpid()}")
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if worker.stopping:
@@ -123,12 +139,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "%s: finishing the current job, then stopping (send again to stop now)",
             signal.Signals(signum).name,
         )
-        worker.interrupt()
+        if isinstance(worker, ThreadedWorker):
+            worker.stop()  # idle threads notice within THREAD_IDLE_TIMEOUT
+        else:
+            worker.interrupt()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        worker.run(burst=args.burst, max_jobs=args.max_jobs)
+        if isinstance(worker, ThreadedWorker):
+            worker.run(burst=args.burst)
+        else:
+            worker.run(burst=args.burst, max_jobs=args.max_jobs)
     finally:
         backend.close()
     return 0
