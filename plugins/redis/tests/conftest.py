@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -63,3 +64,25 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
 def blocked_clients(client: redis.Redis) -> int:
     """How many clients the server holds in a blocking command right now."""
     return int(client.info("clients")["blocked_clients"])
+
+
+def reserve_in_thread(
+    backend: RedisBackend, queues: list[str], timeout: float
+) -> tuple[threading.Thread, dict[str, object]]:
+    """Run ``backend.reserve(queues, timeout)`` in a thread of its own.
+
+    The returned dict gets the reservation under "job", an exception under "error", and the
+    moment the call returned under "at".
+    """
+    out: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            out["job"] = backend.reserve(queues, timeout)
+        except BaseException as exc:  # handed to the test thread
+            out["error"] = exc
+        out["at"] = time.monotonic()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out

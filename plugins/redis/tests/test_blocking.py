@@ -1,33 +1,15 @@
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
 import pytest
 import redis
-from conftest import blocked_clients, wait_until
+from conftest import blocked_clients, reserve_in_thread, wait_until
 
 from kue.backend import Reservation
 from kue.errors import ReservationLost
 from kue_redis.backend import RedisBackend
-
-
-def _reserve_in_thread(
-    backend: RedisBackend, queues: list[str], timeout: float
-) -> tuple[threading.Thread, dict[str, object]]:
-    out: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            out["job"] = backend.reserve(queues, timeout)
-        except BaseException as exc:  # handed to the test thread
-            out["error"] = exc
-        out["at"] = time.monotonic()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, out
 
 
 def test_a_put_from_another_connection_wakes_a_blocked_reserve_at_once(
@@ -35,7 +17,7 @@ def test_a_put_from_another_connection_wakes_a_blocked_reserve_at_once(
 ) -> None:
     consumer, producer = make_backend(), make_backend()
     before = blocked_clients(raw)
-    thread, out = _reserve_in_thread(consumer, ["idle", "q"], 10)
+    thread, out = reserve_in_thread(consumer, ["idle", "q"], 10)
     wait_until(lambda: blocked_clients(raw) > before)
     put_at = time.monotonic()
     job_id = producer.put("q", b"wake up", 1, 0, 5)
@@ -53,7 +35,7 @@ def test_a_blocked_reserve_wakes_for_a_delayed_job_put_later_with_an_earlier_due
 ) -> None:
     consumer, producer = make_backend(), make_backend()
     before = blocked_clients(raw)
-    thread, out = _reserve_in_thread(consumer, ["q"], 8)
+    thread, out = reserve_in_thread(consumer, ["q"], 8)
     wait_until(lambda: blocked_clients(raw) > before)
     put_at = time.monotonic()
     producer.put("q", b"soon", 1, 0.5, 5)
@@ -86,7 +68,7 @@ def test_a_connection_dropped_during_a_blocking_reserve_is_retried(
 ) -> None:
     consumer, producer = make_backend(), make_backend()
     before = blocked_clients(raw)
-    thread, out = _reserve_in_thread(consumer, ["q"], 10)
+    thread, out = reserve_in_thread(consumer, ["q"], 10)
     wait_until(lambda: blocked_clients(raw) > before)
     killed = raw.client_kill_filter(_type="normal", skipme=True)
     assert killed >= 1

@@ -7,13 +7,13 @@ nodes, the keyspace on every node, and the errors of a URL that does not match t
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from conftest import reserve_in_thread
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
@@ -112,23 +112,6 @@ def test_queues_sharing_a_hash_tag_live_in_one_slot_and_reserve_in_one_script(
     assert _all_keys(backend.client, prefix) == set()  # type: ignore[arg-type]
 
 
-def _reserve_in_thread(
-    backend: RedisBackend, queues: list[str], timeout: float
-) -> tuple[threading.Thread, dict[str, object]]:
-    out: dict[str, object] = {}
-
-    def run() -> None:
-        try:
-            out["job"] = backend.reserve(queues, timeout)
-        except BaseException as exc:  # handed to the test thread
-            out["error"] = exc
-        out["at"] = time.monotonic()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, out
-
-
 @pytest.mark.parametrize("spread", [False, True], ids=["one queue", "queues on two nodes"])
 def test_a_put_wakes_a_reserve_blocked_on_the_cluster(
     make_cluster_backend: Callable[[], RedisBackend], prefix: str, spread: bool
@@ -137,7 +120,7 @@ def test_a_put_wakes_a_reserve_blocked_on_the_cluster(
     cluster = producer.client
     assert isinstance(cluster, RedisCluster)
     queues = _queues_on_different_nodes(cluster, prefix, 2) if spread else ["solo"]
-    thread, out = _reserve_in_thread(consumer, queues, 10)
+    thread, out = reserve_in_thread(consumer, queues, 10)
     deadline = time.monotonic() + 5
     while _blocked_anywhere(cluster) == 0:
         assert time.monotonic() < deadline, "the reserve never blocked on a node"
@@ -208,7 +191,7 @@ def test_a_spread_reserve_rides_out_its_connections_being_dropped(
     cluster = producer.client
     assert isinstance(cluster, RedisCluster)
     queues = _queues_on_different_nodes(cluster, prefix, 2)
-    thread, out = _reserve_in_thread(consumer, queues, 10)
+    thread, out = reserve_in_thread(consumer, queues, 10)
     deadline = time.monotonic() + 5
     while _blocked_anywhere(cluster) == 0:
         assert time.monotonic() < deadline, "the reserve never blocked on a node"
