@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from harness import (
     Bench,
@@ -82,6 +82,15 @@ class KueClient:
             if job is None:
                 raise RuntimeError("the queue ran dry before the drain ended")
             job.delete()
+
+    def drain_fused(self, n: int) -> None:
+        """One reserve, then ``delete_and_reserve`` per job (the worker's fused call)."""
+        backend: Any = self.queue.backend
+        queue = [self.queue.name]
+        job = backend.reserve(queue, 0)
+        for _ in range(n - 1):
+            job = backend.delete_and_reserve(job, queue, 0)
+        backend.delete(job)
 
     def fill(self, n: int, batch: int) -> None:
         """Put ``n`` no-op jobs as fast as possible (untimed set-up)."""
