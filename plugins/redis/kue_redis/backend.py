@@ -116,14 +116,11 @@ class RedisBackend:
         )
         self._retry = Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), s.retries)
         self._pool: redis.ConnectionPool | None = None
-        self._cluster: RedisCluster | None = None
         self._cluster_lock = threading.Lock()
-        self._client: Client
-        if s.cluster:
-            # RedisCluster asks its startup node for the slot map as it is built, so it is
-            # built at the first call instead (see _connect).
-            self._client = None  # type: ignore[assignment]
-        else:
+        # A RedisCluster asks its startup node for the slot map as it is built, so on a
+        # cluster the client is built at the first call instead (see client).
+        self._client: Client | None = None
+        if not s.cluster:
             self._pool = redis.ConnectionPool.from_url(
                 s.client_url, retry=self._retry, socket_connect_timeout=5.0, **s.client_kwargs
             )
@@ -140,22 +137,18 @@ class RedisBackend:
     @property
     def client(self) -> Client:
         """The redis-py client: a Redis over this backend's pool, or a RedisCluster."""
-        if self._client is None:
-            with self._guard():
-                self._connect()
-        return self._client
-
-    def _connect(self) -> None:
-        """Build the cluster client once, for every thread of this process."""
-        with self._cluster_lock:
-            if self._client is None:
-                self._cluster = RedisCluster.from_url(
-                    self.settings.client_url,
-                    retry=self._retry,
-                    socket_connect_timeout=5.0,
-                    **self.settings.client_kwargs,
-                )
-                self._client = self._cluster
+        client = self._client
+        if client is None:
+            with self._guard(), self._cluster_lock:  # one cluster client for every thread
+                if self._client is None:
+                    self._client = RedisCluster.from_url(
+                        self.settings.client_url,
+                        retry=self._retry,
+                        socket_connect_timeout=5.0,
+                        **self.settings.client_kwargs,
+                    )
+                client = self._client
+        return client
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -172,9 +165,7 @@ class RedisBackend:
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
         with self._guard():
-            if self._client is None:
-                self._connect()
-            return self._scripts[name].run(self._client, keys, args)
+            return self._scripts[name].run(self._client or self.client, keys, args)
 
     def _one_slot(self, names: Sequence[str]) -> bool:
         """Whether one script may touch every key of these queues (always, off a cluster)."""
@@ -425,8 +416,8 @@ class RedisBackend:
         """Close every pooled connection."""
         if self._pool is not None:
             self._pool.disconnect()
-        if self._cluster is not None:
-            self._cluster.close()
+        if isinstance(self._client, RedisCluster):
+            self._client.close()
 
     def __repr__(self) -> str:
         return f"<RedisBackend {self.settings.masked_url}>"
