@@ -148,6 +148,26 @@ local function delete_job(k, id, receipt, now)
   return 1
 end
 
+-- The earliest moment a queue's delayed job comes due or its lease runs out (server ms), or
+-- ``earliest`` if that is sooner; nil if neither the queue nor ``earliest`` has one.
+local function earliest_due(delayed, reserved, earliest)
+  for _, src in ipairs({delayed, reserved}) do
+    local head = redis.call('ZRANGE', src, 0, 0, 'WITHSCORES')
+    if #head > 0 and (earliest == nil or tonumber(head[2]) < earliest) then
+      earliest = tonumber(head[2])
+    end
+  end
+  return earliest
+end
+
+-- The "nothing ready" reply of reserve and head: {0, ms until ``earliest``, or -1 if none}.
+local function wait_reply(earliest, now)
+  if earliest == nil then
+    return {0, -1}
+  end
+  return {0, math.max(earliest - now, 0)}
+end
+
 -- Reserve the most urgent ready job across the queues whose six keys each (ready, delayed,
 -- reserved, body, meta, wake) follow KEYS[first]: lowest priority, then lowest seq.
 -- Returns {queue index (1-based), id, body, priority, attempts, ttr ms} for a job, or
@@ -191,18 +211,7 @@ local function reserve_job(first, now)
   for q = 0, nq - 1 do
     local k = first - 1 + q * 6
     redis.call('DEL', KEYS[k + 6])
-    for _, src in ipairs({KEYS[k + 2], KEYS[k + 3]}) do
-      local head = redis.call('ZRANGE', src, 0, 0, 'WITHSCORES')
-      if #head > 0 then
-        local t = tonumber(head[2])
-        if earliest == nil or t < earliest then
-          earliest = t
-        end
-      end
-    end
+    earliest = earliest_due(KEYS[k + 2], KEYS[k + 3], earliest)
   end
-  if earliest == nil then
-    return {0, -1}
-  end
-  return {0, math.max(earliest - now, 0)}
+  return wait_reply(earliest, now)
 end

@@ -12,14 +12,4 @@ if #top > 0 then
 end
 -- Nothing ready: tokens on the wake-up list are stale (as in reserve_job).
 redis.call('DEL', KEYS[6])
-local earliest = nil
-for _, src in ipairs({KEYS[2], KEYS[3]}) do
-  local head = redis.call('ZRANGE', src, 0, 0, 'WITHSCORES')
-  if #head > 0 and (earliest == nil or tonumber(head[2]) < earliest) then
-    earliest = tonumber(head[2])
-  end
-end
-if earliest == nil then
-  return {0, -1}
-end
-return {0, math.max(earliest - now, 0)}
+return wait_reply(earliest_due(KEYS[2], KEYS[3], nil), now)
