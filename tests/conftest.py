@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -42,3 +44,21 @@ def shared_backend_url(request: pytest.FixtureRequest) -> Iterator[str]:
     assert server is not None, f"the {name} plugin cannot start a throwaway server"
     with server as url:
         yield url
+
+
+def wait_until(probe: Callable[[], object], timeout: float = 10.0) -> None:
+    """Poll ``probe`` every 10 ms until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not probe():
+        assert time.monotonic() < deadline, f"not reached within {timeout} s"
+        time.sleep(0.01)
+
+
+def worker_process(url: str, *extra: str) -> subprocess.Popen[str]:
+    """``kue-worker`` on queue ``jobs`` of ``url`` with the test jobs, output captured as text."""
+    env = {**os.environ, "PYTHONPATH": str(HERE)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "kue.cli.worker", "--url", url, "--import", "sample_jobs",
+         "-q", "jobs", *extra],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )

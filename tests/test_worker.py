@@ -1,30 +1,21 @@
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import wait_until, worker_process
 
 import kue
 from kue.plugins import new_plugin_manager
 from kue.worker import Worker
 
 import sample_jobs
-
-TESTS = Path(__file__).parent
-
-
-def wait_until(probe: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        assert time.monotonic() < deadline, f"not reached within {timeout} s"
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -123,20 +114,11 @@ def test_lifecycle_hooks_fire_around_each_job(memory_queue: kue.Queue, ledger: P
     ]
 
 
-def _worker_process(url: str, *extra: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "kue.cli.worker", "--url", url, "--import", "sample_jobs",
-         "-q", "jobs", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-
-
 def test_kue_worker_burst_runs_the_queue_and_exits_zero(sqlite_url: str, ledger: Path) -> None:
     q = kue.connect(sqlite_url, queue="jobs")
     for i in range(5):
         q.push(sample_jobs.add.message(i, 0))
-    proc = _worker_process(sqlite_url, "--burst")
+    proc = worker_process(sqlite_url, "--burst")
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
     assert sorted(ledger.read_text().split()) == sorted(["add"] * 5 + [str(i) for i in range(5)])
@@ -151,7 +133,7 @@ def test_a_signal_lets_the_current_job_finish_then_exits_zero(
     q = kue.connect(sqlite_url, queue="jobs")
     q.push(sample_jobs.slow.message(1.0, "s"))
     q.push(sample_jobs.add.message(1, 2))  # must not start after the signal
-    proc = _worker_process(sqlite_url)
+    proc = worker_process(sqlite_url)
     wait_until(lambda: "start s" in ledger.read_text(), timeout=20)
     proc.send_signal(sig)
     out, _ = proc.communicate(timeout=20)
@@ -165,7 +147,7 @@ def test_a_second_signal_stops_at_once_and_the_job_comes_back_later(
 ) -> None:
     q = kue.connect(sqlite_url, queue="jobs")
     q.push(sample_jobs.slow.message(30.0, "long"), ttr=2)
-    proc = _worker_process(sqlite_url)
+    proc = worker_process(sqlite_url)
     wait_until(lambda: "start long" in ledger.read_text(), timeout=20)
     started = time.monotonic()
     proc.send_signal(signal.SIGTERM)

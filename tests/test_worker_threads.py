@@ -2,35 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
+
+from conftest import wait_until, worker_process
 
 import kue
 
 import sample_jobs
-
-TESTS = Path(__file__).parent
-
-
-def _worker_process(url: str, *extra: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "kue.cli.worker", "--url", url, "--import", "sample_jobs",
-         "-q", "jobs", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-
-
-def _wait_until(probe: Callable[[], object], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        assert time.monotonic() < deadline, f"not reached within {timeout} s"
-        time.sleep(0.01)
 
 
 def _most_at_once(lines: list[str]) -> int:
@@ -48,7 +27,7 @@ def test_threads_run_jobs_at_once_and_each_exactly_once(sqlite_url: str, ledger:
         q.push(sample_jobs.slow.message(0.3, f"j{i}"))
     for i in range(40):
         q.push(sample_jobs.add.message(i, 1000))
-    proc = _worker_process(sqlite_url, "--threads", "4", "--burst")
+    proc = worker_process(sqlite_url, "--threads", "4", "--burst")
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     lines = ledger.read_text().split("\n")[:-1]
@@ -69,8 +48,8 @@ def test_a_signal_lets_every_running_job_finish_then_exits_zero(
     for i in range(3):
         q.push(sample_jobs.slow.message(1.0, f"s{i}"))
     q.push(sample_jobs.add.message(1, 2), delay=2)  # due only after the signal: must not run
-    proc = _worker_process(sqlite_url, "--threads", "3")
-    _wait_until(lambda: ledger.read_text().count("start ") == 3)
+    proc = worker_process(sqlite_url, "--threads", "3")
+    wait_until(lambda: ledger.read_text().count("start ") == 3, timeout=20)
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out
@@ -82,7 +61,7 @@ def test_a_signal_lets_every_running_job_finish_then_exits_zero(
 
 def test_threads_with_prefork_or_max_jobs_is_refused_in_one_line(sqlite_url: str) -> None:
     for extra in (["-c", "2"], ["--max-jobs", "5"]):
-        proc = _worker_process(sqlite_url, "--threads", "4", *extra)
+        proc = worker_process(sqlite_url, "--threads", "4", *extra)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 2
         assert out.strip() == ("kue-worker: --threads 4 runs in this process and counts no "

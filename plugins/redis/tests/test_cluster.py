@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
-from conftest import reserve_in_thread
+from conftest import reserve_in_thread, wait_until
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
@@ -121,10 +121,7 @@ def test_a_put_wakes_a_reserve_blocked_on_the_cluster(
     assert isinstance(cluster, RedisCluster)
     queues = _queues_on_different_nodes(cluster, prefix, 2) if spread else ["solo"]
     thread, out = reserve_in_thread(consumer, queues, 10)
-    deadline = time.monotonic() + 5
-    while _blocked_anywhere(cluster) == 0:
-        assert time.monotonic() < deadline, "the reserve never blocked on a node"
-        time.sleep(0.002)
+    wait_until(lambda: _blocked_anywhere(cluster) > 0)  # the reserve blocks on a node
     put_at = time.monotonic()
     job_id = producer.put(queues[-1], b"wake up", 1, 0, 30)
     thread.join(5)
@@ -192,10 +189,7 @@ def test_a_spread_reserve_rides_out_its_connections_being_dropped(
     assert isinstance(cluster, RedisCluster)
     queues = _queues_on_different_nodes(cluster, prefix, 2)
     thread, out = reserve_in_thread(consumer, queues, 10)
-    deadline = time.monotonic() + 5
-    while _blocked_anywhere(cluster) == 0:
-        assert time.monotonic() < deadline, "the reserve never blocked on a node"
-        time.sleep(0.002)
+    wait_until(lambda: _blocked_anywhere(cluster) > 0)  # the reserve blocks on a node
     killed = 0
     for node in cluster.get_primaries():  # type: ignore[no-untyped-call]
         conn = cluster.get_redis_connection(node)
