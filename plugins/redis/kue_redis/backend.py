@@ -26,6 +26,9 @@ read (CONFIG may be disabled or changed later); operators who run Redis with
 
 Connections: one redis-py ConnectionPool per backend object, safe to share between threads;
 redis-py's pool notices a fork (it compares pids) and a child opens its own connections.
+Scripts go through a :class:`~kue_redis.lane.ScriptLane` over that pool, which sends and reads
+each EVALSHA on a pooled connection itself (redis-py's per-command layers cost as much client
+time as the round trip); BLPOP and pipelines go through the redis-py client.
 redis-py resends a command after a dropped connection, so a put may reach the server twice:
 the client picks the job id (uuid4) and the put script does nothing for an id that exists.
 """
@@ -49,6 +52,7 @@ from redis.retry import Retry
 from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Reservation
 from kue.errors import BackendUnavailable, ConfigError, JobTooBig, ReservationLost
 from kue_redis.keys import QueueKeys
+from kue_redis.lane import ScriptLane
 from kue_redis.scripts import Client, ScriptArg, load_scripts, run_pipelined
 from kue_redis.settings import RedisSettings, parse_settings
 
@@ -125,6 +129,8 @@ class RedisBackend:
                 s.client_url, retry=self._retry, socket_connect_timeout=5.0, **s.client_kwargs
             )
             self._client = redis.Redis(connection_pool=self._pool)
+        # Scripts run on the lane off a cluster; a cluster client routes them itself.
+        self._lane: ScriptLane | None = None if self._pool is None else ScriptLane(self._pool)
         self._scripts = load_scripts()
         # Building key names is a measurable share of a put's client time on a hot path.
         self._key_cache: dict[str, QueueKeys] = {}
@@ -165,7 +171,7 @@ class RedisBackend:
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
         with self._guard():
-            return self._scripts[name].run(self._client or self.client, keys, args)
+            return self._scripts[name].run(self._lane or self.client, keys, args)
 
     def _one_slot(self, names: Sequence[str]) -> bool:
         """Whether one script may touch every key of these queues (always, off a cluster)."""

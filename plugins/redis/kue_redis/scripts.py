@@ -17,10 +17,16 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-__all__ = ["SCRIPT_NAMES", "Client", "Script", "ScriptArg", "load_scripts", "run_pipelined"]
+from kue_redis.lane import ScriptLane
+
+__all__ = [
+    "SCRIPT_NAMES", "Client", "Runner", "Script", "ScriptArg", "load_scripts", "run_pipelined",
+]
 
 #: A client of one server (or primary) or of a Redis Cluster.
 Client = redis.Redis | RedisCluster
+#: What a script runs on: a client, or a lane of one server's pool (same two methods).
+Runner = Client | ScriptLane
 
 #: Every script the backend runs, by file name under ``lua/``.
 SCRIPT_NAMES = (
@@ -39,7 +45,7 @@ class Script:
     source: str
     sha: str
 
-    def run(self, client: Client, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
+    def run(self, client: Runner, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
         """Run by SHA; on NOSCRIPT load the source and run again."""
         try:
             return client.evalsha(self.sha, len(keys), *keys, *args)

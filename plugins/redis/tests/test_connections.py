@@ -95,8 +95,9 @@ def test_rediss_urls_talk_tls(tmp_path: Path) -> None:
 
 
 def test_a_forked_child_opens_its_own_connections(backend: RedisBackend) -> None:
-    parent_id = backend.client.client_id()
     backend.put("q", b"from parent", 1, 0, 5)
+    # Every connection the parent has open: the script lane's and the client's.
+    parent_ids = {int(c["id"]) for c in backend.client.client_list()}
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report through the pipe, never return into pytest
@@ -105,7 +106,7 @@ def test_a_forked_child_opens_its_own_connections(backend: RedisBackend) -> None
             os.close(read)
             child_id = backend.client.client_id()
             job = backend.reserve(["q"], 1)
-            ok = job is not None and job.body == b"from parent" and child_id != parent_id
+            ok = job is not None and job.body == b"from parent" and child_id not in parent_ids
             if job is not None:
                 backend.delete(job)
             backend.put("q", b"from child", 1, 0, 5)
@@ -119,8 +120,8 @@ def test_a_forked_child_opens_its_own_connections(backend: RedisBackend) -> None
         report = pipe.read()
     assert os.waitstatus_to_exitcode(status) == 0
     assert report == b"ok"
-    # The parent's own connection still works and sees the child's work.
-    assert backend.client.client_id() == parent_id
+    # The parent's connections are still open (the child closed none of them), and work.
+    assert parent_ids <= {int(c["id"]) for c in backend.client.client_list()}
     job = backend.reserve(["q"], 1)
     assert job is not None and job.body == b"from child"
     backend.delete(job)
@@ -187,3 +188,26 @@ def test_commands_after_the_server_dropped_every_connection_are_resent(
     killer.close()
     backend.put("q", b"after", 1, 0, 5)
     assert backend.stats("q").ready == 2
+
+
+
+def test_threads_that_end_give_their_connections_back(backend: RedisBackend) -> None:
+    import threading
+
+    # More short-lived threads than redis-py's pool allows connections (100): each thread's
+    # script connection must go back to the pool when the thread ends.
+    errors: list[BaseException] = []
+
+    def put_once() -> None:
+        try:
+            backend.put("q", b"x", 1, 0, 5)
+        except BaseException as exc:
+            errors.append(exc)
+
+    for _ in range(150):
+        thread = threading.Thread(target=put_once)
+        thread.start()
+        thread.join()
+    assert errors == []
+    assert backend.stats("q").ready == 150
+    assert len(backend.client.client_list()) < 10
