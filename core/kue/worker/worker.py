@@ -292,11 +292,12 @@ class Worker:
         duration = time.monotonic() - started
         next_job = self._delete(job, fetch_next)
         self.stats.succeeded += 1
-        log.info(
-            "done job %s %s on %s (attempt %d, %.3f s)",
-            envelope.job, job.id, job.queue, job.attempts, duration,
-            extra=_fields(envelope.job, job, duration),
-        )
+        if log.isEnabledFor(logging.INFO):  # the fields cost a share of a fast job's time
+            log.info(
+                "done job %s %s on %s (attempt %d, %.3f s)",
+                envelope.job, job.id, job.queue, job.attempts, duration,
+                extra=_fields(envelope.job, job, duration),
+            )
         self.pm.hook.kue_job_succeeded(job=job, envelope=envelope, duration=duration)
         return next_job
 
