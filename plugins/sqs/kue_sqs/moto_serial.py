@@ -12,8 +12,10 @@ and duplicates work in ways real SQS never does:
 This module runs moto's own server (``moto.server.main``, same arguments as ``moto_server``)
 with each SQS backend operation under one lock. A long poll does not hold the lock while it
 waits: it asks again when a message is sent, and every :data:`POLL` seconds, until its
-WaitTimeSeconds are over, so one consumer's wait never stalls another's request. Nothing else
-of moto changes.
+WaitTimeSeconds are over, so one consumer's wait never stalls another's request. It also
+keeps moto's list of its own service packages, which moto's request router otherwise reads
+from the disk for every request (a directory listing and a stat per package: about 0.5 ms of
+each request's ~3 ms here). Nothing else of moto changes.
 
 ``python -m kue_sqs.moto_serial -H 127.0.0.1 -p PORT``; imported only in that process, never
 by kue or the backend.
@@ -27,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["POLL", "SERIALIZED", "main", "serialize_sqs"]
+__all__ = ["POLL", "SERIALIZED", "keep_module_list", "main", "serialize_sqs"]
 
 #: How often a waiting long poll asks the queue again (real SQS answers as soon as it can).
 POLL = 0.02
@@ -87,9 +89,18 @@ def serialize_sqs() -> None:
     SQSBackend._kue_serialized = True  # type: ignore[attr-defined]
 
 
+def keep_module_list() -> None:
+    """Read moto's list of service packages once; the router asks for it on every request."""
+    import moto.backends
+
+    names = tuple(moto.backends.list_of_moto_modules())
+    moto.backends.list_of_moto_modules = lambda: names
+
+
 def main() -> None:
     """Serialize moto's SQS backend, then run moto's server with the command-line arguments."""
     serialize_sqs()
+    keep_module_list()
     from moto.server import main as moto_main
 
     moto_main()

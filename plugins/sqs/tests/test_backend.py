@@ -305,3 +305,14 @@ def test_moto_deletes_with_a_stale_receipt_handle(backend: SqsBackend, name: str
     url = backend._client.get_queue_url(QueueName=f"kue-{name}")["QueueUrl"]
     backend._client.delete_message(QueueUrl=url, ReceiptHandle=first.receipt)
     assert backend.stats(name).total == 0  # kue itself raises ReservationLost instead
+
+
+def test_the_test_server_keeps_the_same_module_list_moto_reads_per_request() -> None:
+    import moto.backends
+
+    from kue_sqs.moto_serial import keep_module_list
+
+    read = list(moto.backends.list_of_moto_modules())
+    keep_module_list()
+    assert "sqs" in read
+    assert list(moto.backends.list_of_moto_modules()) == read
