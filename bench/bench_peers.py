@@ -13,6 +13,11 @@ rq.worker.SimpleWorker`` (no fork per job); Dramatiq ``dramatiq.Worker(broker,
 worker_threads=8)`` in one process; Celery ``celery -A peer_celery worker -c 1 -P prefork``;
 Huey ``huey_consumer peer_huey.huey -w 1`` (one thread). Every worker logs warnings only, so
 no library pays for a log line per job (kue's default INFO line per job is a row of its own).
+Last, a floor row: ``peer_raw``, a one-thread loop of raw redis-py calls with no library at all,
+the most a one-thread worker can do per job on this machine and server.
+
+Libraries take turns run by run, so a drift of the machine's speed during the bench (seen here:
+2x between runs an hour apart) moves them alike.
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ class Peer:
 
 #: The row of kue's worker with as many threads as Dramatiq's.
 THREADED = "kue (1 process x 8 threads, --threads 8)"
+#: The row of the raw one-thread loop (peer_raw): no library, the floor of the machine.
+RAW_FLOOR = "raw redis-py loop, 1 thread (no library)"
 
 
 def peers(url: str) -> list[Peer]:
@@ -89,6 +96,11 @@ def peers(url: str) -> list[Peer]:
         delay: Callable[[], object] = peer_celery.incr.delay
         return delay
 
+    def raw_enqueue() -> Callable[[], object]:
+        import peer_raw
+
+        return peer_raw.enqueue()
+
     def huey_enqueue() -> Callable[[], object]:
         import peer_huey
 
@@ -113,6 +125,8 @@ def peers(url: str) -> list[Peer]:
         Peer("Huey (1 worker thread)", huey_enqueue,
              [str(BIN / "huey_consumer"), "peer_huey.huey", "-w", "1", "-k", "thread", "-q"],
              stop_signal=signal.SIGINT),
+        Peer(RAW_FLOOR, raw_enqueue,
+             [sys.executable, "-c", "import peer_raw; peer_raw.serve()"], exits_when_empty=True),
     ]
 
 
@@ -170,28 +184,32 @@ def run(bench: Bench) -> None:
         client = redis.Redis.from_url(url)
         env = bench_env(BENCH_REDIS_URL=url)
         key = "bench:counter"
-        rows: list[tuple[str, float, float]] = []
-        for peer in peers(url):
-            enqueue_rates, process_rates = [], []
-            one = peer.enqueue()
-            for run_no in range(bench.runs):
+        every = peers(url)
+        enqueuers = [peer.enqueue() for peer in every]
+        enqueue_rates: dict[str, list[float]] = {peer.name: [] for peer in every}
+        process_rates: dict[str, list[float]] = {peer.name: [] for peer in every}
+        # Run by run, every library in turn: a machine whose speed drifts during the bench
+        # moves every library's runs alike, not one library's more than another's.
+        for run_no in range(bench.runs):
+            for peer, one in zip(every, enqueuers, strict=True):
                 bench.log(f"peers: {peer.name} run {run_no + 1}")
                 client.flushdb()
 
-                enqueue_rates.append(rate_of(n, timed(partial(fill, one, n))))
+                enqueue_rates[peer.name].append(rate_of(n, timed(partial(fill, one, n))))
                 # A file, not a pipe: a worker that logs a line per job must never block.
                 with tempfile.TemporaryFile() as log:
                     proc = subprocess.Popen(peer.command, env=env, cwd=BENCH_DIR,
                                             stdout=log, stderr=log)
                     try:
-                        process_rates.append(watch(client, key, n, proc))
+                        process_rates[peer.name].append(watch(client, key, n, proc))
                     except RuntimeError:
                         log.seek(0)
                         print(log.read().decode(errors="replace")[-3000:], file=sys.stderr)
                         raise
                     finally:
                         stop(proc, peer)
-            rows.append((peer.name, median(enqueue_rates), median(process_rates)))
+        rows = [(peer.name, median(enqueue_rates[peer.name]), median(process_rates[peer.name]))
+                for peer in every]
         client.flushdb()
         client.close()
 
@@ -206,6 +224,10 @@ def run(bench: Bench) -> None:
         f"{n:,} jobs per run; enqueue: one call per job; processing: counter rise from 10 % "
         "to 90 % of the jobs over its time, worker started on a full queue",
         "kue/peer: kue (1 process, warnings only) over the row's library",
+        "libraries take turns: run 1 of each, then run 2 of each, and so on",
+        f"{RAW_FLOOR}: raw redis-py EVALSHA of the bench's raw fused script (delete the last "
+        "job, reserve the next) plus the job, nothing else: no library's one-thread worker "
+        "can beat it on this machine (see peer_raw.py)",
     ]
     bench.table(table)
     by_name = {name: proc_rate for name, _, proc_rate in rows}
