@@ -185,14 +185,16 @@ def measure(bench: Bench, spec: Spec) -> Results:
     for run in range(bench.runs):
         bench.log(f"{spec.name}: put/put_many/drain run {run + 1} of {bench.runs}")
         items = bodies(spec.ops)
-        # Each case runs on both sides back to back, so a busy moment hits both alike.
-        for side, who in sides:
+        # Each case runs on both sides back to back, so a busy moment hits both alike; which
+        # side goes first alternates from run to run, so going first or second favours neither.
+        turn = sides if run % 2 == 0 else sides[::-1]
+        for side, who in turn:
             add(side, "put (single)", spec.ops, partial(who.put, items))
-        for side, who in sides:
+        for side, who in turn:
             add(side, "reserve+delete", spec.ops, partial(who.drain, spec.ops))
-        for side, who in sides:
+        for side, who in turn:
             add(side, many, spec.ops, partial(who.put_many, items, spec.batch))
-        for _, who in sides:
+        for _, who in turn:
             who.drain(spec.ops)
 
     for c in spec.concurrency:
