@@ -28,7 +28,8 @@ Connections: one redis-py ConnectionPool per backend object, safe to share betwe
 redis-py's pool notices a fork (it compares pids) and a child opens its own connections.
 Scripts go through a :class:`~kue_redis.lane.ScriptLane` over that pool, which sends and reads
 each EVALSHA on a pooled connection itself (redis-py's per-command layers cost as much client
-time as the round trip); BLPOP and pipelines go through the redis-py client.
+time as the round trip); a blocking BLPOP waits on the same connection, pipelines go through
+the redis-py client.
 redis-py resends a command after a dropped connection, so a put may reach the server twice:
 the client picks the job id (uuid4) and the put script does nothing for an id that exists.
 """
@@ -297,7 +298,7 @@ class RedisBackend:
                 wait = min(wait, int(found[1]) / 1000)
             wait_ms = max(math.ceil(wait * 1000), _MIN_BLOCK_MS)
             try:
-                self.client.blpop(wake_keys, timeout=wait_ms / 1000)
+                self._block(wake_keys, wait_ms / 1000)
                 dropped = 0
             except _CONNECTION_ERRORS as exc:
                 # A connection dropped while blocked: try again (the script tells whether
@@ -306,6 +307,17 @@ class RedisBackend:
                 if dropped > self.settings.retries:
                     raise BackendUnavailable(self.settings.masked_url, str(exc)) from exc
             found = self._run("reserve", script_keys, [])
+
+    def _block(self, wake_keys: list[str], seconds: float) -> None:
+        """BLPOP on wake-up lists; off a cluster on the thread's script connection.
+
+        A thread blocked here runs no script meanwhile, so one connection per thread serves
+        both, and a pool sized for N threads needs N connections, not 2N.
+        """
+        if self._lane is not None:
+            self._lane.execute("BLPOP", *wake_keys, seconds)
+        else:
+            self.client.blpop(wake_keys, timeout=seconds)
 
     def _reserve_spread(self, names: list[str], deadline: float | None) -> Reservation | None:
         """Reserve across queues in different cluster slots: pick by head, then reserve one.

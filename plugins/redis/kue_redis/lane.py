@@ -44,7 +44,9 @@ class _Held:
 
 
 class ScriptLane:
-    """EVALSHA and SCRIPT LOAD on connections of ``pool``, with the client's signatures.
+    """Commands on the calling thread's connection of ``pool``: scripts, and the blocking BLPOP.
+
+    ``evalsha`` and ``script_load`` have the client's signatures, so a script runs on either.
 
     :param pool: the backend's connection pool; connections come from it and stay open in it,
         so closing the pool (``pool.disconnect()``) closes the lane's connections too, and a

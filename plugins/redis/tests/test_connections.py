@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import blocked_clients, wait_until
 
 import kue
 from kue.backend import PutItem
@@ -211,3 +212,31 @@ def test_threads_that_end_give_their_connections_back(backend: RedisBackend) -> 
     assert errors == []
     assert backend.stats("q").ready == 150
     assert len(backend.client.client_list()) < 10
+
+
+def test_a_thread_blocked_in_reserve_waits_on_its_own_script_connection(
+    backend: RedisBackend,
+) -> None:
+    import threading
+
+    backend.put("warm", b"x", 1, 0, 5)  # this thread's connection, opened before counting
+    before = len(backend.client.client_list())
+    got: list[bytes] = []
+
+    def take() -> None:
+        job = backend.reserve(["q"], 10)
+        if job is not None:
+            got.append(job.body)
+            backend.delete(job)
+
+    threads = [threading.Thread(target=take) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    # Every thread blocks in BLPOP on the one connection it also runs its scripts on.
+    wait_until(lambda: blocked_clients(backend.client) == 20)
+    assert len(backend.client.client_list()) == before + 20
+    for n in range(20):
+        backend.put("q", b"job %d" % n, 1, 0, 5)
+    for thread in threads:
+        thread.join(timeout=10)
+    assert sorted(got) == sorted(b"job %d" % n for n in range(20))
