@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import redis
 
-from kue.backend import PutItem
+from kue.backend import JobState, PutItem
 from kue_redis.backend import RedisBackend
 from kue_redis.keys import QueueKeys
 
@@ -36,6 +36,22 @@ def test_the_put_script_is_a_no_op_for_an_id_that_exists(
     assert job is not None and job.id == "job-1" and job.priority == 3
     backend.delete(job)
     assert backend.stats("q").total == 0
+
+
+def test_a_resent_put_many_batch_stores_nothing_twice(backend: RedisBackend, prefix: str) -> None:
+    keys = QueueKeys.of(prefix, "q").put_keys
+    put_many = backend._scripts["put_many"]
+    batch = ["a", b"first", 7, 0, 5000, "b", b"later", 1, 60_000, 5000, "c", b"second", 7, 0, 5000]
+    assert put_many.run(backend.client, keys, batch) == 3
+    # What redis-py does after a dropped connection: the same command again.
+    assert put_many.run(backend.client, keys, batch) == 0
+    stats = backend.stats("q")
+    assert (stats.ready, stats.delayed) == (2, 1)
+    taken = [backend.reserve(["q"], 0) for _ in range(2)]
+    assert [(j.id, j.body, j.priority) for j in taken if j is not None] == [
+        ("a", b"first", 7), ("c", b"second", 7)
+    ]
+    assert backend.peek("q", JobState.DELAYED) is not None
 
 
 def test_priorities_up_to_two_to_the_32_keep_exact_order(backend: RedisBackend) -> None:
