@@ -146,7 +146,7 @@ def docs(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """kue's benchmarks against raw clients and peer libraries (not a test; about 11 minutes).
+    """kue's benchmarks against raw clients and peer libraries (not a test; 8-17 minutes here).
 
     Starts its own servers on free loopback ports. Arguments go to bench/run.py: ``--quick``,
     ``--only NAME``, ``--readme`` (update bench/README.md).
