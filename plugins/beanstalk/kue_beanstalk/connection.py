@@ -28,27 +28,11 @@ from typing import Any, BinaryIO, cast
 import greenstalk
 
 from kue.errors import BackendUnavailable
+from kue.process import current_pid
 from kue_beanstalk.settings import Settings
 from kue_beanstalk.wire import Command, Reply, job_fields, parse_stats, stats_job_command
 
-__all__ = ["PROTOCOL_ERRORS", "Connection", "ConnectionLost", "Held", "current_pid"]
-
-# The process id, kept up to date by a fork hook: os.getpid() is a system call, and every
-# command asks whether its connection was inherited through fork().
-_pid = os.getpid()
-
-
-def _forked() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_forked)
-
-
-def current_pid() -> int:
-    """The id of this process, without a system call."""
-    return _pid
+__all__ = ["PROTOCOL_ERRORS", "Connection", "ConnectionLost", "Held"]
 
 #: Replies that mean client and server no longer agree on where a command starts.
 PROTOCOL_ERRORS: tuple[type[Exception], ...] = (
@@ -231,7 +215,7 @@ class Connection:
         Between commands beanstalkd never sends anything, so a socket that is readable while
         idle holds an EOF, a reset or stray bytes; none of these leaves it usable.
         """
-        if self.closed or self.pid != _pid:
+        if self.closed or self.pid != current_pid():
             return False
         return not self._poll.poll(0)
 

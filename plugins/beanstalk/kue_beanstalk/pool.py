@@ -17,7 +17,8 @@ import time
 import weakref
 from collections.abc import Callable
 
-from kue_beanstalk.connection import Connection, current_pid
+from kue.process import current_pid
+from kue_beanstalk.connection import Connection
 
 __all__ = ["ConnectionPool"]
 

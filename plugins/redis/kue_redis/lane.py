@@ -23,12 +23,13 @@ What stays as redis-py does it, or safer:
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from typing import Any
 
 import redis
+
+from kue.process import current_pid
 
 __all__ = ["ScriptLane"]
 
@@ -59,9 +60,9 @@ class ScriptLane:
 
     def _connection(self) -> Any:
         held: _Held | None = getattr(self._local, "held", None)
-        if held is None or held.pid != os.getpid():
+        if held is None or held.pid != current_pid():
             conn = self._pool.get_connection()
-            held = _Held(conn, os.getpid())
+            held = _Held(conn, current_pid())
             # A thread's local storage is dropped when it ends: the connection goes back then.
             weakref.finalize(held, self._pool.release, conn)
             self._local.held = held
