@@ -5,13 +5,16 @@
 1. install podman and runc (Debian's packages) when missing;
 2. write /etc/containers/containers.conf with the settings a machine without systemd needs;
 3. start podman's Docker-compatible API service on ``unix:///run/kue-podman.sock`` in the
-   background, or reuse the one that answers there;
+   background, from ``/`` with the system's PATH so it outlives the checkout that started it,
+   or reuse the one that answers there;
 4. build ``localhost/kue-redis``, ``localhost/kue-beanstalkd`` and ``localhost/kue-moto`` from
    this machine's own files (the server binary, or this Python and the installed moto, plus
    the libraries ``ldd`` lists) with ``podman import``: nothing is pulled. Each image carries
    a label with a hash of its inputs and is rebuilt only when they change;
-5. run the redis image with a port published on 127.0.0.1 and PING it, so a machine that
-   cannot run containers says so here, with the step that failed;
+5. run the redis image through the API service, as testcontainers does, with a port published
+   on 127.0.0.1, and PING it, so a machine that cannot run containers says so here, with the
+   step that failed; a reused service that cannot start one (seen when the checkout that
+   started it was deleted) is replaced by a new one;
 6. print the environment testcontainers needs (the contract suite also sets it by itself when
    it finds the socket).
 
@@ -22,6 +25,7 @@ Usage: ``python containers/build_images.py [--only redis,beanstalkd,moto] [--for
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib
 import importlib.metadata as metadata
@@ -30,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +50,9 @@ from pathlib import Path
 SOCKET = "/run/kue-podman.sock"
 #: The service's output, for when it does not come up.
 SERVICE_LOG = Path("/var/log/kue-podman-service.log")
+#: The service's PATH: the system's, never a checkout's virtual environment, which may be
+#: deleted while the service runs on (podman looks up conmon and runc on it).
+SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: The engine configuration; each setting avoids an error seen on these machines.
 CONTAINERS_CONF = Path("/etc/containers/containers.conf")
 CONTAINERS_CONF_TEXT = """\
@@ -163,20 +171,28 @@ def service_answers(path: str | None = None, timeout: float = 2.0) -> bool:
     return reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n", 1)[0]
 
 
-def start_service() -> None:
-    """Start podman's API service on :data:`SOCKET` in the background, or reuse a running one."""
-    if service_answers():
+def start_service(*, replace: bool = False) -> bool:
+    """Start podman's API service on :data:`SOCKET` in the background, or reuse a running one.
+
+    :param replace: stop the services running on :data:`SOCKET` and start a new one.
+    :returns: True if a running service was reused.
+    """
+    if not replace and service_answers():
         say(f"podman's API service already answers on unix://{SOCKET}")
-        return
-    Path(SOCKET).unlink(missing_ok=True)  # a socket left by a service that died
+        return True
+    if replace:
+        stop_services()
+    Path(SOCKET).unlink(missing_ok=True)  # a socket left by a service that died, or replaced
     SERVICE_LOG.parent.mkdir(parents=True, exist_ok=True)
     with SERVICE_LOG.open("ab") as log:
         # A session of its own, and no inherited pipes: the service outlives this script
         # (and nox) and does not hold their output open.
+        # From / and with the system's PATH: the service must not depend on the checkout
+        # (and its .venv) that happened to start it, which may be deleted while it runs.
         proc = subprocess.Popen(
             ["podman", "system", "service", "--time=0", f"unix://{SOCKET}"],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, cwd="/", env={**os.environ, "PATH": SERVICE_PATH},
         )
     deadline = time.monotonic() + 20
     while not service_answers():
@@ -186,6 +202,32 @@ def start_service() -> None:
                              f"(exit code {proc.poll()}); its log {SERVICE_LOG}:\n{tail}")
         time.sleep(0.1)
     say(f"started podman's API service on unix://{SOCKET} (pid {proc.pid}, log {SERVICE_LOG})")
+    return False
+
+
+def stop_services(timeout: float = 10.0) -> None:
+    """Stop every ``podman system service`` of this machine that listens on :data:`SOCKET`."""
+    argv = ["podman", "system", "service", "--time=0", f"unix://{SOCKET}"]
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")[:-1]
+            except OSError:
+                continue  # gone meanwhile, or not ours to read
+            if [part.decode(errors="replace") for part in cmdline] == argv:
+                pids.append(int(entry.name))
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if Path(f"/proc/{pid}").exists()]
+        time.sleep(0.05)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    say(f"stopped podman's API service on unix://{SOCKET}")
 
 
 # --- root filesystems ------------------------------------------------------------------------
@@ -483,33 +525,52 @@ def build(recipe: Recipe, force: bool) -> None:
 
 
 def smoke_test(image: str) -> None:
-    """Run ``image`` (redis) with its port published on 127.0.0.1 and PING it."""
+    """Run ``image`` (redis) through the API service, port published on 127.0.0.1; PING it.
+
+    The API service, not the podman command: it is what testcontainers talks to, and a
+    service can answer its ping yet fail to start containers.
+    """
+    import docker  # type: ignore[import-untyped, unused-ignore]  # testcontainers uses it
+
     started = time.monotonic()
-    proc = run(["podman", "run", "-d", "--rm", "--label", "org.kue.contract.smoke=1",
-                "-p", "127.0.0.1::6379", image])
-    container = proc.stdout.strip()
+    client = docker.DockerClient(base_url=f"unix://{SOCKET}", timeout=60)
     try:
-        address = run(["podman", "port", container, "6379/tcp"]).stdout.strip()
-        host, _, port = address.splitlines()[0].rpartition(":")
+        container = client.containers.run(
+            image, detach=True, labels={"org.kue.contract.smoke": "1"},
+            ports={"6379/tcp": ("127.0.0.1", None)},
+        )
+        container.reload()
+        published = container.ports.get("6379/tcp") or []
+        if not published:
+            raise BuildError(f"{image} started but published no port for 6379/tcp")
+        host, port = published[0]["HostIp"], int(published[0]["HostPort"])
         if host != "127.0.0.1":
             raise BuildError(f"the port was published on {host}, not on 127.0.0.1")
         deadline = time.monotonic() + 15
         while True:
             try:
-                with socket.create_connection(("127.0.0.1", int(port)), timeout=1) as sock:
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
                     sock.sendall(b"PING\r\n")
                     if sock.recv(16).startswith(b"+PONG"):
                         break
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                logs = run(["podman", "logs", container], check=False)
+                logs = container.logs().decode(errors="replace")
                 raise BuildError(f"{image} published 127.0.0.1:{port} but never answered "
-                                 f"PING there:\n{logs.stdout}{logs.stderr}")
+                                 f"PING there:\n{logs}")
             time.sleep(0.05)
+    except docker.errors.DockerException as exc:
+        raise BuildError(f"the API service on {SOCKET} could not run {image}: {exc}") from exc
     finally:
-        run(["podman", "rm", "-f", container], check=False)
-    say(f"{image} ran and answered PING on 127.0.0.1:{port} "
+        # Every smoke container, also one created by a start that failed.
+        with contextlib.suppress(docker.errors.DockerException):
+            for leftover in client.containers.list(
+                all=True, filters={"label": "org.kue.contract.smoke=1"}
+            ):
+                leftover.remove(force=True)
+        client.close()
+    say(f"{image} ran through the API service and answered PING on 127.0.0.1:{port} "
         f"({time.monotonic() - started:.1f} s): this machine runs containers")
 
 
@@ -527,16 +588,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     step = "setting up the engine"
     try:
+        reused = False
         if not args.no_setup:
             install_engine()
             write_engine_config()
-            start_service()
+            reused = start_service()
         for recipe in recipes():
             if recipe.name in wanted:
                 step = f"building {recipe.image}"
                 build(recipe, args.force)
         step = "running a container"
-        smoke_test(_plugin_attr("kue_redis.server", "CONTAINER_IMAGE"))
+        image = _plugin_attr("kue_redis.server", "CONTAINER_IMAGE")
+        try:
+            smoke_test(image)
+        except BuildError as exc:
+            if not reused:
+                raise
+            say(f"the running API service answers but cannot run containers ({exc}); "
+                "starting a new one")
+            start_service(replace=True)
+            smoke_test(image)
     except (BuildError, OSError, subprocess.TimeoutExpired) as exc:
         print(f"[images] FAILED while {step}: {exc}", file=sys.stderr, flush=True)
         print("[images] this machine cannot run the contract suite's containers; the suite "
