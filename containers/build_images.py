@@ -53,6 +53,8 @@ SERVICE_LOG = Path("/var/log/kue-podman-service.log")
 #: The service's PATH: the system's, never a checkout's virtual environment, which may be
 #: deleted while the service runs on (podman looks up conmon and runc on it).
 SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: The service's command line: how it is started, and how stop_services() recognises it.
+SERVICE_ARGV = ("podman", "system", "service", "--time=0", f"unix://{SOCKET}")
 #: The engine configuration; each setting avoids an error seen on these machines.
 CONTAINERS_CONF = Path("/etc/containers/containers.conf")
 CONTAINERS_CONF_TEXT = """\
@@ -190,7 +192,7 @@ def start_service(*, replace: bool = False) -> bool:
         # From / and with the system's PATH: the service must not depend on the checkout
         # (and its .venv) that happened to start it, which may be deleted while it runs.
         proc = subprocess.Popen(
-            ["podman", "system", "service", "--time=0", f"unix://{SOCKET}"],
+            list(SERVICE_ARGV),
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, cwd="/", env={**os.environ, "PATH": SERVICE_PATH},
         )
@@ -207,7 +209,6 @@ def start_service(*, replace: bool = False) -> bool:
 
 def stop_services(timeout: float = 10.0) -> None:
     """Stop every ``podman system service`` of this machine that listens on :data:`SOCKET`."""
-    argv = ["podman", "system", "service", "--time=0", f"unix://{SOCKET}"]
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -215,7 +216,7 @@ def stop_services(timeout: float = 10.0) -> None:
                 cmdline = (entry / "cmdline").read_bytes().split(b"\0")[:-1]
             except OSError:
                 continue  # gone meanwhile, or not ours to read
-            if [part.decode(errors="replace") for part in cmdline] == argv:
+            if tuple(part.decode(errors="replace") for part in cmdline) == SERVICE_ARGV:
                 pids.append(int(entry.name))
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
