@@ -49,7 +49,7 @@ def segfault(key: str) -> None:
     os.kill(os.getpid(), signal.SIGSEGV)
 
 
-@kue.job(name="faults.hang_once", max_attempts=3, ttr=2, backoff=0.05)
+@kue.job(name="faults.hang_once", max_attempts=3, ttr=2, backoff=0.05, time_limit=2)
 def hang_first_attempt(key: str) -> None:
     _log("start", key)
     job = kue.current_job()
@@ -62,4 +62,13 @@ def hang_first_attempt(key: str) -> None:
 def short_ttr(key: str, seconds: float) -> None:
     _log("start", key)
     time.sleep(seconds)
+    _log("end", key)
+
+
+@kue.job(name="faults.deaf", max_attempts=1, ttr=5, time_limit=1)
+def deaf_to_alarms(key: str) -> None:
+    """Blocks SIGALRM, as a C extension stuck in a loop would ignore it, then hangs."""
+    _log("start", key)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    time.sleep(60)
     _log("end", key)

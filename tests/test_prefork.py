@@ -154,18 +154,38 @@ def test_exiting_and_raising_jobs_are_retried_then_buried_and_the_pool_stays_ful
     assert pool.log().count("died (code 1) running job faults.exit") == 3
 
 
-def test_a_job_that_outlives_its_ttr_has_its_child_replaced_and_runs_again(
+def test_a_job_blocked_past_its_time_limit_is_stopped_and_runs_again(
     queue: kue.Queue, pool_factory: Callable[..., Pool], ledger: Path
 ) -> None:
+    """A 60 s blocking sleep with a 2 s limit: the child's alarm stops it at the limit."""
     queue.push(fault_jobs.hang_first_attempt.message("hang"))
-    pool = pool_factory("--ttr-grace", "0.5")
+    pool = pool_factory()
     wait_until(lambda: jepsen.read(ledger, {"hang"}).ended["hang"] == 1, 30, "second attempt")
     entries = jepsen.read(ledger, {"hang"}).entries
     assert [(e.event, e.attempt) for e in entries] == [("start", 1), ("start", 2), ("end", 2)]
-    wait_until(lambda: "ran past its ttr" in pool.log(), 5, "hung child killed")
+    assert entries[1].t - entries[0].t < 2 + 2  # stopped at its limit, not after 60 s
+    assert "failed (attempt 1 of 3, 2.0" in pool.log()
+    assert "TimeLimitExceeded: time limit of 2 s exceeded; retry in" in pool.log()
     wait_until(lambda: len(pool.children()) == CHILDREN, 5, "pool back to 4")
     assert pool.stop() == 0
     assert queue.stats().total == 0
+
+
+def test_a_job_deaf_to_its_time_limit_has_its_child_killed_and_is_buried(
+    queue: kue.Queue, pool_factory: Callable[..., Pool], ledger: Path
+) -> None:
+    """The supervisor's kill is the backstop for a job the child's alarm cannot stop."""
+    queue.push(fault_jobs.deaf_to_alarms.message("deaf"))
+    pool = pool_factory("--ttr-grace", "0.5")
+    wait_until(lambda: queue.stats().buried == 1, 20, "deaf job buried")
+    started = jepsen.read(ledger, {"deaf"}).entries[0].t
+    assert time.monotonic() - started < 1 + 0.5 + 3
+    assert "ran past its time limit of 1" in pool.log()
+    if queue.capabilities.name != "beanstalk":  # there the kill's closed socket gives it back
+        assert "time limit of 1 s exceeded (attempt 1 of 1)" in pool.log()
+    wait_until(lambda: len(pool.children()) == CHILDREN, 5, "pool back to 4")
+    assert pool.stop() == 0
+    assert queue.stats() == kue.QueueStats(buried=1)
 
 
 def test_sigterm_lets_running_jobs_finish_then_exits_zero(
@@ -270,7 +290,7 @@ def test_a_hung_child_loses_its_job_to_another_and_its_late_ack_fails_cleanly(
         with contextlib.suppress(ProcessLookupError):
             os.kill(hung_pid, signal.SIGCONT)
     if beanstalk:
-        wait_until(lambda: "ran past its ttr" in pool.log(), 10, "hung child killed")
+        wait_until(lambda: "renewed no lease" in pool.log(), 10, "hung child killed")
         wait_until(lambda: len(pool.children()) == CHILDREN, 5, "pool back to 4")
     else:
         wait_until(lambda: "is no longer reserved by this consumer" in pool.log(), 10,

@@ -27,12 +27,13 @@ from kue.errors import (
     JobTooBig,
     KueError,
     ReservationLost,
+    TimeLimitExceeded,
     UnknownBackend,
     UnknownJob,
     Unsupported,
 )
 from kue.hookspecs import hookimpl, hookspec
-from kue.job import DEFAULT_PRIORITY, DEFAULT_TTR, Job, JobFunction, job
+from kue.job import DEFAULT_PRIORITY, DEFAULT_TIME_LIMIT, DEFAULT_TTR, Job, JobFunction, job
 from kue.plugins import get_plugin_manager
 from kue.queue import Queue, ReservedJob, connect
 from kue.worker.worker import current_job
@@ -41,6 +42,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_PRIORITY",
+    "DEFAULT_TIME_LIMIT",
     "DEFAULT_TTR",
     "MAX_PRIORITY",
     "Backend",
@@ -62,6 +64,7 @@ __all__ = [
     "ReservationLost",
     "ReservedJob",
     "Settings",
+    "TimeLimitExceeded",
     "UnknownBackend",
     "UnknownJob",
     "Unsupported",

@@ -8,6 +8,7 @@ __all__ = [
     "JobTooBig",
     "KueError",
     "ReservationLost",
+    "TimeLimitExceeded",
     "UnknownBackend",
     "UnknownJob",
     "Unsupported",
@@ -40,7 +41,8 @@ class ReservationLost(KueError):
         reason = detail or "its ttr ran out or the job was deleted"
         super().__init__(
             f"job {job_id} on queue {queue!r} is no longer reserved by this consumer ({reason}); "
-            "another consumer may run it again: touch() long jobs or raise their ttr"
+            "another consumer may run it again (a worker renews its jobs' leases while they run; "
+            "by hand, touch() a job held for longer than its ttr)"
         )
 
 
@@ -91,3 +93,15 @@ class UnknownJob(KueError):
 
 class ConfigError(KueError):
     """Configuration that cannot be used: bad URL, bad file, bad value."""
+
+
+class TimeLimitExceeded(BaseException):
+    """Raised into a job that ran past its ``time_limit``; the attempt counts as failed.
+
+    A BaseException, not a :class:`KueError`, for the reason Dramatiq's is: a job's own
+    ``except Exception`` must not swallow the interruption and carry on past its limit.
+    """
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        super().__init__(f"time limit of {limit:g} s exceeded")

@@ -3,6 +3,10 @@
 Plugins implement these with ``@kue.hookimpl`` and are found through two entry-point groups:
 ``kue.backends`` (loaded only when configuration names that backend) and ``kue.plugins``
 (always loaded: metrics, tracing, logging).
+
+Lifecycle hooks observe; they never decide: kue calls each implementation on its own
+(:func:`kue.hookcalls.notify`), and one that raises is logged with its plugin's name and
+ignored, so a job settles as it would without it.
 """
 
 from __future__ import annotations
@@ -83,11 +87,12 @@ def kue_job_succeeded(job: Reservation, envelope: Envelope, duration: float) -> 
 def kue_job_failed(
     job: Reservation, envelope: Envelope, error: BaseException, will_retry: bool, duration: float
 ) -> None:
-    """Fires after a job raised.
+    """Fires after a job raised or ran past its time limit.
 
     :param job: the reservation.
     :param envelope: the decoded job envelope.
-    :param error: the exception the job raised.
+    :param error: the exception the job raised (:class:`kue.TimeLimitExceeded` for a time
+        limit).
     :param will_retry: True if the job was released for another attempt, False if it was buried.
     :param duration: seconds the job ran.
     """

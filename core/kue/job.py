@@ -17,14 +17,40 @@ from kue.errors import UnknownJob
 if TYPE_CHECKING:
     from kue.queue import Queue
 
-__all__ = ["DEFAULT_PRIORITY", "DEFAULT_TTR", "Job", "JobFunction", "job", "lookup", "registry"]
+__all__ = [
+    "DEFAULT_PRIORITY", "DEFAULT_TIME_LIMIT", "DEFAULT_TTR", "Job", "JobFunction",
+    "check_time_limit", "is_async", "job", "lookup", "registry",
+]
 
 #: Priority of a job that names none: the middle of 0 (most urgent) .. 2**32-1.
 DEFAULT_PRIORITY = 2**31
-#: Seconds a worker has to finish a job before it is handed to another.
+#: Seconds a job stays held by a worker that stopped renewing it (died or froze) before it is
+#: handed to another. A live worker renews the lease while the job runs (see
+#: :mod:`kue.worker.lease`), so this is not a cap on how long a job may run.
 DEFAULT_TTR = 60.0
 
+#: Seconds one attempt may run when neither the job nor ``kue-worker --time-limit`` says: ten
+#: minutes, Dramatiq's default. Long enough for nearly every job a web app queues, short enough
+#: that a job stuck on a dead socket frees its worker well within the hour.
+DEFAULT_TIME_LIMIT = 600.0
+
 _registry: dict[str, type[Job]] = {}
+
+
+def check_time_limit(seconds: object) -> float:
+    """Return ``seconds`` if it is a positive number (``math.inf`` for none), else raise."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        raise TypeError(f"time_limit must be a number of seconds, got {seconds!r}")
+    if not seconds > 0:  # also refuses NaN
+        raise ValueError(
+            f"time_limit {seconds!r} must be more than 0 s (math.inf for no limit)"
+        )
+    return float(seconds)
+
+
+def is_async(job_class: type[Job]) -> bool:
+    """Whether the job's ``run`` is a coroutine function (the worker awaits it)."""
+    return inspect.iscoroutinefunction(job_class.run)
 
 
 def registry() -> dict[str, type[Job]]:
@@ -45,7 +71,10 @@ class Job:
 
     Class attributes set the defaults a push uses: ``name`` (registry name), ``queue``,
     ``priority``, ``delay``, ``ttr``, ``max_attempts``, ``backoff`` and ``backoff_cap``
-    (seconds; retries wait about ``backoff * 2**(attempt-1)``, capped, with jitter).
+    (seconds; retries wait about ``backoff * 2**(attempt-1)``, capped, with jitter), and
+    ``time_limit``: seconds one attempt may run before the worker stops it and counts it as a
+    failure (None: the worker's ``--time-limit``; ``math.inf``: no limit).
+    ``run`` may be ``async def``: the worker awaits it on an event loop it owns.
     The constructor's arguments are what travels: they must be JSON-able.
     """
 
@@ -57,6 +86,7 @@ class Job:
     max_attempts: ClassVar[int] = 3
     backoff: ClassVar[float] = 1.0
     backoff_cap: ClassVar[float] = 600.0
+    time_limit: ClassVar[float | None] = None
 
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
@@ -75,6 +105,9 @@ class Job:
                 original_init(self, *args, **kwargs)
 
             cls.__init__ = recording_init  # type: ignore[method-assign]
+        limit = cls.__dict__.get("time_limit")
+        if limit is not None:
+            check_time_limit(limit)
         if register:
             _registry[cls.name] = cls
 
@@ -83,7 +116,10 @@ class Job:
             self.args, self.kwargs = args, kwargs
 
     def run(self) -> Any:
-        """Do the work. Raise to fail this attempt; the worker retries until max_attempts."""
+        """Do the work. Raise to fail this attempt; the worker retries until max_attempts.
+
+        May be ``async def``: the worker then awaits it on its event loop.
+        """
         raise NotImplementedError(f"{type(self).__name__}.run() is not implemented")
 
     @classmethod
@@ -119,14 +155,22 @@ class JobFunction(Generic[P, R]):
         return self.job_class(*args, **kwargs)
 
     def push(self, *args: P.args, **kwargs: P.kwargs) -> str | None:
-        """Push a call to the job's own queue, opened from configuration; returns the id."""
-        from kue.queue import connect
+        """Push a call to the job's own queue, opened from configuration; returns the id.
 
-        queue: Queue = connect(queue=self.job_class.queue)
-        try:
-            return queue.push(self.message(*args, **kwargs))
-        finally:
-            queue.close()
+        The queue stays open for the next push: one per configured URL and queue name in
+        each process (a forked child opens its own; they close at interpreter exit).
+        """
+        from kue.shared_queues import shared_queue
+
+        message = self.message(*args, **kwargs)  # wrong arguments fail before any I/O
+        queue: Queue = shared_queue(self.job_class.queue)
+        return queue.push(message)
+
+    async def apush(self, *args: P.args, **kwargs: P.kwargs) -> str | None:
+        """:meth:`push` for async code: it runs in a thread, so the event loop never blocks."""
+        import asyncio  # not at the top: it takes ~15 ms that ``import kue`` need not pay
+
+        return await asyncio.to_thread(self.push, *args, **kwargs)
 
 
 @overload
@@ -146,6 +190,7 @@ def job(
     max_attempts: int = 3,
     backoff: float = 1.0,
     backoff_cap: float = 600.0,
+    time_limit: float | None = None,
 ) -> Callable[[Callable[P, R]], JobFunction[P, R]]: ...
 
 
@@ -161,15 +206,31 @@ def job(
     max_attempts: int = 3,
     backoff: float = 1.0,
     backoff_cap: float = 600.0,
+    time_limit: float | None = None,
 ) -> Any:
     """Make a function a job: ``@kue.job`` or ``@kue.job(queue="emails", max_attempts=5)``.
 
     The arguments set the defaults of each push, as the class attributes of :class:`Job` do.
+    ``time_limit`` caps one attempt's run (None: the worker's ``--time-limit``). The function
+    may be ``async def``: the worker awaits it on its event loop.
     """
+    if time_limit is not None:
+        check_time_limit(time_limit)
 
     def decorate(fn: Callable[P, R]) -> JobFunction[P, R]:
-        def run(self: Job) -> Any:
-            return fn(*self.args, **self.kwargs)
+        run: Callable[[Job], Any]
+        if inspect.iscoroutinefunction(fn):
+            # An async def run, so the worker can tell a coroutine job before it runs it.
+            async def run_async(self: Job) -> Any:
+                return await fn(*self.args, **self.kwargs)
+
+            run = run_async
+        else:
+
+            def run_sync(self: Job) -> Any:
+                return fn(*self.args, **self.kwargs)
+
+            run = run_sync
 
         attrs: dict[str, Any] = {
             "name": name or f"{fn.__module__}.{fn.__qualname__}",
@@ -180,6 +241,7 @@ def job(
             "max_attempts": max_attempts,
             "backoff": backoff,
             "backoff_cap": backoff_cap,
+            "time_limit": time_limit,
             "run": run,
             "__module__": fn.__module__,
             "__qualname__": f"{fn.__qualname__}.Job",

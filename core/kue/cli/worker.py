@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from types import FrameType
 
 from kue.backend import Backend
 from kue.config import backend_name, load_settings, mask_url
 from kue.errors import KueError
+from kue.job import DEFAULT_TIME_LIMIT, check_time_limit, registry
 from kue.plugins import get_plugin_manager, import_modules, load_backend_plugin, open_backend
 from kue.worker import Worker
+from kue.worker.concurrent import ConcurrentWorker
 from kue.worker.logs import configure_logging
 from kue.worker.supervisor import Supervisor
 from kue.worker.threads import ThreadedWorker
@@ -55,6 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
         "the network (default 1; not with -c or --max-jobs)",
     )
     p.add_argument(
+        "--coroutines", type=_positive_int, metavar="N",
+        help="run up to N jobs at once in this process on an event loop: async def jobs on the "
+        "loop, other jobs on --threads threads (default: one job at a time per thread or "
+        "child; async def jobs still run, one at a time; not with -c)",
+    )
+    p.add_argument(
+        "--time-limit", type=_time_limit, default=DEFAULT_TIME_LIMIT, metavar="SECONDS",
+        help="longest one attempt of a job that sets no time_limit may run before it is "
+        f"stopped and counted as failed (default {DEFAULT_TIME_LIMIT:g}; 0 for no limit)",
+    )
+    p.add_argument(
         "--max-jobs-per-child", type=_positive_int, metavar="N",
         help="with -c: replace each child after it ran N jobs",
     )
@@ -65,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ttr-grace", type=float, default=2.0, metavar="SECONDS",
-        help="with -c: kill a child whose job ran this long past its ttr (default 2)",
+        help="with -c: kill a child that renewed no lease of its job for the job's ttr plus "
+        "this long: it is frozen (default 2)",
     )
     p.add_argument(
         "-v", "--log-level", default="INFO",
@@ -84,6 +100,29 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _time_limit(text: str) -> float:
+    value = float(text)
+    if value == 0:
+        return math.inf
+    try:
+        return check_time_limit(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _refusal(args: argparse.Namespace) -> str | None:
+    """Why these flags cannot run together, or None."""
+    threads = args.threads or 1
+    if args.coroutines is not None:
+        if args.concurrency is not None or args.max_jobs is not None:
+            return (f"--coroutines {args.coroutines} runs in this process and counts no jobs: "
+                    "it cannot be combined with -c or --max-jobs")
+    elif threads > 1 and (args.concurrency is not None or args.max_jobs is not None):
+        return (f"--threads {threads} runs in this process and counts no jobs: it cannot be "
+                "combined with -c or --max-jobs")
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,52 +146,74 @@ def main(argv: Sequence[str] | None = None) -> int:
     def connect() -> Backend:
         return open_backend(name, settings.url, settings.options, pm)
 
-    threads = args.threads or 1
-    if threads > 1 and (args.concurrency is not None or args.max_jobs is not None):
-        print(f"kue-worker: --threads {threads} runs in this process and counts no jobs: "
-              "it cannot be combined with -c or --max-jobs", file=sys.stderr)
+    refusal = _refusal(args)
+    if refusal is None and not registry():
+        refusal = ("no jobs are registered: name the modules that define them with --import "
+                   "MODULE (or `import` in kue.toml)")
+    if refusal is not None:
+        print(f"kue-worker: {refusal}", file=sys.stderr)
         return 2
-    log.info("kue-worker on %s", mask_url(settings.url))
+    threads = args.threads or 1
+    log.info("kue-worker on %s, queues %s, jobs %s", mask_url(settings.url),
+             ", ".join(settings.queues), ", ".join(sorted(registry())))
+    started = time.monotonic()
     if args.concurrency is not None:
-        return Supervisor(
+        supervisor = Supervisor(
             connect, settings.queues, args.concurrency, plugin_manager=pm, burst=args.burst,
             max_jobs=args.max_jobs, max_jobs_per_child=args.max_jobs_per_child,
             shutdown_timeout=args.shutdown_timeout, ttr_grace=args.ttr_grace,
-        ).run()
+            time_limit=args.time_limit,
+        )
+        status = supervisor.run()
+        if args.burst:
+            log.info("burst done: %s", supervisor.totals.summary(time.monotonic() - started))
+        return status
     try:
         backend = connect()
     except KueError as exc:
         print(f"kue-worker: {exc}", file=sys.stderr)
         return 2
-    worker: Worker | ThreadedWorker
-    if threads > 1:
+    worker: Worker | ThreadedWorker | ConcurrentWorker
+    name = f"pid {os.getpid()}"
+    if args.coroutines is not None:
+        worker = ConcurrentWorker(backend, settings.queues, args.coroutines, threads=threads,
+                                  plugin_manager=pm, name=name, time_limit=args.time_limit)
+    elif threads > 1:
         worker = ThreadedWorker(backend, settings.queues, threads, plugin_manager=pm,
-                                name=f"pid {os.getpid()}")
+                                name=name, time_limit=args.time_limit)
     else:
-        worker = Worker(backend, settings.queues, plugin_manager=pm, name=f"pid {os.getpid()}")
+        worker = Worker(backend, settings.queues, plugin_manager=pm, name=name,
+                        time_limit=args.time_limit)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if worker.stopping:
             log.warning("second %s: stopping now", signal.Signals(signum).name)
+            if isinstance(worker, ConcurrentWorker):
+                # Its jobs run on threads and tasks that an exception here cannot end
+                # cleanly; their leases lapse and the jobs come back after their ttr.
+                logging.shutdown()
+                os._exit(1)
             raise SystemExit(1)
         log.info(
             "%s: finishing the current job, then stopping (send again to stop now)",
             signal.Signals(signum).name,
         )
-        if isinstance(worker, ThreadedWorker):
-            worker.stop()  # idle threads notice within THREAD_IDLE_TIMEOUT
-        else:
+        if isinstance(worker, Worker):
             worker.interrupt()
+        else:
+            worker.stop()  # idle threads notice within a second
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        if isinstance(worker, ThreadedWorker):
-            worker.run(burst=args.burst)
+        if isinstance(worker, Worker):
+            stats = worker.run(burst=args.burst, max_jobs=args.max_jobs)
         else:
-            worker.run(burst=args.burst, max_jobs=args.max_jobs)
+            stats = worker.run(burst=args.burst)
     finally:
         backend.close()
+    if args.burst:
+        log.info("burst done: %s", stats.summary(time.monotonic() - started))
     return 0
 
 

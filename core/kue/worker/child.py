@@ -23,7 +23,8 @@ from kue.backend import Backend, Reservation
 from kue.codec import Envelope
 from kue.errors import BackendUnavailable, UnknownJob
 from kue.hookspecs import hookimpl
-from kue.job import lookup
+from kue.job import DEFAULT_TIME_LIMIT, lookup
+from kue.worker.lease import LeaseKeeper
 from kue.worker.worker import RECONNECT_BACKOFF_CAP, Worker
 
 __all__ = ["Reporter", "child_main"]
@@ -51,19 +52,31 @@ class Reporter:
     @hookimpl
     def kue_job_started(self, job: Reservation, envelope: Envelope) -> None:
         """Report the job this child now runs, with what the supervisor needs to judge it."""
+        limit = self.worker.settler.time_limit
         try:
-            max_attempts = lookup(envelope.job).max_attempts
+            job_class = lookup(envelope.job)
+            max_attempts = job_class.max_attempts
+            if job_class.time_limit is not None:
+                limit = job_class.time_limit
         except UnknownJob:
             max_attempts = 1
         self._send({
             "event": "start", "job": envelope.job, "id": job.id, "queue": job.queue,
             "receipt": job.receipt, "attempts": job.attempts, "priority": job.priority,
             "ttr": job.ttr, "max_attempts": max_attempts,
+            # The child stops the job at its limit itself (SIGALRM, or cancelling a coroutine)
+            # and settles it on its own connection; the supervisor kills it only if it fails
+            # to, after a grace period (a C call that ignores signals).
+            "time_limit": None if limit == float("inf") else limit, "self_limited": True,
             # Backends that settle by re-sending (SQS) need the body; big ones are left to ttr.
             "body": base64.b64encode(job.body).decode() if len(job.body) <= BODY_REPORT_LIMIT
             else None,
             "t": time.monotonic(),
         })
+
+    def renewed(self, job: Reservation) -> None:
+        """Tell the supervisor this child renewed its job's lease: it is alive, not frozen."""
+        self._send({"event": "beat", "id": job.id, "t": time.monotonic()})
 
     def ready(self) -> None:
         """Tell the supervisor this child has its backend and is about to take jobs."""
@@ -108,6 +121,7 @@ def child_main(
     burst: bool,
     max_jobs: int | None,
     name: str,
+    time_limit: float = DEFAULT_TIME_LIMIT,
     signal_mask: set[int | signal.Signals] | None = None,
 ) -> int:
     """Run a worker in this (forked) child until stopped; returns the exit status.
@@ -133,8 +147,11 @@ def child_main(
     backend = _open_with_retry(open_backend, stop)
     if backend is None:
         return 0
-    worker = Worker(backend, queues, plugin_manager=pm, name=name)
+    keeper = LeaseKeeper(backend)
+    worker = Worker(backend, queues, plugin_manager=pm, name=name, time_limit=time_limit,
+                    keeper=keeper)
     reporter = Reporter(report_fd, worker)
+    keeper.on_renew = reporter.renewed
     pm.register(reporter, name="kue.supervisor-reporter")
     reporter.ready()
     if stop:
@@ -142,5 +159,6 @@ def child_main(
     try:
         worker.run(burst=burst, max_jobs=max_jobs)
     finally:
+        keeper.close()
         backend.close()
     return 0

@@ -11,7 +11,9 @@ import logging
 import sys
 import time
 
-__all__ = ["JOB_FIELDS", "JsonFormatter", "configure_logging"]
+from kue.backend import Reservation
+
+__all__ = ["JOB_FIELDS", "JsonFormatter", "configure_logging", "job_fields"]
 
 #: Fields a job's log records carry (through ``extra=``).
 JOB_FIELDS = ("job", "id", "queue", "attempt", "duration")
@@ -36,6 +38,7 @@ class JsonFormatter(logging.Formatter):
                 doc[field] = getattr(record, field)
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
+            doc["error_type"] = getattr(record.exc_info[0], "__qualname__", "?")
         return json.dumps(doc, default=str)
 
 
@@ -46,3 +49,13 @@ def configure_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def job_fields(name: str, job: Reservation, duration: float | None = None) -> dict[str, object]:
+    """The structured fields of a job's log line."""
+    fields: dict[str, object] = {
+        "job": name, "id": job.id, "queue": job.queue, "attempt": job.attempts,
+    }
+    if duration is not None:
+        fields["duration"] = round(duration, 6)
+    return fields

@@ -9,8 +9,12 @@ supervisor can:
 - settle the job of a child that died mid-job: release it (with the job's backoff) while
   attempts remain, bury it once ``max_attempts`` children have died running it, so a job that
   segfaults every time cannot crash-loop the pool;
-- kill a child whose job has outlived its ttr plus a grace period (the backend has already
-  handed the job on, or will);
+- kill a child whose job ran past its ``time_limit`` plus a grace period (the child stops a
+  job at its limit itself, with SIGALRM; the kill is for one stuck in a C call that ignores
+  signals), and count that attempt as failed (release for a retry, or bury with the reason
+  "time limit of N s exceeded");
+- kill a child that stopped renewing its job's lease for the job's ttr plus a grace period: it
+  is frozen (SIGSTOP, a deadlock in C), and the backend has handed the job on, or will;
 - on SIGTERM or SIGINT stop taking jobs, let each child finish its job within the shutdown
   timeout, then release what is still running and exit 0; a second signal kills the children
   at once (their jobs come back through their ttr).
@@ -37,9 +41,11 @@ import pluggy
 
 from kue.backend import Backend, Reservation
 from kue.errors import BackendUnavailable, KueError, ReservationLost, UnknownJob
-from kue.job import lookup
+from kue.hookcalls import notify
+from kue.job import DEFAULT_TIME_LIMIT, lookup
 from kue.validation import retry_delay_within
 from kue.worker.child import child_main
+from kue.worker.settle import WorkerStats
 
 __all__ = ["MAX_QUICK_DEATHS", "ChildRecord", "Supervisor"]
 
@@ -64,8 +70,9 @@ class ChildRecord:
     current: dict[str, object] | None = None
     jobs_started: int = 0
     ready: bool = False
-    killed_as_stale: bool = False
-    killed_for_shutdown: bool = False
+    last_beat: float = 0.0
+    #: Why the supervisor killed this child: "frozen", "time limit" or "shutdown".
+    killed_for: str = ""
 
 
 @dataclass
@@ -75,10 +82,13 @@ class SupervisorStats:
     spawned: int = 0
     deaths: int = 0
     stale_kills: int = 0
+    time_limit_kills: int = 0
     jobs_finished: int = 0
     released_after_death: int = 0
     buried_after_death: int = 0
     exit_codes: list[int] = field(default_factory=list)
+    #: Settled jobs the children reported, by outcome (deleted, released, buried, lost).
+    outcomes: dict[str, int] = field(default_factory=dict)
 
 
 class Supervisor:
@@ -93,7 +103,10 @@ class Supervisor:
     :param max_jobs: stop the pool after this many jobs in all.
     :param max_jobs_per_child: recycle a child after this many jobs.
     :param shutdown_timeout: seconds children get to finish their jobs after SIGTERM.
-    :param ttr_grace: seconds past a job's ttr before its child is killed.
+    :param ttr_grace: seconds past a job's ttr without a lease renewal before its child is
+        killed as frozen; also the grace a coroutine job gets past its time limit, which the
+        child enforces itself, before the kill.
+    :param time_limit: the limit of jobs that set none (passed to each child).
     """
 
     def __init__(
@@ -108,6 +121,7 @@ class Supervisor:
         max_jobs_per_child: int | None = None,
         shutdown_timeout: float = 30.0,
         ttr_grace: float = 2.0,
+        time_limit: float = DEFAULT_TIME_LIMIT,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -120,6 +134,7 @@ class Supervisor:
         self.max_jobs_per_child = max_jobs_per_child
         self.shutdown_timeout = shutdown_timeout
         self.ttr_grace = ttr_grace
+        self.time_limit = time_limit
         self.children: dict[int, ChildRecord] = {}
         self.stats = SupervisorStats()
         self.stopping = False
@@ -132,6 +147,18 @@ class Supervisor:
         self._backend: Backend | None = None
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = os.pipe()
+
+    @property
+    def totals(self) -> WorkerStats:
+        """What the pool did, as one worker's stats: the children's and the supervisor's."""
+        out = self.stats.outcomes
+        return WorkerStats(
+            succeeded=out.get("deleted", 0),
+            retried=out.get("released", 0) + self.stats.released_after_death,
+            buried=out.get("buried", 0) + self.stats.buried_after_death,
+            lost=out.get("lost", 0),
+            handled=self.stats.jobs_finished,
+        )
 
     # -- signals ---------------------------------------------------------------------------
 
@@ -168,7 +195,7 @@ class Supervisor:
                 status = child_main(
                     write_fd, self.open_backend, self.queues, self.pm, burst=self.burst,
                     max_jobs=self.max_jobs_per_child, name=f"child {slot} pid {os.getpid()}",
-                    signal_mask=mask,
+                    time_limit=self.time_limit, signal_mask=mask,
                 )
             except BaseException:
                 log.exception("worker child %d failed", os.getpid())
@@ -202,10 +229,15 @@ class Supervisor:
             self._quick_deaths = 0
         elif doc.get("event") == "start":
             child.current = doc
+            child.last_beat = time.monotonic()
             child.jobs_started += 1
+        elif doc.get("event") == "beat":
+            child.last_beat = time.monotonic()
         elif doc.get("event") == "end":
             child.current = None
             self.stats.jobs_finished += 1
+            outcome = str(doc.get("outcome"))
+            self.stats.outcomes[outcome] = self.stats.outcomes.get(outcome, 0) + 1
             if self.max_jobs is not None and self.stats.jobs_finished >= self.max_jobs:
                 self._begin_shutdown("reached --max-jobs")
 
@@ -238,8 +270,11 @@ class Supervisor:
                 extra={"job": job["job"], "id": job["id"], "queue": job["queue"],
                        "attempt": job["attempts"]},
             )
-            if not child.killed_as_stale:
-                self._settle_orphan(job, how, retry=not child.killed_for_shutdown)
+            if child.killed_for == "time limit":
+                self._settle_orphan(job, how, retry=True, reason=f"time limit of "
+                                    f"{float(str(job['time_limit'])):g} s exceeded")
+            elif child.killed_for != "frozen":
+                self._settle_orphan(job, how, retry=child.killed_for != "shutdown")
         elif code != 0:
             log.warning("child %d exited (%s)", child.pid, how)
         if code != 0 and not child.ready:
@@ -271,11 +306,13 @@ class Supervisor:
             self._backend = self.open_backend()
         return self._backend
 
-    def _settle_orphan(self, job: dict[str, object], how: str, *, retry: bool) -> None:
+    def _settle_orphan(self, job: dict[str, object], how: str, *, retry: bool,
+                       reason: str = "") -> None:
         """Release (or, out of attempts, bury) the job a dead child held.
 
         ``retry=False`` is for children the supervisor killed at shutdown: their job goes back
-        at once and its attempt does not count against it.
+        at once and its attempt does not count against it. ``reason`` is the failure's, when
+        the supervisor killed the child for it (a time limit); else the child died.
         """
         if job.get("body") is None:
             return  # too big to have been reported: its ttr brings it back
@@ -290,9 +327,13 @@ class Supervisor:
             if retry and reservation.attempts >= max_attempts:
                 backend.bury(reservation, None)
                 self.stats.buried_after_death += 1
-                reason = f"its worker process died {reservation.attempts} times ({how})"
+                if reason:
+                    reason = f"{reason} (attempt {reservation.attempts} of {max_attempts})"
+                else:
+                    reason = (f"its worker died while running it ({how}; attempt "
+                              f"{reservation.attempts} of {max_attempts})")
                 log.error("buried job %s %s: %s", job["job"], job["id"], reason)
-                self.pm.hook.kue_job_buried(job=reservation, reason=reason)
+                notify(self.pm, "kue_job_buried", job=reservation, reason=reason)
             else:
                 try:
                     delay = lookup(str(job["job"])).retry_delay(reservation.attempts) if retry \
@@ -302,32 +343,52 @@ class Supervisor:
                 backend.release(reservation, reservation.priority,
                                 retry_delay_within(delay, backend.capabilities))
                 self.stats.released_after_death += 1
+                if reason:
+                    log.warning("job %s %s failed (attempt %d of %d): %s; released for a retry",
+                                job["job"], job["id"], reservation.attempts, max_attempts,
+                                reason)
         except ReservationLost:
             pass  # its ttr ran out first: the backend already handed it on
         except KueError as exc:
             log.warning("could not settle job %s of a dead child (%s); its ttr will", job["id"],
                         exc)
 
-    def _kill_stale(self, now: float) -> float | None:
-        """Kill children whose job outlived ttr + grace; returns the next such deadline."""
+    def _police(self, now: float) -> float | None:
+        """Kill children past a job's time limit or frozen; returns the next such deadline."""
         next_deadline: float | None = None
         for child in self.children.values():
             job = child.current
-            if job is None or child.killed_as_stale:
+            if job is None or child.killed_for:
                 continue
-            deadline = float(str(job["t"])) + float(str(job["ttr"])) + self.ttr_grace
-            if now >= deadline:
-                log.warning(
-                    "killing child %d: job %s %s ran past its ttr of %s s", child.pid,
-                    job["job"], job["id"], job["ttr"],
-                )
-                child.killed_as_stale = True
-                self.stats.stale_kills += 1
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child.pid, signal.SIGKILL)
-            elif next_deadline is None or deadline < next_deadline:
-                next_deadline = deadline
+            for why, deadline in self._deadlines(child, job):
+                if now >= deadline:
+                    self._kill(child, why, job)
+                    break
+                if next_deadline is None or deadline < next_deadline:
+                    next_deadline = deadline
         return next_deadline
+
+    def _deadlines(self, child: ChildRecord,
+                   job: dict[str, object]) -> list[tuple[str, float]]:
+        deadlines = [("frozen", child.last_beat + float(str(job["ttr"])) + self.ttr_grace)]
+        if job.get("time_limit") is not None:
+            grace = self.ttr_grace if job.get("self_limited") else 0.0
+            deadlines.append(("time limit", float(str(job["t"])) +
+                              float(str(job["time_limit"])) + grace))
+        return deadlines
+
+    def _kill(self, child: ChildRecord, why: str, job: dict[str, object]) -> None:
+        if why == "frozen":
+            log.warning("killing child %d: it renewed no lease of job %s %s for its ttr of "
+                        "%s s (frozen?)", child.pid, job["job"], job["id"], job["ttr"])
+            self.stats.stale_kills += 1
+        else:
+            log.warning("killing child %d: job %s %s ran past its time limit of %s s",
+                        child.pid, job["job"], job["id"], job["time_limit"])
+            self.stats.time_limit_kills += 1
+        child.killed_for = why
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGKILL)
 
     def _fill(self, now: float) -> float | None:
         """Start children for empty slots; returns when a delayed respawn is due."""
@@ -347,7 +408,7 @@ class Supervisor:
         self.stopping = True
         log.info("stopping (%s): children finish their current job", why)
         self._shutdown_deadline = time.monotonic() + self.shutdown_timeout
-        self.pm.hook.kue_worker_stopping(worker=self)
+        notify(self.pm, "kue_worker_stopping", worker=self)
         for child in self.children.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, signal.SIGTERM)
@@ -355,7 +416,7 @@ class Supervisor:
     def _kill_all(self, why: str) -> None:
         log.warning("%s: killing %d children", why, len(self.children))
         for child in self.children.values():
-            child.killed_for_shutdown = True
+            child.killed_for = child.killed_for or "shutdown"
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, signal.SIGKILL)
 
@@ -366,7 +427,7 @@ class Supervisor:
         if self._signals >= 2 and self.stopping and self._shutdown_deadline is not None:
             self._shutdown_deadline = None
             for child in self.children.values():
-                child.killed_as_stale = True  # their jobs come back through ttr
+                child.killed_for = "frozen"  # their jobs come back through ttr
             self._kill_all("second signal")
             self.exit_status = 1
         elif self._signals >= 1:
@@ -378,7 +439,7 @@ class Supervisor:
         """Run the pool until stopped; returns the exit status (0 after a clean stop)."""
         self._install_signals()
         self._warm_up()
-        self.pm.hook.kue_worker_started(worker=self)
+        notify(self.pm, "kue_worker_started", worker=self)
         log.info("supervisor %d: %d children on queues %s", os.getpid(), self.concurrency,
                  ", ".join(self.queues))
         try:
@@ -393,7 +454,7 @@ class Supervisor:
                 respawn = self._fill(now)
                 if respawn is not None:
                     waits.append(respawn - now)
-                stale = self._kill_stale(now)
+                stale = self._police(now)
                 if stale is not None:
                     waits.append(stale - now)
                 if self._shutdown_deadline is not None:

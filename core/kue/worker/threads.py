@@ -22,6 +22,9 @@ from collections.abc import Sequence
 import pluggy
 
 from kue.backend import Backend
+from kue.job import DEFAULT_TIME_LIMIT
+from kue.worker.lease import LeaseKeeper
+from kue.worker.timers import TimerThread
 from kue.worker.worker import StopWaiting, Worker, WorkerStats
 
 __all__ = ["THREAD_IDLE_TIMEOUT", "ThreadedWorker"]
@@ -40,6 +43,8 @@ class ThreadedWorker:
     :param threads: how many jobs may run at once.
     :param plugin_manager: whose lifecycle hooks fire (the process's by default).
     :param name: shown in logs; each thread's worker adds its number.
+    :param time_limit: the limit of jobs that set none; a job past it is interrupted in its
+        thread (see :mod:`kue.worker.limits` for what cannot be interrupted).
     """
 
     def __init__(
@@ -50,12 +55,17 @@ class ThreadedWorker:
         *,
         plugin_manager: pluggy.PluginManager | None = None,
         name: str = "worker",
+        time_limit: float = DEFAULT_TIME_LIMIT,
     ) -> None:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
+        # One heartbeat thread and one time-limit thread serve every worker thread.
+        self.keeper = LeaseKeeper(backend)
+        self._timers = TimerThread("kue-limits")
         self.workers = [
             Worker(backend, queues, plugin_manager=plugin_manager, name=f"{name} thread {i}",
-                   idle_timeout=THREAD_IDLE_TIMEOUT)
+                   idle_timeout=THREAD_IDLE_TIMEOUT, time_limit=time_limit,
+                   keeper=self.keeper, timers=self._timers)
             for i in range(1, threads + 1)
         ]
         self._done = threading.Event()
@@ -82,15 +92,23 @@ class ThreadedWorker:
         for thread in live:
             thread.start()
         # Waiting in short slices keeps the main thread free to run signal handlers.
-        while any(t.is_alive() for t in live):
-            self._done.wait(0.2)
-            self._done.clear()
+        try:
+            while any(t.is_alive() for t in live):
+                self._done.wait(0.2)
+                self._done.clear()
+        finally:
+            self.keeper.close()
+            self._timers.close()
         if self._errors:
             raise self._errors[0]
+        return self.stats
+
+    @property
+    def stats(self) -> WorkerStats:
+        """The threads' counts added up."""
         total = WorkerStats()
         for worker in self.workers:
-            for field in ("succeeded", "failed", "retried", "buried", "lost", "handled"):
-                setattr(total, field, getattr(total, field) + getattr(worker.stats, field))
+            total = total + worker.stats
         return total
 
     def _loop(self, worker: Worker, burst: bool) -> None:

@@ -1,8 +1,11 @@
-"""The single-process worker loop: reserve, decode, run, then delete, release or bury.
+"""The one-job-at-a-time worker loop: reserve, admit, run under a lease and a limit, settle.
 
-A job that raises is released with exponential backoff and jitter until its class's
-``max_attempts``, then buried. A body that cannot be decoded, or that names no registered job,
-is buried at once with the reason logged: retrying it could never succeed.
+While a job runs its reservation is renewed (:mod:`kue.worker.lease`), so it runs exactly once
+however long it takes; its ``time_limit`` stops it (:mod:`kue.worker.limits`). A job that
+raises or runs out of time is released with exponential backoff and jitter until its
+``max_attempts``, then buried; a body that cannot be decoded, or that names no registered job,
+is buried at once with the reason logged (:mod:`kue.worker.settle`). An ``async def`` job is
+awaited on the process's event loop (:mod:`kue.worker.aio`).
 """
 
 from __future__ import annotations
@@ -11,27 +14,33 @@ import contextvars
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Sequence
+from typing import TypeVar
 
 import pluggy
 
 from kue.backend import Backend, FusedBackend, Reservation
-from kue.codec import DecodeError, Envelope, decode
-from kue.errors import BackendUnavailable, ReservationLost, UnknownJob
-from kue.job import Job, lookup
+from kue.errors import BackendUnavailable, ReservationLost, TimeLimitExceeded
+from kue.hookcalls import notify
+from kue.job import DEFAULT_TIME_LIMIT, registry
 from kue.plugins import get_plugin_manager
-from kue.validation import retry_delay_within
+from kue.worker.aio import is_coroutine_job, loop_thread
+from kue.worker.lease import LeaseKeeper
+from kue.worker.limits import Limiter, limiter_for_this_thread
+from kue.worker.settle import RECONNECT_BACKOFF_CAP, Admitted, JobSettler, WorkerStats
+from kue.worker.timers import TimerThread
 
-__all__ = ["StopWaiting", "Worker", "WorkerStats", "current_job"]
+__all__ = [
+    "IDLE_RESERVE_TIMEOUT", "RECONNECT_BACKOFF_CAP", "StopWaiting", "Worker", "WorkerStats",
+    "current_job", "with_current",
+]
 
 log = logging.getLogger("kue.worker")
+T = TypeVar("T")
 
 #: Longest one reserve blocks when idle. A stop signal interrupts the wait (see
 #: :meth:`Worker.interrupt`), so this only bounds how often an idle worker wakes.
 IDLE_RESERVE_TIMEOUT = 20.0
-#: Ceiling of the wait between reconnect attempts when the backend is unavailable.
-RECONNECT_BACKOFF_CAP = 2.0
 
 
 _current: contextvars.ContextVar[Reservation | None] = contextvars.ContextVar(
@@ -40,7 +49,10 @@ _current: contextvars.ContextVar[Reservation | None] = contextvars.ContextVar(
 
 
 def current_job() -> Reservation | None:
-    """The reservation of the job running in this thread (id, queue, attempts), if any."""
+    """The reservation of the job running here (id, queue, attempts), if any.
+
+    Set for the thread of a sync job and inside the task of a coroutine job.
+    """
     return _current.get()
 
 
@@ -51,20 +63,8 @@ class StopWaiting(BaseException):
     """
 
 
-@dataclass
-class WorkerStats:
-    """What a worker has done since it started."""
-
-    succeeded: int = 0  #: jobs that returned and were deleted
-    failed: int = 0  #: attempts that raised (retried or then buried)
-    retried: int = 0
-    buried: int = 0
-    lost: int = 0
-    handled: int = 0
-
-
 class Worker:
-    """Runs jobs from ``queues`` on ``backend`` until stopped.
+    """Runs jobs from ``queues`` on ``backend``, one at a time, until stopped.
 
     :param backend: an open backend.
     :param queues: queue names to reserve from, most urgent first: a job waiting in an earlier
@@ -73,6 +73,13 @@ class Worker:
     :param name: shown in logs.
     :param idle_timeout: longest one blocking reserve lasts; ``stop()`` from another thread
         takes effect within it (a signal handler calling ``interrupt()`` ends it at once).
+    :param time_limit: seconds an attempt of a job that sets no ``time_limit`` may run
+        (``math.inf``: no limit).
+    :param keeper: renews the leases of running jobs; the threads of one process share one.
+    :param limiter: how a job past its limit is stopped; by default SIGALRM when ``run`` is
+        called in the main thread, an asynchronous exception in any other.
+    :param timers: the thread that fires asynchronous interruptions (shared by the threads of
+        one process).
     """
 
     def __init__(
@@ -83,6 +90,10 @@ class Worker:
         plugin_manager: pluggy.PluginManager | None = None,
         name: str = "worker",
         idle_timeout: float = IDLE_RESERVE_TIMEOUT,
+        time_limit: float = DEFAULT_TIME_LIMIT,
+        keeper: LeaseKeeper | None = None,
+        limiter: Limiter | None = None,
+        timers: TimerThread | None = None,
     ) -> None:
         if not queues:
             raise ValueError("a worker needs at least one queue name")
@@ -91,15 +102,23 @@ class Worker:
         self.pm = plugin_manager or get_plugin_manager()
         self.name = name
         self.idle_timeout = idle_timeout
+        self.settler = JobSettler(backend, self.pm, time_limit)
+        self._own_keeper = keeper is None
+        self.keeper = keeper or LeaseKeeper(backend)
+        self._own_timers = timers is None
+        self._timers = timers or TimerThread("kue-limits")
+        self._limiter = limiter
         self._fused = backend.capabilities.delete_and_reserve and isinstance(
             backend, FusedBackend
         )
-        self.stats = WorkerStats()
         self._stop = threading.Event()
         self._waiting = False
-        self._reserved_at = 0.0
-        self._outcome = "lost"
         self.current: Reservation | None = None
+
+    @property
+    def stats(self) -> WorkerStats:
+        """What this worker has done since it started."""
+        return self.settler.stats
 
     def stop(self) -> None:
         """Ask the loop to stop after the job in hand (safe from a signal handler)."""
@@ -128,8 +147,11 @@ class Worker:
         :param max_jobs: return after this many jobs.
         :returns: counts of what happened.
         """
-        self.pm.hook.kue_worker_started(worker=self)
-        log.info("worker %s started on queues %s", self.name, ", ".join(self.queues))
+        if self._limiter is None:
+            self._limiter = limiter_for_this_thread(self._timers)
+        notify(self.pm, "kue_worker_started", worker=self)
+        log.info("worker %s started on queues %s with jobs %s", self.name,
+                 ", ".join(self.queues), ", ".join(sorted(registry())) or "(none)")
         backoff = 0.1
         # A job the fused delete-and-reserve call already reserved: it is in hand, so it runs
         # even if a stop was asked for meanwhile.
@@ -158,7 +180,11 @@ class Worker:
                 in_hand = self.process(reserved, fetch_next=self._may_fetch(max_jobs))
         finally:
             log.info("worker %s stopping", self.name)
-            self.pm.hook.kue_worker_stopping(worker=self)
+            notify(self.pm, "kue_worker_stopping", worker=self)
+            if self._own_keeper:
+                self.keeper.close()
+            if self._own_timers:
+                self._timers.close()
         return self.stats
 
     def _reserve_next(self, timeout: float) -> Reservation | None:
@@ -194,133 +220,59 @@ class Worker:
         also reserves the next ready one (one round trip instead of two), which is returned.
         """
         self.current = job
-        self._reserved_at = time.monotonic()
-        self.stats.handled += 1
-        self._outcome = "lost"
+        self.settler.count(handled=1)
+        outcome = "lost"
         try:
-            return self._process(job, fetch_next)
-        except ReservationLost as exc:
-            self.stats.lost += 1
-            log.warning("%s", exc)
-        except BackendUnavailable as exc:
-            # The job ran (or was judged) but settling it failed: it comes back through its
-            # ttr once the server answers again, so log and carry on rather than exit.
-            self.stats.lost += 1
-            log.warning("could not settle job %s: %s; it will come back after its ttr",
-                        job.id, exc)
+            admitted = self.settler.admit(job)
+            if admitted is None:
+                outcome = "buried"
+                return None
+            outcome, next_job = self._run_and_settle(job, admitted, fetch_next)
+            return next_job
+        except (ReservationLost, BackendUnavailable) as exc:
+            self.settler.lost(job, exc)
         finally:
             self.current = None
-            self.pm.hook.kue_job_settled(job=job, outcome=self._outcome)
+            notify(self.pm, "kue_job_settled", job=job, outcome=outcome)
         return None
 
-    def _settle(self, job: Reservation, action: Callable[[], None]) -> None:
-        """Run ``action`` (delete, release or bury), riding out a short server outage.
-
-        Retries with capped backoff while the backend is unavailable, for as long as the
-        reservation can still be held; past that the job comes back through its ttr anyway.
-        """
-        deadline = self._reserved_at + job.ttr
-        backoff = 0.1
-        while True:
-            try:
-                action()
-                return
-            except BackendUnavailable as exc:
-                if time.monotonic() + backoff >= deadline:
-                    raise
-                if backoff == 0.1:
-                    log.warning("%s; retrying to settle job %s", exc, job.id)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, RECONNECT_BACKOFF_CAP)
-
-    def _bury(self, job: Reservation, reason: str, name: str = "?") -> None:
-        self._settle(job, lambda: self.backend.bury(job, None))
-        self._outcome = "buried"
-        self.stats.buried += 1
-        log.error(
-            "buried job %s %s on %s (attempt %d): %s", name, job.id, job.queue, job.attempts,
-            reason, extra=_fields(name, job),
-        )
-        self.pm.hook.kue_job_buried(job=job, reason=reason)
-
-    def _process(self, job: Reservation, fetch_next: bool) -> Reservation | None:
-        try:
-            envelope: Envelope = decode(job.body)
-            job_class: type[Job] = lookup(envelope.job)
-        except (DecodeError, UnknownJob) as exc:
-            self._bury(job, str(exc))
-            return None
-        if job.attempts > job_class.max_attempts:
-            # Reserved more often than it may run: earlier attempts died with their worker
-            # (a crash, a kill, an expired ttr) before they could count as failures.
-            self._bury(
-                job, f"reserved {job.attempts} times, over max_attempts "
-                f"{job_class.max_attempts}: earlier attempts died with their worker",
-                envelope.job,
-            )
-            return None
-        self.pm.hook.kue_job_started(job=job, envelope=envelope)
+    def _run_and_settle(self, job: Reservation, admitted: Admitted,
+                        fetch_next: bool) -> tuple[str, Reservation | None]:
+        notify(self.pm, "kue_job_started", job=job, envelope=admitted.envelope)
         started = time.monotonic()
+        self.keeper.hold(job)
+        error: BaseException | None = None
+        try:
+            self._execute(job, admitted)
+        except (Exception, TimeLimitExceeded) as exc:  # a job's failure never ends the worker
+            error = exc
+        finally:
+            self.keeper.drop(job)
+        duration = time.monotonic() - started
+        if error is not None:
+            self.settler.failed(job, admitted, error, duration)
+            released = job.attempts < admitted.job_class.max_attempts
+            return ("released" if released else "buried"), None
+        next_from = self.queues if fetch_next else None
+        return "deleted", self.settler.succeeded(job, admitted, duration, next_from)
+
+    def _execute(self, job: Reservation, admitted: Admitted) -> None:
+        """Run the job here, under its time limit; a coroutine job on the process's loop."""
+        assert self._limiter is not None
         token = _current.set(job)
         try:
-            job_class(*envelope.args, **envelope.kwargs).run()
-        except Exception as exc:  # a job's failure must never end the worker
+            with self._limiter.limit(admitted.time_limit):
+                result = admitted.build().run()
+            if is_coroutine_job(result):
+                loop_thread().run(with_current(job, result), admitted.time_limit)
+        finally:
             _current.reset(token)
-            duration = time.monotonic() - started
-            self.stats.failed += 1
-            will_retry = job.attempts < job_class.max_attempts
-            self.pm.hook.kue_job_failed(
-                job=job, envelope=envelope, error=exc, will_retry=will_retry, duration=duration
-            )
-            if will_retry:
-                delay = retry_delay_within(job_class.retry_delay(job.attempts),
-                                           self.backend.capabilities)
-                self._settle(job, lambda: self.backend.release(job, job.priority, delay))
-                self._outcome = "released"
-                self.stats.retried += 1
-                log.warning(
-                    "job %s %s on %s failed (attempt %d of %d, %.3f s): %r; retry in %.1f s",
-                    envelope.job, job.id, job.queue, job.attempts, job_class.max_attempts,
-                    duration, exc, delay, extra=_fields(envelope.job, job, duration),
-                )
-            else:
-                self._bury(
-                    job, f"failed {job.attempts} times, last with {exc!r}", envelope.job
-                )
-            return None
+
+
+async def with_current(job: Reservation, awaitable: Awaitable[T]) -> T:
+    """Await a coroutine job with :func:`current_job` set to ``job`` in its task."""
+    token = _current.set(job)
+    try:
+        return await awaitable
+    finally:
         _current.reset(token)
-        duration = time.monotonic() - started
-        next_job = self._delete(job, fetch_next)
-        self.stats.succeeded += 1
-        if log.isEnabledFor(logging.INFO):  # the fields cost a share of a fast job's time
-            log.info(
-                "done job %s %s on %s (attempt %d, %.3f s)",
-                envelope.job, job.id, job.queue, job.attempts, duration,
-                extra=_fields(envelope.job, job, duration),
-            )
-        self.pm.hook.kue_job_succeeded(job=job, envelope=envelope, duration=duration)
-        return next_job
-
-    def _delete(self, job: Reservation, fetch_next: bool) -> Reservation | None:
-        """Delete a finished job; with ``fetch_next``, reserve the next in the same call."""
-        if fetch_next:
-            fused: FusedBackend = self.backend  # type: ignore[assignment]
-            try:
-                next_job = fused.delete_and_reserve(job, self.queues, 0)
-                self._outcome = "deleted"
-                return next_job
-            except BackendUnavailable:
-                pass  # the script is atomic: nothing happened; fall back to a plain delete
-        self._settle(job, lambda: self.backend.delete(job))
-        self._outcome = "deleted"
-        return None
-
-
-def _fields(name: str, job: Reservation, duration: float | None = None) -> dict[str, object]:
-    """The structured fields of a job's log line (see :mod:`kue.worker.logs`)."""
-    fields: dict[str, object] = {
-        "job": name, "id": job.id, "queue": job.queue, "attempt": job.attempts,
-    }
-    if duration is not None:
-        fields["duration"] = round(duration, 6)
-    return fields

@@ -1,0 +1,254 @@
+"""Many jobs at once in one process: ``kue-worker --coroutines N`` (arq's ``max_jobs``).
+
+The process's main thread runs an event loop. Up to N jobs are in flight at once: coroutine
+jobs run on the loop itself (cancelled at their time limit), sync jobs on a pool of
+``--threads`` threads (interrupted at their limit, as in :mod:`kue.worker.threads`). Backend
+calls are blocking, so they run in threads too: reserves on one thread of their own (on
+beanstalkd every job is held by the connection that reserved it), admitting and settling on a
+small pool. Every job in flight has its lease renewed (:mod:`kue.worker.lease`).
+
+Up to :data:`RESERVERS` reserving threads take jobs, each on its own connection, so a server
+that answers a reserve in milliseconds (SQS over HTTP) still fills the slots. While jobs are in
+flight, each asks without waiting and, when nothing is ready, sleeps until a job finishes or
+:data:`BUSY_POLL` passes: a blocking reserve would hold the connection the running jobs'
+renewals and settles need (on beanstalkd only that connection may act on its jobs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import pluggy
+
+from kue.backend import Backend, Reservation
+from kue.errors import BackendUnavailable, ReservationLost, TimeLimitExceeded
+from kue.hookcalls import notify
+from kue.job import DEFAULT_TIME_LIMIT, is_async, registry
+from kue.plugins import get_plugin_manager
+from kue.worker.aio import is_coroutine_job, limited, loop_thread
+from kue.worker.lease import LeaseKeeper
+from kue.worker.limits import ThreadLimiter
+from kue.worker.settle import RECONNECT_BACKOFF_CAP, Admitted, JobSettler, WorkerStats
+from kue.worker.timers import TimerThread
+from kue.worker.worker import _current, with_current
+
+__all__ = ["BUSY_POLL", "RESERVERS", "SETTLING_THREADS", "ConcurrentWorker"]
+
+log = logging.getLogger("kue.worker")
+T = TypeVar("T")
+
+#: Longest wait between two non-blocking reserves while jobs are in flight.
+BUSY_POLL = 0.25
+#: Longest one blocking reserve lasts while nothing is in flight: how soon a stop is seen.
+IDLE_TIMEOUT = 1.0
+#: Threads that admit and settle jobs (each a round trip or two).
+SETTLING_THREADS = 4
+#: Most threads that reserve at once (never more than the jobs allowed in flight).
+RESERVERS = 4
+
+
+def reserve_next(backend: Backend, queues: Sequence[str], timeout: float) -> Reservation | None:
+    """The next job, asking the queues in order without waiting, then blocking on all."""
+    if len(queues) > 1:
+        for queue in queues:
+            job = backend.reserve([queue], 0)
+            if job is not None:
+                return job
+        if timeout == 0:
+            return None
+    return backend.reserve(queues, timeout)
+
+
+class ConcurrentWorker:
+    """Up to ``coroutines`` jobs at once in this process, on an event loop it owns.
+
+    :param backend: an open backend.
+    :param queues: queue names, most urgent first.
+    :param coroutines: most jobs in flight at once, coroutine and sync together.
+    :param threads: most sync jobs running at once (a thread each).
+    :param plugin_manager: whose hooks fire (the process's by default).
+    :param name: shown in logs.
+    :param time_limit: the limit of jobs that set none.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        queues: Sequence[str],
+        coroutines: int,
+        *,
+        threads: int = 1,
+        plugin_manager: pluggy.PluginManager | None = None,
+        name: str = "worker",
+        time_limit: float = DEFAULT_TIME_LIMIT,
+    ) -> None:
+        if coroutines < 1 or threads < 1:
+            raise ValueError(f"coroutines and threads must be at least 1, got {coroutines} "
+                             f"and {threads}")
+        if not queues:
+            raise ValueError("a worker needs at least one queue name")
+        self.backend = backend
+        self.queues = list(queues)
+        self.coroutines = coroutines
+        self.threads = threads
+        self.pm = plugin_manager or get_plugin_manager()
+        self.name = name
+        self.settler = JobSettler(backend, self.pm, time_limit)
+        self.keeper = LeaseKeeper(backend)
+        self._timers = TimerThread("kue-limits")
+        self._stopping = False
+        self._wake: asyncio.Event | None = None
+
+    @property
+    def stats(self) -> WorkerStats:
+        """What this worker has done since it started."""
+        return self.settler.stats
+
+    @property
+    def stopping(self) -> bool:
+        """True once a stop was asked for."""
+        return self._stopping
+
+    def stop(self) -> None:
+        """Stop taking jobs; those in flight finish (safe from a signal handler)."""
+        self._stopping = True
+        if self._wake is not None:
+            self._wake.set()
+
+    def run(self, *, burst: bool = False) -> WorkerStats:
+        """Run until stopped (or, with ``burst``, until nothing is ready and nothing runs)."""
+        notify(self.pm, "kue_worker_started", worker=self)
+        log.info("worker %s started on queues %s with jobs %s, up to %d at once (%d in "
+                 "threads)", self.name, ", ".join(self.queues),
+                 ", ".join(sorted(registry())) or "(none)", self.coroutines, self.threads)
+        try:
+            asyncio.run(self._main(burst))
+        finally:
+            log.info("worker %s stopping", self.name)
+            notify(self.pm, "kue_worker_stopping", worker=self)
+            self.keeper.close()
+            self._timers.close()
+        return self.stats
+
+    async def _main(self, burst: bool) -> None:
+        self._wake = asyncio.Event()
+        reservers = min(RESERVERS, self.coroutines)
+        pools = [ThreadPoolExecutor(1, thread_name_prefix="kue-reserve")
+                 for _ in range(reservers)]
+        settlers = ThreadPoolExecutor(SETTLING_THREADS, thread_name_prefix="kue-settle")
+        runners = ThreadPoolExecutor(self.threads, thread_name_prefix="kue-job")
+        in_flight: set[asyncio.Task[None]] = set()
+        slots = asyncio.Semaphore(self.coroutines)
+        try:
+            await asyncio.gather(*(self._feed(pool, burst, slots, in_flight, settlers, runners)
+                                   for pool in pools))
+            while in_flight:
+                await asyncio.gather(*in_flight)
+        finally:
+            for pool in [*pools, settlers, runners]:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    async def _feed(self, reserver: ThreadPoolExecutor, burst: bool, slots: asyncio.Semaphore,
+                    in_flight: set[asyncio.Task[None]], settlers: ThreadPoolExecutor,
+                    runners: ThreadPoolExecutor) -> None:
+        """Reserve on one thread while there is room, handing each job to a task of its own."""
+        mine: set[asyncio.Task[None]] = set()  # in flight on this reserver's connection
+        backoff = 0.1
+        while not self._stopping:
+            await slots.acquire()
+            timeout = 0.0 if burst or mine else IDLE_TIMEOUT
+            try:
+                job = await _call(reserver, reserve_next, self.backend, self.queues, timeout)
+            except BackendUnavailable as exc:
+                slots.release()
+                log.warning("%s; retrying in %.1f s", exc, backoff)
+                await self._pause(backoff, set())
+                backoff = min(backoff * 2, RECONNECT_BACKOFF_CAP)
+                continue
+            backoff = 0.1
+            if job is None:
+                slots.release()
+                if burst and not in_flight:
+                    return
+                if in_flight:
+                    await self._pause(None if burst else BUSY_POLL, in_flight)
+                continue
+            task = asyncio.create_task(self._handle(job, settlers, runners))
+            in_flight.add(task)
+            mine.add(task)
+            task.add_done_callback(mine.discard)
+            task.add_done_callback(functools.partial(_finished, in_flight, slots))
+
+    async def _pause(self, seconds: float | None, in_flight: set[asyncio.Task[None]]) -> None:
+        """Wait until a job in flight finishes, a stop is asked for, or ``seconds`` pass."""
+        assert self._wake is not None
+        waiters: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._wake.wait()),
+                                             *in_flight}
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters - in_flight:
+            waiter.cancel()
+
+    async def _handle(self, job: Reservation, settlers: ThreadPoolExecutor,
+                      runners: ThreadPoolExecutor) -> None:
+        self.settler.count(handled=1)
+        outcome = "lost"
+        try:
+            admitted = await _call(settlers, self.settler.admit, job)
+            if admitted is None:
+                outcome = "buried"
+                return
+            notify(self.pm, "kue_job_started", job=job, envelope=admitted.envelope)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            self.keeper.hold(job)
+            error: BaseException | None = None
+            try:
+                if is_async(admitted.job_class):
+                    await limited(with_current(job, admitted.build().run()), admitted.time_limit)
+                else:
+                    await _call(runners, self._run_sync, job, admitted)
+            except (Exception, TimeLimitExceeded) as exc:  # a job's failure never ends the worker
+                error = exc
+            finally:
+                await _call(settlers, self.keeper.drop, job)
+            duration = loop.time() - started
+            if error is not None:
+                await _call(settlers, self.settler.failed, job, admitted, error, duration)
+                retried = job.attempts < admitted.job_class.max_attempts
+                outcome = "released" if retried else "buried"
+            else:
+                await _call(settlers, self.settler.succeeded, job, admitted, duration)
+                outcome = "deleted"
+        except (ReservationLost, BackendUnavailable) as exc:
+            self.settler.lost(job, exc)
+        finally:
+            notify(self.pm, "kue_job_settled", job=job, outcome=outcome)
+
+    def _run_sync(self, job: Reservation, admitted: Admitted) -> None:
+        """A sync job in a runner thread, interrupted there at its limit."""
+        token = _current.set(job)
+        try:
+            with ThreadLimiter(self._timers).limit(admitted.time_limit):
+                result = admitted.build().run()
+            if is_coroutine_job(result):
+                loop_thread().run(with_current(job, result), admitted.time_limit)
+        finally:
+            _current.reset(token)
+
+
+async def _call(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+    """Run a blocking call on ``pool`` without blocking the loop."""
+    return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+
+def _finished(in_flight: set[asyncio.Task[None]], slots: asyncio.Semaphore,
+              task: asyncio.Task[None]) -> None:
+    in_flight.discard(task)
+    slots.release()
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("handling a job failed", exc_info=exc)
