@@ -25,6 +25,8 @@ BACKENDS = ["memory", "sqlite", *PLUGINS]
 #: Variants of a backend the contract suite also runs (contract_local): URL parameters added to
 #: its throwaway server's URL. SQS FIFO queues keep other promises than standard queues.
 CONTRACT_VARIANTS = {"sqs": [["--kue-url-param=fifo=1"]]}
+#: Backends that keep no job records themselves: their record contract runs through a store.
+RECORDLESS = {"beanstalk", "sqs"}
 
 
 def pytest(session: nox.Session, *args: str) -> None:
@@ -43,13 +45,25 @@ def tests(session: nox.Session) -> None:
         pytest(session, path)
 
 
+def results_store(backend: str, scratch: str) -> list[str]:
+    """``--kue-results`` for a backend that keeps no job records: a SQLite store in scratch.
+
+    The record contract tests then run through it, as a user's ``results`` URL would.
+    """
+    if backend in RECORDLESS:
+        return [f"--kue-results=sqlite:///{scratch}/records.sqlite3"]
+    return []
+
+
 @nox.session
 @nox.parametrize("backend", BACKENDS)
 def contract(session: nox.Session, backend: str) -> None:
     """The shared contract suite against one backend (a throwaway server where it needs one)."""
     servers = os.environ.get("KUE_SERVERS", "auto")
-    pytest(session, "-p", "kue_contract", "--pyargs", "kue_contract",
-           f"--kue-backend={backend}", f"--kue-servers={servers}")
+    with tempfile.TemporaryDirectory(prefix="kue-results-") as scratch:
+        pytest(session, "-p", "kue_contract", "--pyargs", "kue_contract",
+               f"--kue-backend={backend}", f"--kue-servers={servers}",
+               *results_store(backend, scratch))
 
 
 @nox.session
@@ -72,8 +86,10 @@ def contract_local(session: nox.Session, backend: str) -> None:
     SQS with FIFO queues) run here too, each as a pytest run of its own.
     """
     for variant in [[], *CONTRACT_VARIANTS.get(backend, [])]:
-        pytest(session, "-p", "kue_contract", "--pyargs", "kue_contract",
-               f"--kue-backend={backend}", "--kue-servers=local", *variant)
+        with tempfile.TemporaryDirectory(prefix="kue-results-") as scratch:
+            pytest(session, "-p", "kue_contract", "--pyargs", "kue_contract",
+                   f"--kue-backend={backend}", "--kue-servers=local", *variant,
+                   *results_store(backend, scratch))
 
 
 @nox.session

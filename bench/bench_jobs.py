@@ -1,6 +1,7 @@
 """The jobs kue's benchmark workers run (``kue-worker --import bench_jobs``).
 
 - ``noop``: does nothing; the worker's own cost per job.
+- ``answer``: does nothing but return a small value, which the job's record keeps.
 - ``incr``: one INCR on a Redis key, the job every peer library runs in the peer comparison
   (``BENCH_REDIS_URL``, key ``BENCH_COUNTER``).
 - ``stamp``: appends ``token time.time()`` to the file ``BENCH_STAMPS`` names: when the job
@@ -23,6 +24,12 @@ COUNTER = "bench:counter"
 @kue.job
 def noop(n: int) -> None:
     """Do nothing."""
+
+
+@kue.job
+def answer(n: int) -> dict[str, int]:
+    """Return a small JSON value (the job's result, kept in its record)."""
+    return {"n": n}
 
 
 @cache

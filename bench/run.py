@@ -3,8 +3,8 @@
 Options: ``--runs R`` (median of R, default 3),
 ``--quick`` (a tenth of the counts, to check the bench works), ``--only NAME`` (repeatable:
 bench_memory, bench_sqlite, bench_redis, bench_beanstalk, bench_sqs,
-bench_peers, bench_latency, bench_scale, bench_rss, bench_push), ``--readme`` (write the
-results into bench/README.md).
+bench_peers, bench_latency, bench_scale, bench_rss, bench_push, bench_records), ``--readme``
+(write the results into bench/README.md).
 Each part starts its own servers on free 127.0.0.1 ports and stops them after.
 """
 
@@ -15,6 +15,7 @@ import bench_latency
 import bench_memory
 import bench_peers
 import bench_push
+import bench_records
 import bench_redis
 import bench_rss
 import bench_scale
@@ -33,6 +34,7 @@ RUNNERS = [
     bench_scale.run,
     bench_rss.run,
     bench_push.run,
+    bench_records.run,
 ]
 
 if __name__ == "__main__":

@@ -227,7 +227,8 @@ def test_the_installed_kue_script_runs(tmp_path: Path) -> None:
     proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=30,
                           cwd=tmp_path)
     assert proc.returncode == 0
-    for command in ("backends", "stats", "put", "peek", "kick", "delete"):
+    for command in ("backends", "stats", "queues", "put", "peek", "status", "buried", "kick",
+                    "retry", "delete"):
         assert f"\n    {command} " in proc.stdout
     proc = subprocess.run([str(script), "--url", f"sqlite:///{tmp_path}/k.sqlite3", "put", "q",
                            "hello"], capture_output=True, text=True, timeout=30, cwd=tmp_path)

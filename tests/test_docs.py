@@ -46,7 +46,7 @@ def test_the_python_blocks_of_a_page_run_and_print_what_they_promise(
     page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for var in ("KUE_URL", "KUE_BACKEND", "KUE_QUEUES", "KUE_IMPORT"):
+    for var in ("KUE_URL", "KUE_BACKEND", "KUE_QUEUES", "KUE_IMPORT", "KUE_RESULTS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(EXAMPLE_PLUGIN))

@@ -65,6 +65,8 @@ def test_signup_answers_at_once_and_the_worker_sends_the_mail(
     body = response.get_json()
     assert body["job_id"] and body["queue"] == "signups"
     assert not outbox.exists()  # the request only queued the work
+    waiting = client.get(body["status"]).get_json()
+    assert (waiting["state"], waiting["result"]) == ("ready", None)
     assert stats(client) == {"queue": "signups", "ready": 1, "delayed": 0, "reserved": 0,
                              "buried": 0}
 
@@ -77,6 +79,10 @@ def test_signup_answers_at_once_and_the_worker_sends_the_mail(
     ]
     assert stats(client) == {"queue": "signups", "ready": 0, "delayed": 0, "reserved": 0,
                              "buried": 0}
+    done = client.get(body["status"]).get_json()
+    assert done["state"] == "done" and done["attempts"] == 1
+    assert done["result"] == {"sent_to": "ada@example.com", "outbox": str(outbox)}
+    assert client.get("/jobs/signups/999999").status_code == 404
 
 
 @pytest.mark.parametrize("payload", [{"email": "not an address"}, {"name": "ada"}, {}])

@@ -11,12 +11,15 @@ import pytest
 import kue
 from kue.backend import Backend, Capabilities
 from kue.plugins import get_plugin_manager, load_backend_plugin, open_backend
+from kue.queue import open_results
+from kue.records import RecordStore
 from kue_contract.servers import MODES, describe_server
 
 __all__ = [
     "kue_backend",
     "kue_backend_name",
     "kue_caps",
+    "kue_results",
     "kue_url",
     "make_queue",
     "pytest_addoption",
@@ -44,6 +47,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="add KEY=VALUE to the query of the backend's URL (the --kue-url one or the "
         "throwaway server's), to test a variant of the backend: --kue-url-param=fifo=1 runs "
         "the suite on SQS FIFO queues. Repeatable",
+    )
+    group.addoption(
+        "--kue-results", metavar="URL",
+        help="for a backend that keeps no job records (beanstalk, sqs): the record store to "
+        "test its records through, e.g. sqlite:////tmp/records.sqlite3 (default: none, and the "
+        "record tests skip on such a backend)",
     )
     group.addoption(
         "--kue-servers", choices=MODES, default="auto",
@@ -152,12 +161,28 @@ def fresh_name() -> str:
     return f"kc-{uuid.uuid4().hex[:16]}"
 
 
+@pytest.fixture(scope="session")
+def kue_results(
+    request: pytest.FixtureRequest, kue_backend: Backend
+) -> Iterator[RecordStore | None]:
+    """The record store ``--kue-results`` names, for a backend that keeps no records."""
+    url = request.config.getoption("--kue-results")
+    if not url or kue_backend.capabilities.records:
+        yield None
+        return
+    store = open_results(url, kue_backend, get_plugin_manager())
+    yield store
+    if store is not None:
+        store.close()  # type: ignore[attr-defined]
+
+
 @pytest.fixture
-def make_queue(kue_backend: Backend, kue_url: str) -> Callable[[], kue.Queue]:
+def make_queue(kue_backend: Backend, kue_url: str,
+               kue_results: RecordStore | None) -> Callable[[], kue.Queue]:
     """A factory of Queues with fresh names on the backend under test."""
 
     def make() -> kue.Queue:
-        return kue.Queue(kue_backend, fresh_name(), url=kue_url)
+        return kue.Queue(kue_backend, fresh_name(), url=kue_url, results=kue_results)
 
     return make
 

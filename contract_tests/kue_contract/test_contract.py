@@ -7,9 +7,11 @@ from kue_contract.suite import (
     BuryContract,
     ConcurrencyContract,
     DelayContract,
+    ListingContract,
     ModelContract,
     OrderContract,
     PeekContract,
+    RecordsContract,
     TtrContract,
     UnsupportedContract,
     ValidationContract,
@@ -54,3 +56,11 @@ class TestConcurrency(ConcurrencyContract):
 
 class TestModel(ModelContract):
     """Random operations agree with the memory model."""
+
+
+class TestRecords(RecordsContract):
+    """Job records: status, result, error and progress by id."""
+
+
+class TestListing(ListingContract):
+    """Admin listing: list queues, browse buried jobs, kick one by id (kue.listing)."""

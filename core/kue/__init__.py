@@ -24,9 +24,11 @@ from kue.config import Settings, load_settings
 from kue.errors import (
     BackendUnavailable,
     ConfigError,
+    JobFailed,
     JobTooBig,
     KueError,
     ReservationLost,
+    ResultTimeout,
     TimeLimitExceeded,
     UnknownBackend,
     UnknownJob,
@@ -35,13 +37,15 @@ from kue.errors import (
 from kue.hookspecs import hookimpl, hookspec
 from kue.job import DEFAULT_PRIORITY, DEFAULT_TIME_LIMIT, DEFAULT_TTR, Job, JobFunction, job
 from kue.plugins import get_plugin_manager
-from kue.queue import Queue, ReservedJob, connect
-from kue.worker.worker import current_job
+from kue.queue import JobHandle, Queue, ReservedJob, connect
+from kue.records import DEFAULT_RESULT_TTL, JobStatus, RecordState
+from kue.worker.current import RunningJob, current_job
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_PRIORITY",
+    "DEFAULT_RESULT_TTL",
     "DEFAULT_TIME_LIMIT",
     "DEFAULT_TTR",
     "MAX_PRIORITY",
@@ -52,17 +56,23 @@ __all__ = [
     "DecodeError",
     "Envelope",
     "Job",
+    "JobFailed",
     "JobFunction",
+    "JobHandle",
     "JobInfo",
     "JobState",
+    "JobStatus",
     "JobTooBig",
     "KueError",
     "PutItem",
     "Queue",
     "QueueStats",
+    "RecordState",
     "Reservation",
     "ReservationLost",
     "ReservedJob",
+    "ResultTimeout",
+    "RunningJob",
     "Settings",
     "TimeLimitExceeded",
     "UnknownBackend",

@@ -64,6 +64,9 @@ class Capabilities:
     :param max_batch: largest number of items one ``put_many`` round trip carries.
     :param delete_and_reserve: the backend is a :class:`FusedBackend`: deleting a finished
         job and reserving the next is one round trip, and the worker uses it.
+    :param records: the backend is a :class:`kue.records.RecordingBackend`: it keeps job
+        records (status, result, last error, progress) and writes a finished job's record in
+        the same atomic step as its delete.
     :param parallel: several jobs of one queue can be reserved at the same time. False: while a
         job is reserved, no other job of its queue with the same priority is handed out until it
         is deleted, released, buried or its ttr runs out (SQS FIFO queues with one message group
@@ -88,6 +91,7 @@ class Capabilities:
     delete_and_reserve: bool = False
     parallel: bool = True
     release_delay: bool = True
+    records: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -133,6 +137,8 @@ class JobInfo:
     priority: int
     state: JobState
     attempts: int = 0
+    #: Seconds until a delayed job is due or a reservation runs out; None in other states.
+    due_in: float | None = None
 
 
 @dataclass(frozen=True)

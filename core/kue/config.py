@@ -2,8 +2,10 @@
 
 Keys (the same in ``kue.toml`` at top level and in ``[tool.kue]`` of ``pyproject.toml``):
 ``url``, ``backend``, ``queues`` (list), ``import`` (list of modules that define jobs),
-``options`` (table passed to the backend plugin). Environment: ``KUE_URL``, ``KUE_BACKEND``,
-``KUE_QUEUES`` (comma separated), ``KUE_IMPORT`` (comma separated).
+``options`` (table passed to the backend plugin), ``results`` (URL of the backend that keeps job
+records for a backend that keeps none: beanstalkd, SQS). Environment: ``KUE_URL``,
+``KUE_BACKEND``, ``KUE_QUEUES`` (comma separated), ``KUE_IMPORT`` (comma separated),
+``KUE_RESULTS``.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class Settings:
     queues: list[str] = field(default_factory=lambda: ["default"])
     imports: list[str] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    #: URL of the record store for a backend that keeps no records itself (None: none).
+    results: str | None = None
+    #: Seconds the records of done jobs are kept, by queue (``[tool.kue.result_ttl]``).
+    result_ttls: dict[str, float] = field(default_factory=dict)
     source: str = "default"
 
     @property
@@ -112,7 +118,8 @@ def load_settings(
     layers: list[tuple[str, dict[str, Any]]] = [("command line", dict(flags))]
     env_values: dict[str, Any] = {}
     for key, var in (("url", "KUE_URL"), ("backend", "KUE_BACKEND"),
-                     ("queues", "KUE_QUEUES"), ("import", "KUE_IMPORT")):
+                     ("queues", "KUE_QUEUES"), ("import", "KUE_IMPORT"),
+                     ("results", "KUE_RESULTS")):
         if env.get(var):
             env_values[key] = env[var]
     layers.append(("environment", env_values))
@@ -148,4 +155,25 @@ def load_settings(
     options = file_values.get("options", {})
     if not isinstance(options, dict):
         raise ConfigError(f"options in {file_source} must be a table, got {options!r}")
-    return Settings(url=url, queues=queues, imports=imports, options=options, source=source)
+    results_pick = pick("results")
+    results = str(results_pick[0]) if results_pick else None
+    if results is not None:
+        backend_name(results)  # fail early on a URL without a scheme
+    return Settings(url=url, queues=queues, imports=imports, options=options, source=source,
+                    results=results, result_ttls=_result_ttls(file_values, file_source))
+
+
+def _result_ttls(values: Mapping[str, Any], source: str) -> dict[str, float]:
+    """The ``result_ttl`` table: queue name to seconds >= 0."""
+    table = values.get("result_ttl", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"result_ttl in {source} must be a table of queue = seconds, "
+                          f"got {table!r}")
+    ttls: dict[str, float] = {}
+    for queue, seconds in table.items():
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not (
+                0 <= seconds < float("inf")):
+            raise ConfigError(f"result_ttl.{queue} in {source} must be a number of seconds "
+                              f">= 0, got {seconds!r}")
+        ttls[str(queue)] = float(seconds)
+    return ttls

@@ -5,13 +5,16 @@ from __future__ import annotations
 __all__ = [
     "BackendUnavailable",
     "ConfigError",
+    "JobFailed",
     "JobTooBig",
     "KueError",
     "ReservationLost",
+    "ResultTimeout",
     "TimeLimitExceeded",
     "UnknownBackend",
     "UnknownJob",
     "Unsupported",
+    "WorkerDied",
 ]
 
 
@@ -93,6 +96,44 @@ class UnknownJob(KueError):
 
 class ConfigError(KueError):
     """Configuration that cannot be used: bad URL, bad file, bad value."""
+
+
+class JobFailed(KueError):
+    """``result()`` of a job that will not finish by itself: it was buried (or is gone)."""
+
+    def __init__(self, queue: str, job_id: str, state: str,
+                 error: dict[str, str] | None) -> None:
+        self.queue = queue
+        self.job_id = job_id
+        self.state = state
+        #: The last failure: ``type``, ``message`` and ``traceback`` (None if none was kept).
+        self.error = error
+        last = f": last error {error.get('type', '?')}: {error.get('message', '')}" if error \
+            else ""
+        super().__init__(
+            f"job {job_id} on queue {queue!r} is {state} and will not finish{last}; "
+            "kick or retry it to run it again"
+        )
+
+
+class ResultTimeout(KueError, TimeoutError):
+    """``result(timeout=...)`` ran out before the job was done or buried."""
+
+    def __init__(self, queue: str, job_id: str, timeout: float, state: str) -> None:
+        self.queue = queue
+        self.job_id = job_id
+        self.state = state
+        super().__init__(
+            f"job {job_id} on queue {queue!r} was not done within {timeout:g} s "
+            f"(it is {state}); wait longer, or check kue status {job_id}"
+        )
+
+
+class WorkerDied(KueError):
+    """Why a job was buried without failing itself: its worker died running it too often.
+
+    Never raised into a job; it is the error kept in the buried job's record.
+    """
 
 
 class TimeLimitExceeded(BaseException):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, ParamSpec, TypeVar, ov
 from kue.errors import UnknownJob
 
 if TYPE_CHECKING:
-    from kue.queue import Queue
+    from kue.queue import JobHandle, Queue
 
 __all__ = [
     "DEFAULT_PRIORITY", "DEFAULT_TIME_LIMIT", "DEFAULT_TTR", "Job", "JobFunction",
@@ -74,6 +74,8 @@ class Job:
     (seconds; retries wait about ``backoff * 2**(attempt-1)``, capped, with jitter), and
     ``time_limit``: seconds one attempt may run before the worker stops it and counts it as a
     failure (None: the worker's ``--time-limit``; ``math.inf``: no limit).
+    ``result_ttl``: seconds the record of a done job (its result) is kept (None: the worker's
+    ``--result-ttl``; 0: none).
     ``run`` may be ``async def``: the worker awaits it on an event loop it owns.
     The constructor's arguments are what travels: they must be JSON-able.
     """
@@ -87,6 +89,7 @@ class Job:
     backoff: ClassVar[float] = 1.0
     backoff_cap: ClassVar[float] = 600.0
     time_limit: ClassVar[float | None] = None
+    result_ttl: ClassVar[float | None] = None
 
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
@@ -154,7 +157,7 @@ class JobFunction(Generic[P, R]):
         inspect.signature(self.func).bind(*args, **kwargs)  # wrong arguments fail here
         return self.job_class(*args, **kwargs)
 
-    def push(self, *args: P.args, **kwargs: P.kwargs) -> str | None:
+    def push(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle | None:
         """Push a call to the job's own queue, opened from configuration; returns the id.
 
         The queue stays open for the next push: one per configured URL and queue name in
@@ -166,7 +169,7 @@ class JobFunction(Generic[P, R]):
         queue: Queue = shared_queue(self.job_class.queue)
         return queue.push(message)
 
-    async def apush(self, *args: P.args, **kwargs: P.kwargs) -> str | None:
+    async def apush(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle | None:
         """:meth:`push` for async code: it runs in a thread, so the event loop never blocks."""
         import asyncio  # not at the top: it takes ~15 ms that ``import kue`` need not pay
 

@@ -13,11 +13,14 @@ from kue import validation
 from kue.backend import Backend, JobInfo, JobState, PutItem, QueueStats, Reservation
 from kue.codec import Envelope, decode, encode, envelope_of
 from kue.config import backend_name, load_settings, mask_url
+from kue.errors import ConfigError
 from kue.hookcalls import notify
 from kue.job import DEFAULT_PRIORITY, DEFAULT_TTR, Job
 from kue.plugins import get_plugin_manager, open_backend
+from kue.records import NOTES_TTL, JobStatus, RecordStore
+from kue.status import Records
 
-__all__ = ["Queue", "ReservedJob", "connect", "encode_body"]
+__all__ = ["JobHandle", "Queue", "ReservedJob", "connect", "encode_body", "open_results"]
 
 
 def encode_body(body: object) -> bytes:
@@ -115,6 +118,7 @@ class Queue:
         *,
         url: str = "",
         plugin_manager: pluggy.PluginManager | None = None,
+        results: RecordStore | None = None,
     ) -> None:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a queue name must be a non-empty string, got {name!r}")
@@ -122,6 +126,8 @@ class Queue:
         self.name = name
         self.url = url
         self._pm = plugin_manager
+        #: Where this queue's job records live (see :mod:`kue.status`).
+        self.records = Records.of(backend, results)
         self._buffer: list[tuple[PutItem, Envelope]] = []
         self._batching = 0
 
@@ -214,19 +220,45 @@ class Queue:
         priority: int | None = None,
         delay: float | None = None,
         ttr: float | None = None,
-    ) -> str | None:
+    ) -> JobHandle | None:
         """Push a Job; returns its id, or None inside ``batch()`` (sent when the batch ends).
 
-        Priority, delay and ttr default to the job class's own.
+        The id is a :class:`JobHandle`: a str that also offers ``.status()`` and
+        ``.result(timeout)``. Priority, delay and ttr default to the job class's own.
         """
         item, envelope = self._item(job, priority, delay, ttr)
         if self._batching:
             self._buffer.append((item, envelope))
             return None
         job_id = self.backend.put(self.name, item.body, item.priority, item.delay, item.ttr)
+        self._record_pushed(job_id, item, envelope)
         notify(self.plugin_manager, "kue_job_pushed", queue=self.name, job_id=job_id,
                envelope=envelope)
-        return job_id
+        return JobHandle(job_id, self)
+
+    def _record_pushed(self, job_id: str, item: PutItem, envelope: Envelope) -> None:
+        """In a results store that cannot see the queue, note the job as waiting."""
+        if self.records.store is not None and not self.records.native:
+            self.records.write(self.name, job_id, {
+                "state": "delayed" if item.delay > 0 else "ready", "name": envelope.job,
+                "enqueued_at": envelope.enqueued_at, "priority": item.priority,
+            }, NOTES_TTL)
+
+    # -- job records -----------------------------------------------------------------------
+
+    def status(self, job_id: str) -> JobStatus | None:
+        """Where the job is, its result, last error and progress; None if nothing is known."""
+        return self.records.status(self.name, str(job_id))
+
+    def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """Wait for the job to be done and return its result (the JSON value ``run`` returned).
+
+        Raises :class:`kue.JobFailed` (with the last error) once the job is buried, and
+        :class:`kue.ResultTimeout` if ``timeout`` s pass first.
+        """
+        if timeout is not None:
+            validation.check_timeout(timeout)
+        return self.records.result(self.name, str(job_id), timeout)
 
     async def apush(
         self,
@@ -235,7 +267,7 @@ class Queue:
         priority: int | None = None,
         delay: float | None = None,
         ttr: float | None = None,
-    ) -> str | None:
+    ) -> JobHandle | None:
         """:meth:`push` for async code: it runs in a thread, so the event loop never blocks.
 
         Returns the job's id (None inside ``batch()``, as ``push`` does).
@@ -255,7 +287,8 @@ class Queue:
         pending = list(self._buffer)
         ids = self.backend.put_many(self.name, [item for item, _ in pending])
         del self._buffer[: len(pending)]
-        for job_id, (_, envelope) in zip(ids, pending, strict=True):
+        for job_id, (item, envelope) in zip(ids, pending, strict=True):
+            self._record_pushed(job_id, item, envelope)
             notify(
                 self.plugin_manager, "kue_job_pushed", queue=self.name, job_id=job_id,
                 envelope=envelope
@@ -283,8 +316,13 @@ class Queue:
         return self.reserve(timeout)
 
     def close(self) -> None:
-        """Close the backend's connections."""
+        """Close the backend's connections (and the results store's)."""
         self.backend.close()
+        store = self.records.store
+        if store is not None and not self.records.native:
+            close = getattr(store, "close", None)
+            if close is not None:
+                close()
 
     def __enter__(self) -> Queue:
         return self
@@ -313,4 +351,43 @@ def connect(
     opts = {**settings.options, **(options or {})}
     pm = plugin_manager or get_plugin_manager()
     backend = open_backend(backend_name(settings.url), settings.url, opts, pm)
-    return Queue(backend, queue, url=settings.url, plugin_manager=pm)
+    results = open_results(settings.results, backend, pm) if settings.results else None
+    return Queue(backend, queue, url=settings.url, plugin_manager=pm, results=results)
+
+
+def open_results(url: str, backend: Backend, pm: pluggy.PluginManager) -> RecordStore | None:
+    """The record store a ``results`` URL names, for a backend that keeps no records.
+
+    None when the backend keeps records itself (the URL is then not needed). A URL whose
+    backend keeps no records either is a ConfigError that says which can.
+    """
+    if backend.capabilities.records:
+        return None
+    store = open_backend(backend_name(url), url, {}, pm)
+    if not (store.capabilities.records and isinstance(store, RecordStore)):
+        store.close()
+        raise ConfigError(
+            f"results URL {mask_url(url)} names the {store.capabilities.name} backend, which "
+            "keeps no job records; use a sqlite:/// or redis:// URL"
+        )
+    return store
+
+
+class JobHandle(str):
+    """A job's id (a str, usable wherever the id is) that can also ask about its job."""
+
+    queue: Queue
+
+    def __new__(cls, job_id: str, queue: Queue) -> JobHandle:
+        """The id ``job_id`` of a job on ``queue``."""
+        handle = super().__new__(cls, job_id)
+        handle.queue = queue
+        return handle
+
+    def status(self) -> JobStatus | None:
+        """The job's status (see :meth:`Queue.status`)."""
+        return self.queue.status(str(self))
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Wait for the job's result (see :meth:`Queue.result`)."""
+        return self.queue.result(str(self), timeout)

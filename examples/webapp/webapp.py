@@ -40,8 +40,23 @@ def create_app(kue_url: str | None = None) -> Flask:
         job_id = signups.push(webapp_jobs.send_welcome_email.message(email))
         return jsonify(
             job_id=job_id, queue=signups.name,
+            status=url_for("job_status", queue=signups.name, job_id=job_id),
             stats=url_for("queue_stats", queue=signups.name),
         ), 202
+
+    @app.get("/jobs/<queue>/<job_id>")
+    def job_status(queue: str, job_id: str) -> ResponseReturnValue:
+        """Where the job is, and once it is done its result, as JSON (404 if unknown)."""
+        status = kue.Queue(signups.backend, queue).status(job_id)
+        if status is None:
+            return jsonify(error=f"no job {job_id} on queue {queue}"), 404
+        error = None if status.error is None else {
+            "type": status.error["type"], "message": status.error["message"]}
+        return jsonify(
+            job_id=job_id, queue=queue, state=status.state.value, attempts=status.attempts,
+            result=status.result, error=error, progress=status.progress,
+            enqueued_at=status.enqueued_at, finished_at=status.finished_at,
+        )
 
     @app.get("/jobs/<queue>/stats")
     def queue_stats(queue: str) -> ResponseReturnValue:

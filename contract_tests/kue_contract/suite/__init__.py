@@ -7,8 +7,10 @@ Override the ``kue_url`` fixture (or ``kue_backend``) to point them at your back
 from kue_contract.suite.basics import BasicsContract
 from kue_contract.suite.bury import BuryContract, PeekContract, UnsupportedContract
 from kue_contract.suite.concurrency import ConcurrencyContract
+from kue_contract.suite.listing import ListingContract
 from kue_contract.suite.model import ModelContract
 from kue_contract.suite.order import OrderContract
+from kue_contract.suite.records import RecordsContract
 from kue_contract.suite.timing import DelayContract, TtrContract
 from kue_contract.suite.validation import ValidationContract
 
@@ -17,9 +19,11 @@ __all__ = [
     "BuryContract",
     "ConcurrencyContract",
     "DelayContract",
+    "ListingContract",
     "ModelContract",
     "OrderContract",
     "PeekContract",
+    "RecordsContract",
     "TtrContract",
     "UnsupportedContract",
     "ValidationContract",

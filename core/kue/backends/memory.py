@@ -18,13 +18,14 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Reservation
+from kue.backends.record_table import RecordTable
 from kue.errors import ReservationLost
 from kue.hookspecs import hookimpl
 
@@ -37,6 +38,7 @@ CAPABILITIES = Capabilities(
     # Memory holds anything, but a limit every backend shares keeps code portable.
     max_body=64 * 2**20,
     min_ttr=1.0,
+    records=True,
 )
 
 Clock = Callable[[], float]
@@ -70,7 +72,14 @@ class _Store:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self.cond = threading.Condition()
+        lock = threading.Lock()
+        self.cond = threading.Condition(lock)
+        #: Notified when a record changes, so result() waiters wake without waking reserves.
+        self.records_changed = threading.Condition(lock)
+        self.records = RecordTable(clock)
+        #: Bumped by every record write, so a waiter can tell a write it has not yet seen.
+        self.records_version = 0
+        self.seen = threading.local()
         self.jobs: dict[str, _Job] = {}
         self.queues: dict[str, _Queue] = {}
         self.seq = itertools.count(1)
@@ -385,6 +394,85 @@ class MemoryBackend:
                 reserved=c[JobState.RESERVED],
                 buried=c[JobState.BURIED],
             )
+
+    # -- records (kue.records.RecordingBackend) ---------------------------------------------
+
+    def complete(self, job: Reservation, fields: Mapping[str, Any], ttl: float) -> None:
+        """Delete a held job and write its record under one lock: nothing sees one alone."""
+        store = self._store
+        with store.cond:
+            store.remove(self._held(job))
+            store.records.update((job.queue, job.id), fields, ttl)
+            store.records_version += 1
+            store.records_changed.notify_all()
+
+    def update_record(self, queue: str, job_id: str, fields: Mapping[str, Any],
+                      ttl: float | None) -> None:
+        """Merge ``fields`` into the job's record."""
+        store = self._store
+        with store.cond:
+            store.records.update((queue, job_id), fields, ttl)
+            store.records_version += 1
+            store.records_changed.notify_all()
+
+    def read_record(self, queue: str, job_id: str) -> dict[str, Any] | None:
+        """The job's record, unless none was written or it expired."""
+        store = self._store
+        with store.cond:
+            store.seen.version = store.records_version
+            return store.records.read((queue, job_id))
+
+    def wait_record(self, queue: str, job_id: str, timeout: float) -> None:
+        """Wait until a record changes after this thread last read one, or ``timeout`` s."""
+        store = self._store
+        with store.cond:
+            seen = getattr(store.seen, "version", store.records_version)
+            store.records_changed.wait_for(lambda: store.records_version != seen, timeout)
+
+    def job_info(self, queue: str, job_id: str) -> JobInfo | None:
+        """The live job with this id, in whatever state."""
+        store = self._store
+        with store.cond:
+            if queue in store.queues:
+                store.promote(store.queues[queue], store.clock())
+            job = store.jobs.get(job_id)
+            if job is None or job.queue != queue:
+                return None
+            timed = job.state in (JobState.DELAYED, JobState.RESERVED)
+            return JobInfo(queue, job.id, job.body, job.priority, job.state, job.attempts,
+                           due_in=max(0.0, job.due - store.clock()) if timed else None)
+
+    # -- admin listing (kue.listing.QueueListing, kue.listing.JobBrowser) -------------------
+
+    def list_queues(self) -> list[str]:
+        """The queues of this store that hold a job in any state, sorted."""
+        with self._store.cond:
+            return sorted(name for name, q in self._store.queues.items()
+                          if any(q.counts.values()))
+
+    def buried(self, queue: str, limit: int, offset: int) -> list[JobInfo]:
+        """Buried jobs of ``queue``, the most recently buried first, as copies."""
+        store = self._store
+        with store.cond:
+            q = store.queues.get(queue)
+            if q is None:
+                return []
+            newest_first = reversed(q.buried)
+            jobs = [store.jobs[job_id]
+                    for job_id in itertools.islice(newest_first, offset, offset + limit)]
+            return [JobInfo(job.queue, job.id, job.body, job.priority, job.state, job.attempts)
+                    for job in jobs]
+
+    def kick_job(self, queue: str, job_id: str) -> bool:
+        """Move one buried job to ready by id; False if ``queue`` has no such buried job."""
+        store = self._store
+        with store.cond:
+            job = store.jobs.get(job_id)
+            if job is None or job.queue != queue or job.state is not JobState.BURIED:
+                return False
+            store.make_ready(job)
+            store.cond.notify_all()
+            return True
 
     def close(self) -> None:
         """Nothing to release: the store outlives this object, as ``memory://NAME`` promises."""

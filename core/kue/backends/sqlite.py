@@ -5,7 +5,8 @@
 also a power cut) and ``max_body`` (bytes).
 
 Table ``kue_jobs``: ``id`` (INTEGER PRIMARY KEY AUTOINCREMENT, so ids are never reused and double
-as the put order), ``queue``, ``state`` (0 ready, 1 delayed, 2 reserved, 3 buried), ``priority``,
+as the put order), ``queue``, ``state`` (0 ready, 1 delayed, 2 reserved, 3 buried, 4 done: the
+row kept as the finished job's record, ``body`` the record and ``due`` its expiry), ``priority``,
 ``due`` (delayed: when ready; reserved: when the lease runs out; buried: the bury order),
 ``ttr``, ``attempts``, ``body``. Reserving takes the first row of the partial index
 ``(queue, priority, id) WHERE state = 0`` in a single ``UPDATE ... RETURNING`` statement, which
@@ -21,18 +22,20 @@ process wakes a reserve within 25 ms, and an idle consumer costs well under 1 % 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Reservation
+from kue.backends import sqlite_records as records
 from kue.errors import BackendUnavailable, ConfigError, ReservationLost
 from kue.hookspecs import hookimpl
 
@@ -59,9 +62,16 @@ CAPABILITIES = Capabilities(
     shared=True,
     max_body=DEFAULT_MAX_BODY,
     min_ttr=1.0,
+    records=True,
 )
 
 READY, DELAYED, RESERVED, BURIED = 0, 1, 2, 3
+#: A finished job's row kept as its record: ``body`` holds the record, ``due`` its expiry.
+DONE = 4
+#: Record fields a done row keeps in its own columns rather than in its body.
+_IN_ROW = frozenset({"state", "attempts", "priority"})
+_STATES = {READY: JobState.READY, DELAYED: JobState.DELAYED, RESERVED: JobState.RESERVED,
+           BURIED: JobState.BURIED}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS kue_jobs (
@@ -142,7 +152,8 @@ class SQLiteBackend:
         self._local = threading.local()
         self._wakeup = _wakeup_for(self.path)
         self._take_sql: dict[int, str] = {}
-        self._conn().executescript(SCHEMA)
+        self._conn().executescript(SCHEMA + records.SCHEMA)
+        self._completed = 0
 
     # -- connections -----------------------------------------------------------------------
 
@@ -284,13 +295,14 @@ class SQLiteBackend:
             return False
         with self._write() as conn:
             cur = conn.execute(
-                "DELETE FROM kue_jobs WHERE id = ? AND queue = ? AND NOT (state = 2 AND due > ?)",
+                "DELETE FROM kue_jobs WHERE id = ? AND queue = ? AND state != 4 "
+                "AND NOT (state = 2 AND due > ?)",
                 (key, queue, time.time()),
             )
             if cur.rowcount:
                 return True
             held = conn.execute(
-                "SELECT 1 FROM kue_jobs WHERE id = ? AND queue = ?", (key, queue)
+                "SELECT 1 FROM kue_jobs WHERE id = ? AND queue = ? AND state != 4", (key, queue)
             ).fetchone()
         if held:
             raise ValueError(
@@ -368,6 +380,138 @@ class SQLiteBackend:
             ).fetchall())
         return QueueStats(ready=counts.get(READY, 0), delayed=counts.get(DELAYED, 0),
                           reserved=counts.get(RESERVED, 0), buried=counts.get(BURIED, 0))
+
+    # -- records (kue.records.RecordingBackend) ---------------------------------------------
+
+    def complete(self, job: Reservation, fields: Mapping[str, Any], ttl: float) -> None:
+        """Turn a held job into its done record, in one statement (so one commit).
+
+        The row stays with state DONE, its body replaced by the record and ``due`` by when
+        the record expires: no reader sees the job gone and its record missing, and the
+        worker's hot path pays one statement, as a plain delete does.
+        """
+        # The row's own columns keep state, attempts and priority; None values stay, as
+        # they override the notes (a cleared error) when read.
+        doc = json.dumps({k: v for k, v in fields.items() if k not in _IN_ROW},
+                         separators=(",", ":")).encode()
+        cur = self._conn().execute(
+            f"UPDATE kue_jobs SET state = {DONE}, due = ?, body = ? WHERE {_HELD}",
+            (time.time() + ttl, doc, int(job.id), int(job.receipt), time.time()),
+        )
+        if cur.rowcount != 1:
+            raise ReservationLost(job.queue, job.id)
+        self._completed += 1
+        if self._completed % records.PURGE_BATCH == 0:
+            self._purge_done(job.queue)
+        self._notify()
+
+    def _purge_done(self, queue: str) -> None:
+        """Remove a batch of expired done records of ``queue`` and of the notes table."""
+        with self._write() as conn:
+            conn.execute(
+                f"DELETE FROM kue_jobs WHERE id IN (SELECT id FROM kue_jobs WHERE queue = ? "
+                f"AND state = {DONE} AND due <= ? LIMIT {records.PURGE_BATCH})",
+                (queue, time.time()),
+            )
+            records.purge_expired(conn)
+
+    def update_record(self, queue: str, job_id: str, fields: Mapping[str, Any],
+                      ttl: float | None) -> None:
+        """Merge ``fields`` into the job's record."""
+        records.upsert(self._conn(), queue, job_id, fields, ttl)
+        self._notify()
+
+    def read_record(self, queue: str, job_id: str) -> dict[str, Any] | None:
+        """The job's record (its notes, and once done its done record), unless expired."""
+        conn = self._conn()
+        # What this thread has seen: wait_record returns at once after any later commit.
+        self._local.record_version = conn.execute("PRAGMA data_version").fetchone()[0]
+        notes = records.read(conn, queue, job_id)
+        try:
+            key = int(job_id)
+        except ValueError:
+            return notes
+        row = conn.execute(
+            f"SELECT body, attempts, priority FROM kue_jobs WHERE id = ? AND queue = ? "
+            f"AND state = {DONE} AND due > ?", (key, queue, time.time()),
+        ).fetchone()
+        if row is None:
+            return notes
+        merged = {**(notes or {}), **json.loads(row[0]), "state": "done", "attempts": row[1],
+                  "priority": row[2]}
+        return {k: v for k, v in merged.items() if v is not None}
+
+    def wait_record(self, queue: str, job_id: str, timeout: float) -> None:
+        """Wait for a commit by another connection since this thread last read a record.
+
+        ``PRAGMA data_version`` tells; a commit from this process also wakes the wait.
+        """
+        conn = self._conn()
+        version = getattr(self._local, "record_version", None)
+        if version is None:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+        deadline = time.monotonic() + timeout
+        poll = FIRST_POLL
+        while (now := time.monotonic()) < deadline:
+            if conn.execute("PRAGMA data_version").fetchone()[0] != version:
+                return
+            with self._wakeup:
+                if self._wakeup.wait(min(poll, deadline - now)):
+                    return
+            poll = min(poll * 2, POLL_INTERVAL)
+
+    def job_info(self, queue: str, job_id: str) -> JobInfo | None:
+        """The live job with this id, in whatever state."""
+        try:
+            key = int(job_id)
+        except ValueError:
+            return None
+        row = self._conn().execute(
+            "SELECT state, priority, attempts, due, body FROM kue_jobs WHERE id = ? AND queue = ?",
+            (key, queue),
+        ).fetchone()
+        if row is None or row[0] == DONE:
+            return None
+        state, priority, attempts, due, body = row
+        now = time.time()
+        if state in (DELAYED, RESERVED) and due <= now:
+            state = READY  # due, or a lapsed lease: the next reserve hands it out
+        due_in = due - now if state in (DELAYED, RESERVED) else None
+        return JobInfo(queue, job_id, bytes(body), priority, _STATES[state], attempts,
+                       due_in=due_in)
+
+    # -- admin listing (kue.listing.QueueListing, kue.listing.JobBrowser) -------------------
+
+    def list_queues(self) -> list[str]:
+        """The queues that hold a job in any state, sorted."""
+        rows = self._conn().execute(
+            "SELECT DISTINCT queue FROM kue_jobs WHERE state != 4 ORDER BY queue").fetchall()
+        return [str(row[0]) for row in rows]
+
+    def buried(self, queue: str, limit: int, offset: int) -> list[JobInfo]:
+        """Buried jobs of ``queue``, the most recently buried first (``due`` is the bury order)."""
+        rows = self._conn().execute(
+            "SELECT id, body, priority, attempts FROM kue_jobs WHERE queue = ? AND state = 3 "
+            "ORDER BY due DESC, id DESC LIMIT ? OFFSET ?",
+            (queue, limit, offset),
+        ).fetchall()
+        return [JobInfo(queue, str(job_id), bytes(body), priority, JobState.BURIED, attempts)
+                for job_id, body, priority, attempts in rows]
+
+    def kick_job(self, queue: str, job_id: str) -> bool:
+        """Move one buried job to ready by id; False if ``queue`` has no such buried job."""
+        try:
+            key = int(job_id)
+        except ValueError:
+            return False
+        cur = self._conn().execute(
+            "UPDATE kue_jobs SET state = 0, due = 0 WHERE id = ? AND queue = ? AND state = 3",
+            (key, queue),
+        )
+        if cur.rowcount != 1:
+            return False
+        self._notify()
+        return True
 
     def close(self) -> None:
         """Close this thread's connection (others close when their threads end)."""

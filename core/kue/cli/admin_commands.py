@@ -2,6 +2,7 @@
 
 Each command returns the process's exit status: 0 done, 1 nothing found (``peek`` of an empty
 state, ``delete`` of an unknown id), like grep. Errors are raised and reported by ``main``.
+The commands about job records and buried jobs are in :mod:`kue.cli.admin_records`.
 """
 
 from __future__ import annotations
@@ -9,21 +10,38 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NoReturn, TextIO
 
-from kue.backend import Backend, JobInfo
+from kue.backend import Backend, JobInfo, QueueStats
 from kue.cli.admin_backends import describe_url, format_capabilities, installed_backends
 from kue.config import Settings, backend_name, load_settings
-from kue.errors import ConfigError, KueError
+from kue.errors import ConfigError, KueError, Unsupported
+from kue.job import Job
 from kue.plugins import get_plugin_manager, open_backend
-from kue.queue import Queue
+from kue.queue import Queue, connect
 
-__all__ = ["COMMANDS", "EXIT_NOT_FOUND", "EXIT_OK", "parse_json_body"]
+__all__ = [
+    "COMMANDS",
+    "EXIT_NOT_FOUND",
+    "EXIT_OK",
+    "KICK_BATCH",
+    "TRUNCATE_AT",
+    "body_fields",
+    "connected",
+    "kick_all",
+    "parse_json_body",
+    "print_counts",
+    "shorten",
+]
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1
+#: Characters of a body (or result) shown before it is cut short, unless ``--full``.
+TRUNCATE_AT = 200
+#: Most jobs one ``kick`` call of ``kue kick --all`` moves.
+KICK_BATCH = 1000
 
 
 @contextmanager
@@ -35,6 +53,16 @@ def _opened(args: argparse.Namespace) -> Iterator[tuple[Settings, Backend]]:
         yield settings, backend
     finally:
         backend.close()
+
+
+@contextmanager
+def connected(args: argparse.Namespace, queue: str = "default") -> Iterator[Queue]:
+    """``kue.connect()`` to the configured backend (with its ``results`` store), closed after."""
+    opened = connect(args.url, queue=queue)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -59,6 +87,53 @@ def _body_text(body: bytes) -> str | None:
         return body.decode()
     except UnicodeDecodeError:
         return None
+
+
+def shorten(text: str, full: bool) -> tuple[str, bool]:
+    """``text`` cut to :data:`TRUNCATE_AT` characters unless ``full``; and whether it was."""
+    if full or len(text) <= TRUNCATE_AT:
+        return text, False
+    return text[:TRUNCATE_AT], True
+
+
+def _more(text: str, shown: str) -> str:
+    return f"... ({len(text) - len(shown)} more characters; --full shows all)"
+
+
+def body_fields(body: bytes, full: bool) -> tuple[str, dict[str, Any]]:
+    """A body as one line of text for people, and as JSON fields, cut short unless ``full``.
+
+    The JSON has ``body`` (the text, or None if it is not UTF-8, with ``body_hex`` instead)
+    and, when cut short, ``body_truncated: true`` and ``body_size`` in bytes.
+    """
+    text = _body_text(body)
+    whole = body.hex() if text is None else text
+    shown, cut = shorten(whole, full)
+    doc: dict[str, Any] = {"body": shown if text is not None else None}
+    if text is None:
+        doc["body_hex"] = shown
+    if cut:
+        doc["body_truncated"] = True
+        doc["body_size"] = len(body)
+    line = shown if text is not None else f"(not UTF-8, {len(body)} bytes) hex {shown}"
+    return (line + _more(whole, shown) if cut else line), doc
+
+
+def print_counts(stats: Mapping[str, QueueStats], as_json: bool, out: TextIO) -> None:
+    """Counts per queue: a table, or a JSON object of one object per queue."""
+    if as_json:
+        doc = {name: {"ready": s.ready, "delayed": s.delayed, "reserved": s.reserved,
+                      "buried": s.buried} for name, s in stats.items()}
+        print(json.dumps(doc, indent=2), file=out)
+        return
+    header = ("queue", "ready", "delayed", "reserved", "buried")
+    rows = [(n, *(str(v) for v in (s.ready, s.delayed, s.reserved, s.buried)))
+            for n, s in stats.items()]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:],
+                                                                       strict=True))]
+        print("  ".join(cells).rstrip(), file=out)
 
 
 def cmd_backends(args: argparse.Namespace, out: TextIO) -> int:
@@ -91,24 +166,67 @@ def cmd_stats(args: argparse.Namespace, out: TextIO) -> int:
     with _opened(args) as (settings, backend):
         names = args.queues or settings.queues
         stats = {name: Queue(backend, name).stats() for name in names}
+    print_counts(stats, args.json, out)
+    return EXIT_OK
+
+
+def _json_argument(option: str, text: str, kind: type[list[Any]] | type[dict[str, Any]]) -> Any:
+    """The value of a JSON option, which must be an array (list) or an object (dict)."""
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise ValueError(f"{option} is not valid JSON: {exc}") from None
+    if not isinstance(value, kind):
+        want = """array, e.g. '[1, "two"]'""" if kind is list else """object, e.g. '{"hd": true}'"""
+        raise ValueError(f"{option} must be a JSON {want}; got {text!r}")
+    return value
+
+
+def _named_job(name: str, args: list[Any], kwargs: dict[str, Any]) -> Job:
+    """A Job that travels as an envelope naming ``name``, built without registering anything.
+
+    The worker looks the name up in its own registry; here it only names the job.
+    """
+
+    class Named(Job, register=False):
+        pass
+
+    Named.name = name
+    return Named(*args, **kwargs)
+
+
+def _put_job(args: argparse.Namespace, out: TextIO) -> int:
+    """``kue put QUEUE --job NAME``: push a kue envelope, as ``Queue.push`` does."""
+    if args.body is not None:
+        raise ValueError("give BODY or --job NAME, not both")
     if args.json:
-        doc = {name: {"ready": s.ready, "delayed": s.delayed, "reserved": s.reserved,
-                      "buried": s.buried} for name, s in stats.items()}
-        print(json.dumps(doc, indent=2), file=out)
-        return EXIT_OK
-    header = ("queue", "ready", "delayed", "reserved", "buried")
-    rows = [(n, *(str(v) for v in (s.ready, s.delayed, s.reserved, s.buried)))
-            for n, s in stats.items()]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = [row[0].ljust(widths[0]), *(c.rjust(w) for c, w in zip(row[1:], widths[1:],
-                                                                       strict=True))]
-        print("  ".join(cells).rstrip(), file=out)
+        raise ValueError("--json checks a plain BODY; a --job envelope is always JSON")
+    name = args.job.strip()
+    if not name:
+        raise ValueError("--job needs the name of a registered job, e.g. app.send_welcome")
+    job = _named_job(
+        name,
+        _json_argument("--args", args.args or "[]", list),
+        _json_argument("--kwargs", args.kwargs or "{}", dict),
+    )
+    with connected(args, args.queue) as queue:
+        # push stamps the envelope with a fresh id and the time, fires kue_job_pushed and
+        # notes the job in a results store that cannot see the queue.
+        handle = queue.push(job, priority=args.priority, delay=args.delay, ttr=args.ttr)
+    print(handle, file=out)
     return EXIT_OK
 
 
 def cmd_put(args: argparse.Namespace, out: TextIO) -> int:
-    """Put BODY on QUEUE and print the new job's id."""
+    """Put a job on QUEUE (a kue envelope with --job, else BODY) and print its id."""
+    if args.job is not None:
+        return _put_job(args, out)
+    if args.args is not None or args.kwargs is not None:
+        raise ValueError("--args and --kwargs go with --job NAME")
+    if args.body is None:
+        raise ValueError(
+            "give --job NAME (with --args JSON) for a job a kue worker runs, or a plain BODY"
+        )
     text = sys.stdin.read() if args.body == "-" else args.body
     body = parse_json_body(text) if args.json else text.encode()
     with _opened(args) as (_, backend):
@@ -119,12 +237,10 @@ def cmd_put(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _peek_json(info: JobInfo) -> dict[str, Any]:
-    text = _body_text(info.body)
+def _peek_json(info: JobInfo, full: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {"id": info.id, "queue": info.queue, "state": str(info.state),
-                           "priority": info.priority, "attempts": info.attempts, "body": text}
-    if text is None:
-        doc["body_hex"] = info.body.hex()
+                           "priority": info.priority, "attempts": info.attempts}
+    doc.update(body_fields(info.body, full)[1])
     return doc
 
 
@@ -136,22 +252,56 @@ def cmd_peek(args: argparse.Namespace, out: TextIO) -> int:
         print(f"queue {args.queue!r} has no {args.state} job", file=sys.stderr)
         return EXIT_NOT_FOUND
     if args.json:
-        print(json.dumps(_peek_json(info), indent=2), file=out)
+        print(json.dumps(_peek_json(info, args.full), indent=2), file=out)
         return EXIT_OK
-    text = _body_text(info.body)
     fields = [("id", info.id), ("queue", info.queue), ("state", str(info.state)),
               ("priority", str(info.priority)), ("attempts", str(info.attempts)),
-              ("body", repr(info.body) if text is None else text)]
+              ("body", body_fields(info.body, args.full)[0])]
     for key, value in fields:
         print(f"{key + ':':<10}{value}", file=out)
     return EXIT_OK
 
 
+def kick_all(queue: Queue) -> int:
+    """Kick every buried job of ``queue`` back to ready, and no delayed one; returns how many.
+
+    ``kick`` moves delayed jobs once nothing is buried, so each round asks for at most the
+    number ``stats`` counts buried (kick takes buried jobs first while any are left). Should
+    others kick them all between the two calls, that one round moves delayed jobs instead.
+    Where kick never moves delayed jobs (``kick_delayed`` False: SQS, whose counts lag) it
+    simply runs until a kick moves nothing.
+    """
+    reaches_delayed = queue.capabilities.kick_delayed
+    total = 0
+    while True:
+        batch = KICK_BATCH
+        if reaches_delayed:
+            batch = min(batch, queue.stats().buried)
+            if batch == 0:
+                return total
+        try:
+            moved = queue.kick(batch)
+        except Unsupported:
+            if reaches_delayed:
+                raise
+            return total  # SQS: nothing buried is left, only delayed jobs it cannot kick
+        if moved == 0:
+            return total
+        total += moved
+
+
 def cmd_kick(args: argparse.Namespace, out: TextIO) -> int:
-    """Move up to N buried jobs (or, with none buried, delayed jobs) to ready."""
-    with _opened(args) as (_, backend):
-        moved = Queue(backend, args.queue).kick(args.count)
-    print(f"kicked {moved} job{'' if moved == 1 else 's'} on queue {args.queue!r}", file=out)
+    """Move up to N buried jobs (or, with none buried, delayed jobs) to ready; or all buried."""
+    if args.all and args.count is not None:
+        raise ValueError("give N or --all, not both")
+    with connected(args, args.queue) as queue:
+        if args.all:
+            moved = kick_all(queue)
+            what = "buried job"
+        else:
+            moved = queue.kick(1 if args.count is None else args.count)
+            what = "job"
+    print(f"kicked {moved} {what}{'' if moved == 1 else 's'} on queue {args.queue!r}", file=out)
     return EXIT_OK
 
 

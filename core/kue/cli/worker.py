@@ -17,6 +17,9 @@ from kue.config import backend_name, load_settings, mask_url
 from kue.errors import KueError
 from kue.job import DEFAULT_TIME_LIMIT, check_time_limit, registry
 from kue.plugins import get_plugin_manager, import_modules, load_backend_plugin, open_backend
+from kue.queue import open_results
+from kue.records import DEFAULT_RESULT_TTL
+from kue.status import Records
 from kue.worker import Worker
 from kue.worker.concurrent import ConcurrentWorker
 from kue.worker.logs import configure_logging
@@ -39,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
         "-q", "--queue", dest="queues", action="append", metavar="NAME",
         help="queue to take jobs from; repeat for several, most urgent first: a job in an "
         "earlier queue is taken before any in a later one (default: config, else 'default')",
+    )
+    p.add_argument(
+        "--results", metavar="URL",
+        help="where job records (status, result, last error) live for a backend that keeps "
+        "none itself (beanstalk, sqs): a sqlite:/// or redis:// URL (default: config)",
     )
     p.add_argument(
         "--import", dest="imports", action="append", metavar="MODULE",
@@ -68,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-limit", type=_time_limit, default=DEFAULT_TIME_LIMIT, metavar="SECONDS",
         help="longest one attempt of a job that sets no time_limit may run before it is "
         f"stopped and counted as failed (default {DEFAULT_TIME_LIMIT:g}; 0 for no limit)",
+    )
+    p.add_argument(
+        "--result-ttl", type=_non_negative, default=DEFAULT_RESULT_TTL, metavar="SECONDS",
+        help="how long the record of a done job (status, result) is kept, for jobs that set "
+        f"no result_ttl (default {DEFAULT_RESULT_TTL:g}; 0 keeps none)",
     )
     p.add_argument(
         "--max-jobs-per-child", type=_positive_int, metavar="N",
@@ -102,6 +115,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text}")
+    return value
+
+
 def _time_limit(text: str) -> float:
     value = float(text)
     if value == 0:
@@ -133,7 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sys.path.insert(0, os.getcwd())
     try:
         settings = load_settings(
-            {"url": args.url, "queues": args.queues, "import": args.imports}
+            {"url": args.url, "queues": args.queues, "import": args.imports,
+             "results": args.results}
         )
         import_modules(settings.imports)
         pm = get_plugin_manager()
@@ -145,6 +166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     def connect() -> Backend:
         return open_backend(name, settings.url, settings.options, pm)
+
+    def records_for(backend: Backend) -> Records:
+        results = settings.results
+        return Records.of(backend, open_results(results, backend, pm) if results else None,
+                          settings.result_ttls)
 
     refusal = _refusal(args)
     if refusal is None and not registry():
@@ -162,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             connect, settings.queues, args.concurrency, plugin_manager=pm, burst=args.burst,
             max_jobs=args.max_jobs, max_jobs_per_child=args.max_jobs_per_child,
             shutdown_timeout=args.shutdown_timeout, ttr_grace=args.ttr_grace,
-            time_limit=args.time_limit,
+            time_limit=args.time_limit, result_ttl=args.result_ttl, records_for=records_for,
         )
         status = supervisor.run()
         if args.burst:
@@ -170,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     try:
         backend = connect()
+        records = records_for(backend)
     except KueError as exc:
         print(f"kue-worker: {exc}", file=sys.stderr)
         return 2
@@ -177,13 +204,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = f"pid {os.getpid()}"
     if args.coroutines is not None:
         worker = ConcurrentWorker(backend, settings.queues, args.coroutines, threads=threads,
-                                  plugin_manager=pm, name=name, time_limit=args.time_limit)
+                                  plugin_manager=pm, name=name, time_limit=args.time_limit,
+                                  records=records, result_ttl=args.result_ttl)
     elif threads > 1:
         worker = ThreadedWorker(backend, settings.queues, threads, plugin_manager=pm,
-                                name=name, time_limit=args.time_limit)
+                                name=name, time_limit=args.time_limit, records=records,
+                                result_ttl=args.result_ttl)
     else:
         worker = Worker(backend, settings.queues, plugin_manager=pm, name=name,
-                        time_limit=args.time_limit)
+                        time_limit=args.time_limit, records=records, result_ttl=args.result_ttl)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if worker.stopping:
@@ -212,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stats = worker.run(burst=args.burst)
     finally:
         backend.close()
+        if records.store is not None and not records.native:
+            records.store.close()  # type: ignore[attr-defined]
     if args.burst:
         log.info("burst done: %s", stats.summary(time.monotonic() - started))
     return 0

@@ -24,6 +24,8 @@ from kue.codec import Envelope
 from kue.errors import BackendUnavailable, UnknownJob
 from kue.hookspecs import hookimpl
 from kue.job import DEFAULT_TIME_LIMIT, lookup
+from kue.records import DEFAULT_RESULT_TTL
+from kue.status import Records
 from kue.worker.lease import LeaseKeeper
 from kue.worker.worker import RECONNECT_BACKOFF_CAP, Worker
 
@@ -122,12 +124,15 @@ def child_main(
     max_jobs: int | None,
     name: str,
     time_limit: float = DEFAULT_TIME_LIMIT,
+    result_ttl: float = DEFAULT_RESULT_TTL,
+    records_for: Callable[[Backend], Records] | None = None,
     signal_mask: set[int | signal.Signals] | None = None,
 ) -> int:
     """Run a worker in this (forked) child until stopped; returns the exit status.
 
     ``signal_mask`` is the mask to restore once this child's signal handlers are installed
-    (the supervisor forks with SIGTERM and SIGINT blocked).
+    (the supervisor forks with SIGTERM and SIGINT blocked). ``records_for`` opens where
+    the child writes job records (a results store is opened anew in each child).
     """
     _die_with_parent()
     stop: list[bool] = []
@@ -148,8 +153,9 @@ def child_main(
     if backend is None:
         return 0
     keeper = LeaseKeeper(backend)
+    records = records_for(backend) if records_for is not None else Records.of(backend)
     worker = Worker(backend, queues, plugin_manager=pm, name=name, time_limit=time_limit,
-                    keeper=keeper)
+                    keeper=keeper, records=records, result_ttl=result_ttl)
     reporter = Reporter(report_fd, worker)
     keeper.on_renew = reporter.renewed
     pm.register(reporter, name="kue.supervisor-reporter")

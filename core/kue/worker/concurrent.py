@@ -30,12 +30,15 @@ from kue.errors import BackendUnavailable, ReservationLost, TimeLimitExceeded
 from kue.hookcalls import notify
 from kue.job import DEFAULT_TIME_LIMIT, is_async, registry
 from kue.plugins import get_plugin_manager
-from kue.worker.aio import is_coroutine_job, limited, loop_thread
+from kue.records import DEFAULT_RESULT_TTL
+from kue.status import Records
+from kue.worker.aio import limited
+from kue.worker.current import RunningJob, with_current
+from kue.worker.execute import run_here
 from kue.worker.lease import LeaseKeeper
 from kue.worker.limits import ThreadLimiter
 from kue.worker.settle import RECONNECT_BACKOFF_CAP, Admitted, JobSettler, WorkerStats
 from kue.worker.timers import TimerThread
-from kue.worker.worker import _current, with_current
 
 __all__ = ["BUSY_POLL", "RESERVERS", "SETTLING_THREADS", "ConcurrentWorker"]
 
@@ -74,6 +77,8 @@ class ConcurrentWorker:
     :param plugin_manager: whose hooks fire (the process's by default).
     :param name: shown in logs.
     :param time_limit: the limit of jobs that set none.
+    :param records: where job records go (the backend's own if it keeps them, by default).
+    :param result_ttl: seconds a done job's record is kept (0: none).
     """
 
     def __init__(
@@ -86,6 +91,8 @@ class ConcurrentWorker:
         plugin_manager: pluggy.PluginManager | None = None,
         name: str = "worker",
         time_limit: float = DEFAULT_TIME_LIMIT,
+        records: Records | None = None,
+        result_ttl: float = DEFAULT_RESULT_TTL,
     ) -> None:
         if coroutines < 1 or threads < 1:
             raise ValueError(f"coroutines and threads must be at least 1, got {coroutines} "
@@ -98,7 +105,8 @@ class ConcurrentWorker:
         self.threads = threads
         self.pm = plugin_manager or get_plugin_manager()
         self.name = name
-        self.settler = JobSettler(backend, self.pm, time_limit)
+        self.settler = JobSettler(backend, self.pm, time_limit,
+                                  records or Records.of(backend), result_ttl)
         self.keeper = LeaseKeeper(backend)
         self._timers = TimerThread("kue-limits")
         self._stopping = False
@@ -202,43 +210,35 @@ class ConcurrentWorker:
             if admitted is None:
                 outcome = "buried"
                 return
-            notify(self.pm, "kue_job_started", job=job, envelope=admitted.envelope)
-            loop = asyncio.get_running_loop()
-            started = loop.time()
+            started = self.settler.started(job, admitted)
+            running = self.settler.running_job(job)
             self.keeper.hold(job)
             error: BaseException | None = None
+            result: Any = None
             try:
                 if is_async(admitted.job_class):
-                    await limited(with_current(job, admitted.build().run()), admitted.time_limit)
+                    result = await limited(with_current(running, admitted.build().run()),
+                                           admitted.time_limit)
                 else:
-                    await _call(runners, self._run_sync, job, admitted)
+                    result = await _call(runners, self._run_sync, admitted, running)
             except (Exception, TimeLimitExceeded) as exc:  # a job's failure never ends the worker
                 error = exc
             finally:
                 await _call(settlers, self.keeper.drop, job)
-            duration = loop.time() - started
             if error is not None:
-                await _call(settlers, self.settler.failed, job, admitted, error, duration)
-                retried = job.attempts < admitted.job_class.max_attempts
-                outcome = "released" if retried else "buried"
+                outcome = await _call(settlers, self.settler.failed, job, admitted, error,
+                                      started)
             else:
-                await _call(settlers, self.settler.succeeded, job, admitted, duration)
+                await _call(settlers, self.settler.succeeded, job, admitted, started, result)
                 outcome = "deleted"
         except (ReservationLost, BackendUnavailable) as exc:
             self.settler.lost(job, exc)
         finally:
             notify(self.pm, "kue_job_settled", job=job, outcome=outcome)
 
-    def _run_sync(self, job: Reservation, admitted: Admitted) -> None:
+    def _run_sync(self, admitted: Admitted, running: RunningJob) -> Any:
         """A sync job in a runner thread, interrupted there at its limit."""
-        token = _current.set(job)
-        try:
-            with ThreadLimiter(self._timers).limit(admitted.time_limit):
-                result = admitted.build().run()
-            if is_coroutine_job(result):
-                loop_thread().run(with_current(job, result), admitted.time_limit)
-        finally:
-            _current.reset(token)
+        return run_here(admitted, running, ThreadLimiter(self._timers))
 
 
 async def _call(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:

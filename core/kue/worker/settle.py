@@ -7,20 +7,33 @@ and the hooks are the same whichever mode ran the job.
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
+from typing import Any
 
 import pluggy
 
 from kue.backend import Backend, FusedBackend, Reservation
 from kue.codec import DecodeError, Envelope, decode
-from kue.errors import BackendUnavailable, ReservationLost, TimeLimitExceeded, UnknownJob
+from kue.errors import (
+    BackendUnavailable,
+    KueError,
+    ReservationLost,
+    TimeLimitExceeded,
+    UnknownJob,
+    WorkerDied,
+)
 from kue.hookcalls import notify
 from kue.job import DEFAULT_TIME_LIMIT, Job, lookup
+from kue.records import DEFAULT_RESULT_TTL, NOTES_TTL
+from kue.status import Records
 from kue.validation import retry_delay_within
+from kue.worker.current import RunningJob
 from kue.worker.failure import Failure
 from kue.worker.logs import job_fields
 
@@ -60,6 +73,13 @@ class Admitted:
     envelope: Envelope
     job_class: type[Job]
     time_limit: float
+    #: Reservations before the job was last buried (and then kicked or retried by a person):
+    #: its attempts count afresh from there.
+    earlier: int = 0
+
+    def attempt(self, job: Reservation) -> int:
+        """The number of this attempt, counted since the job was last kicked from buried."""
+        return job.attempts - self.earlier
 
     def build(self) -> Job:
         """The Job instance with the envelope's arguments."""
@@ -72,13 +92,23 @@ class JobSettler:
     :param backend: where the jobs were reserved.
     :param pm: whose hooks fire; a hook that raises is logged and ignored.
     :param time_limit: the limit of jobs that set none (``math.inf`` for none).
+    :param records: where job records go; none are written when it has no store.
+    :param result_ttl: seconds a done job's record is kept, for jobs that set no
+        ``result_ttl`` (0: no record of done jobs).
+        A queue's own retention (``records.ttls``, configuration's ``result_ttl`` table)
+        comes between a job's and this.
     """
 
     def __init__(self, backend: Backend, pm: pluggy.PluginManager,
-                 time_limit: float = DEFAULT_TIME_LIMIT) -> None:
+                 time_limit: float = DEFAULT_TIME_LIMIT, records: Records | None = None,
+                 result_ttl: float = DEFAULT_RESULT_TTL) -> None:
         self.backend = backend
         self.pm = pm
         self.time_limit = time_limit
+        self.records = records or Records.of(backend)
+        self.result_ttl = result_ttl
+        self._complete_and_reserve = self.records.native and callable(
+            getattr(backend, "complete_and_reserve", None))
         self.stats = WorkerStats()
         self._lock = threading.Lock()
         self._fused = backend.capabilities.delete_and_reserve and isinstance(
@@ -97,29 +127,80 @@ class JobSettler:
         try:
             envelope = decode(job.body)
         except DecodeError as exc:
-            self.bury(job, f"not a kue envelope: {exc}")
+            self.bury(job, f"not a kue envelope: {exc}", error=exc)
             return None
         try:
             job_class = lookup(envelope.job)
-        except UnknownJob:
+        except UnknownJob as exc:
             self.bury(job, f"no job named {envelope.job!r} is registered in this worker "
-                           "(kue-worker --import the module that defines it)", envelope.job)
+                           "(kue-worker --import the module that defines it)", envelope.job,
+                      error=exc)
             return None
+        earlier = 0
         if job.attempts > job_class.max_attempts:
+            earlier = self._attempts_before_kick(job)
+        if job.attempts - earlier > job_class.max_attempts:
             # A failure releases the job and counts; reaching here means earlier attempts
             # ended with no verdict: their worker was killed, froze or lost its lease.
-            self.bury(job, f"its worker died while running it (reserved {job.attempts} times, "
-                           f"over max_attempts {job_class.max_attempts})", envelope.job)
+            reason = (f"its worker died while running it (reserved {job.attempts - earlier} "
+                      f"times, over max_attempts {job_class.max_attempts})")
+            self.bury(job, reason, envelope.job, error=WorkerDied(reason))
             return None
         limit = job_class.time_limit if job_class.time_limit is not None else self.time_limit
-        return Admitted(envelope, job_class, limit)
+        return Admitted(envelope, job_class, limit, earlier)
+
+    def _attempts_before_kick(self, job: Reservation) -> int:
+        """The reservations a buried job had had when a person kicked it, from its record.
+
+        A kicked job deserves its max_attempts anew (as a retried job in RQ or Sidekiq); the
+        backend's reservation count goes on, so the record's count at burial is subtracted.
+        Without a record the count goes on, and the job is buried again at once.
+        """
+        if self.records.store is None:
+            return 0
+        try:
+            record = self.records.store.read_record(job.queue, job.id) or {}
+        except KueError:
+            return 0
+        buried_after = record.get("attempts_at_burial")
+        if isinstance(buried_after, int) and 0 < buried_after < job.attempts:
+            return buried_after
+        return 0
 
     # -- outcomes -------------------------------------------------------------------------
 
-    def succeeded(self, job: Reservation, admitted: Admitted, duration: float,
+    def started(self, job: Reservation, admitted: Admitted) -> float:
+        """Fire ``kue_job_started``; returns the start time (``time.monotonic()``)."""
+        notify(self.pm, "kue_job_started", job=job, envelope=admitted.envelope)
+        if self.records.store is not None and not self.records.native:
+            # A results store cannot see the queue: tell it the job runs.
+            self._record(job, {"state": "reserved", "started_at": time.time(),
+                               "attempts": job.attempts}, NOTES_TTL)
+        return time.monotonic()
+
+    def running_job(self, job: Reservation) -> RunningJob:
+        """What ``kue.current_job()`` returns inside the job."""
+        if self.records.store is None:
+            return RunningJob(job)
+        return RunningJob(job, lambda fields: self._record(job, fields, NOTES_TTL))
+
+    def succeeded(self, job: Reservation, admitted: Admitted, started: float, result: Any,
                   next_from: Sequence[str] | None = None) -> Reservation | None:
-        """Delete a finished job; with ``next_from`` and a fused backend, reserve the next."""
-        next_job = self._delete(job, next_from)
+        """Delete a finished job and keep its record; with ``next_from``, reserve the next.
+
+        Where the backend keeps records, the delete and the record are one atomic step.
+        """
+        duration = time.monotonic() - started
+        ttl = self._result_ttl(job, admitted)
+        fields = None
+        if ttl > 0 and self.records.store is not None:
+            fields = self._done_fields(job, admitted, started, result)
+        if fields is not None and self.records.native:
+            next_job = self._complete(job, fields, ttl, next_from)
+        else:
+            next_job = self._delete(job, next_from)
+            if fields is not None:
+                self._record(job, fields, ttl)
         self.count(succeeded=1)
         name = admitted.envelope.job
         if log.isEnabledFor(logging.INFO):  # the fields cost a share of a fast job's time
@@ -130,34 +211,52 @@ class JobSettler:
         return next_job
 
     def failed(self, job: Reservation, admitted: Admitted, exc: BaseException,
-               duration: float) -> None:
-        """Release a failed attempt for a retry with backoff, or bury it out of attempts."""
+               started: float) -> str:
+        """Release a failed attempt for a retry with backoff, or bury it out of attempts.
+
+        Returns the outcome: ``"released"`` or ``"buried"``.
+        """
+        duration = time.monotonic() - started
         cls, name = admitted.job_class, admitted.envelope.job
         failure = Failure.of(exc)
         self.count(failed=1)
-        will_retry = job.attempts < cls.max_attempts
+        attempt = admitted.attempt(job)
+        will_retry = attempt < cls.max_attempts
         notify(self.pm, "kue_job_failed", job=job, envelope=admitted.envelope, error=exc,
                will_retry=will_retry, duration=duration)
         if not will_retry:
             if isinstance(exc, TimeLimitExceeded):
-                reason = f"{exc} (attempt {job.attempts} of {cls.max_attempts})"
+                reason = f"{exc} (attempt {attempt} of {cls.max_attempts})"
             else:
-                reason = f"failed {job.attempts} times, last with {failure.summary}"
-            self.bury(job, reason, name, exc)
-            return
-        delay = retry_delay_within(cls.retry_delay(job.attempts), self.backend.capabilities)
+                times = "once" if attempt == 1 else f"{attempt} times"
+                reason = f"failed {times}, last with {failure.summary}"
+            self.bury(job, reason, name, exc, failure)
+            return "buried"
+        delay = retry_delay_within(cls.retry_delay(attempt), self.backend.capabilities)
+        self._record(job, {"error": failure.as_dict(), "attempts": job.attempts,
+                           "state": "delayed" if delay > 0 else "ready"}, NOTES_TTL)
         self.settle(job, lambda: self.backend.release(job, job.priority, delay))
         self.count(retried=1)
         log.warning(
             "job %s %s on %s failed (attempt %d of %d, %.3f s): %s; retry in %.1f s",
-            name, job.id, job.queue, job.attempts, cls.max_attempts, duration,
+            name, job.id, job.queue, attempt, cls.max_attempts, duration,
             failure.summary, delay, extra=job_fields(name, job, duration),
             exc_info=exc,
         )
+        return "released"
 
     def bury(self, job: Reservation, reason: str, name: str = "?",
-             exc: BaseException | None = None) -> None:
-        """Bury ``job`` and say why, in the log and to the ``kue_job_buried`` hook."""
+             exc: BaseException | None = None, failure: Failure | None = None, *,
+             error: BaseException | None = None) -> None:
+        """Bury ``job`` and say why: in the log, its record and the ``kue_job_buried`` hook.
+
+        ``exc`` is a failure of the job's own (logged with its traceback); ``error`` one of
+        the worker's judgement (kept in the record, logged as the reason alone).
+        """
+        kept = failure or Failure.of(exc or error or WorkerDied(reason))
+        self._record(job, {"error": {**kept.as_dict(), "reason": reason}, "state": "buried",
+                           "attempts": job.attempts, "attempts_at_burial": job.attempts,
+                           "buried_at": time.time()}, NOTES_TTL)
         self.settle(job, lambda: self.backend.bury(job, None))
         self.count(buried=1)
         log.error("buried job %s %s on %s (attempt %d): %s", name, job.id, job.queue,
@@ -195,6 +294,59 @@ class JobSettler:
                     log.warning("%s; retrying to settle job %s", exc, job.id)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, RECONNECT_BACKOFF_CAP)
+
+    def _result_ttl(self, job: Reservation, admitted: Admitted) -> float:
+        own = admitted.job_class.result_ttl
+        if own is not None:
+            return own
+        return self.records.ttls.get(job.queue, self.result_ttl)
+
+    @staticmethod
+    def _done_fields(job: Reservation, admitted: Admitted, started: float,
+                     result: Any) -> dict[str, Any]:
+        now = time.time()
+        fields: dict[str, Any] = {
+            "state": "done", "finished_at": now,
+            "started_at": now - (time.monotonic() - started), "attempts": job.attempts,
+            "priority": job.priority, "name": admitted.envelope.job,
+            "enqueued_at": admitted.envelope.enqueued_at or None, "error": None,
+        }
+        if result is None or isinstance(result, str | int | bool) or (
+                isinstance(result, float) and math.isfinite(result)):
+            fields["result"] = result  # the common case: no need to try encoding it
+            return fields
+        try:
+            json.dumps(result, allow_nan=False)
+            fields["result"] = result
+        except (TypeError, ValueError) as exc:
+            # The job succeeded; only its return value cannot be kept.
+            fields["result"] = None
+            fields["result_error"] = f"not JSON-able: {exc}"
+            log.warning("job %s %s returned a value that is not JSON-able (%s); its record "
+                        "keeps None", admitted.envelope.job, job.id, exc)
+        return fields
+
+    def _record(self, job: Reservation, fields: dict[str, Any], ttl: float | None) -> None:
+        """Merge fields into the job's record; a store that fails costs the record only."""
+        if self.records.store is None:
+            return
+        try:
+            self.records.write(job.queue, job.id, fields, ttl)
+        except KueError as exc:
+            log.warning("could not write the record of job %s: %s", job.id, exc)
+
+    def _complete(self, job: Reservation, fields: dict[str, Any], ttl: float,
+                  next_from: Sequence[str] | None) -> Reservation | None:
+        """Delete and record in one atomic step; with ``next_from``, reserve the next too."""
+        recording: Any = self.backend
+        if next_from is not None and self._complete_and_reserve and self._fused:
+            try:
+                return recording.complete_and_reserve(  # type: ignore[no-any-return]
+                    job, fields, ttl, next_from, 0)
+            except BackendUnavailable:
+                pass  # atomic: nothing happened; fall back to the plain call
+        self.settle(job, lambda: recording.complete(job, fields, ttl))
+        return None
 
     def _delete(self, job: Reservation, next_from: Sequence[str] | None) -> Reservation | None:
         if next_from is not None and self._fused:

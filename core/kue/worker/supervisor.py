@@ -43,6 +43,8 @@ from kue.backend import Backend, Reservation
 from kue.errors import BackendUnavailable, KueError, ReservationLost, UnknownJob
 from kue.hookcalls import notify
 from kue.job import DEFAULT_TIME_LIMIT, lookup
+from kue.records import DEFAULT_RESULT_TTL
+from kue.status import Records
 from kue.validation import retry_delay_within
 from kue.worker.child import child_main
 from kue.worker.settle import WorkerStats
@@ -107,6 +109,8 @@ class Supervisor:
         killed as frozen; also the grace a coroutine job gets past its time limit, which the
         child enforces itself, before the kill.
     :param time_limit: the limit of jobs that set none (passed to each child).
+    :param result_ttl: seconds a done job's record is kept (0: none).
+    :param records_for: opens where a child writes job records, given its backend.
     """
 
     def __init__(
@@ -122,6 +126,8 @@ class Supervisor:
         shutdown_timeout: float = 30.0,
         ttr_grace: float = 2.0,
         time_limit: float = DEFAULT_TIME_LIMIT,
+        result_ttl: float = DEFAULT_RESULT_TTL,
+        records_for: Callable[[Backend], Records] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -135,6 +141,8 @@ class Supervisor:
         self.shutdown_timeout = shutdown_timeout
         self.ttr_grace = ttr_grace
         self.time_limit = time_limit
+        self.result_ttl = result_ttl
+        self.records_for = records_for
         self.children: dict[int, ChildRecord] = {}
         self.stats = SupervisorStats()
         self.stopping = False
@@ -195,7 +203,8 @@ class Supervisor:
                 status = child_main(
                     write_fd, self.open_backend, self.queues, self.pm, burst=self.burst,
                     max_jobs=self.max_jobs_per_child, name=f"child {slot} pid {os.getpid()}",
-                    time_limit=self.time_limit, signal_mask=mask,
+                    time_limit=self.time_limit, result_ttl=self.result_ttl,
+                    records_for=self.records_for, signal_mask=mask,
                 )
             except BaseException:
                 log.exception("worker child %d failed", os.getpid())

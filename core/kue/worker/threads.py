@@ -23,6 +23,8 @@ import pluggy
 
 from kue.backend import Backend
 from kue.job import DEFAULT_TIME_LIMIT
+from kue.records import DEFAULT_RESULT_TTL
+from kue.status import Records
 from kue.worker.lease import LeaseKeeper
 from kue.worker.timers import TimerThread
 from kue.worker.worker import StopWaiting, Worker, WorkerStats
@@ -45,6 +47,8 @@ class ThreadedWorker:
     :param name: shown in logs; each thread's worker adds its number.
     :param time_limit: the limit of jobs that set none; a job past it is interrupted in its
         thread (see :mod:`kue.worker.limits` for what cannot be interrupted).
+    :param records: where job records go (the backend's own if it keeps them, by default).
+    :param result_ttl: seconds a done job's record is kept (0: none).
     """
 
     def __init__(
@@ -56,6 +60,8 @@ class ThreadedWorker:
         plugin_manager: pluggy.PluginManager | None = None,
         name: str = "worker",
         time_limit: float = DEFAULT_TIME_LIMIT,
+        records: Records | None = None,
+        result_ttl: float = DEFAULT_RESULT_TTL,
     ) -> None:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
@@ -65,7 +71,8 @@ class ThreadedWorker:
         self.workers = [
             Worker(backend, queues, plugin_manager=plugin_manager, name=f"{name} thread {i}",
                    idle_timeout=THREAD_IDLE_TIMEOUT, time_limit=time_limit,
-                   keeper=self.keeper, timers=self._timers)
+                   keeper=self.keeper, timers=self._timers, records=records,
+                   result_ttl=result_ttl)
             for i in range(1, threads + 1)
         ]
         self._done = threading.Event()

@@ -10,12 +10,9 @@ awaited on the process's event loop (:mod:`kue.worker.aio`).
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import threading
-import time
-from collections.abc import Awaitable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 import pluggy
 
@@ -24,7 +21,10 @@ from kue.errors import BackendUnavailable, ReservationLost, TimeLimitExceeded
 from kue.hookcalls import notify
 from kue.job import DEFAULT_TIME_LIMIT, registry
 from kue.plugins import get_plugin_manager
-from kue.worker.aio import is_coroutine_job, loop_thread
+from kue.records import DEFAULT_RESULT_TTL
+from kue.status import Records
+from kue.worker.current import current_job
+from kue.worker.execute import run_here
 from kue.worker.lease import LeaseKeeper
 from kue.worker.limits import Limiter, limiter_for_this_thread
 from kue.worker.settle import RECONNECT_BACKOFF_CAP, Admitted, JobSettler, WorkerStats
@@ -32,28 +32,14 @@ from kue.worker.timers import TimerThread
 
 __all__ = [
     "IDLE_RESERVE_TIMEOUT", "RECONNECT_BACKOFF_CAP", "StopWaiting", "Worker", "WorkerStats",
-    "current_job", "with_current",
+    "current_job",
 ]
 
 log = logging.getLogger("kue.worker")
-T = TypeVar("T")
 
 #: Longest one reserve blocks when idle. A stop signal interrupts the wait (see
 #: :meth:`Worker.interrupt`), so this only bounds how often an idle worker wakes.
 IDLE_RESERVE_TIMEOUT = 20.0
-
-
-_current: contextvars.ContextVar[Reservation | None] = contextvars.ContextVar(
-    "kue_current_job", default=None
-)
-
-
-def current_job() -> Reservation | None:
-    """The reservation of the job running here (id, queue, attempts), if any.
-
-    Set for the thread of a sync job and inside the task of a coroutine job.
-    """
-    return _current.get()
 
 
 class StopWaiting(BaseException):
@@ -80,6 +66,9 @@ class Worker:
         called in the main thread, an asynchronous exception in any other.
     :param timers: the thread that fires asynchronous interruptions (shared by the threads of
         one process).
+    :param records: where job records go (the backend's own if it keeps them, by default).
+    :param result_ttl: seconds the record of a done job is kept, for jobs that set no
+        ``result_ttl`` (0: write no records).
     """
 
     def __init__(
@@ -94,6 +83,8 @@ class Worker:
         keeper: LeaseKeeper | None = None,
         limiter: Limiter | None = None,
         timers: TimerThread | None = None,
+        records: Records | None = None,
+        result_ttl: float = DEFAULT_RESULT_TTL,
     ) -> None:
         if not queues:
             raise ValueError("a worker needs at least one queue name")
@@ -102,7 +93,8 @@ class Worker:
         self.pm = plugin_manager or get_plugin_manager()
         self.name = name
         self.idle_timeout = idle_timeout
-        self.settler = JobSettler(backend, self.pm, time_limit)
+        self.settler = JobSettler(backend, self.pm, time_limit,
+                                  records or Records.of(backend), result_ttl)
         self._own_keeper = keeper is None
         self.keeper = keeper or LeaseKeeper(backend)
         self._own_timers = timers is None
@@ -238,41 +230,18 @@ class Worker:
 
     def _run_and_settle(self, job: Reservation, admitted: Admitted,
                         fetch_next: bool) -> tuple[str, Reservation | None]:
-        notify(self.pm, "kue_job_started", job=job, envelope=admitted.envelope)
-        started = time.monotonic()
+        assert self._limiter is not None
+        started = self.settler.started(job, admitted)
         self.keeper.hold(job)
         error: BaseException | None = None
+        result = None
         try:
-            self._execute(job, admitted)
+            result = run_here(admitted, self.settler.running_job(job), self._limiter)
         except (Exception, TimeLimitExceeded) as exc:  # a job's failure never ends the worker
             error = exc
         finally:
             self.keeper.drop(job)
-        duration = time.monotonic() - started
         if error is not None:
-            self.settler.failed(job, admitted, error, duration)
-            released = job.attempts < admitted.job_class.max_attempts
-            return ("released" if released else "buried"), None
+            return self.settler.failed(job, admitted, error, started), None
         next_from = self.queues if fetch_next else None
-        return "deleted", self.settler.succeeded(job, admitted, duration, next_from)
-
-    def _execute(self, job: Reservation, admitted: Admitted) -> None:
-        """Run the job here, under its time limit; a coroutine job on the process's loop."""
-        assert self._limiter is not None
-        token = _current.set(job)
-        try:
-            with self._limiter.limit(admitted.time_limit):
-                result = admitted.build().run()
-            if is_coroutine_job(result):
-                loop_thread().run(with_current(job, result), admitted.time_limit)
-        finally:
-            _current.reset(token)
-
-
-async def with_current(job: Reservation, awaitable: Awaitable[T]) -> T:
-    """Await a coroutine job with :func:`current_job` set to ``job`` in its task."""
-    token = _current.set(job)
-    try:
-        return await awaitable
-    finally:
-        _current.reset(token)
+        return "deleted", self.settler.succeeded(job, admitted, started, result, next_from)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import greenstalk
 
 from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Reservation
-from kue.errors import BackendUnavailable, JobTooBig, ReservationLost
+from kue.errors import BackendUnavailable, JobTooBig, ReservationLost, Unsupported
 from kue_beanstalk.connection import Connection, ConnectionLost, Held
 from kue_beanstalk.pool import ConnectionPool
 from kue_beanstalk.settings import SCHEME, Settings
@@ -86,6 +86,9 @@ MAX_PIPELINE_BYTES = 4 * 2**20
 SPECULATION_MAX_WAIT = 0.5
 #: Tube names already checked; past this many the cache starts over.
 _TUBE_CACHE_SIZE = 4096
+#: beanstalkd's job ids are 64-bit; a larger number would be a BAD_FORMAT that costs the
+#: connection.
+MAX_JOB_ID = 2**64 - 1
 
 _PEEK_COMMANDS = {
     JobState.READY: b"peek-ready",
@@ -578,6 +581,102 @@ class BeanstalkBackend:
                 reserved=int(s["current-jobs-reserved"]),
                 buried=int(s["current-jobs-buried"]),
             )
+
+        return self._retrying(op)
+
+    # -- admin listing (kue.listing.QueueListing, kue.listing.JobBrowser) ---------------
+
+    #: What this backend cannot do of :mod:`kue.listing`, and why (those methods raise
+    #: Unsupported).
+    listing_unsupported = {
+        "buried": "listing buried jobs (beanstalkd shows only the one buried longest ago, "
+                  "with peek-buried)",
+    }
+
+    def list_queues(self) -> list[str]:
+        """The tubes beanstalkd lists (``list-tubes``), sorted; ``default`` only if not empty.
+
+        A tube exists while it holds a job or some client uses or watches it, so a queue
+        that a waiting worker watches is listed even when empty. beanstalkd keeps the
+        ``default`` tube for ever; it is listed only while it holds a job.
+        """
+
+        def op(conn: Connection) -> list[str]:
+            with conn.io("list-tubes"):
+                tubes = [str(t) for t in conn.client.tubes()]
+                if greenstalk.DEFAULT_TUBE in tubes:
+                    held = 0
+                    try:
+                        s = conn.client.stats_tube(greenstalk.DEFAULT_TUBE)
+                        held = (int(s["current-jobs-ready"]) + int(s["current-jobs-delayed"])
+                                + int(s["current-jobs-reserved"])
+                                + int(s["current-jobs-buried"]))
+                    except greenstalk.NotFoundError:
+                        pass
+                    if not held:
+                        tubes.remove(greenstalk.DEFAULT_TUBE)
+            return sorted(tubes)
+
+        return self._retrying(op)
+
+    def buried(self, queue: str, limit: int, offset: int) -> list[JobInfo]:
+        """Unsupported: beanstalkd can show only the oldest buried job of a tube."""
+        raise Unsupported(SCHEME, self.listing_unsupported["buried"])
+
+    def kick_job(self, queue: str, job_id: str) -> bool:
+        """``kick-job`` of a job that ``stats-job`` shows buried in the tube ``queue``.
+
+        False if the tube holds no buried job with that id. ``kick-job`` would move a delayed
+        job too; the ``stats-job`` before it keeps it to buried jobs (a job kicked, reserved
+        and released with a delay by others between the two commands is the one exception).
+        """
+        tube = check_tube(queue)
+        try:
+            key = int(job_id)
+        except ValueError:
+            return False
+        if not 0 < key <= MAX_JOB_ID:
+            return False
+        with self._pool.connection() as conn:
+            stats = conn.stats_job(key)
+            if stats is None or stats.get("tube") != tube or stats.get("state") != "buried":
+                return False
+            (reply,) = conn.pipeline([simple(b"kick-job %d" % key, b"KICKED")], "kick-job")
+        if isinstance(reply, greenstalk.NotFoundError):
+            return False  # deleted or kicked by another client in between
+        if not isinstance(reply, Reply):
+            raise BackendUnavailable(self.url, f"beanstalkd refused the kick-job: {reply!r}")
+        return True
+
+    # -- status by id (kue.status.InspectableBackend) -------------------------------------
+
+    def job_info(self, queue: str, job_id: str) -> JobInfo | None:
+        """The live job with this id in the tube ``queue``: ``stats-job``, then ``peek``.
+
+        beanstalkd keeps no record of a job once deleted: this is all ``status()`` knows
+        without a results store.
+        """
+        tube = check_tube(queue)
+        try:
+            key = int(job_id)
+        except ValueError:
+            return None
+        if not 0 < key <= MAX_JOB_ID:
+            return None
+        peek = simple(b"peek %d" % key, b"FOUND", has_body=True)
+
+        def op(conn: Connection) -> JobInfo | None:
+            stats = conn.stats_job(key)
+            if stats is None or stats.get("tube") != tube:
+                return None
+            (reply,) = conn.pipeline([peek], "peek")
+            if not isinstance(reply, Reply):
+                return None  # deleted between the two commands
+            state = JobState(stats["state"])
+            left = float(stats["time-left"]) if state in (JobState.DELAYED,
+                                                          JobState.RESERVED) else None
+            return JobInfo(queue=tube, id=job_id, body=reply.body, priority=int(stats["pri"]),
+                           state=state, attempts=int(stats["reserves"]), due_in=left)
 
         return self._retrying(op)
 

@@ -19,6 +19,25 @@ BLPOP when their keys share a slot (queue names with a common hash tag, see
 BLPOP on one queue's wake-up list after another, ``_SPREAD_SLICE`` seconds each, so a put to
 one of those queues is seen within about that slice times the number of queues.
 
+Records (``capabilities.records``, :class:`kue.records.RecordingBackend`): a job's record is
+one hash per job, field -> JSON value, beside its queue's keys (same hash tag, so the same
+cluster slot; see :mod:`kue_redis.keys`). ``complete`` deletes a finished job and writes its
+record in one script, ``complete_and_reserve`` also reserves the next job, in the same round
+trip as ``delete_and_reserve``; both write the finished job's fields as one JSON object in one
+hash field (one EXISTS, one HSET and one PEXPIRE on the server for a job that has no record
+yet), which costs the worker less than a field each (bench/README.md, "Job records").
+``wait_record`` blocks in BLPOP on a per-job list that every write to the record (and a bury
+or delete of the job) pushes one token onto per registered waiter; a waiter registers in a
+script that first checks that neither the job's state nor its record changed since this
+thread last read them (``job_info``, ``read_record``), so a write between a caller's read and
+its wait is not missed.
+
+Admin listing (:mod:`kue.listing`): ``list_queues`` SCANs (never KEYS) for the queues' ``meta``
+hashes under the backend's prefix, on every primary of a cluster (see :mod:`kue_redis.keys`
+for how it tells them from other keys); ``buried`` is one script reading the tail of a
+queue's buried list, ``kick_job`` one script that moves one buried job to ready as ``kick``
+does.
+
 Durability: ``durable=False``. Whether jobs survive a restart depends on the server's
 ``appendonly``/``save`` settings, which the backend neither controls nor can trust to stay as
 read (CONFIG may be disabled or changed later); operators who run Redis with
@@ -36,12 +55,16 @@ the client picks the job id (uuid4) and the put script does nothing for an id th
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import math
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 import redis
@@ -52,12 +75,15 @@ from redis.retry import Retry
 
 from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Reservation
 from kue.errors import BackendUnavailable, ConfigError, JobTooBig, ReservationLost
-from kue_redis.keys import QueueKeys
+from kue_redis.keys import QueueKeys, meta_pattern, queue_of_meta
 from kue_redis.lane import ScriptLane
 from kue_redis.scripts import Client, ScriptArg, load_scripts, run_pipelined
 from kue_redis.settings import RedisSettings, parse_settings
 
-__all__ = ["MAX_BATCH", "RedisBackend"]
+__all__ = [
+    "MAX_BATCH", "PACKED_FIELD", "RedisBackend", "packed_args", "parse_record", "record_args",
+    "record_digest",
+]
 
 #: Jobs per put_many pipeline: one round trip each, small enough not to stall the server.
 MAX_BATCH = 1000
@@ -70,6 +96,16 @@ _MIN_BLOCK_MS = 2
 
 #: Longest BLPOP on one queue's wake-up list when a reserve spans cluster slots, in seconds.
 _SPREAD_SLICE = 0.05
+
+#: How much longer than its wait a wait_record registration lasts, in ms: a waiter that dies
+#: stops counting after this.
+_WATCH_MARGIN_MS = 5000
+
+#: Keys per SCAN call of list_queues: few round trips, each short on the server.
+_SCAN_COUNT = 1000
+
+#: Largest offset or limit ``buried`` passes on: list indexes must fit a signed 64-bit integer.
+_MAX_INDEX = 2**62
 
 #: Queues whose key names are kept ready; past this the cache starts over.
 _KEY_CACHE_SIZE = 4096
@@ -94,8 +130,92 @@ def _ms(seconds: float) -> int:
     return math.ceil(round(seconds * 1000, 6))
 
 
+@functools.lru_cache(maxsize=64)
+def _ttl_ms(ttl: float | None) -> int:
+    """A record's ttl as the scripts take it: ms, or -1 for none.
+
+    Cached: a worker sends the same ttl for every job, and ``_ms`` costs more than a lookup.
+    """
+    return -1 if ttl is None else max(0, _ms(ttl))
+
+
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+#: JSON text of the values a record holds most (json.dumps writes these exactly so), without
+#: the encoder's per-call work: a worker encodes a record's fields for every job it finishes.
+_FAST_JSON: dict[type, Callable[[Any], str]] = {
+    str: encode_basestring_ascii,
+    int: int.__repr__,
+    float: lambda v: float.__repr__(v) if math.isfinite(v) else _dumps(v),
+}
+
+
+def record_args(fields: Mapping[str, Any], ttl: float | None) -> list[ScriptArg]:
+    """The ARGV tail of the record scripts (``write_record`` in ``lua/common.lua``).
+
+    ttl in ms (-1: no expiry), then per field its name and JSON text, or "" for a field whose
+    value is None: the record keeps it as removed, and read_record leaves it out.
+    """
+    args: list[ScriptArg] = [_ttl_ms(ttl)]
+    fast = _FAST_JSON
+    for name, value in fields.items():
+        if value is None:
+            args += (name, "")
+        else:
+            encode = fast.get(type(value))
+            args += (name, _dumps(value) if encode is None else encode(value))
+    return args
+
+
+#: The record hash field that holds what ``complete`` wrote, as one JSON object (see
+#: ``write_packed`` in ``lua/common.lua``); no JSON key of kue's starts with a NUL.
+PACKED_FIELD = b"\x00packed"
+
+
+def packed_args(fields: Mapping[str, Any], ttl: float | None) -> list[ScriptArg]:
+    """The ARGV tail of complete and complete_reserve (``write_packed`` in ``lua/common.lua``).
+
+    ttl in ms (-1: no expiry), the fields as one JSON object (None: removed), then their
+    names: one encoder call and one hash field for the write every finished job makes.
+    """
+    doc = fields if isinstance(fields, dict) else dict(fields)
+    return [_ttl_ms(ttl), _dumps(doc), *doc]
+
+
+def parse_record(flat: Sequence[Any]) -> dict[str, Any]:
+    """A record from its hash fields: the PACKED object, and over it the single fields.
+
+    A single field whose value is "" was removed.
+    """
+    record: dict[str, Any] = {}
+    fields: list[tuple[Any, Any]] = []
+    for f, v in zip(flat[0::2], flat[1::2], strict=True):
+        if _bytes(f) == PACKED_FIELD:
+            record = {k: x for k, x in json.loads(v).items() if x is not None}
+        else:
+            fields.append((f, v))
+    for f, v in fields:
+        if v:
+            record[_text(f)] = json.loads(v)
+        else:
+            record.pop(_text(f), None)
+    return record
+
+
+def record_digest(flat: Sequence[Any]) -> str:
+    """The digest ``record_digest`` in ``lua/common.lua`` computes of the same record."""
+    sums = sorted(
+        hashlib.sha1(b"%d:%s%d:%s" % (len(f), f, len(v), v), usedforsecurity=False).hexdigest()
+        for f, v in zip(map(_bytes, flat[0::2]), map(_bytes, flat[1::2]), strict=True)
+    )
+    return hashlib.sha1("".join(sums).encode(), usedforsecurity=False).hexdigest()
 
 
 class RedisBackend:
@@ -118,6 +238,7 @@ class RedisBackend:
             min_ttr=1.0,
             max_batch=MAX_BATCH,
             delete_and_reserve=True,
+            records=True,
         )
         self._retry = Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), s.retries)
         self._pool: redis.ConnectionPool | None = None
@@ -138,6 +259,9 @@ class RedisBackend:
         # Per set of queue names: do all their keys live in one cluster slot?
         self._one_slot_cache: dict[tuple[str, ...], bool] = {}
         self._block_max = min(_BLOCK_CAP, s.socket_timeout * _BLOCK_SHARE)
+        # Per thread, what it last saw of one job: (queue, id, state, record digest), for
+        # wait_record to tell whether anything changed since.
+        self._seen = threading.local()
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -378,15 +502,20 @@ class RedisBackend:
 
     # -- acting on a reservation -------------------------------------------------------------
 
-    def _act(self, name: str, job: Reservation, *extra: ScriptArg) -> None:
-        result = int(self._run(name, self._keys(job.queue).job_keys, [job.id, job.receipt, *extra]))
+    def _act(self, name: str, job: Reservation, *extra: ScriptArg, wakes: bool = False) -> None:
+        """Run a script on a reservation; ``wakes``: it also takes the job's waiters keys."""
+        keys = self._keys(job.queue)
+        script_keys: Sequence[str] = keys.job_keys
+        if wakes:
+            script_keys = (*script_keys, *keys.record_keys(job.id)[1:])
+        result = int(self._run(name, script_keys, [job.id, job.receipt, *extra]))
         if result == 1:
             return
         raise ReservationLost(job.queue, job.id, "its ttr ran out" if result == -1 else "")
 
     def delete(self, job: Reservation) -> None:
-        """Remove a reserved job for good."""
-        self._act("delete", job)
+        """Remove a reserved job for good (waking whoever waits for its record)."""
+        self._act("delete", job, wakes=True)
 
     def release(self, job: Reservation, priority: int, delay: float) -> None:
         """Give a reserved job back with a new priority, ready now or after ``delay``."""
@@ -394,7 +523,7 @@ class RedisBackend:
 
     def bury(self, job: Reservation, priority: int | None) -> None:
         """Set a reserved job aside until kicked; ``priority`` replaces its own if given."""
-        self._act("bury", job, "" if priority is None else priority)
+        self._act("bury", job, "" if priority is None else priority, wakes=True)
 
     def touch(self, job: Reservation) -> None:
         """Give a reserved job its full ttr again, from now."""
@@ -429,6 +558,220 @@ class RedisBackend:
         return QueueStats(
             ready=int(ready), delayed=int(delayed), reserved=int(reserved), buried=int(buried)
         )
+
+    # -- records (kue.records.RecordingBackend) ---------------------------------------------
+
+    def complete(self, job: Reservation, fields: Mapping[str, Any], ttl: float) -> None:
+        """Delete a held job and merge ``fields`` into its record, in one script.
+
+        The fields go into one hash field as one JSON object, which costs the server and this
+        client less than one field each (see ``write_packed`` in ``lua/common.lua``).
+
+        Raises ReservationLost (and writes nothing) if the reservation is no longer held.
+        """
+        keys = self._keys(job.queue)
+        found = int(self._run(
+            "complete",
+            [*keys.job_keys, *keys.record_keys(job.id)],
+            [job.id, job.receipt, *packed_args(fields, ttl)],
+        ))
+        if found != 1:
+            raise ReservationLost(job.queue, job.id, "its ttr ran out" if found == -1 else "")
+
+    def complete_and_reserve(
+        self,
+        job: Reservation,
+        fields: Mapping[str, Any],
+        ttl: float,
+        queues: Sequence[str],
+        timeout: float | None,
+    ) -> Reservation | None:
+        """Complete ``job`` and reserve the next job of ``queues``: one round trip if one is ready.
+
+        As :meth:`delete_and_reserve`, with :meth:`complete` for the delete. Raises
+        ReservationLost (and writes and reserves nothing) if ``job`` is no longer held.
+        """
+        names, script_keys, wake_keys = self._reserve_keys(queues)
+        if not self._one_slot([job.queue, *names]):
+            self.complete(job, fields, ttl)
+            return self.reserve(names, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        keys = self._keys(job.queue)
+        found = self._run(
+            "complete_reserve",
+            [*keys.job_keys, *keys.record_keys(job.id), *script_keys],
+            [job.id, job.receipt, *packed_args(fields, ttl)],
+        )
+        if int(found[0]) < 0:
+            lost = int(found[1])
+            raise ReservationLost(job.queue, job.id, "its ttr ran out" if lost == -1 else "")
+        return self._wait_for_job(names, script_keys, wake_keys, deadline, found)
+
+    def update_record(self, queue: str, job_id: str, fields: Mapping[str, Any],
+                      ttl: float | None) -> None:
+        """Merge ``fields`` into the job's record, which expires ``ttl`` s from now (None: never).
+
+        One hash field per field, a JSON value each; a field whose value is None is removed
+        (kept as "", which :meth:`read_record` leaves out).
+        Whoever waits for the record wakes.
+        """
+        self._run("update_record", self._keys(queue).record_keys(job_id), record_args(fields, ttl))
+
+    def read_record(self, queue: str, job_id: str) -> dict[str, Any] | None:
+        """The job's record, or None if there is none (never written, or expired)."""
+        record = self._keys(queue).record_keys(job_id)[0]
+        flat = self._run("read_record", [record], [])
+        self._saw(queue, job_id, digest=record_digest(flat))
+        return parse_record(flat) if flat else None
+
+    def wait_record(self, queue: str, job_id: str, timeout: float) -> None:
+        """Return once the job's record (or its state) may have changed, or after ``timeout`` s.
+
+        Returns at once if the job's state or record already differs from what this thread
+        last read of it (``job_info``, ``read_record``); otherwise blocks in BLPOP on the
+        job's changed list, which each write to the record, and a bury or delete of the job,
+        pushes a token onto per waiter. Early returns are rare but possible (two waiters on
+        one job racing for a token, a waiter that died leaving its registration behind).
+        """
+        if timeout <= 0:
+            return
+        keys = self._keys(queue)
+        record, waiters, changed = keys.record_keys(job_id)
+        state, digest = self._last_seen(queue, job_id)
+        hold_ms = _ms(timeout) + _WATCH_MARGIN_MS
+        if int(self._run(
+            "watch_record",
+            [keys.ready, keys.delayed, keys.reserved, keys.meta, record, waiters, changed],
+            [job_id, state, digest, hold_ms],
+        )) == 1:
+            return
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) * 1000 >= _MIN_BLOCK_MS:
+            wait_ms = max(math.ceil(min(left, self._block_max) * 1000), _MIN_BLOCK_MS)
+            with self._guard():
+                if self._pop(changed, wait_ms / 1000) is not None:
+                    return
+        self._run("unwatch_record", [waiters, changed], [])
+
+    def _pop(self, key: str, seconds: float) -> Any:
+        """BLPOP one list, on the thread's script connection off a cluster (as _block)."""
+        if self._lane is not None:
+            return self._lane.execute("BLPOP", key, seconds)
+        return self.client.blpop([key], timeout=seconds)
+
+    def job_info(self, queue: str, job_id: str) -> JobInfo | None:
+        """The live job with this id in any state, without changing anything.
+
+        A delayed job whose time came and a reservation whose lease ran out are ready (the
+        next reserve hands them out); ``due_in`` is the time left of a delayed job or a lease.
+        """
+        found = self._run("job_info", self._keys(queue).job_keys, [job_id])
+        if found is None:
+            self._saw(queue, job_id, state="none")
+            return None
+        state = _text(found[0])
+        self._saw(queue, job_id, state=state)
+        left = int(found[4])
+        return JobInfo(
+            queue=queue,
+            id=job_id,
+            body=bytes(found[1]),
+            priority=int(found[2]),
+            state=JobState(state),
+            attempts=int(found[3]),
+            due_in=left / 1000 if left >= 0 else None,
+        )
+
+    def _saw(self, queue: str, job_id: str, *, state: str | None = None,
+             digest: str | None = None) -> None:
+        """Note what this thread just read of a job (for :meth:`wait_record`)."""
+        last = getattr(self._seen, "last", None)
+        if last is None or last[0] != queue or last[1] != job_id:
+            last = (queue, job_id, "", "")
+        self._seen.last = (queue, job_id, last[2] if state is None else state,
+                           last[3] if digest is None else digest)
+
+    def _last_seen(self, queue: str, job_id: str) -> tuple[str, str]:
+        """The job's state and record digest this thread last read ("" for not read)."""
+        last = getattr(self._seen, "last", None)
+        if last is None or last[0] != queue or last[1] != job_id:
+            return "", ""
+        return last[2], last[3]
+
+    # -- admin listing (kue.listing.QueueListing, kue.listing.JobBrowser) -------------------
+
+    def list_queues(self) -> list[str]:
+        """The queues that hold a job in any state, sorted: those whose ``meta`` hash exists.
+
+        Found with SCAN (never KEYS) for the ``meta`` keys of this backend's prefix, on every
+        primary of a cluster; a name read from another key that only looks like a ``meta``
+        key (see :mod:`kue_redis.keys`) is checked against its queue's ``seq`` key, in one
+        more round trip, and left out. Each SCAN call is short, but a large keyspace takes
+        many of them.
+        """
+        prefix = self.settings.prefix
+        pattern = meta_pattern(prefix)
+        names: set[str] = set()
+        with self._guard():
+            client = self.client
+            nodes: list[redis.Redis]
+            if isinstance(client, RedisCluster):
+                nodes = [client.get_redis_connection(node)
+                         for node in client.get_primaries()]  # type: ignore[no-untyped-call]
+            else:
+                nodes = [client]
+            for node in nodes:
+                for key in node.scan_iter(match=pattern, count=_SCAN_COUNT, _type="hash"):
+                    name = queue_of_meta(prefix, key)
+                    if name is not None:
+                        names.add(name)
+            doubtful = sorted(name for name in names if "}:" in name)
+            if doubtful:
+                pipe = client.pipeline(transaction=False)
+                for name in doubtful:
+                    pipe.type(self._keys(name).seq)
+                for name, kind in zip(doubtful, pipe.execute(), strict=True):
+                    if _text(kind) != "string":
+                        names.discard(name)
+        return sorted(names)
+
+    def buried(self, queue: str, limit: int, offset: int) -> list[JobInfo]:
+        """Up to ``limit`` buried jobs of ``queue`` after skipping ``offset``, newest buried first.
+
+        One script reads them from the tail of the buried list (bury appends to it) with
+        their bodies, priorities and attempts; nothing changes. Copies with state
+        ``buried``; ``[]`` past the end or for a queue without buried jobs. Raises
+        ValueError for a ``limit`` below 1 or an ``offset`` below 0.
+        """
+        if limit < 1 or offset < 0:
+            raise ValueError(f"buried takes limit >= 1 and offset >= 0, got {limit}, {offset}")
+        if offset >= _MAX_INDEX:
+            return []
+        limit = min(limit, _MAX_INDEX)
+        found = self._run(
+            "buried", self._keys(queue).job_keys, [-(offset + limit), -(offset + 1)]
+        )
+        return [
+            JobInfo(
+                queue=queue,
+                id=_text(job_id),
+                body=bytes(body),
+                priority=int(priority),
+                state=JobState.BURIED,
+                attempts=int(attempts),
+            )
+            for job_id, body, priority, attempts in found
+        ]
+
+    def kick_job(self, queue: str, job_id: str) -> bool:
+        """Move the buried job ``job_id`` of ``queue`` to ready, in one script; True if it moved.
+
+        As :meth:`kick` moves a job: its priority, attempts and place in put order among
+        jobs of its priority are kept, and a reserve blocked on the queue wakes. False,
+        changing nothing, if the queue holds no buried job with this id (another state,
+        another queue, gone, or an id this backend never made).
+        """
+        return int(self._run("kick_job", self._keys(queue).job_keys, [job_id])) == 1
 
     def close(self) -> None:
         """Close every pooled connection."""

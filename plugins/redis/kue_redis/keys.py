@@ -16,6 +16,16 @@ key                         type    holds
 ``P:{NAME}:wake``           LIST    wake-up tokens that put / release / kick push and a blocked
                                     reserve pops (BLPOP); only hints, deleted when stale
 ``P:{NAME}:seq``            STRING  the queue's last sequence number
+``P:{NAME}:record:<id>``    HASH    job ``<id>``'s record (kue.records): field -> JSON value
+                                    ("" once removed), and in the field ``<NUL>packed`` the
+                                    fields its finishing worker wrote, as one JSON object,
+                                    which the single fields override; expires as its writer
+                                    said (a done job's retention)
+``P:{NAME}:waiters:<id>``   STRING  how many ``wait_record`` calls wait for that record now;
+                                    expires shortly after the longest of them ends
+``P:{NAME}:changed:<id>``   LIST    one token per waiter, pushed by a write to the record (or a
+                                    bury or delete of the job); a waiter BLPOPs it. Expires
+                                    seconds after the write
 ==========================  ======  ===========================================================
 
 A job's sequence number is taken when it is put and stays in its member for life, so a
@@ -25,9 +35,21 @@ queue's last one plus one: exact put order within a queue even if the clock step
 put order across queues (which reserve over several queues compares by) to the microsecond,
 as the reference model orders them, without a key shared by all queues.
 
-Every key disappears when its queue's last job is deleted (Redis drops empty hashes, sets and
-lists; the delete script drops the wake-up list and ``seq`` once ``meta`` is gone; a later put
-starts again from the clock, which is past every seq the queue had).
+Every key but the records disappears when its queue's last job is deleted (Redis drops empty
+hashes, sets and lists; the delete script drops the wake-up list and ``seq`` once ``meta`` is
+gone; a later put starts again from the clock, which is past every seq the queue had). A record
+outlives its job by design, until it expires; the waiters and changed keys of a job live only
+while someone waits for its record, and expire by themselves if that waiter dies.
+
+Listing queues (``list_queues``): a queue holds a job exactly while its ``meta`` hash exists,
+so a SCAN for ``P:{*}:meta`` (:func:`meta_pattern`) of type hash, on every primary of a
+cluster, finds them; :func:`queue_of_meta` reads the name back. Only a key whose last part
+is free text can end in ``}:meta`` too: a per-job key ``P:{NAME}:<kind>:<id>`` whose id ends
+so, of which only the record is a hash. Its would-be queue's name then holds ``}:``
+(``NAME}:record:...``), and for such a name the queue's ``seq`` key tells them apart: a real
+queue's is a string, which exists while ``meta`` does (every put sets it first, and it is
+deleted only once ``meta`` is gone), where the same name's ``seq`` key would be another
+record (a hash) or nothing.
 
 Redis Cluster: each script touches only keys of one hash tag, so every queue works on a
 cluster. Queues whose names share a hash tag of their own, such as ``{shop}mail`` and
@@ -40,10 +62,40 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_PREFIX", "QueueKeys"]
+__all__ = ["DEFAULT_PREFIX", "QueueKeys", "meta_pattern", "queue_of_meta"]
 
 #: The prefix of every key kue writes, unless the URL says ``?prefix=``.
 DEFAULT_PREFIX = "kue"
+
+
+#: What a glob pattern of SCAN MATCH reads as special, escaped with a backslash.
+_GLOB_SPECIAL = frozenset("*?[]\\^")
+
+
+def meta_pattern(prefix: str) -> str:
+    """The SCAN MATCH pattern of every queue's ``meta`` key under ``prefix``: ``P:{*}:meta``.
+
+    Glob characters in the prefix (``*``, ``?``, brackets, backslash) match only themselves.
+    """
+    escaped = "".join("\\" + c if c in _GLOB_SPECIAL else c for c in prefix)
+    return f"{escaped}:{{*}}:meta"
+
+
+def queue_of_meta(prefix: str, key: bytes | str) -> str | None:
+    """The queue whose ``meta`` key ``key`` is, or None if no queue's ``meta`` has this name.
+
+    A name that contains ``}:`` may be read from a record key instead (see the module's
+    notes): the caller checks that queue's ``seq`` key before taking it for a queue.
+    """
+    if isinstance(key, bytes):
+        try:
+            key = key.decode("utf-8")
+        except UnicodeDecodeError:
+            return None  # kue's key names are UTF-8: written by someone else
+    head, tail = f"{prefix}:{{", "}:meta"
+    if len(key) <= len(head) + len(tail) or not key.startswith(head) or not key.endswith(tail):
+        return None
+    return key[len(head) : -len(tail)]
 
 
 @dataclass(frozen=True)
@@ -58,7 +110,9 @@ class QueueKeys:
     meta: str
     wake: str
     seq: str
-    #: KEYS of delete, release, bury, touch, kick, peek and stats.
+    #: What every key name of the queue starts with: ``P:{NAME}:``.
+    base: str
+    #: KEYS of delete, release, bury, touch, kick, peek, stats, job_info, buried and kick_job.
     job_keys: tuple[str, ...]
     #: This queue's six KEYS in the reserve script.
     reserve_keys: tuple[str, ...]
@@ -76,8 +130,13 @@ class QueueKeys:
                                      "wake", "seq")
         )
         return cls(
-            ready=r, delayed=d, reserved=v, buried=bu, body=bo, meta=m, wake=w, seq=s,
+            ready=r, delayed=d, reserved=v, buried=bu, body=bo, meta=m, wake=w, seq=s, base=base,
             job_keys=(r, d, v, bu, bo, m, w, s),
             reserve_keys=(r, d, v, bo, m, w),
             put_keys=(s, r, d, bo, m, w),
         )
+
+    def record_keys(self, job_id: str) -> tuple[str, str, str]:
+        """The record, waiters and changed keys of one job (see the table above)."""
+        base = self.base
+        return (f"{base}record:{job_id}", f"{base}waiters:{job_id}", f"{base}changed:{job_id}")

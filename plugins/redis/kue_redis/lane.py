@@ -28,8 +28,12 @@ import weakref
 from typing import Any
 
 import redis
+from redis.utils import HIREDIS_AVAILABLE
 
 from kue.process import current_pid
+
+if HIREDIS_AVAILABLE:
+    from hiredis import pack_command as _hiredis_pack
 
 __all__ = ["ScriptLane"]
 
@@ -57,6 +61,10 @@ class ScriptLane:
     def __init__(self, pool: redis.ConnectionPool) -> None:
         self._pool = pool
         self._local = threading.local()
+        # With hiredis, and no packer of the caller's own, a connection packs a command with
+        # hiredis.pack_command after a per-argument pass in Python that costs as much again
+        # for a script call's 20 to 40 arguments (about 5 us for 40): pack it here directly.
+        self._pack = HIREDIS_AVAILABLE and "command_packer" not in pool.connection_kwargs
 
     def _connection(self) -> Any:
         held: _Held | None = getattr(self._local, "held", None)
@@ -71,14 +79,15 @@ class ScriptLane:
     def execute(self, *command: Any) -> Any:
         """Send one command and return its reply, resending after a dropped connection."""
         conn = self._connection()
+        packed = [_hiredis_pack(command)] if self._pack else conn.pack_command(*command)
         return conn.retry.call_with_retry(
-            lambda: self._call(conn, command), lambda _error: conn.disconnect()
+            lambda: self._call(conn, packed), lambda _error: conn.disconnect()
         )
 
     @staticmethod
-    def _call(conn: Any, command: tuple[Any, ...]) -> Any:
+    def _call(conn: Any, packed: Any) -> Any:
         try:
-            conn.send_command(*command, check_health=False)
+            conn.send_packed_command(packed, check_health=False)
             return conn.read_response()
         except redis.ResponseError:
             raise  # an error reply, read whole: the connection is in step

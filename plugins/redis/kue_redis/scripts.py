@@ -31,7 +31,8 @@ Runner = Client | ScriptLane
 #: Every script the backend runs, by file name under ``lua/``.
 SCRIPT_NAMES = (
     "put", "put_many", "reserve", "head", "delete", "delete_reserve", "release", "bury", "touch",
-    "kick", "peek", "stats",
+    "kick", "peek", "stats", "complete", "complete_reserve", "update_record", "read_record",
+    "job_info", "watch_record", "unwatch_record", "buried", "kick_job",
 )
 
 ScriptArg = str | bytes | int

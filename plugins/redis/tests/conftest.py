@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from kue_redis.backend import RedisBackend
-from kue_redis.server import local_server
+from kue_redis.keys import QueueKeys
+from kue_redis.server import local_cluster, local_server
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +45,27 @@ def make_backend(redis_url: str, prefix: str) -> Iterator[Callable[[], RedisBack
 @pytest.fixture
 def backend(make_backend: Callable[[], RedisBackend]) -> RedisBackend:
     return make_backend()
+
+
+@pytest.fixture(scope="session")
+def cluster_url() -> Iterator[str]:
+    """A three-node Redis Cluster of local redis-server processes, for the whole session."""
+    with local_cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def make_cluster_backend(cluster_url: str, prefix: str) -> Iterator[Callable[[], RedisBackend]]:
+    made: list[RedisBackend] = []
+
+    def make() -> RedisBackend:
+        backend = RedisBackend(f"{cluster_url}&prefix={prefix}")
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        backend.close()
 
 
 @pytest.fixture
@@ -86,3 +109,28 @@ def reserve_in_thread(
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread, out
+
+
+def node_of(client: RedisCluster, key: str) -> str:
+    """The name of the node that serves ``key``."""
+    node = client.get_node_from_key(key)  # type: ignore[no-untyped-call]
+    assert node is not None
+    return str(node.name)
+
+
+def queues_on_different_nodes(client: RedisCluster, prefix: str, n: int) -> list[str]:
+    """n queue names whose keys live on n different nodes."""
+    names: dict[str, str] = {}
+    while len(names) < n:
+        name = f"q{uuid.uuid4().hex[:6]}"
+        names.setdefault(node_of(client, QueueKeys.of(prefix, name).ready), name)
+    return list(names.values())
+
+
+def cluster_keys(client: RedisCluster, prefix: str) -> set[str]:
+    """Every key of ``prefix`` on every primary of the cluster."""
+    found: set[str] = set()
+    for node in client.get_primaries():  # type: ignore[no-untyped-call]
+        conn = client.get_redis_connection(node)
+        found |= {k.decode() for k in conn.scan_iter(match=f"{prefix}:*")}
+    return found

@@ -8,12 +8,11 @@ nodes, the keyspace on every node, and the errors of a URL that does not match t
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
-from conftest import reserve_in_thread, wait_until
+from conftest import cluster_keys, queues_on_different_nodes, reserve_in_thread, wait_until
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
@@ -22,50 +21,6 @@ from kue.errors import BackendUnavailable, ConfigError
 from kue_contract.servers import free_port  # type: ignore[import-untyped, unused-ignore]
 from kue_redis.backend import RedisBackend
 from kue_redis.keys import QueueKeys
-from kue_redis.server import local_cluster
-
-
-@pytest.fixture(scope="module")
-def cluster_url() -> Iterator[str]:
-    with local_cluster() as url:
-        yield url
-
-
-@pytest.fixture
-def make_cluster_backend(cluster_url: str, prefix: str) -> Iterator[Callable[[], RedisBackend]]:
-    made: list[RedisBackend] = []
-
-    def make() -> RedisBackend:
-        backend = RedisBackend(f"{cluster_url}&prefix={prefix}")
-        made.append(backend)
-        return backend
-
-    yield make
-    for backend in made:
-        backend.close()
-
-
-def _node_of(client: RedisCluster, key: str) -> str:
-    node = client.get_node_from_key(key)  # type: ignore[no-untyped-call]
-    assert node is not None
-    return str(node.name)
-
-
-def _queues_on_different_nodes(client: RedisCluster, prefix: str, n: int) -> list[str]:
-    """n queue names whose keys live on n different nodes."""
-    names: dict[str, str] = {}
-    while len(names) < n:
-        name = f"q{uuid.uuid4().hex[:6]}"
-        names.setdefault(_node_of(client, QueueKeys.of(prefix, name).ready), name)
-    return list(names.values())
-
-
-def _all_keys(client: RedisCluster, prefix: str) -> set[str]:
-    found: set[str] = set()
-    for node in client.get_primaries():  # type: ignore[no-untyped-call]
-        conn = client.get_redis_connection(node)
-        found |= {k.decode() for k in conn.scan_iter(match=f"{prefix}:*")}
-    return found
 
 
 def _blocked_anywhere(client: RedisCluster) -> int:
@@ -81,7 +36,7 @@ def test_queues_on_three_nodes_keep_priority_and_put_order_across_them(
     backend = make_cluster_backend()
     cluster = backend.client
     assert isinstance(cluster, RedisCluster)
-    a, b, c = _queues_on_different_nodes(cluster, prefix, 3)
+    a, b, c = queues_on_different_nodes(cluster, prefix, 3)
     backend.put(a, b"a-late", 20, 0, 30)
     backend.put(b, b"b-urgent", 1, 0, 30)
     backend.put(a, b"a-mid", 10, 0, 30)
@@ -92,7 +47,7 @@ def test_queues_on_three_nodes_keep_priority_and_put_order_across_them(
         got.append(job.body)
         backend.delete(job)
     assert got == [b"b-urgent", b"a-mid", b"c-mid", b"b-mid", b"a-late", b"b-last"]
-    assert _all_keys(cluster, prefix) == set()
+    assert cluster_keys(cluster, prefix) == set()
 
 
 def test_queues_sharing_a_hash_tag_live_in_one_slot_and_reserve_in_one_script(
@@ -109,7 +64,7 @@ def test_queues_sharing_a_hash_tag_live_in_one_slot_and_reserve_in_one_script(
     second = backend.delete_and_reserve(first, names, 0)
     assert second is not None and second.body == b"mail" and second.queue == names[0]
     backend.delete(second)
-    assert _all_keys(backend.client, prefix) == set()  # type: ignore[arg-type]
+    assert cluster_keys(backend.client, prefix) == set()  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("spread", [False, True], ids=["one queue", "queues on two nodes"])
@@ -119,7 +74,7 @@ def test_a_put_wakes_a_reserve_blocked_on_the_cluster(
     consumer, producer = make_cluster_backend(), make_cluster_backend()
     cluster = producer.client
     assert isinstance(cluster, RedisCluster)
-    queues = _queues_on_different_nodes(cluster, prefix, 2) if spread else ["solo"]
+    queues = queues_on_different_nodes(cluster, prefix, 2) if spread else ["solo"]
     thread, out = reserve_in_thread(consumer, queues, 10)
     wait_until(lambda: _blocked_anywhere(cluster) > 0)  # the reserve blocks on a node
     put_at = time.monotonic()
@@ -140,7 +95,7 @@ def test_a_delayed_job_on_another_node_wakes_a_spread_reserve_in_time(
     backend = make_cluster_backend()
     cluster = backend.client
     assert isinstance(cluster, RedisCluster)
-    a, b = _queues_on_different_nodes(cluster, prefix, 2)
+    a, b = queues_on_different_nodes(cluster, prefix, 2)
     backend.put(b, b"later", 1, 0.3, 30)
     started = time.monotonic()
     job = backend.reserve([a, b], 5)
@@ -187,7 +142,7 @@ def test_a_spread_reserve_rides_out_its_connections_being_dropped(
     consumer, producer = make_cluster_backend(), make_cluster_backend()
     cluster = producer.client
     assert isinstance(cluster, RedisCluster)
-    queues = _queues_on_different_nodes(cluster, prefix, 2)
+    queues = queues_on_different_nodes(cluster, prefix, 2)
     thread, out = reserve_in_thread(consumer, queues, 10)
     wait_until(lambda: _blocked_anywhere(cluster) > 0)  # the reserve blocks on a node
     killed = 0

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import redis
 from conftest import blocked_clients, wait_until
 
 import kue
@@ -233,7 +234,9 @@ def test_a_thread_blocked_in_reserve_waits_on_its_own_script_connection(
     for thread in threads:
         thread.start()
     # Every thread blocks in BLPOP on the one connection it also runs its scripts on.
-    wait_until(lambda: blocked_clients(backend.client) == 20)
+    client = backend.client
+    assert isinstance(client, redis.Redis)
+    wait_until(lambda: blocked_clients(client) == 20)
     assert len(backend.client.client_list()) == before + 20
     for n in range(20):
         backend.put("q", b"job %d" % n, 1, 0, 5)

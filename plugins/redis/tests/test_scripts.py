@@ -5,6 +5,7 @@ import redis
 from kue.backend import JobState, PutItem
 from kue_redis.backend import RedisBackend
 from kue_redis.keys import QueueKeys
+from kue_redis.scripts import ScriptArg
 
 
 def test_a_put_after_script_flush_loads_the_script_again(
@@ -41,7 +42,9 @@ def test_the_put_script_is_a_no_op_for_an_id_that_exists(
 def test_a_resent_put_many_batch_stores_nothing_twice(backend: RedisBackend, prefix: str) -> None:
     keys = QueueKeys.of(prefix, "q").put_keys
     put_many = backend._scripts["put_many"]
-    batch = ["a", b"first", 7, 0, 5000, "b", b"later", 1, 60_000, 5000, "c", b"second", 7, 0, 5000]
+    batch: list[ScriptArg] = [
+        "a", b"first", 7, 0, 5000, "b", b"later", 1, 60_000, 5000, "c", b"second", 7, 0, 5000,
+    ]
     assert put_many.run(backend.client, keys, batch) == 3
     # What redis-py does after a dropped connection: the same command again.
     assert put_many.run(backend.client, keys, batch) == 0

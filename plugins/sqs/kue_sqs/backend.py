@@ -71,13 +71,14 @@ from kue_sqs.codec import (
     message_size,
 )
 from kue_sqs.errors import PutManyFailed, SqsError
-from kue_sqs.layout import Layout
+from kue_sqs.layout import BURIED_SUFFIX, FIFO_SUFFIX, Layout
 from kue_sqs.leases import Leases
 from kue_sqs.settings import SqsSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs.client import SQSClient
     from mypy_boto3_sqs.type_defs import (
+        ListQueuesRequestTypeDef,
         MessageAttributeValueTypeDef,
         MessageTypeDef,
         SendMessageBatchRequestEntryTypeDef,
@@ -709,6 +710,73 @@ class SqsBackend:
         b = self._counts(self._layout.buried_name(queue))
         return QueueStats(ready=ready, delayed=delayed, reserved=reserved,
                           buried=sum(b.values()))
+
+    # -- admin listing (kue.listing.QueueListing, kue.listing.JobBrowser) -----------------
+
+    #: What this backend cannot do of :mod:`kue.listing`, and why (those methods raise
+    #: Unsupported).
+    listing_unsupported = {
+        "buried": "listing buried jobs (SQS shows a message of a queue's -buried companion "
+                  "only by receiving it, which hides it from everyone else and is not a copy)",
+        "kick_job": "kicking one buried job by id (SQS can reach it only by receiving the "
+                    "messages of the queue's -buried companion until it comes up, which hides "
+                    "the others meanwhile and, on FIFO queues, cannot get past the first 10); "
+                    "kue kick QUEUE N moves buried jobs back in no particular order",
+    }
+
+    def list_queues(self) -> list[str]:
+        """The kue queues behind the SQS queues (ListQueues) whose names start with the prefix.
+
+        A band queue (``-b100``) and the ``-buried`` companion count as their kue queue; on a
+        FIFO backend only ``.fifo`` queues are kue's, on a standard one only the others. With
+        no prefix every SQS queue of the account and region whose name is a valid kue queue
+        name is listed; a kue queue whose own name ends like a companion (``x-buried``) is
+        listed under the name it would be the companion of.
+        """
+        names: set[str] = set()
+        request: ListQueuesRequestTypeDef = {"MaxResults": 1000}
+        if self.settings.prefix:
+            request["QueueNamePrefix"] = self.settings.prefix
+        while True:
+            with guarded(self.url, "ListQueues"):
+                page = self._client.list_queues(**request)
+            for queue_url in page.get("QueueUrls", []):
+                name = self._kue_queue_of(queue_url.rstrip("/").rsplit("/", 1)[-1])
+                if name is not None:
+                    names.add(name)
+            token = page.get("NextToken")
+            if not token:
+                return sorted(names)
+            request["NextToken"] = token
+
+    def _kue_queue_of(self, sqs_name: str) -> str | None:
+        """The kue queue an SQS queue name belongs to under this layout, or None."""
+        layout = self._layout
+        if layout.fifo != sqs_name.endswith(FIFO_SUFFIX):
+            return None
+        name = sqs_name[: -len(FIFO_SUFFIX)] if layout.fifo else sqs_name
+        if not name.startswith(layout.prefix):
+            return None
+        name = name[len(layout.prefix):]
+        if name.endswith(BURIED_SUFFIX):
+            name = name[: -len(BURIED_SUFFIX)]
+        else:
+            for bound in layout.bands[1:]:
+                if name.endswith(f"-b{bound}"):
+                    name = name[: -len(f"-b{bound}")]
+                    break
+        try:
+            return layout.check(name)
+        except (ValueError, Unsupported):
+            return None
+
+    def buried(self, queue: str, limit: int, offset: int) -> list[JobInfo]:
+        """Unsupported: an SQS queue cannot be listed without receiving its messages."""
+        raise Unsupported("sqs", self.listing_unsupported["buried"])
+
+    def kick_job(self, queue: str, job_id: str) -> bool:
+        """Unsupported: SQS cannot reach one message of a queue by its id."""
+        raise Unsupported("sqs", self.listing_unsupported["kick_job"])
 
     def close(self) -> None:
         """Close the boto3 client's connections."""

@@ -215,3 +215,132 @@ local function reserve_job(first, now)
   end
   return wait_reply(earliest, now)
 end
+
+-- Job records (kue.records): a HASH per job of field -> JSON value ("" for a removed field),
+-- plus what complete wrote as one JSON object (PACKED), and for wait_record a count of
+-- waiters and a list of wake-up tokens per job (see kue_redis.keys).
+
+-- How long a wake-up token for a record's waiters outlives the write that pushed it, in ms:
+-- only a waiter that registered but has not yet blocked needs it to stay at all.
+local CHANGED_TTL_MS = 10000
+
+-- Wake every waiter registered for a job's record: one token each on its changed list,
+-- and the count starts again from 0 (a waiter registers anew for the next change).
+local function wake_record_waiters(waiters, changed)
+  local n = redis.call('GET', waiters)
+  if not n then
+    return
+  end
+  redis.call('DEL', waiters)
+  n = math.min(tonumber(n), WAKE_CAP)
+  if n <= 0 then
+    return
+  end
+  local tokens = {}
+  for i = 1, n do
+    tokens[i] = '1'
+  end
+  redis.call('LPUSH', changed, unpack(tokens))
+  redis.call('PEXPIRE', changed, CHANGED_TTL_MS)
+end
+
+-- Set a record's expiry (ttl in ms; -1: none) and wake its waiters.
+local function record_written(k, ttl)
+  if tonumber(ttl) >= 0 then
+    redis.call('PEXPIRE', KEYS[k], ttl)
+  else
+    redis.call('PERSIST', KEYS[k])
+  end
+  wake_record_waiters(KEYS[k + 1], KEYS[k + 2])
+end
+
+-- Merge fields into a job's record one hash field each, with one HSET: a removed field (a
+-- None value) is written as "" (never a JSON text), which readers skip, so a merge costs no
+-- HDEL. KEYS[k] record, KEYS[k + 1] waiters, KEYS[k + 2] changed. ARGV[a] ttl in ms (-1: no
+-- expiry), then field / JSON value pairs up to the last ARGV.
+local function write_record(k, a)
+  -- Chunks of 1,000 pairs: unpack() of a very long list would overflow Lua's C stack.
+  for i = a + 1, #ARGV, 2000 do
+    redis.call('HSET', KEYS[k], unpack(ARGV, i, math.min(i + 1999, #ARGV)))
+  end
+  record_written(k, ARGV[a])
+end
+
+-- The hash field that holds the fields a finished job's complete wrote, as one JSON object.
+local PACKED = '\0packed'
+
+-- Merge a finished job's fields into its record as one JSON object in the PACKED field: one
+-- short HSET instead of one field per value, for the write every job makes. Fields written
+-- one by one (write_record) override it, so those of the same names written before are
+-- removed here; those written later win. A job completes once, so a record holds one PACKED
+-- object at most (job ids are uuid4s, never reused).
+-- KEYS[k] record, KEYS[k + 1] waiters, KEYS[k + 2] changed. ARGV[a] ttl in ms (-1: no
+-- expiry), ARGV[a + 1] the fields as one JSON object (null: removed), then their names.
+local function write_packed(k, a)
+  -- Most jobs have no record yet and no one waiting for one: one EXISTS tells both.
+  if redis.call('EXISTS', KEYS[k], KEYS[k + 1]) == 0 then
+    redis.call('HSET', KEYS[k], PACKED, ARGV[a + 1])
+    if tonumber(ARGV[a]) >= 0 then
+      redis.call('PEXPIRE', KEYS[k], ARGV[a])
+    end
+    return
+  end
+  if #ARGV > a + 1 then
+    for i = a + 2, #ARGV, 1000 do
+      redis.call('HDEL', KEYS[k], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+    end
+  end
+  redis.call('HSET', KEYS[k], PACKED, ARGV[a + 1])
+  record_written(k, ARGV[a])
+end
+
+-- Where a job is, as a reserve would find it now: a delayed job whose time came and a
+-- reservation whose lease ran out are ready. Returns the state ("ready", "delayed",
+-- "reserved", "buried", or "none" for no such job), its meta (nil for none), and the ms until
+-- it is due or its lease ends (-1 in other states).
+local function job_state(ready, delayed, reserved, meta, id, now)
+  local j = get_meta(meta, id)
+  if not j then
+    return 'none', nil, -1
+  end
+  local member = j.seq .. ':' .. id
+  if redis.call('ZSCORE', ready, member) then
+    return 'ready', j, -1
+  end
+  for _, timed in ipairs({{'delayed', delayed}, {'reserved', reserved}}) do
+    local score = redis.call('ZSCORE', timed[2], member)
+    if score then
+      local left = tonumber(score) - now
+      if left > 0 then
+        return timed[1], j, left
+      end
+      return 'ready', j, -1
+    end
+  end
+  return 'buried', j, -1
+end
+
+-- Byte order of two strings (Lua's < compares with strcoll, which follows the server's locale).
+local function bytes_less(x, y)
+  for i = 1, math.min(#x, #y) do
+    local a, b = string.byte(x, i), string.byte(y, i)
+    if a ~= b then
+      return a < b
+    end
+  end
+  return #x < #y
+end
+
+-- A digest of a record's fields and values that kue_redis.backend computes the same way from
+-- the record it read: the sha1 of the sha1s of "<len>:<field><len>:<value>" per field, in
+-- byte order (so the order HGETALL lists fields in does not matter).
+local function record_digest(record)
+  local flat = redis.call('HGETALL', record)
+  local sums = {}
+  for i = 1, #flat, 2 do
+    local f, v = flat[i], flat[i + 1]
+    sums[#sums + 1] = redis.sha1hex(#f .. ':' .. f .. #v .. ':' .. v)
+  end
+  table.sort(sums, bytes_less)
+  return redis.sha1hex(table.concat(sums))
+end

@@ -1,0 +1,112 @@
+"""Job records: what a person can ask about a job by the id ``put`` returned.
+
+A record store keeps, per job, a small JSON document: the result once the job is done, its last
+error, its progress. Backends that can (memory, sqlite, redis) keep records natively and write
+the record of a finished job in the same atomic step as its delete (:class:`RecordingBackend`);
+beanstalkd and SQS point at another backend's store with a ``results`` URL, as Celery's result
+backend does (:mod:`kue.status` combines the two).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from kue.backend import Backend, JobInfo, Reservation
+
+__all__ = [
+    "DEFAULT_RESULT_TTL",
+    "NOTES_TTL",
+    "JobStatus",
+    "RecordState",
+    "RecordStore",
+    "RecordingBackend",
+]
+
+#: Seconds the record of a done job is kept by default: one day, Celery's ``result_expires``.
+DEFAULT_RESULT_TTL = 86400.0
+#: Seconds the notes of a live job (last error, progress) are kept after their last write: a
+#: job deleted by hand leaves nothing behind for longer than this.
+NOTES_TTL = 30 * 86400.0
+
+
+class RecordState(enum.StrEnum):
+    """Where a job is, as its record tells it."""
+
+    READY = "ready"
+    DELAYED = "delayed"
+    RESERVED = "reserved"
+    BURIED = "buried"
+    DONE = "done"
+    #: Its record expired, or it was deleted by hand: it was once here.
+    GONE = "gone"
+
+
+@runtime_checkable
+class RecordStore(Protocol):
+    """Keeps one JSON document per (queue, job id); values must be JSON-able."""
+
+    def update_record(self, queue: str, job_id: str, fields: Mapping[str, Any],
+                      ttl: float | None) -> None:
+        """Merge ``fields`` into the job's record (creating it); it expires ``ttl`` s later."""
+        ...
+
+    def read_record(self, queue: str, job_id: str) -> dict[str, Any] | None:
+        """The job's record, or None if there is none (never written, or expired)."""
+        ...
+
+    def wait_record(self, queue: str, job_id: str, timeout: float) -> None:
+        """Return once the job's record may have changed, or after ``timeout`` s.
+
+        Blocks without a busy loop where the store can be woken (a condition, a blocking pop,
+        a commit counter); spurious returns are allowed: callers read the record again.
+        """
+        ...
+
+
+@runtime_checkable
+class RecordingBackend(Backend, RecordStore, Protocol):
+    """A backend that keeps records itself and can finish a job and record it atomically."""
+
+    def complete(self, job: Reservation, fields: Mapping[str, Any], ttl: float) -> None:
+        """Delete a held job and merge ``fields`` into its record in one atomic step.
+
+        Raises ReservationLost (and writes nothing) if the reservation is no longer held.
+        """
+        ...
+
+    def job_info(self, queue: str, job_id: str) -> JobInfo | None:
+        """The live job with this id (any state, reserved included), or None."""
+        ...
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """All kue knows of one job: where it is, what it returned, how it failed, how far it is.
+
+    Times are Unix epoch seconds. ``result`` is the JSON value the job returned (None until
+    it is done); ``error`` the last failure's ``type``, ``message`` and ``traceback``.
+    """
+
+    id: str
+    queue: str
+    state: RecordState
+    name: str | None = None
+    attempts: int = 0
+    priority: int | None = None
+    enqueued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    due_at: float | None = None
+    result: Any = None
+    error: dict[str, str] | None = None
+    progress: float | None = None
+    progress_note: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        """True once the job is done or buried: waiting longer changes nothing by itself."""
+        return self.state in (RecordState.DONE, RecordState.BURIED, RecordState.GONE)
