@@ -100,3 +100,28 @@ def test_a_blocked_reserve_does_not_spin_a_core(tmp_path: Path) -> None:
     waiter.wait(timeout=10)
     assert kind == "none"
     assert float(cpu) < 0.2, f"idle reserve used {float(cpu):.3f} s of CPU in 2 s"
+
+
+def test_a_file_from_before_job_records_gets_its_record_column(tmp_path: Path) -> None:
+    """Opening a database an older kue wrote adds the column; its jobs are kept and run."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE kue_jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, state INTEGER NOT NULL,
+            priority INTEGER NOT NULL, due REAL NOT NULL DEFAULT 0, ttr REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, body BLOB NOT NULL);
+        INSERT INTO kue_jobs (queue, state, priority, due, ttr, body)
+            VALUES ('old', 0, 5, 0, 60, CAST('{"job": "x", "enqueued_at": 1.5}' AS BLOB));
+    """)
+    conn.commit()
+    conn.close()
+    q = kue.connect(f"sqlite:///{path}", queue="old")
+    job = q.reserve(timeout=0)
+    assert job is not None and job.priority == 5
+    q.backend.complete(job.reservation, {"state": "done", "result": 7}, 60)  # type: ignore[attr-defined]
+    status = q.status(job.id)
+    assert status is not None and status.state is kue.RecordState.DONE
+    assert (status.result, status.name, status.enqueued_at) == (7, "x", 1.5)

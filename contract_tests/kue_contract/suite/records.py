@@ -29,6 +29,12 @@ def echo(value: Any) -> Any:
     return value
 
 
+@kue.job(name="kue_contract.records.unkeepable")
+def unkeepable() -> object:
+    """Succeeds, but returns what JSON cannot hold."""
+    return {"when": object()}
+
+
 @kue.job(name="kue_contract.records.fail", max_attempts=1)
 def fail(message: str) -> None:
     """Always raises, so its job is buried with this error."""
@@ -93,6 +99,18 @@ class RecordsContract:
         assert job_id is not None
         run_worker(records_queue, result_ttl=SHORT_TTL)
         assert records_queue.result(job_id, timeout=5) == value
+
+    def test_a_result_json_cannot_hold_is_kept_as_none_with_the_reason(
+        self, records_queue: kue.Queue
+    ) -> None:
+        job_id = records_queue.push(unkeepable.message())
+        assert job_id is not None
+        assert run_worker(records_queue, result_ttl=SHORT_TTL).succeeded == 1
+        status = records_queue.status(job_id)
+        assert status is not None and status.state is RecordState.DONE
+        assert status.result is None
+        assert str(status.extra.get("result_error", "")).startswith("not JSON-able: ")
+        assert records_queue.stats().total == 0
 
     def test_a_delayed_job_says_when_it_is_due(self, records_queue: kue.Queue) -> None:
         if not records_queue.capabilities.delay:

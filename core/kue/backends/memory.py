@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import threading
 import time
 import uuid
@@ -185,6 +186,14 @@ def _store(name: str, clock: Clock) -> _Store:
         if store is None:
             store = _stores[name] = _Store(clock)
         return store
+
+
+def _as_json(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` as they come back from JSON; TypeError or ValueError if they cannot.
+
+    Records are JSON on every backend: the reference model refuses the same values.
+    """
+    return dict(json.loads(json.dumps(fields, allow_nan=False)))
 
 
 class MemoryBackend:
@@ -399,6 +408,7 @@ class MemoryBackend:
 
     def complete(self, job: Reservation, fields: Mapping[str, Any], ttl: float) -> None:
         """Delete a held job and write its record under one lock: nothing sees one alone."""
+        fields = _as_json(fields)
         store = self._store
         with store.cond:
             store.remove(self._held(job))
@@ -409,6 +419,7 @@ class MemoryBackend:
     def update_record(self, queue: str, job_id: str, fields: Mapping[str, Any],
                       ttl: float | None) -> None:
         """Merge ``fields`` into the job's record."""
+        fields = _as_json(fields)
         store = self._store
         with store.cond:
             store.records.update((queue, job_id), fields, ttl)

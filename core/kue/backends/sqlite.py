@@ -6,12 +6,12 @@ also a power cut) and ``max_body`` (bytes).
 
 Table ``kue_jobs``: ``id`` (INTEGER PRIMARY KEY AUTOINCREMENT, so ids are never reused and double
 as the put order), ``queue``, ``state`` (0 ready, 1 delayed, 2 reserved, 3 buried, 4 done: the
-row kept as the finished job's record, ``body`` the record and ``due`` its expiry), ``priority``,
+row kept as the finished job's record, in ``record``, ``due`` its expiry), ``priority``,
 ``due`` (delayed: when ready; reserved: when the lease runs out; buried: the bury order),
-``ttr``, ``attempts``, ``body``. Reserving takes the first row of the partial index
-``(queue, priority, id) WHERE state = 0`` in a single ``UPDATE ... RETURNING`` statement, which
-SQLite runs under its write lock, so two consumers can never take one job, and the cost is
-O(log n) whatever the depth.
+``ttr``, ``attempts``, ``body``, ``record`` (JSON). Reserving takes the first row of the
+partial index ``(queue, priority, id) WHERE state = 0`` in a single ``UPDATE ... RETURNING``
+statement, which SQLite runs under its write lock, so two consumers can never take one job, and
+the cost is O(log n) whatever the depth.
 
 A blocked reserve waits on a condition that puts from this process signal, and between those
 checks ``PRAGMA data_version`` (which changes when another connection commits). The checks
@@ -68,8 +68,22 @@ CAPABILITIES = Capabilities(
 READY, DELAYED, RESERVED, BURIED = 0, 1, 2, 3
 #: A finished job's row kept as its record: ``body`` holds the record, ``due`` its expiry.
 DONE = 4
-#: Record fields a done row keeps in its own columns rather than in its body.
-_IN_ROW = frozenset({"state", "attempts", "priority"})
+#: JSON as records hold it (made once: ``json.dumps`` with options builds an encoder per call).
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+#: Record fields a done row keeps in its own columns (and its body) rather than its record.
+_IN_ROW = frozenset({"state", "attempts", "priority", "name", "enqueued_at"})
+
+
+def _envelope_fields(body: bytes) -> dict[str, Any]:
+    """The job name and enqueue time of a kue envelope body (nothing for a plain body)."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {"name": doc.get("job"), "enqueued_at": doc.get("enqueued_at") or None}
 _STATES = {READY: JobState.READY, DELAYED: JobState.DELAYED, RESERVED: JobState.RESERVED,
            BURIED: JobState.BURIED}
 
@@ -82,7 +96,8 @@ CREATE TABLE IF NOT EXISTS kue_jobs (
     due REAL NOT NULL DEFAULT 0,
     ttr REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    record BLOB
 );
 CREATE INDEX IF NOT EXISTS kue_jobs_ready ON kue_jobs (queue, priority, id) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS kue_jobs_timed ON kue_jobs (queue, state, due);
@@ -135,6 +150,27 @@ def _wakeup_for(path: str) -> threading.Condition:
         return _wakeups.setdefault(path, threading.Condition())
 
 
+class _Signal:
+    """A condition that knows whether anyone waits on it, so writers skip a useless notify."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.waiting = 0
+
+    def notify(self) -> None:
+        if self.waiting:
+            with self.cond:
+                self.cond.notify_all()
+
+
+_record_signals: dict[str, _Signal] = {}
+
+
+def _records_signal_for(path: str) -> _Signal:
+    with _wakeups_lock:
+        return _record_signals.setdefault(path, _Signal())
+
+
 class SQLiteBackend:
     """Jobs in one SQLite file (WAL mode). Thread-safe: one connection per thread and process."""
 
@@ -152,8 +188,13 @@ class SQLiteBackend:
         self._local = threading.local()
         self._wakeup = _wakeup_for(self.path)
         self._take_sql: dict[int, str] = {}
-        self._conn().executescript(SCHEMA + records.SCHEMA)
+        conn = self._conn()
+        conn.executescript(SCHEMA + records.SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(kue_jobs)")}
+        if "record" not in columns:  # a file from before job records
+            conn.execute("ALTER TABLE kue_jobs ADD COLUMN record BLOB")
         self._completed = 0
+        self._records_changed = _records_signal_for(self.path)
 
     # -- connections -----------------------------------------------------------------------
 
@@ -386,24 +427,24 @@ class SQLiteBackend:
     def complete(self, job: Reservation, fields: Mapping[str, Any], ttl: float) -> None:
         """Turn a held job into its done record, in one statement (so one commit).
 
-        The row stays with state DONE, its body replaced by the record and ``due`` by when
-        the record expires: no reader sees the job gone and its record missing, and the
-        worker's hot path pays one statement, as a plain delete does.
+        The row stays, with state DONE, the record in its ``record`` column and ``due`` set
+        to when the record expires: no reader sees the job gone and its record missing, and
+        the worker's hot path pays one statement, as a plain delete does.
         """
-        # The row's own columns keep state, attempts and priority; None values stay, as
-        # they override the notes (a cleared error) when read.
-        doc = json.dumps({k: v for k, v in fields.items() if k not in _IN_ROW},
-                         separators=(",", ":")).encode()
+        # The row keeps state, attempts, priority and (in its body) name and enqueue time;
+        # None values stay, as they override the notes (a cleared error) when read.
+        doc = _encode({k: v for k, v in fields.items() if k not in _IN_ROW})
+        now = time.time()
         cur = self._conn().execute(
-            f"UPDATE kue_jobs SET state = {DONE}, due = ?, body = ? WHERE {_HELD}",
-            (time.time() + ttl, doc, int(job.id), int(job.receipt), time.time()),
+            f"UPDATE kue_jobs SET state = {DONE}, due = ?, record = ? WHERE {_HELD}",
+            (now + ttl, doc, int(job.id), int(job.receipt), now),
         )
         if cur.rowcount != 1:
             raise ReservationLost(job.queue, job.id)
         self._completed += 1
         if self._completed % records.PURGE_BATCH == 0:
             self._purge_done(job.queue)
-        self._notify()
+        self._records_changed.notify()
 
     def _purge_done(self, queue: str) -> None:
         """Remove a batch of expired done records of ``queue`` and of the notes table."""
@@ -419,7 +460,7 @@ class SQLiteBackend:
                       ttl: float | None) -> None:
         """Merge ``fields`` into the job's record."""
         records.upsert(self._conn(), queue, job_id, fields, ttl)
-        self._notify()
+        self._records_changed.notify()
 
     def read_record(self, queue: str, job_id: str) -> dict[str, Any] | None:
         """The job's record (its notes, and once done its done record), unless expired."""
@@ -432,13 +473,13 @@ class SQLiteBackend:
         except ValueError:
             return notes
         row = conn.execute(
-            f"SELECT body, attempts, priority FROM kue_jobs WHERE id = ? AND queue = ? "
+            f"SELECT record, body, attempts, priority FROM kue_jobs WHERE id = ? AND queue = ? "
             f"AND state = {DONE} AND due > ?", (key, queue, time.time()),
         ).fetchone()
         if row is None:
             return notes
-        merged = {**(notes or {}), **json.loads(row[0]), "state": "done", "attempts": row[1],
-                  "priority": row[2]}
+        merged = {**(notes or {}), **_envelope_fields(row[1]), **json.loads(row[0]),
+                  "state": "done", "attempts": row[2], "priority": row[3]}
         return {k: v for k, v in merged.items() if v is not None}
 
     def wait_record(self, queue: str, job_id: str, timeout: float) -> None:
@@ -455,9 +496,14 @@ class SQLiteBackend:
         while (now := time.monotonic()) < deadline:
             if conn.execute("PRAGMA data_version").fetchone()[0] != version:
                 return
-            with self._wakeup:
-                if self._wakeup.wait(min(poll, deadline - now)):
-                    return
+            signal = self._records_changed
+            with signal.cond:
+                signal.waiting += 1
+                try:
+                    if signal.cond.wait(min(poll, deadline - now)):
+                        return
+                finally:
+                    signal.waiting -= 1
             poll = min(poll * 2, POLL_INTERVAL)
 
     def job_info(self, queue: str, job_id: str) -> JobInfo | None:

@@ -60,8 +60,8 @@ def upsert(conn: sqlite3.Connection, queue: str, job_id: str, fields: Mapping[st
         row = conn.execute("SELECT fields FROM kue_records WHERE queue = ? AND id = ?",
                            (queue, job_id)).fetchone()
         merged = merge_fields(json.loads(row[0]) if row else {}, fields)
-        conn.execute(_UPSERT, (queue, job_id, json.dumps(merged, separators=(",", ":")),
-                               expires))
+        conn.execute(_UPSERT, (queue, job_id, json.dumps(merged, separators=(",", ":"),
+                                                          allow_nan=False), expires))
     except BaseException:
         conn.execute("ROLLBACK")
         raise

@@ -7,9 +7,7 @@ and the hooks are the same whichever mode ran the job.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -196,11 +194,20 @@ class JobSettler:
         if ttl > 0 and self.records.store is not None:
             fields = self._done_fields(job, admitted, started, result)
         if fields is not None and self.records.native:
-            next_job = self._complete(job, fields, ttl, next_from)
+            try:
+                next_job = self._complete(job, fields, ttl, next_from)
+            except (TypeError, ValueError) as exc:  # raised before anything was written
+                fields = self._without_result(job, admitted, fields, exc)
+                next_job = self._complete(job, fields, ttl, next_from)
         else:
             next_job = self._delete(job, next_from)
             if fields is not None:
-                self._record(job, fields, ttl)
+                try:
+                    self.records.write(job.queue, job.id, fields, ttl)
+                except (TypeError, ValueError) as exc:
+                    self._record(job, self._without_result(job, admitted, fields, exc), ttl)
+                except KueError as exc:
+                    log.warning("could not write the record of job %s: %s", job.id, exc)
         self.count(succeeded=1)
         name = admitted.envelope.job
         if log.isEnabledFor(logging.INFO):  # the fields cost a share of a fast job's time
@@ -304,27 +311,24 @@ class JobSettler:
     @staticmethod
     def _done_fields(job: Reservation, admitted: Admitted, started: float,
                      result: Any) -> dict[str, Any]:
+        """The record of a finished job; the store checks that ``result`` is JSON-able."""
         now = time.time()
-        fields: dict[str, Any] = {
+        return {
             "state": "done", "finished_at": now,
             "started_at": now - (time.monotonic() - started), "attempts": job.attempts,
             "priority": job.priority, "name": admitted.envelope.job,
             "enqueued_at": admitted.envelope.enqueued_at or None, "error": None,
+            "result": result,
         }
-        if result is None or isinstance(result, str | int | bool) or (
-                isinstance(result, float) and math.isfinite(result)):
-            fields["result"] = result  # the common case: no need to try encoding it
-            return fields
-        try:
-            json.dumps(result, allow_nan=False)
-            fields["result"] = result
-        except (TypeError, ValueError) as exc:
-            # The job succeeded; only its return value cannot be kept.
-            fields["result"] = None
-            fields["result_error"] = f"not JSON-able: {exc}"
-            log.warning("job %s %s returned a value that is not JSON-able (%s); its record "
-                        "keeps None", admitted.envelope.job, job.id, exc)
-        return fields
+
+    @staticmethod
+    def _without_result(job: Reservation, admitted: Admitted, fields: dict[str, Any],
+                        exc: Exception) -> dict[str, Any]:
+        """``fields`` with a result the store could not encode replaced by None and why."""
+        # The job succeeded; only its return value cannot be kept.
+        log.warning("job %s %s returned a value that is not JSON-able (%s); its record keeps "
+                    "None", admitted.envelope.job, job.id, exc)
+        return {**fields, "result": None, "result_error": f"not JSON-able: {exc}"}
 
     def _record(self, job: Reservation, fields: dict[str, Any], ttl: float | None) -> None:
         """Merge fields into the job's record; a store that fails costs the record only."""

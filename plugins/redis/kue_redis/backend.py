@@ -147,7 +147,7 @@ def _bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 #: JSON text of the values a record holds most (json.dumps writes these exactly so), without
 #: the encoder's per-call work: a worker encodes a record's fields for every job it finishes.
 _FAST_JSON: dict[type, Callable[[Any], str]] = {
