@@ -2,7 +2,8 @@
 
 ``nox -s images`` runs this. Steps, each skipped when already done:
 
-1. install podman and runc (Debian's packages) when missing;
+1. install podman and runc, and the redis-server and beanstalkd the images and the local-process
+   tests use (Debian's packages), when missing;
 2. write /etc/containers/containers.conf with the settings a machine without systemd needs;
 3. start podman's Docker-compatible API service on ``unix:///run/kue-podman.sock`` in the
    background, from ``/`` with the system's PATH so it outlives the checkout that started it,
@@ -124,20 +125,31 @@ def run(
 # --- the engine -------------------------------------------------------------------------------
 
 
+#: Commands the test command's sessions need, by the Debian package that brings each: the
+#: engine, and the servers the images are made from and the local-process tests start.
+NEEDED_PACKAGES = {"podman": "podman", "runc": "runc", "redis-server": "redis-server",
+                   "beanstalkd": "beanstalkd"}
+
+
 def install_engine() -> None:
-    """Install podman and runc with apt-get when either is missing."""
-    missing = [name for name in ("podman", "runc") if shutil.which(name) is None]
+    """Install podman, runc, redis-server and beanstalkd with apt-get when any is missing.
+
+    So the README's test command sets up a machine that has only Python: this session runs
+    first in it.
+    """
+    missing = [pkg for cmd, pkg in NEEDED_PACKAGES.items() if shutil.which(cmd) is None]
     if not missing:
-        say("podman and runc are installed")
+        say(f"{', '.join(NEEDED_PACKAGES)} are installed")
         return
     if os.geteuid() != 0:
         raise BuildError(f"{' and '.join(missing)} missing, and installing needs root")
     if shutil.which("apt-get") is None:
         raise BuildError(f"{' and '.join(missing)} missing and there is no apt-get: install "
-                         "podman and runc with this system's package manager")
-    say(f"installing podman and runc (missing: {', '.join(missing)})")
+                         "them with this system's package manager")
+    say(f"installing {', '.join(missing)}")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for argv in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "podman", "runc"]):
+    for argv in (["apt-get", "update", "-q"],
+                 ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]):
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
         if proc.returncode != 0:
             raise BuildError(f"`{' '.join(argv)}` failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
@@ -582,8 +594,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="comma-separated images to build (default all three)")
     parser.add_argument("--force", action="store_true", help="rebuild even when up to date")
     parser.add_argument("--no-setup", action="store_true",
-                        help="skip installing podman, writing its configuration and starting "
-                        "its service (use an engine that is already set up)")
+                        help="skip installing podman and the servers, writing podman's "
+                        "configuration and starting its service (use an engine that is already "
+                        "set up)")
     args = parser.parse_args(argv)
     wanted = {name.strip() for name in args.only.split(",") if name.strip()}
     started = time.monotonic()
