@@ -39,6 +39,7 @@ from kue.worker.lease import LeaseKeeper
 from kue.worker.limits import ThreadLimiter
 from kue.worker.settle import RECONNECT_BACKOFF_CAP, Admitted, JobSettler, WorkerStats
 from kue.worker.timers import TimerThread
+from kue.worker.worker import reserve_next
 
 __all__ = ["BUSY_POLL", "RESERVERS", "SETTLING_THREADS", "ConcurrentWorker"]
 
@@ -53,18 +54,6 @@ IDLE_TIMEOUT = 1.0
 SETTLING_THREADS = 4
 #: Most threads that reserve at once (never more than the jobs allowed in flight).
 RESERVERS = 4
-
-
-def reserve_next(backend: Backend, queues: Sequence[str], timeout: float) -> Reservation | None:
-    """The next job, asking the queues in order without waiting, then blocking on all."""
-    if len(queues) > 1:
-        for queue in queues:
-            job = backend.reserve([queue], 0)
-            if job is not None:
-                return job
-        if timeout == 0:
-            return None
-    return backend.reserve(queues, timeout)
 
 
 class ConcurrentWorker:

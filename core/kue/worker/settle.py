@@ -203,11 +203,9 @@ class JobSettler:
             next_job = self._delete(job, next_from)
             if fields is not None:
                 try:
-                    self.records.write(job.queue, job.id, fields, ttl)
-                except (TypeError, ValueError) as exc:
+                    self._record(job, fields, ttl)
+                except (TypeError, ValueError) as exc:  # raised before anything was written
                     self._record(job, self._without_result(job, admitted, fields, exc), ttl)
-                except KueError as exc:
-                    log.warning("could not write the record of job %s: %s", job.id, exc)
         self.count(succeeded=1)
         name = admitted.envelope.job
         if log.isEnabledFor(logging.INFO):  # the fields cost a share of a fast job's time
@@ -331,7 +329,10 @@ class JobSettler:
         return {**fields, "result": None, "result_error": f"not JSON-able: {exc}"}
 
     def _record(self, job: Reservation, fields: dict[str, Any], ttl: float | None) -> None:
-        """Merge fields into the job's record; a store that fails costs the record only."""
+        """Merge fields into the job's record; a store that fails costs the record only.
+
+        A value JSON cannot hold raises TypeError or ValueError, before anything is written.
+        """
         if self.records.store is None:
             return
         try:

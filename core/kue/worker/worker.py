@@ -32,7 +32,7 @@ from kue.worker.timers import TimerThread
 
 __all__ = [
     "IDLE_RESERVE_TIMEOUT", "RECONNECT_BACKOFF_CAP", "StopWaiting", "Worker", "WorkerStats",
-    "current_job",
+    "current_job", "reserve_next",
 ]
 
 log = logging.getLogger("kue.worker")
@@ -40,6 +40,22 @@ log = logging.getLogger("kue.worker")
 #: Longest one reserve blocks when idle. A stop signal interrupts the wait (see
 #: :meth:`Worker.interrupt`), so this only bounds how often an idle worker wakes.
 IDLE_RESERVE_TIMEOUT = 20.0
+
+
+def reserve_next(backend: Backend, queues: Sequence[str], timeout: float) -> Reservation | None:
+    """The next job, taking the queues in the order given (the first is the most urgent).
+
+    With several queues each is asked in turn without waiting; only when all are empty does
+    the call block, on all of them at once.
+    """
+    if len(queues) > 1:
+        for queue in queues:
+            job = backend.reserve([queue], 0)
+            if job is not None:
+                return job
+        if timeout == 0:
+            return None
+    return backend.reserve(queues, timeout)
 
 
 class StopWaiting(BaseException):
@@ -180,18 +196,11 @@ class Worker:
         return self.stats
 
     def _reserve_next(self, timeout: float) -> Reservation | None:
-        """The next job, taking the queues in the order given (the first is the most urgent).
-
-        With several queues each is asked in turn without waiting; only when all are empty
-        does the worker block, on all of them at once.
-        """
+        """The next job, taking the queues in the order given (see :func:`reserve_next`)."""
         if len(self.queues) > 1:
-            for queue in self.queues:
-                job = self.backend.reserve([queue], 0)
-                if job is not None:
-                    return job
-            if timeout == 0:
-                return None
+            job = reserve_next(self.backend, self.queues, 0)
+            if job is not None or timeout == 0:
+                return job
         self._waiting = timeout > 0
         try:
             return self.backend.reserve(self.queues, timeout)
