@@ -256,8 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     kick = _subparser(
         subs, "kick", "move buried (or else delayed) jobs back to ready",
         "Move up to N jobs to ready: those buried longest ago, or, with none buried, the "
-        "delayed jobs due soonest. With --all, every buried job and no delayed one. Kicked "
-        "jobs keep their attempts count. Prints how many moved.",
+        "delayed jobs due soonest. With --all, every buried job and no delayed one. A kicked "
+        "buried job gets its max_attempts afresh where a record store counted its attempts "
+        "at burial. Prints how many moved.",
         examples=["kue kick emails 5", "kue kick emails --all"],
     )
     kick.add_argument("queue", metavar="QUEUE", help="queue whose jobs to kick")
@@ -269,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     retry = _subparser(
         subs, "retry", "move one buried job back to ready by id",
         "Move the buried job ID of QUEUE back to ready, so a worker runs it again. It keeps "
-        "its priority and its attempts count. Exits 1 if QUEUE has no buried job ID. The sqs "
+        "its priority, and gets its max_attempts afresh where a record store counted its "
+        "attempts at burial. Exits 1 if QUEUE has no buried job ID. The sqs "
         "backend cannot reach one buried job (kue kick QUEUE N moves them in no order).",
         examples=["kue buried emails", "kue retry emails 17"],
     )
