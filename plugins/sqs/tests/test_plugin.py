@@ -13,11 +13,11 @@ from kue_sqs.backend import SqsBackend
 
 
 def test_the_entry_point_is_named_after_the_url_scheme() -> None:
-    assert backend_entry_points()["sqs"].value == "kue_sqs"
+    assert backend_entry_points()["sqs"].value == "kue_sqs.plugin"
 
 
 def test_importing_the_plugin_does_not_import_boto3() -> None:
-    code = "import kue, kue_sqs, sys; assert 'boto3' not in sys.modules, 'boto3 imported'"
+    code = "import kue, kue_sqs.plugin, sys; assert 'boto3' not in sys.modules, 'boto3 imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -31,7 +31,7 @@ def test_connect_opens_an_sqs_queue(moto_url: str) -> None:
 
 
 def test_the_contract_server_hook_serves_only_sqs() -> None:
-    from kue_sqs import kue_contract_server
+    from kue_sqs.plugin import kue_contract_server
 
     assert kue_contract_server(name="redis", mode="local") is None
 
