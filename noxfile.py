@@ -107,8 +107,9 @@ def contract_cluster(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over the whole workspace."""
+    """ruff over the whole workspace; import-linter holds core's layers (pyproject.toml)."""
     session.run(sys.executable, "-m", "ruff", "check", ".", external=True)
+    session.run(str(Path(sys.executable).parent / "lint-imports"), external=True)
 
 
 @nox.session

@@ -23,7 +23,8 @@ from servers import backend_url
 
 import kue
 from kue.backend import Backend, PutItem
-from kue.codec import encode, envelope_of
+from kue.codec import encode
+from kue.job import envelope_of
 from kue.worker import Worker
 from kue.worker.lease import LeaseKeeper
 from kue.worker.timers import TimerThread

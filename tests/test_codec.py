@@ -5,7 +5,8 @@ import json
 import pytest
 
 import kue
-from kue.codec import DecodeError, decode, encode, envelope_of
+from kue.codec import DecodeError, decode, encode
+from kue.job import build_job, envelope_of
 
 
 class Resize(kue.Job):
@@ -29,14 +30,14 @@ def test_a_job_class_travels_as_a_json_envelope_and_comes_back() -> None:
     assert doc["job"] == "tests.resize"
     assert doc["args"] == ["a.png"] and doc["kwargs"] == {"width": 50}
     assert set(doc) == {"job", "args", "kwargs", "attempt", "enqueued_at", "id"}
-    assert decode(body).to_job().run() == "a.png@50"
+    assert build_job(decode(body)).run() == "a.png@50"
 
 
 def test_a_job_function_keeps_working_as_a_function_and_carries_its_options() -> None:
     assert send("a@b.c") == "a@b.c:hi"
     message = send.message("a@b.c", subject="yo")
     assert type(message).queue == "emails" and type(message).max_attempts == 5
-    assert decode(encode(envelope_of(message))).to_job().run() == "a@b.c:yo"
+    assert build_job(decode(encode(envelope_of(message)))).run() == "a@b.c:yo"
     with pytest.raises(TypeError):
         send.message()  # type: ignore[call-arg]
 
@@ -70,7 +71,7 @@ def test_bodies_that_are_not_envelopes_are_refused_with_the_reason(
 def test_an_unregistered_name_is_refused_not_imported() -> None:
     body = json.dumps({"job": "os.system", "args": ["echo pwned"]}).encode()
     with pytest.raises(kue.UnknownJob, match=r"os\.system"):
-        decode(body).to_job()
+        build_job(decode(body))
 
 
 def test_arguments_that_are_not_json_able_fail_before_sending() -> None:

@@ -73,7 +73,7 @@ def test_lifecycle_hooks_fire_around_each_job(memory_queue: kue.Queue, ledger: P
 
     class Spy:
         @kue.hookimpl
-        def kue_worker_started(self, worker: Worker) -> None:
+        def kue_worker_started(self, worker: kue.WorkerInfo) -> None:
             events.append("started")
 
         @kue.hookimpl
@@ -99,7 +99,7 @@ def test_lifecycle_hooks_fire_around_each_job(memory_queue: kue.Queue, ledger: P
             events.append(f"settled {outcome}")
 
         @kue.hookimpl
-        def kue_worker_stopping(self, worker: Worker) -> None:
+        def kue_worker_stopping(self, worker: kue.WorkerInfo) -> None:
             events.append("stopping")
 
     pm = new_plugin_manager()

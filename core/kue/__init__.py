@@ -29,13 +29,14 @@ from kue.errors import (
     KueError,
     ReservationLost,
     ResultTimeout,
-    TimeLimitExceeded,
     UnknownBackend,
     UnknownJob,
     Unsupported,
 )
-from kue.hookspecs import hookimpl, hookspec
-from kue.job import DEFAULT_PRIORITY, DEFAULT_TIME_LIMIT, DEFAULT_TTR, Job, JobFunction, job
+from kue.hookspecs import WorkerInfo, hookimpl, hookspec
+from kue.interrupts import TimeLimitExceeded
+from kue.job import DEFAULT_PRIORITY, DEFAULT_TIME_LIMIT, DEFAULT_TTR, Job
+from kue.job_function import JobFunction, job
 from kue.plugins import get_plugin_manager
 from kue.queue import JobHandle, Queue, ReservedJob, connect
 from kue.records import DEFAULT_RESULT_TTL, JobStatus, RecordState
@@ -78,6 +79,7 @@ __all__ = [
     "UnknownBackend",
     "UnknownJob",
     "Unsupported",
+    "WorkerInfo",
     "connect",
     "current_job",
     "get_plugin_manager",

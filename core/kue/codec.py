@@ -7,18 +7,13 @@
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from kue.job import Job, lookup
+from kue.errors import DecodeError
 
-__all__ = ["DecodeError", "Envelope", "decode", "encode", "envelope_of"]
+__all__ = ["DecodeError", "Envelope", "decode", "encode"]
 
-
-class DecodeError(ValueError):
-    """A body that is not a kue envelope; the worker buries it at once."""
 
 
 @dataclass(frozen=True)
@@ -32,21 +27,6 @@ class Envelope:
     enqueued_at: float = 0.0
     id: str = ""
 
-    def to_job(self) -> Job:
-        """The registered Job built from these arguments; UnknownJob if the name is not known."""
-        return lookup(self.job)(*self.args, **self.kwargs)
-
-
-def envelope_of(job: Job) -> Envelope:
-    """The envelope for a Job instance, stamped with a fresh id and the time."""
-    return Envelope(
-        job=type(job).name,
-        args=list(job.args),
-        kwargs=dict(job.kwargs),
-        attempt=0,
-        enqueued_at=time.time(),
-        id=uuid.uuid4().hex,
-    )
 
 
 def encode(envelope: Envelope) -> bytes:

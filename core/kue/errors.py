@@ -5,12 +5,12 @@ from __future__ import annotations
 __all__ = [
     "BackendUnavailable",
     "ConfigError",
+    "DecodeError",
     "JobFailed",
     "JobTooBig",
     "KueError",
     "ReservationLost",
     "ResultTimeout",
-    "TimeLimitExceeded",
     "UnknownBackend",
     "UnknownJob",
     "Unsupported",
@@ -136,13 +136,5 @@ class WorkerDied(KueError):
     """
 
 
-class TimeLimitExceeded(BaseException):
-    """Raised into a job that ran past its ``time_limit``; the attempt counts as failed.
-
-    A BaseException, not a :class:`KueError`, for the reason Dramatiq's is: a job's own
-    ``except Exception`` must not swallow the interruption and carry on past its limit.
-    """
-
-    def __init__(self, limit: float) -> None:
-        self.limit = limit
-        super().__init__(f"time limit of {limit:g} s exceeded")
+class DecodeError(KueError, ValueError):
+    """A body that is not a kue envelope; the worker buries it at once."""

@@ -11,17 +11,30 @@ ignored, so a job settles as it would without it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
 if TYPE_CHECKING:
     from kue.backend import Backend, Reservation
     from kue.codec import Envelope
-    from kue.worker.worker import Worker
 
-__all__ = ["hookimpl", "hookspec"]
+__all__ = ["WorkerInfo", "hookimpl", "hookspec"]
+
+
+class WorkerInfo(Protocol):
+    """What the worker hooks are handed, whichever kind of worker it is.
+
+    A one-process worker, a ``--threads`` or ``--coroutines`` worker, or the supervisor of
+    ``-c N`` prefork children all offer this much.
+    """
+
+    @property
+    def queues(self) -> Sequence[str]:
+        """The queues the worker reserves from, in the order it tries them."""
+        ...
 
 #: Marks a hook specification of the ``kue`` project.
 hookspec = pluggy.HookspecMarker("kue")
@@ -118,7 +131,7 @@ def kue_job_settled(job: Reservation, outcome: str) -> None:
 
 
 @hookspec
-def kue_worker_started(worker: Worker) -> None:
+def kue_worker_started(worker: WorkerInfo) -> None:
     """Fires once a worker has its backend and is about to take jobs.
 
     :param worker: the worker; ``worker.queues`` names what it reserves from.
@@ -126,7 +139,7 @@ def kue_worker_started(worker: Worker) -> None:
 
 
 @hookspec
-def kue_worker_stopping(worker: Worker) -> None:
+def kue_worker_stopping(worker: WorkerInfo) -> None:
     """Fires when a worker stops taking jobs (signal, burst done, or max jobs reached).
 
     :param worker: the worker.

@@ -11,11 +11,11 @@ import pluggy
 
 from kue import validation
 from kue.backend import Backend, JobInfo, JobState, PutItem, QueueStats, Reservation
-from kue.codec import Envelope, decode, encode, envelope_of
+from kue.codec import Envelope, decode, encode
 from kue.config import backend_name, load_settings, mask_url
 from kue.errors import ConfigError
 from kue.hookcalls import notify
-from kue.job import DEFAULT_PRIORITY, DEFAULT_TTR, Job
+from kue.job import DEFAULT_PRIORITY, DEFAULT_TTR, Job, build_job, envelope_of
 from kue.plugins import get_plugin_manager, open_backend
 from kue.records import NOTES_TTL, JobStatus, RecordStore
 from kue.status import Records
@@ -77,7 +77,7 @@ class ReservedJob:
 
     def job(self) -> Job:
         """The registered Job the envelope names, built with its arguments."""
-        return self.envelope().to_job()
+        return build_job(self.envelope())
 
     def delete(self) -> None:
         """Remove the job for good (it is done)."""

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from kue.errors import TimeLimitExceeded
+from kue.interrupts import TimeLimitExceeded
 
 __all__ = ["LoopThread", "is_coroutine_job", "limited", "loop_thread"]
 

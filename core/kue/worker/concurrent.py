@@ -26,8 +26,9 @@ from typing import Any, TypeVar
 import pluggy
 
 from kue.backend import Backend, Reservation
-from kue.errors import BackendUnavailable, ReservationLost, TimeLimitExceeded
+from kue.errors import BackendUnavailable, ReservationLost
 from kue.hookcalls import notify
+from kue.interrupts import TimeLimitExceeded
 from kue.job import DEFAULT_TIME_LIMIT, is_async, registry
 from kue.plugins import get_plugin_manager
 from kue.records import DEFAULT_RESULT_TTL

@@ -9,7 +9,7 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 
-from kue.errors import TimeLimitExceeded
+from kue.interrupts import TimeLimitExceeded
 
 __all__ = ["TRACEBACK_LIMIT", "Failure"]
 

@@ -1,7 +1,7 @@
 """Stopping a job that runs past its time limit, by how the job runs.
 
 - In the main thread of a one-process worker, SIGALRM (``setitimer``) raises
-  :class:`~kue.errors.TimeLimitExceeded` into the job, as RQ does; a signal also ends a blocking
+  :class:`~kue.interrupts.TimeLimitExceeded` into the job, as RQ does; a signal also ends a blocking
   ``time.sleep`` or socket wait early.
 - In any other thread, the exception is set asynchronously on that thread
   (``PyThreadState_SetAsyncExc``), as Dramatiq's time limit does. It lands at the next Python
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from signal import ITIMER_REAL, setitimer
 from types import FrameType
 
-from kue.errors import TimeLimitExceeded
+from kue.interrupts import TimeLimitExceeded
 from kue.worker.timers import TimerThread
 
 __all__ = ["AlarmLimiter", "Limiter", "NoLimiter", "ThreadLimiter", "limiter_for_this_thread"]

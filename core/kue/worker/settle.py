@@ -22,11 +22,11 @@ from kue.errors import (
     BackendUnavailable,
     KueError,
     ReservationLost,
-    TimeLimitExceeded,
     UnknownJob,
     WorkerDied,
 )
 from kue.hookcalls import notify
+from kue.interrupts import TimeLimitExceeded
 from kue.job import DEFAULT_TIME_LIMIT, Job, lookup
 from kue.records import DEFAULT_RESULT_TTL, NOTES_TTL
 from kue.status import Records

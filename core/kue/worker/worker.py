@@ -17,8 +17,9 @@ from collections.abc import Sequence
 import pluggy
 
 from kue.backend import Backend, FusedBackend, Reservation
-from kue.errors import BackendUnavailable, ReservationLost, TimeLimitExceeded
+from kue.errors import BackendUnavailable, ReservationLost
 from kue.hookcalls import notify
+from kue.interrupts import TimeLimitExceeded
 from kue.job import DEFAULT_TIME_LIMIT, registry
 from kue.plugins import get_plugin_manager
 from kue.records import DEFAULT_RESULT_TTL
