@@ -28,10 +28,12 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/kue.sqlite3"
 
 
-#: Backends whose queues several processes can share: the prefork fault tests run on each.
-SHARED_BACKENDS = [
-    n for n in ("sqlite", "redis", "beanstalk", "sqs") if n in backend_entry_points()
-]
+#: Backends whose queues several processes can share, one name per plugin module (redis, not
+#: also rediss): every installed backend but memory. The prefork fault tests run on each.
+SHARED_BACKENDS = sorted({
+    ep.value: name for name, ep in sorted(backend_entry_points().items(), reverse=True)
+    if name != "memory"
+}.values())
 
 
 @pytest.fixture(scope="session", params=SHARED_BACKENDS)

@@ -342,7 +342,7 @@ def test_buried_lists_newest_first_with_attempts_errors_and_when(
     plain = blocks[1]
     assert "    body:   not an envelope xxx" in plain
     assert "... (316 more characters; --full shows all)" in plain
-    assert "    error:  kue.codec.DecodeError: body is not JSON" in plain
+    assert "    error:  kue.errors.DecodeError: body is not JSON" in plain
     assert "Traceback" not in out
 
     code, out, _ = run(capsys, "--url", sqlite_url, "-v", "buried", "jobs", "--full")

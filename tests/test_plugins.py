@@ -4,6 +4,7 @@ import subprocess
 import sys
 from importlib.metadata import EntryPoint
 
+import grimp
 import pytest
 
 import kue
@@ -21,6 +22,20 @@ def test_importing_kue_imports_no_backend_and_no_client_library() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_backend_plugins_import_kue_only_through_kue_spi() -> None:
+    packages = sorted({ep.value.split(".")[0] for ep in backend_entry_points().values()} - {"kue"})
+    assert packages, "no backend plugin is installed"
+    graph = grimp.build_graph(*packages, "kue")
+    reaching_in = sorted(
+        f"{module} imports {imported}"
+        for package in packages
+        for module in graph.find_descendants(package) | {package}
+        for imported in graph.find_modules_directly_imported_by(module)
+        if (imported == "kue" or imported.startswith("kue.")) and imported != "kue.spi"
+    )
+    assert reaching_in == [], "a backend plugin reaches past kue.spi"
 
 
 def test_built_in_backends_are_entry_points_like_any_plugin() -> None:

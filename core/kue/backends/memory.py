@@ -25,10 +25,18 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Reservation
 from kue.backends.record_table import RecordTable
-from kue.errors import ReservationLost
-from kue.hookspecs import hookimpl
+from kue.spi import (
+    Capabilities,
+    JobInfo,
+    JobState,
+    PutItem,
+    QueueStats,
+    Reservation,
+    ReservationLost,
+    hookimpl,
+    read_options,
+)
 
 __all__ = ["CAPABILITIES", "MemoryBackend", "kue_backend", "kue_contract_server"]
 
@@ -494,6 +502,7 @@ def kue_backend(name: str, url: str, options: dict[str, Any]) -> MemoryBackend |
     """Open ``memory://NAME``; every backend of one NAME shares one store."""
     if name != "memory":
         return None
+    read_options("memory", (), url, options)  # it takes none: refuse any, naming it
     return MemoryBackend(urlsplit(url).netloc or "default")
 
 

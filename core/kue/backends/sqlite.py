@@ -32,12 +32,23 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
-from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Reservation
 from kue.backends import sqlite_records as records
-from kue.errors import BackendUnavailable, ConfigError, ReservationLost
-from kue.hookspecs import hookimpl
+from kue.spi import (
+    BackendUnavailable,
+    Capabilities,
+    ConfigError,
+    JobInfo,
+    JobState,
+    Option,
+    PutItem,
+    QueueStats,
+    Reservation,
+    ReservationLost,
+    hookimpl,
+    read_options,
+)
 
 __all__ = [
     "CAPABILITIES",
@@ -55,6 +66,8 @@ POLL_INTERVAL = 0.025
 FIRST_POLL = 0.002
 #: Largest body by default: SQLite can hold up to 1 GB, but a job queue is no blob store.
 DEFAULT_MAX_BODY = 64 * 2**20
+#: SQLite's own ceiling on one value (SQLITE_MAX_LENGTH as built by default).
+SQLITE_MAX_LENGTH = 1_000_000_000
 
 CAPABILITIES = Capabilities(
     name="sqlite",
@@ -567,21 +580,24 @@ class SQLiteBackend:
         self._local = threading.local()
 
 
+#: The options a sqlite URL (``sqlite:///kue.sqlite3?synchronous=full``) or configuration sets.
+OPTIONS = (
+    Option("synchronous", "choice", "normal",
+           "normal: a commit survives a crash of the program; full: of the machine too",
+           choices=("normal", "full")),
+    Option("max_body", "int", DEFAULT_MAX_BODY, "largest body in bytes", low=1,
+           high=SQLITE_MAX_LENGTH),
+)
+
+
 @hookimpl
 def kue_backend(name: str, url: str, options: dict[str, Any]) -> SQLiteBackend | None:
     """Open ``sqlite:///path``; options ``synchronous`` and ``max_body`` also come from the URL."""
     if name != "sqlite":
         return None
-    query = {k: v[-1] for k, v in parse_qs(urlsplit(url).query).items()}
-    settings = {**options, **query}
-    try:
-        max_body = int(settings.get("max_body", DEFAULT_MAX_BODY))
-    except ValueError as exc:
-        raise ConfigError(f"max_body in {url!r} must be an integer: {exc}") from exc
-    return SQLiteBackend(
-        path_from_url(url), synchronous=str(settings.get("synchronous", "normal")),
-        max_body=max_body, url=url,
-    )
+    values = read_options("sqlite", OPTIONS, url, options)
+    return SQLiteBackend(path_from_url(url), synchronous=values["synchronous"],
+                         max_body=values["max_body"], url=url)
 
 
 @contextmanager

@@ -20,6 +20,7 @@ from types import FrameType
 import pluggy
 
 from kue.backend import Backend, Reservation
+from kue.backoff import Backoff
 from kue.codec import Envelope
 from kue.errors import BackendUnavailable, UnknownJob
 from kue.hookspecs import hookimpl
@@ -27,7 +28,7 @@ from kue.job import DEFAULT_TIME_LIMIT, lookup
 from kue.records import DEFAULT_RESULT_TTL
 from kue.status import Records
 from kue.worker.lease import LeaseKeeper
-from kue.worker.worker import RECONNECT_BACKOFF_CAP, Worker
+from kue.worker.worker import Worker
 
 __all__ = ["Reporter", "child_main"]
 
@@ -102,15 +103,14 @@ def _die_with_parent() -> None:
 
 def _open_with_retry(open_backend: Callable[[], Backend], stop: list[bool]) -> Backend | None:
     """Open the backend, retrying with capped backoff while its server is unavailable."""
-    backoff = 0.1
+    backoff = Backoff()
     while not stop:
         try:
             return open_backend()
         except BackendUnavailable as exc:
-            if backoff == 0.1:
+            if backoff.first_failure:
                 log.warning("%s; retrying until it answers", exc)
-            time.sleep(backoff)
-            backoff = min(backoff * 2, RECONNECT_BACKOFF_CAP)
+            time.sleep(backoff.next())
     return None
 
 

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from kue.backend import Backend, Reservation
+from kue.backoff import Backoff
 from kue.errors import BackendUnavailable, ReservationLost
 from kue.hookcalls import notify
 from kue.interrupts import TimeLimitExceeded
@@ -38,7 +39,7 @@ from kue.worker.current import RunningJob, with_current
 from kue.worker.execute import run_here
 from kue.worker.lease import LeaseKeeper
 from kue.worker.limits import ThreadLimiter
-from kue.worker.settle import RECONNECT_BACKOFF_CAP, Admitted, JobSettler, WorkerStats
+from kue.worker.settle import Admitted, JobSettler, WorkerStats
 from kue.worker.timers import TimerThread
 from kue.worker.worker import reserve_next
 
@@ -156,7 +157,7 @@ class ConcurrentWorker:
                     runners: ThreadPoolExecutor) -> None:
         """Reserve on one thread while there is room, handing each job to a task of its own."""
         mine: set[asyncio.Task[None]] = set()  # in flight on this reserver's connection
-        backoff = 0.1
+        backoff = Backoff()
         while not self._stopping:
             await slots.acquire()
             timeout = 0.0 if burst or mine else IDLE_TIMEOUT
@@ -164,11 +165,11 @@ class ConcurrentWorker:
                 job = await _call(reserver, reserve_next, self.backend, self.queues, timeout)
             except BackendUnavailable as exc:
                 slots.release()
-                log.warning("%s; retrying in %.1f s", exc, backoff)
-                await self._pause(backoff, set())
-                backoff = min(backoff * 2, RECONNECT_BACKOFF_CAP)
+                wait = backoff.next()
+                log.warning("%s; retrying in %.1f s", exc, wait)
+                await self._pause(wait, set())
                 continue
-            backoff = 0.1
+            backoff.reset()
             if job is None:
                 slots.release()
                 if burst and not in_flight:

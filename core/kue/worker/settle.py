@@ -17,6 +17,7 @@ from typing import Any
 import pluggy
 
 from kue.backend import Backend, FusedBackend, Reservation
+from kue.backoff import Backoff
 from kue.codec import DecodeError, Envelope, decode
 from kue.errors import (
     BackendUnavailable,
@@ -35,12 +36,10 @@ from kue.worker.current import RunningJob
 from kue.worker.failure import Failure
 from kue.worker.logs import job_fields
 
-__all__ = ["RECONNECT_BACKOFF_CAP", "Admitted", "JobSettler", "WorkerStats"]
+__all__ = ["Admitted", "JobSettler", "WorkerStats"]
 
 log = logging.getLogger("kue.worker")
 
-#: Ceiling of the wait between reconnect attempts when the backend is unavailable.
-RECONNECT_BACKOFF_CAP = 2.0
 
 
 @dataclass
@@ -287,18 +286,17 @@ class JobSettler:
         reservation could still be held (its ttr); past that the job comes back anyway.
         """
         deadline = time.monotonic() + job.ttr
-        backoff = 0.1
+        backoff = Backoff()
         while True:
             try:
                 action()
                 return
             except BackendUnavailable as exc:
-                if time.monotonic() + backoff >= deadline:
+                if time.monotonic() + backoff.upcoming >= deadline:
                     raise
-                if backoff == 0.1:
+                if backoff.first_failure:
                     log.warning("%s; retrying to settle job %s", exc, job.id)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, RECONNECT_BACKOFF_CAP)
+                time.sleep(backoff.next())
 
     def _result_ttl(self, job: Reservation, admitted: Admitted) -> float:
         own = admitted.job_class.result_ttl

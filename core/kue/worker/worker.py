@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import pluggy
 
 from kue.backend import Backend, FusedBackend, Reservation
+from kue.backoff import Backoff
 from kue.errors import BackendUnavailable, ReservationLost
 from kue.hookcalls import notify
 from kue.interrupts import TimeLimitExceeded
@@ -28,11 +29,11 @@ from kue.worker.current import current_job
 from kue.worker.execute import run_here
 from kue.worker.lease import LeaseKeeper
 from kue.worker.limits import Limiter, limiter_for_this_thread
-from kue.worker.settle import RECONNECT_BACKOFF_CAP, Admitted, JobSettler, WorkerStats
+from kue.worker.settle import Admitted, JobSettler, WorkerStats
 from kue.worker.timers import TimerThread
 
 __all__ = [
-    "IDLE_RESERVE_TIMEOUT", "RECONNECT_BACKOFF_CAP", "StopWaiting", "Worker", "WorkerStats",
+    "IDLE_RESERVE_TIMEOUT", "StopWaiting", "Worker", "WorkerStats",
     "current_job", "reserve_next",
 ]
 
@@ -161,7 +162,7 @@ class Worker:
         notify(self.pm, "kue_worker_started", worker=self)
         log.info("worker %s started on queues %s with jobs %s", self.name,
                  ", ".join(self.queues), ", ".join(sorted(registry())) or "(none)")
-        backoff = 0.1
+        backoff = Backoff()
         # A job the fused delete-and-reserve call already reserved: it is in hand, so it runs
         # even if a stop was asked for meanwhile.
         in_hand: Reservation | None = None
@@ -177,11 +178,11 @@ class Worker:
                 except StopWaiting:
                     break
                 except BackendUnavailable as exc:
-                    log.warning("%s; retrying in %.1f s", exc, backoff)
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, RECONNECT_BACKOFF_CAP)
+                    wait = backoff.next()
+                    log.warning("%s; retrying in %.1f s", exc, wait)
+                    self._stop.wait(wait)
                     continue
-                backoff = 0.1
+                backoff.reset()
                 if reserved is None:
                     if burst:
                         break

@@ -18,6 +18,7 @@ What it promises and what it does not:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -26,8 +27,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Reservation
-from kue.errors import ReservationLost
+from kue.spi import (
+    Capabilities,
+    JobInfo,
+    JobState,
+    PutItem,
+    QueueStats,
+    Reservation,
+    ReservationLost,
+)
 from kue_filequeue.layout import (
     Entry,
     QueueDir,
@@ -96,10 +104,11 @@ def _micros(seconds: float) -> int:
 class FileQueueBackend:
     """Jobs as files under ``root``; safe for threads and processes on one machine."""
 
-    capabilities = CAPABILITIES
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, max_body: int = CAPABILITIES.max_body
+    ) -> None:
         """Open the store at ``root``, creating the directory if needed."""
+        self.capabilities = dataclasses.replace(CAPABILITIES, max_body=max_body)
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._counter = self.root / ".counter"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kue.backend import JobState
+from kue.spi import JobState
 
 __all__ = [
     "Entry",

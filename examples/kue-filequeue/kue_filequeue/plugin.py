@@ -9,41 +9,15 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote, urlsplit
 
-from kue import ConfigError, hookimpl
+from kue.spi import hookimpl
+from kue_filequeue.settings import SCHEME, FileQueueSettings, url_for_path
 
 if TYPE_CHECKING:
     from kue_filequeue.backend import FileQueueBackend
 
-__all__ = ["SCHEME", "kue_backend", "kue_contract_server", "path_from_url", "url_for_path"]
-
-#: The backend's name: the entry point's name and the URL scheme.
-SCHEME = "filequeue"
-
-
-def path_from_url(url: str) -> Path:
-    """The directory ``filequeue:///path/to/dir`` names (``filequeue:relative/dir`` too)."""
-    parts = urlsplit(url)
-    if parts.scheme != SCHEME:
-        raise ConfigError(f"the filequeue backend takes filequeue:// URLs, not {url!r}")
-    if parts.netloc not in ("", "localhost"):
-        raise ConfigError(
-            f"{url!r} names the host {parts.netloc!r}; a filequeue store is a local directory: "
-            "write filequeue:///path/to/dir"
-        )
-    path = unquote(parts.path)
-    if not path:
-        raise ConfigError(f"{url!r} names no directory; write filequeue:///path/to/dir")
-    return Path(path)
-
-
-def url_for_path(path: str | Path) -> str:
-    """The URL of the store at ``path`` (made absolute)."""
-    return f"{SCHEME}://{quote(str(Path(path).resolve()))}"
-
+__all__ = ["kue_backend", "kue_contract_server"]
 
 @hookimpl
 def kue_backend(name: str, url: str, options: dict[str, Any]) -> FileQueueBackend | None:
@@ -52,7 +26,8 @@ def kue_backend(name: str, url: str, options: dict[str, Any]) -> FileQueueBacken
         return None
     from kue_filequeue.backend import FileQueueBackend
 
-    return FileQueueBackend(path_from_url(url))
+    settings = FileQueueSettings.from_url(url, options)
+    return FileQueueBackend(settings.root, max_body=settings.max_body)
 
 
 @contextmanager

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kue_filequeue.backend import FileQueueBackend
-from kue_filequeue.plugin import path_from_url, url_for_path
 
 import kue
 from kue_contract.suite import BasicsContract, BuryContract, OrderContract, PeekContract
+from kue_filequeue.backend import FileQueueBackend
+from kue_filequeue.settings import path_from_url, url_for_path
 
 
 @pytest.fixture(scope="session")
@@ -42,6 +42,18 @@ def test_a_url_names_a_local_directory(tmp_path: Path) -> None:
         path_from_url("filequeue://example.com/jobs")
     with pytest.raises(kue.ConfigError, match="names no directory"):
         path_from_url("filequeue://")
+
+
+def test_max_body_comes_from_the_url_over_the_configuration(tmp_path: Path) -> None:
+    queue = kue.connect(url_for_path(tmp_path) + "?max_body=8", queue="small",
+                        options={"max_body": 100})
+    assert queue.capabilities.max_body == 8
+    queue.put(b"12345678")
+    with pytest.raises(kue.JobTooBig, match="8"):
+        queue.put(b"123456789")
+    assert queue.stats().ready == 1
+    with pytest.raises(kue.ConfigError, match=r"filequeue option 'colour'.*known: max_body"):
+        kue.connect(url_for_path(tmp_path) + "?colour=blue", queue="small")
 
 
 def test_kue_connect_finds_the_backend_through_its_entry_point(tmp_path: Path) -> None:

@@ -26,8 +26,18 @@ from typing import Any, TypeVar
 
 import greenstalk
 
-from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Reservation
-from kue.errors import BackendUnavailable, JobTooBig, ReservationLost, Unsupported
+from kue.spi import (
+    BackendUnavailable,
+    Capabilities,
+    JobInfo,
+    JobState,
+    JobTooBig,
+    PutItem,
+    QueueStats,
+    Reservation,
+    ReservationLost,
+    Unsupported,
+)
 from kue_beanstalk.connection import Connection, ConnectionLost, Held
 from kue_beanstalk.pool import ConnectionPool
 from kue_beanstalk.settings import SCHEME, Settings

@@ -27,8 +27,7 @@ from typing import Any, BinaryIO, cast
 
 import greenstalk
 
-from kue.errors import BackendUnavailable
-from kue.process import current_pid
+from kue.spi import BackendUnavailable, current_pid
 from kue_beanstalk.settings import Settings
 from kue_beanstalk.wire import Command, Reply, job_fields, parse_stats, stats_job_command
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from kue.hookspecs import hookimpl
+from kue.spi import hookimpl
 
 if TYPE_CHECKING:
     from kue_beanstalk.backend import BeanstalkBackend

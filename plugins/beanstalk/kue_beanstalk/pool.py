@@ -17,7 +17,7 @@ import time
 import weakref
 from collections.abc import Callable
 
-from kue.process import current_pid
+from kue.spi import current_pid
 from kue_beanstalk.connection import Connection
 
 __all__ = ["ConnectionPool"]

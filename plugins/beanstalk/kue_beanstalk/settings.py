@@ -1,17 +1,19 @@
-"""Where the server is and how long to wait for it, from ``beanstalk://host:port`` and options."""
+"""Where the server is and how long to wait for it, from ``beanstalk://host:port`` and options.
+
+``beanstalk://HOST:PORT?socket_timeout=10&connect_timeout=5``: both options are seconds, also
+accepted in configuration (``[tool.kue.options]``); the URL wins.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from kue.config import mask_url
-from kue.errors import ConfigError
+from kue.spi import ConfigError, Option, mask_url, read_options
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "SCHEME", "Settings"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "OPTIONS", "SCHEME", "Settings"]
 
 #: The URL scheme and entry-point name.
 SCHEME = "beanstalk"
@@ -20,7 +22,12 @@ DEFAULT_PORT = 11300
 #: The host when the URL names none.
 DEFAULT_HOST = "127.0.0.1"
 
-_TIMEOUTS = {"socket_timeout": 10.0, "connect_timeout": 5.0}
+#: The options a beanstalk URL or configuration may set.
+OPTIONS = (
+    Option("socket_timeout", "seconds", 10.0,
+           "seconds to wait for a reply (added to a reserve's own wait)"),
+    Option("connect_timeout", "seconds", 5.0, "seconds to wait for a connection to open"),
+)
 
 
 @dataclass(frozen=True)
@@ -37,8 +44,8 @@ class Settings:
     url: str
     host: str
     port: int
-    socket_timeout: float = _TIMEOUTS["socket_timeout"]
-    connect_timeout: float = _TIMEOUTS["connect_timeout"]
+    socket_timeout: float = OPTIONS[0].default
+    connect_timeout: float = OPTIONS[1].default
 
     @property
     def masked_url(self) -> str:
@@ -47,7 +54,7 @@ class Settings:
 
     @classmethod
     def from_url(cls, url: str, options: Mapping[str, Any] | None = None) -> Settings:
-        """Parse ``beanstalk://host:port``; ``options`` may set the two timeouts (seconds)."""
+        """Parse ``beanstalk://host:port``; the query or ``options`` may set the two timeouts."""
         masked = mask_url(url)
         try:
             parts = urlsplit(url)
@@ -58,32 +65,17 @@ class Settings:
             raise ConfigError(
                 f"the beanstalk backend takes beanstalk://HOST:PORT URLs, got {masked!r}"
             )
-        if parts.path not in ("", "/") or parts.query:
+        if parts.path not in ("", "/"):
             raise ConfigError(
-                f"a beanstalkd URL has no path or query (tubes are queue names), got {masked!r}; "
+                f"a beanstalkd URL has no path (tubes are queue names), got {masked!r}; "
                 "write it as beanstalk://HOST:PORT"
             )
-        opts = dict(options or {})
-        unknown = sorted(set(opts) - set(_TIMEOUTS))
-        if unknown:
-            raise ConfigError(
-                f"unknown beanstalk option(s) {', '.join(unknown)}; known: "
-                f"{', '.join(sorted(_TIMEOUTS))}"
-            )
-        timeouts = {name: _seconds(name, opts.get(name, default)) for name, default in
-                    _TIMEOUTS.items()}
+        values = read_options(SCHEME, OPTIONS, url, options)
         return cls(
             url=url,
             host=parts.hostname or DEFAULT_HOST,
             port=DEFAULT_PORT if port is None else port,
-            **timeouts,
+            socket_timeout=values["socket_timeout"],
+            connect_timeout=values["connect_timeout"],
         )
 
-
-def _seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"beanstalk option {name} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"beanstalk option {name} must be a positive number of seconds, "
-                          f"got {value!r}")
-    return float(value)

@@ -56,8 +56,10 @@ def test_urls_name_host_and_port(url: str, host: str, port: int) -> None:
         ("redis://x:1", {}, "beanstalk://HOST:PORT"),
         ("beanstalk://x:99999", {}, "cannot read"),
         ("beanstalk://x:1/tube", {}, "no path"),
-        ("beanstalk://x:1", {"socket_timeout": 0}, "positive"),
-        ("beanstalk://x:1", {"socket_timeout": "5"}, "number of seconds"),
+        ("beanstalk://x:1", {"socket_timeout": 0}, "above 0 seconds"),
+        ("beanstalk://x:1", {"socket_timeout": "soon"}, "not a number"),
+        ("beanstalk://x:1?connect_timeout=-1", {}, "connect_timeout='-1' .* above 0"),
+        ("beanstalk://x:1?tube=a", {}, "unknown beanstalk option 'tube'.*connect_timeout"),
         ("beanstalk://x:1", {"pool_size": 5}, "unknown beanstalk option"),
         ("beanstalk://u:secret@x:1/t", {}, r"u:\*\*\*@x"),
     ],
@@ -102,3 +104,9 @@ def test_containers_mode_without_an_engine_says_how_to_get_a_server(
     with pytest.raises(ServerUnavailable, match="no container engine answers"), \
             contract_server("containers"):
         pass
+
+
+def test_the_url_query_sets_the_timeouts_over_the_configuration() -> None:
+    settings = Settings.from_url("beanstalk://x:1?socket_timeout=2.5",
+                                 {"socket_timeout": 7, "connect_timeout": "3"})
+    assert (settings.socket_timeout, settings.connect_timeout) == (2.5, 3.0)

@@ -73,8 +73,18 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Reservation
-from kue.errors import BackendUnavailable, ConfigError, JobTooBig, ReservationLost
+from kue.spi import (
+    BackendUnavailable,
+    Capabilities,
+    ConfigError,
+    JobInfo,
+    JobState,
+    JobTooBig,
+    PutItem,
+    QueueStats,
+    Reservation,
+    ReservationLost,
+)
 from kue_redis.keys import QueueKeys, meta_pattern, queue_of_meta
 from kue_redis.lane import ScriptLane
 from kue_redis.scripts import Client, ScriptArg, load_scripts, run_pipelined

@@ -30,7 +30,7 @@ from typing import Any
 import redis
 from redis.utils import HIREDIS_AVAILABLE
 
-from kue.process import current_pid
+from kue.spi import current_pid
 
 if HIREDIS_AVAILABLE:
     from hiredis import pack_command as _hiredis_pack

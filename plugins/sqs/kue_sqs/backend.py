@@ -1,7 +1,7 @@
 """kue's verbs on Amazon SQS, mapped as honestly as SQS allows.
 
 - ``put``: SendMessage; priority and ttr travel in the ``kue`` message attribute
-  (:mod:`kue_sqs.codec`). ``put_many``: SendMessageBatch in chunks of at most 10 messages and
+  (:mod:`kue_sqs.message`). ``put_many``: SendMessageBatch in chunks of at most 10 messages and
   1 MiB, retrying only the entries that failed.
 - ``reserve``: ReceiveMessage of one message, long polling (at most ``wait`` s per call, never past
   the caller's timeout), the most urgent band first. The visibility timeout is the job's ttr;
@@ -53,26 +53,36 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from kue.backend import Capabilities, JobInfo, JobState, PutItem, QueueStats, Reservation
-from kue.errors import JobTooBig, ReservationLost, Unsupported
-from kue.job import DEFAULT_TTR
+from kue.spi import (
+    DEFAULT_TTR,
+    Backoff,
+    Capabilities,
+    JobInfo,
+    JobState,
+    JobTooBig,
+    PutItem,
+    QueueStats,
+    Reservation,
+    ReservationLost,
+    Unsupported,
+)
 from kue_sqs.client import QueueDirectory, QueueInfo, guarded, make_client
-from kue_sqs.codec import (
+from kue_sqs.errors import PutManyFailed, SqsError
+from kue_sqs.layout import BURIED_SUFFIX, FIFO_SUFFIX, Layout
+from kue_sqs.leases import Leases
+from kue_sqs.message import (
     ATTRIBUTE,
     ATTRIBUTE_TYPE,
     MAX_BODY,
     SQS_MAX_MESSAGE,
     Meta,
-    decode_body,
+    body_to_text,
     decode_meta,
-    encode_body,
     encode_meta,
     max_body_for,
     message_size,
+    text_to_body,
 )
-from kue_sqs.errors import PutManyFailed, SqsError
-from kue_sqs.layout import BURIED_SUFFIX, FIFO_SUFFIX, Layout
-from kue_sqs.leases import Leases
 from kue_sqs.settings import SqsSettings
 
 if TYPE_CHECKING:
@@ -321,7 +331,7 @@ class SqsBackend:
         On a FIFO queue a delay is Unsupported (SQS takes none per message), and a new job gets
         its id here: a UUID, which is also its MessageDeduplicationId.
         """
-        text, encoding = encode_body(body)
+        text, encoding = body_to_text(body)
         seconds = math.ceil(delay)
         due = None
         if self.settings.fifo:
@@ -390,6 +400,7 @@ class SqsBackend:
         self, url: str, chunk: list[_Outgoing], ids: list[str | None], failures: dict[int, str]
     ) -> None:
         pending = chunk
+        backoff = Backoff(first=0.05, cap=0.05 * 2**BATCH_RETRIES)
         for attempt in range(BATCH_RETRIES):
             # A retried entry keeps its MessageDeduplicationId on FIFO: should SQS have stored
             # it after all, the retry is not stored twice.
@@ -411,7 +422,7 @@ class SqsBackend:
             if not retry:
                 return
             pending = retry
-            time.sleep(0.05 * 2**attempt)
+            time.sleep(backoff.next())
 
     # -- reserving -------------------------------------------------------------------------
 
@@ -469,7 +480,7 @@ class SqsBackend:
             self._visibility(info.url, receipt, 0)  # too late for this caller: give it back
             return None
         try:
-            body = decode_body(msg["Body"], meta.encoding)
+            body = text_to_body(msg["Body"], meta.encoding)
         except ValueError:
             body = msg["Body"].encode()
         ttr = max(1, min(meta.ttr, MAX_VISIBILITY))

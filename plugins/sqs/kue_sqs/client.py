@@ -15,10 +15,9 @@ import boto3
 import botocore.exceptions as bex
 from botocore.config import Config
 
-from kue.config import mask_url
-from kue.errors import BackendUnavailable, ConfigError
-from kue_sqs.codec import SQS_MAX_MESSAGE
+from kue.spi import BackendUnavailable, ConfigError, mask_url
 from kue_sqs.errors import SqsError
+from kue_sqs.message import SQS_MAX_MESSAGE
 from kue_sqs.settings import SqsSettings
 
 if TYPE_CHECKING:

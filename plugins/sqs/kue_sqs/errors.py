@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kue.errors import KueError
+from kue.spi import KueError
 
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError

@@ -16,8 +16,7 @@ import bisect
 import re
 from dataclasses import dataclass
 
-from kue.backend import MAX_PRIORITY
-from kue.errors import Unsupported
+from kue.spi import MAX_PRIORITY, Unsupported
 
 __all__ = ["BURIED_SUFFIX", "FIFO_SUFFIX", "MAX_NAME", "Layout"]
 

@@ -15,8 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kue.backend import Reservation
-from kue.errors import ReservationLost
+from kue.spi import Reservation, ReservationLost
 
 __all__ = ["Lease", "Leases"]
 

@@ -24,19 +24,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
-from kue.backend import MAX_PRIORITY
-from kue.config import mask_url
-from kue.errors import ConfigError
+from kue.spi import MAX_PRIORITY, ConfigError, Option, OptionValues, mask_url, read_options
 
-__all__ = ["FIFO_GROUPS", "MAX_BANDS", "SqsSettings", "parse_bands", "parse_settings"]
+__all__ = ["FIFO_GROUPS", "MAX_BANDS", "OPTIONS", "SqsSettings", "parse_bands", "parse_settings"]
 
 #: The most priority bands a URL may ask for; each band is one more queue to poll.
 MAX_BANDS = 8
 #: Values of ``fifo_group``: one SQS message group per kue queue, or one per job.
 FIFO_GROUPS = ("queue", "job")
-_KEYS = ("region", "endpoint", "prefix", "create", "bands", "wait", "fifo", "fifo_group")
+#: The options an sqs URL or configuration may set (the module's docstring says what each does).
+OPTIONS = (
+    Option("region", "str", "", "the AWS region (default: boto3's usual chain)"),
+    Option("endpoint", "str", "", "the SQS endpoint URL (default: AWS's own)"),
+    Option("prefix", "str", "", "put before every SQS queue name"),
+    Option("create", "bool", False, "create missing SQS queues"),
+    Option("bands", "str", "", "priority band boundaries, e.g. 0,100,1000"),
+    Option("wait", "int", 20, "the longest single long poll in seconds", low=1, high=20),
+    Option("fifo", "bool", False, "make every queue an SQS FIFO queue"),
+    Option("fifo_group", "choice", "queue", "which jobs share a FIFO message group",
+           choices=FIFO_GROUPS),
+)
 
 
 @dataclass(frozen=True)
@@ -81,30 +90,13 @@ def parse_bands(text: str) -> tuple[int, ...]:
     return tuple(bounds) if len(bounds) > 1 else ()
 
 
-def _flag(key: str, value: str) -> bool:
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{key}={value!r} must be 1 or 0")
-
-
-def _fifo_group(value: str | None, fifo: bool) -> str:
-    """The checked ``fifo_group``; given without ``fifo=1`` it is a ConfigError, not ignored."""
-    if value is None or value == "":
-        return "queue"
-    if value not in FIFO_GROUPS:
-        raise ConfigError(
-            f"fifo_group={value!r} must be one of {', '.join(FIFO_GROUPS)}: queue keeps put order "
-            "with one job of a queue in flight at a time, job runs jobs in parallel without order"
-        )
-    if not fifo:
+def _check_fifo_group(values: OptionValues) -> None:
+    if "fifo_group" in values.given and not values["fifo"]:
         # A setting that silently does nothing would let someone believe they have FIFO order.
         raise ConfigError(
-            f"fifo_group={value} applies to FIFO queues only: add fifo=1 as well (or drop "
-            "fifo_group)"
+            f"fifo_group={values['fifo_group']} applies to FIFO queues only: add fifo=1 as well "
+            "(or drop fifo_group)"
         )
-    return value
 
 
 def parse_settings(url: str, options: Mapping[str, Any] | None = None) -> SqsSettings:
@@ -118,41 +110,24 @@ def parse_settings(url: str, options: Mapping[str, Any] | None = None) -> SqsSet
             f"URL {shown!r} names host {parts.hostname!r}; an sqs:// URL takes no host: write "
             "sqs://?region=REGION&endpoint=URL (endpoint only for a non-AWS server)"
         )
-    values: dict[str, str] = {k: str(v) for k, v in (options or {}).items() if k in _KEYS}
-    seen: set[str] = set()
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in _KEYS:
-            raise ConfigError(
-                f"URL {shown!r} has unknown parameter {key!r}; known: {', '.join(_KEYS)}"
-            )
-        if key in seen:
-            raise ConfigError(f"URL {shown!r} gives {key!r} twice")
-        seen.add(key)
-        values[key] = value
-    endpoint = values.get("endpoint") or None
+    values = read_options("sqs", OPTIONS, url, options)
+    endpoint = values["endpoint"] or None
     if endpoint is not None and urlsplit(endpoint).scheme not in ("http", "https"):
         raise ConfigError(f"endpoint={endpoint!r} must be an http:// or https:// URL")
-    try:
-        wait = int(values.get("wait", "20"))
-    except ValueError as exc:
-        raise ConfigError(f"wait={values['wait']!r} must be whole seconds 1..20") from exc
-    if not 1 <= wait <= 20:
-        raise ConfigError(f"wait={wait} is outside SQS's long-poll range of 1..20 seconds")
-    fifo = _flag("fifo", values.get("fifo", "0"))
-    fifo_group = _fifo_group(values.get("fifo_group"), fifo)
+    _check_fifo_group(values)
     access = unquote(parts.username) if parts.username else None
     secret = unquote(parts.password) if parts.password else None
     if (access is None) != (secret is None):
         raise ConfigError(f"URL {shown!r} must give both ACCESS_KEY:SECRET@ or neither")
     return SqsSettings(
-        region=values.get("region") or None,
+        region=values["region"] or None,
         endpoint=endpoint,
-        prefix=values.get("prefix", ""),
-        create=_flag("create", values.get("create", "0")),
-        bands=parse_bands(values.get("bands", "")),
-        wait=wait,
-        fifo=fifo,
-        fifo_group=fifo_group,
+        prefix=values["prefix"],
+        create=values["create"],
+        bands=parse_bands(values["bands"]),
+        wait=values["wait"],
+        fifo=values["fifo"],
+        fifo_group=values["fifo_group"],
         access_key=access,
         secret_key=secret,
     )

@@ -18,8 +18,8 @@ def test_a_full_url_parses() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("sqs://?colour=blue", "unknown parameter 'colour'"),
-        ("sqs://?wait=30", "wait=30"),
+        ("sqs://?colour=blue", "unknown sqs option 'colour'.*known: bands, create"),
+        ("sqs://?wait=30", "wait=30 .* out of range: 1 to 20"),
         ("sqs://?create=maybe", "create='maybe'"),
         ("sqs://?bands=10,5", "strictly increasing"),
         ("sqs://?bands=0,x", "bands='0,x'"),

@@ -2,17 +2,17 @@ import os
 
 import pytest
 
-from kue_sqs.codec import (
+from kue_sqs.message import (
     MAX_BODY,
     META_ROOM,
     SQS_MAX_MESSAGE,
     Meta,
-    decode_body,
+    body_to_text,
     decode_meta,
-    encode_body,
     encode_meta,
     max_body_for,
     message_size,
+    text_to_body,
 )
 
 
@@ -29,10 +29,10 @@ from kue_sqs.codec import (
     ],
 )
 def test_bodies_round_trip_and_only_non_sqs_text_is_base64(body: bytes, encoding: str) -> None:
-    text, enc = encode_body(body)
+    text, enc = body_to_text(body)
     assert enc == encoding
     assert text  # SQS refuses empty bodies
-    assert decode_body(text, enc) == body
+    assert text_to_body(text, enc) == body
 
 
 def test_meta_round_trips_and_stays_within_its_room() -> None:
@@ -47,9 +47,9 @@ def test_meta_round_trips_and_stays_within_its_room() -> None:
 def test_max_body_is_the_largest_any_bytes_that_fit_a_1_mib_message() -> None:
     assert MAX_BODY == max_body_for(SQS_MAX_MESSAGE) == 786_231
     worst_meta = "x" * (META_ROOM - 9)  # an attribute value as long as allowed
-    fits, _ = encode_body(os.urandom(MAX_BODY))
+    fits, _ = body_to_text(os.urandom(MAX_BODY))
     assert message_size(fits, worst_meta) <= SQS_MAX_MESSAGE
-    too_big, _ = encode_body(os.urandom(MAX_BODY + 1))
+    too_big, _ = body_to_text(os.urandom(MAX_BODY + 1))
     assert message_size(too_big, worst_meta) > SQS_MAX_MESSAGE
 
 

@@ -28,7 +28,7 @@ import binascii
 import re
 from dataclasses import dataclass
 
-from kue.job import DEFAULT_PRIORITY, DEFAULT_TTR
+from kue.spi import DEFAULT_PRIORITY, DEFAULT_TTR
 
 __all__ = [
     "ATTRIBUTE",
@@ -38,12 +38,12 @@ __all__ = [
     "META_ROOM",
     "SQS_MAX_MESSAGE",
     "Meta",
-    "decode_body",
+    "body_to_text",
     "decode_meta",
-    "encode_body",
     "encode_meta",
     "max_body_for",
     "message_size",
+    "text_to_body",
 ]
 
 #: The largest message SQS takes (body + attributes), in bytes.
@@ -119,7 +119,7 @@ def decode_meta(value: str | None) -> Meta:
         raise ValueError(f"malformed kue attribute on an SQS message: {value!r}") from exc
 
 
-def encode_body(body: bytes) -> tuple[str, str]:
+def body_to_text(body: bytes) -> tuple[str, str]:
     """``(text, encoding)``: the body as SQS-safe text and the flag that says how."""
     if not body:
         return _EMPTY_TEXT, "z"
@@ -132,7 +132,7 @@ def encode_body(body: bytes) -> tuple[str, str]:
     return base64.b64encode(body).decode("ascii"), "b"
 
 
-def decode_body(text: str, encoding: str) -> bytes:
+def text_to_body(text: str, encoding: str) -> bytes:
     """The bytes that were put, from a message's body text and encoding flag."""
     if encoding == "z":
         return b""
