@@ -12,6 +12,10 @@ one round trip when the guess is right, as it is for a consumer draining a queue
 ``delete_and_reserve`` (``capabilities.delete_and_reserve``, the worker's hot path) sends the
 delete with that pair, so a worker pays one round trip per job when jobs are waiting.
 
+Every command goes through :class:`Connection`, whose reader alone reads its socket: that is
+what lets several commands share one write. greenstalk supplies the errors replies are read
+as (``greenstalk.NotFoundError`` and the rest), not a client.
+
 Threads: every thread uses its own connection (see :mod:`kue_beanstalk.pool`). A reservation
 can be finished from another thread, but that waits while the reserving thread is blocked in a
 reserve on the same connection, because only that connection may act on the job.
@@ -42,15 +46,19 @@ from kue_beanstalk.connection import Connection, ConnectionLost, Held
 from kue_beanstalk.pool import ConnectionPool
 from kue_beanstalk.settings import SCHEME, Settings
 from kue_beanstalk.wire import (
+    DEFAULT_TUBE,
     MAX_UINT32,
     Command,
     Reply,
     check_tube,
     ignore_command,
+    parse_list,
+    parse_stats,
     put_command,
     reserve_command,
     simple,
     stats_job_command,
+    stats_tube_command,
     use_command,
     watch_command,
     whole_seconds,
@@ -130,8 +138,10 @@ class BeanstalkBackend:
         self.settings = Settings.from_url(url, options)
         self.url = self.settings.masked_url
         self._pool = ConnectionPool(lambda: Connection(self.settings))
-        with self._pool.connection() as conn, conn.io("stats"):
-            server = conn.client.stats()
+        with self._pool.connection() as conn:
+            server = conn.stats(simple(b"stats", b"OK", has_body=True), "stats")
+        if server is None or "max-job-size" not in server:
+            raise BackendUnavailable(self.url, f"beanstalkd's stats lack max-job-size: {server}")
         #: The server's limit is read once: beanstalkd cannot change it while running.
         self.capabilities = dataclasses.replace(
             BASE_CAPABILITIES, max_body=int(server["max-job-size"])
@@ -461,8 +471,7 @@ class BeanstalkBackend:
             if held is None or str(held.reserves) != count:
                 raise ReservationLost(job.queue, job.id)
             try:
-                with conn.io(what):
-                    return action(conn, job_id, held)
+                return action(conn, job_id, held)
             except greenstalk.NotFoundError:
                 conn.held.pop(job_id, None)
                 raise ReservationLost(job.queue, job.id, "its ttr ran out") from None
@@ -489,26 +498,32 @@ class BeanstalkBackend:
 
     @staticmethod
     def _touch_held(conn: Connection, job_id: int, held: Held) -> None:
-        """Touch a job near its deadline before deleting it.
+        """Give a held job its full ttr again (NotFoundError if this connection lost it).
 
-        beanstalkd would delete the job even if it were ready again; a touch succeeds only if
-        this connection still holds it (NotFoundError otherwise).
+        Also done before deleting a job near its deadline: beanstalkd would delete the job
+        even if it were ready again, and a touch succeeds only if this connection holds it.
         """
         asked = time.monotonic()
-        conn.client.touch(greenstalk.Job(job_id, b""))
+        line = conn.request(b"touch %d\r\n" % job_id, "touch")
+        if line != b"TOUCHED\r\n":
+            raise conn.error_of(line, "touch")
         held.deadline = asked + held.ttr
 
     def release(self, job: Reservation, priority: int, delay: float) -> None:
         """Give a job back with ``priority``, ready after ``delay`` s (rounded up)."""
 
         def action(conn: Connection, job_id: int, held: Held) -> None:
-            try:
-                conn.client.release(greenstalk.Job(job_id, b""), priority, whole_seconds(delay))
-            except greenstalk.BuriedError as exc:
+            line = conn.request(
+                b"release %d %d %d\r\n" % (job_id, priority, whole_seconds(delay)), "release"
+            )
+            if line != b"RELEASED\r\n":
+                error = conn.error_of(line, "release")
+                if not isinstance(error, greenstalk.BuriedError):
+                    raise error
                 conn.held.pop(job_id, None)
                 raise BackendUnavailable(
                     self.url, f"beanstalkd ran out of memory and buried job {job_id}"
-                ) from exc
+                ) from error
             conn.held.pop(job_id, None)
 
         self._act(job, "release", action)
@@ -518,20 +533,16 @@ class BeanstalkBackend:
         new_priority = job.priority if priority is None else priority
 
         def action(conn: Connection, job_id: int, held: Held) -> None:
-            conn.client.bury(greenstalk.Job(job_id, b""), new_priority)
+            line = conn.request(b"bury %d %d\r\n" % (job_id, new_priority), "bury")
+            if line != b"BURIED\r\n":
+                raise conn.error_of(line, "bury")
             conn.held.pop(job_id, None)
 
         self._act(job, "bury", action)
 
     def touch(self, job: Reservation) -> None:
         """Give a job its full ttr again."""
-
-        def action(conn: Connection, job_id: int, held: Held) -> None:
-            asked = time.monotonic()
-            conn.client.touch(greenstalk.Job(job_id, b""))
-            held.deadline = asked + held.ttr
-
-        self._act(job, "touch", action)
+        self._act(job, "touch", self._touch_held)
 
     # -- looking and kicking -------------------------------------------------------------
 
@@ -580,10 +591,8 @@ class BeanstalkBackend:
         tube = check_tube(queue)
 
         def op(conn: Connection) -> QueueStats:
-            try:
-                with conn.io("stats-tube"):
-                    s = conn.client.stats_tube(tube)
-            except greenstalk.NotFoundError:
+            s = conn.stats(stats_tube_command(tube), "stats-tube")
+            if s is None:
                 return QueueStats()
             return QueueStats(
                 ready=int(s["current-jobs-ready"]),
@@ -612,19 +621,22 @@ class BeanstalkBackend:
         """
 
         def op(conn: Connection) -> list[str]:
-            with conn.io("list-tubes"):
-                tubes = [str(t) for t in conn.client.tubes()]
-                if greenstalk.DEFAULT_TUBE in tubes:
-                    held = 0
-                    try:
-                        s = conn.client.stats_tube(greenstalk.DEFAULT_TUBE)
-                        held = (int(s["current-jobs-ready"]) + int(s["current-jobs-delayed"])
-                                + int(s["current-jobs-reserved"])
-                                + int(s["current-jobs-buried"]))
-                    except greenstalk.NotFoundError:
-                        pass
-                    if not held:
-                        tubes.remove(greenstalk.DEFAULT_TUBE)
+            # The default tube's counts ride along: one round trip.
+            listed, default = conn.pipeline(
+                [simple(b"list-tubes", b"OK", has_body=True), stats_tube_command(DEFAULT_TUBE)],
+                "list-tubes",
+            )
+            if not isinstance(listed, Reply):
+                raise conn.lost("list-tubes", listed)
+            try:
+                tubes = parse_list(listed.body)
+                s = parse_stats(default.body) if isinstance(default, Reply) else {}
+            except ValueError as exc:  # not ASCII
+                raise conn.lost("list-tubes", exc) from exc
+            held = sum(int(s.get(f"current-jobs-{state}", 0))
+                       for state in ("ready", "delayed", "reserved", "buried"))
+            if DEFAULT_TUBE in tubes and not held:
+                tubes.remove(DEFAULT_TUBE)
             return sorted(tubes)
 
         return self._retrying(op)

@@ -1,11 +1,18 @@
-"""One connection to beanstalkd: a greenstalk client, its tube selection and the jobs it holds.
+"""One connection to beanstalkd: its socket and reader, its tube selection and the jobs it holds.
+
+The connection alone reads its socket, through one buffer: the hot path writes several commands
+at once (``put_many``, a ``use`` riding along with a put, the worker's delete + reserve +
+``stats-job``) and reads their replies in order, which no client with a reader of its own on the
+same socket could do without the two splitting the stream between them. greenstalk contributes
+the errors beanstalkd's replies name (:data:`kue_beanstalk.wire.ERRORS`), not a client: its
+``Client`` sends one command and reads one reply per call.
 
 A reservation in beanstalkd belongs to the connection that made it, so the connection also keeps
 what it knows of each job it holds (how many reserves the job had, and a conservative deadline).
 That lets it tell a stale reservation from the current one even when the same connection
 reserved the same job again after its ttr ran out.
 
-greenstalk never reconnects and is not thread-safe: every use of a Connection happens under its
+A connection never reconnects and is not thread-safe: every use of a Connection happens under its
 ``lock``, and a connection that broke or fell out of step is dropped for good (a new one is made
 by :mod:`kue_beanstalk.pool`).
 """
@@ -23,13 +30,21 @@ import threading
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO, cast
+from typing import Any
 
 import greenstalk
 
 from kue.spi import BackendUnavailable, current_pid
 from kue_beanstalk.settings import Settings
-from kue_beanstalk.wire import Command, Reply, job_fields, parse_stats, stats_job_command
+from kue_beanstalk.wire import (
+    DEFAULT_TUBE,
+    ERRORS,
+    Command,
+    Reply,
+    job_fields,
+    parse_stats,
+    stats_job_command,
+)
 
 __all__ = ["PROTOCOL_ERRORS", "Connection", "ConnectionLost", "Held"]
 
@@ -74,30 +89,9 @@ class Held:
     deadline: float
 
 
-class _Guard:
-    """The context manager of :meth:`Connection.io` (a class: it runs for every command)."""
-
-    __slots__ = ("conn", "what")
-
-    def __init__(self, conn: Connection, what: str) -> None:
-        self.conn = conn
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        if exc is not None and isinstance(exc, _BROKEN):
-            raise self.conn.lost(self.what, exc) from exc
-
-
 #: Exceptions that leave a connection unusable: protocol errors, socket errors and timeouts,
-#: and the errors greenstalk's parsing raises on a garbled reply.
-_BROKEN: tuple[type[BaseException], ...] = (
-    *PROTOCOL_ERRORS, OSError, AssertionError, ValueError, IndexError,
-)
+#: and the errors parsing raises on a garbled reply.
+_BROKEN: tuple[type[BaseException], ...] = (*PROTOCOL_ERRORS, OSError, ValueError, IndexError)
 
 
 def _timeval(seconds: float | None) -> bytes:
@@ -133,7 +127,7 @@ class _SocketReader(io.RawIOBase):
             raise TimeoutError("timed out") from exc
 
 
-def _close_quietly(reader: BinaryIO, sock: socket.socket) -> None:
+def _close_quietly(reader: io.IOBase, sock: socket.socket) -> None:
     # Only close(), never shutdown(): after fork() the parent shares this socket, and
     # shutdown() would cut the parent's connection too.
     with contextlib.suppress(OSError):
@@ -154,7 +148,7 @@ def _configure(sock: socket.socket) -> None:
 
 
 class Connection:
-    """A greenstalk client on its own socket, with the state beanstalkd keeps per connection.
+    """A socket to beanstalkd and its one reader, with the state beanstalkd keeps per connection.
 
     :param settings: where the server is and how long to wait for it.
     :raises BackendUnavailable: the server refused or did not answer the connection.
@@ -168,8 +162,8 @@ class Connection:
         #: Names this connection in receipts, unique across processes and reconnects.
         self.token = f"{self.pid}-{secrets.token_hex(4)}"
         self.lock = threading.Lock()
-        self.used = greenstalk.DEFAULT_TUBE
-        self.watched: list[str] = [greenstalk.DEFAULT_TUBE]
+        self.used = DEFAULT_TUBE
+        self.watched: list[str] = [DEFAULT_TUBE]
         self.held: dict[int, Held] = {}
         self.closed = False
         try:
@@ -189,13 +183,8 @@ class Connection:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(settings.socket_timeout))
         self._sock = sock
         self._timeout: float | None = settings.socket_timeout
-        self.client: greenstalk.Client[bytes] = greenstalk.Client(sock, encoding=None)
-        # Pipelined replies must be read from the very buffer greenstalk reads from, or the
-        # two would split the stream between them; so greenstalk reads from ours.
-        self.client._reader.close()
-        reader = io.BufferedReader(_SocketReader(sock))
-        self.client._reader = cast(Any, reader)
-        self._reader: BinaryIO = cast(BinaryIO, reader)
+        #: The only reader of the socket: every reply, pipelined or not, is read through it.
+        self._reader = io.BufferedReader(_SocketReader(sock))
         self._poll = select.poll()
         self._poll.register(sock, select.POLLIN | select.POLLPRI)
         self._finalizer = weakref.finalize(self, _close_quietly, self._reader, sock)
@@ -231,14 +220,6 @@ class Connection:
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(timeout))
             self._timeout = timeout
 
-    def io(self, what: str) -> _Guard:
-        """Turn a broken or out-of-step connection into ConnectionLost, dropping it.
-
-        Use as ``with conn.io("delete"): ...``. beanstalkd's ordinary replies (NOT_FOUND,
-        TIMED_OUT, DRAINING...) pass through as greenstalk errors for the caller to interpret.
-        """
-        return _Guard(self, what)
-
     def lost(self, what: str, exc: BaseException) -> ConnectionLost:
         """Drop the connection and describe what ``exc`` did to it during ``what``."""
         self.drop()
@@ -266,7 +247,9 @@ class Connection:
     ) -> list[Reply | greenstalk.BeanstalkdError]:
         """Send every command at once, then read their replies in order: one round trip.
 
-        A reply that is not the expected one comes back as the greenstalk error it names.
+        A reply that is not the expected one comes back as the greenstalk error it names
+        (NOT_FOUND, TIMED_OUT, DRAINING...) for the caller to interpret. A broken or
+        out-of-step connection is dropped and raises ConnectionLost.
         """
         try:
             self._sock.sendall(b"".join([c.data for c in commands]))
@@ -307,8 +290,8 @@ class Connection:
 
     def error_of(self, line: bytes, what: str) -> greenstalk.BeanstalkdError:
         """The greenstalk error a reply line names; a protocol error drops the connection."""
-        word, *values = line[:-2].split()
-        error = greenstalk.ERROR_RESPONSES.get(word)
+        word, *values = line[:-2].split() or [b""]
+        error = ERRORS.get(word)
         if error is None:
             raise self.lost(what, greenstalk.UnknownResponseError(word, values))
         result: greenstalk.BeanstalkdError = error(values)
@@ -316,25 +299,28 @@ class Connection:
             raise self.lost(what, result)
         return result
 
-    def stats_job(self, job_id: int) -> dict[str, str] | None:
-        """The ``stats-job`` of a job as strings, or None if beanstalkd does not know it.
+    def stats(self, command: Command, what: str) -> dict[str, str] | None:
+        """The fields of a stats reply (``stats``, ``stats-tube``, ``stats-job``) as strings.
 
-        Parsed here rather than by greenstalk: it runs once per reserve, and only four of its
-        fields are needed.
+        None if beanstalkd does not know the tube or job; a garbled reply drops the connection.
         """
-        (reply,) = self.pipeline([stats_job_command(job_id)], "stats-job")
+        (reply,) = self.pipeline([command], what)
         if isinstance(reply, greenstalk.NotFoundError):
             return None
         if not isinstance(reply, Reply):
-            raise self.lost("stats-job", reply)
-        return self.parse_stats(reply)
-
-    def parse_stats(self, reply: Reply) -> dict[str, str]:
-        """The fields of a ``stats-job`` reply; a garbled one drops the connection."""
+            raise self.lost(what, reply)
         try:
             return parse_stats(reply.body)
         except ValueError as exc:  # not ASCII
-            raise self.lost("stats-job", exc) from exc
+            raise self.lost(what, exc) from exc
+
+    def stats_job(self, job_id: int) -> dict[str, str] | None:
+        """The ``stats-job`` of a job as strings, or None if beanstalkd does not know it.
+
+        Parsed here rather than through a client's stats call: it runs once per reserve, and
+        only four of its fields are needed.
+        """
+        return self.stats(stats_job_command(job_id), "stats-job")
 
     def job_fields(self, reply: Reply) -> tuple[str, int, int, int, int]:
         """Tube, priority, ttr, time left and reserves of a ``stats-job`` reply.
@@ -386,7 +372,7 @@ class Connection:
                     raise ConnectionError("beanstalkd closed the connection inside a job body")
                 body = chunk[:-2]
             return Reply(word, values, body)
-        error = greenstalk.ERROR_RESPONSES.get(word)
+        error = ERRORS.get(word)
         if error is None:
             raise greenstalk.UnknownResponseError(word, values)
         result: greenstalk.BeanstalkdError = error(values)

@@ -1,6 +1,6 @@
 """One connection per thread and per process, and the way back to the one that reserved a job.
 
-greenstalk clients are not thread-safe, so each thread gets its own connection; after
+A connection is not thread-safe, so each thread gets its own; after
 ``fork()`` the child notices the changed process id and opens its own rather than writing on its
 parent's socket. Receipts carry the connection's token, so delete, release, bury and touch go
 over the connection that made the reservation, as beanstalkd requires, whichever thread calls.

@@ -3,6 +3,9 @@
 beanstalkd answers commands in the order they arrive, so several commands can be written at once
 and their replies read afterwards (a pipeline). That is how ``put_many`` costs one round trip,
 and how a ``use`` or ``watch`` rides along with the command that needs it.
+
+Replies that are not the expected one are greenstalk's errors (its public exception classes), so
+kue's code and greenstalk's users name beanstalkd's answers alike.
 """
 
 from __future__ import annotations
@@ -11,7 +14,11 @@ import math
 import re
 from typing import NamedTuple
 
+import greenstalk
+
 __all__ = [
+    "DEFAULT_TUBE",
+    "ERRORS",
     "MAX_TUBE_NAME",
     "MAX_UINT32",
     "Command",
@@ -19,15 +26,36 @@ __all__ = [
     "check_tube",
     "ignore_command",
     "job_fields",
+    "parse_list",
     "parse_stats",
     "put_command",
     "reserve_command",
     "simple",
     "stats_job_command",
+    "stats_tube_command",
     "use_command",
     "watch_command",
     "whole_seconds",
 ]
+
+#: The tube a new connection uses and watches.
+DEFAULT_TUBE = "default"
+
+#: The error replies of protocol.txt and the greenstalk exception each one means.
+ERRORS: dict[bytes, type[greenstalk.BeanstalkdError]] = {
+    b"BAD_FORMAT": greenstalk.BadFormatError,
+    b"BURIED": greenstalk.BuriedError,
+    b"DEADLINE_SOON": greenstalk.DeadlineSoonError,
+    b"DRAINING": greenstalk.DrainingError,
+    b"EXPECTED_CRLF": greenstalk.ExpectedCrlfError,
+    b"INTERNAL_ERROR": greenstalk.InternalError,
+    b"JOB_TOO_BIG": greenstalk.JobTooBigError,
+    b"NOT_FOUND": greenstalk.NotFoundError,
+    b"NOT_IGNORED": greenstalk.NotIgnoredError,
+    b"OUT_OF_MEMORY": greenstalk.OutOfMemoryError,
+    b"TIMED_OUT": greenstalk.TimedOutError,
+    b"UNKNOWN_COMMAND": greenstalk.UnknownCommandError,
+}
 
 #: beanstalkd's limit on a tube name, in bytes.
 MAX_TUBE_NAME = 200
@@ -107,6 +135,11 @@ def stats_job_command(job_id: int) -> Command:
     return Command(b"stats-job %d\r\n" % job_id, b"OK", True)
 
 
+def stats_tube_command(tube: str) -> Command:
+    """``stats-tube``: a tube's counts of ready, delayed, reserved and buried jobs."""
+    return Command(b"stats-tube %b\r\n" % tube.encode("ascii"), b"OK", True)
+
+
 def parse_stats(body: bytes) -> dict[str, str]:
     """The fields of a ``stats-job`` (or other stats) YAML reply body, as strings."""
     fields: dict[str, str] = {}
@@ -115,6 +148,11 @@ def parse_stats(body: bytes) -> dict[str, str]:
         if value:
             fields[key] = value.rstrip("\r")
     return fields
+
+
+def parse_list(body: bytes) -> list[str]:
+    """The names of a ``list-tubes`` YAML reply body."""
+    return [line[2:] for line in body.decode("ascii").split("\n")[1:] if line.startswith("- ")]
 
 
 def simple(line: bytes, expected: bytes, *, has_body: bool = False) -> Command:
