@@ -44,7 +44,7 @@ from kue.spi import (
 )
 from kue_beanstalk.connection import Connection, ConnectionLost, Held
 from kue_beanstalk.pool import ConnectionPool
-from kue_beanstalk.settings import SCHEME, Settings
+from kue_beanstalk.settings import SCHEME, BeanstalkSettings
 from kue_beanstalk.wire import (
     DEFAULT_TUBE,
     MAX_UINT32,
@@ -135,7 +135,7 @@ class BeanstalkBackend:
     """
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
-        self.settings = Settings.from_url(url, options)
+        self.settings = BeanstalkSettings.from_url(url, options)
         self.url = self.settings.masked_url
         self._pool = ConnectionPool(lambda: Connection(self.settings))
         with self._pool.connection() as conn:

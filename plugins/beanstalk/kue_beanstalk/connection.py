@@ -35,7 +35,7 @@ from typing import Any
 import greenstalk
 
 from kue.spi import BackendUnavailable, current_pid
-from kue_beanstalk.settings import Settings
+from kue_beanstalk.settings import BeanstalkSettings
 from kue_beanstalk.wire import (
     DEFAULT_TUBE,
     ERRORS,
@@ -154,7 +154,7 @@ class Connection:
     :raises BackendUnavailable: the server refused or did not answer the connection.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: BeanstalkSettings) -> None:
         self.settings = settings
         self.url = settings.masked_url
         #: The process that opened it; a forked child must not write on its parent's socket.

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from kue.spi import ConfigError, Option, mask_url, read_options
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "OPTIONS", "SCHEME", "Settings"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "OPTIONS", "SCHEME", "BeanstalkSettings"]
 
 #: The URL scheme and entry-point name.
 SCHEME = "beanstalk"
@@ -31,7 +31,7 @@ OPTIONS = (
 
 
 @dataclass(frozen=True)
-class Settings:
+class BeanstalkSettings:
     """A beanstalkd address and the timeouts used with it.
 
     :param url: the URL as given (may hold credentials; show ``masked_url`` instead).
@@ -53,7 +53,7 @@ class Settings:
         return mask_url(self.url)
 
     @classmethod
-    def from_url(cls, url: str, options: Mapping[str, Any] | None = None) -> Settings:
+    def from_url(cls, url: str, options: Mapping[str, Any] | None = None) -> BeanstalkSettings:
         """Parse ``beanstalk://host:port``; the query or ``options`` may set the two timeouts."""
         masked = mask_url(url)
         try:

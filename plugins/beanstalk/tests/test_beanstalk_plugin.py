@@ -12,7 +12,7 @@ import kue
 from kue.plugins import get_plugin_manager, load_backend_plugin
 from kue_beanstalk.backend import BeanstalkBackend
 from kue_beanstalk.server import LocalBeanstalkd
-from kue_beanstalk.settings import Settings
+from kue_beanstalk.settings import BeanstalkSettings
 
 
 def test_kue_connect_finds_the_backend_through_its_entry_point(
@@ -46,7 +46,7 @@ def test_importing_the_plugin_does_not_import_greenstalk() -> None:
     ],
 )
 def test_urls_name_host_and_port(url: str, host: str, port: int) -> None:
-    settings = Settings.from_url(url)
+    settings = BeanstalkSettings.from_url(url)
     assert (settings.host, settings.port) == (host, port)
 
 
@@ -68,7 +68,7 @@ def test_bad_urls_and_options_are_refused_clearly(
     url: str, options: dict[str, object], message: str
 ) -> None:
     with pytest.raises(kue.ConfigError, match=message) as info:
-        Settings.from_url(url, options)
+        BeanstalkSettings.from_url(url, options)
     assert "secret" not in str(info.value)
 
 
@@ -107,6 +107,6 @@ def test_containers_mode_without_an_engine_says_how_to_get_a_server(
 
 
 def test_the_url_query_sets_the_timeouts_over_the_configuration() -> None:
-    settings = Settings.from_url("beanstalk://x:1?socket_timeout=2.5",
+    settings = BeanstalkSettings.from_url("beanstalk://x:1?socket_timeout=2.5",
                                  {"socket_timeout": 7, "connect_timeout": "3"})
     assert (settings.socket_timeout, settings.connect_timeout) == (2.5, 3.0)
