@@ -89,6 +89,10 @@ class ServerSpec:
     python: tuple[str, ...] = ()  #: a server that is this Python: the distributions it needs
     name: str = ""  #: what logs call it (default: the binary's name)
 
+    def argv(self, *extra: str, **where: object) -> list[str]:
+        """The arguments and ``extra`` with ``host``, ``port``, ``scratch``... filled in."""
+        return [arg.format(**where) for arg in (*self.args, *extra)]
+
     @property
     def label(self) -> str:
         """What logs call the server."""
@@ -146,18 +150,14 @@ class Server:
         self.scratch = Path(tempfile.mkdtemp(prefix=f"kue-{spec.label.split()[0]}-"))
         self._uid = uuid.uuid4().hex[:12]
 
-    def fill(self, text: str, host: str = "127.0.0.1", port: int = 0, scratch: str = "") -> str:
-        """``text`` with the server's host, port, scratch directory and token filled in."""
-        return text.format(host=host, port=port or self.port, uid=self._uid,
-                           scratch=scratch or self.scratch)
-
-    def argv(self, **where: Any) -> list[str]:
-        """The server's arguments (and the extra ones) for a place (``host``, ``port``...)."""
-        return [self.fill(a, **where) for a in (*self.spec.args, *self.extra)]
+    def where(self, **place: object) -> dict[str, object]:
+        """What fills the spec's strings: host, port, scratch and token, unless ``place`` says."""
+        return {"host": "127.0.0.1", "port": self.port, "scratch": self.scratch,
+                "uid": self._uid, **place}
 
     def start(self) -> None:
         """Start the server (again, after :meth:`stop` or :meth:`kill`: same port and files)."""
-        self.url = self.fill(self.spec.url)
+        self.url = self.spec.url.format(**self.where())
 
     def stop(self, timeout: int = 10) -> None:
         """Stop it as ``docker stop`` does: SIGTERM, then SIGKILL after ``timeout`` seconds."""
@@ -197,7 +197,8 @@ class LocalServer(Server):
         self.described = version_of(self.spec)  # fails with the install hint when missing
         if self._exec is None:
             self.port = free_port()
-            argv = [str(shutil.which(str(self.spec.binary))), *self.argv()]
+            argv = [str(shutil.which(str(self.spec.binary))),
+                    *self.spec.argv(*self.extra, **self.where())]
             self._log = (self.scratch / "server.log").open("ab")
             kw: dict[str, Any] = dict(cwd=str(self.scratch), timeout=30, sleep=0.02,
                                       stdin=subprocess.DEVNULL, stdout=self._log,
@@ -267,8 +268,8 @@ class ContainerServer(Server):
                 LABEL: "1", OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}"})
             # The loopback address only (with_bind_ports would publish on every interface).
             tc.ports[f"{self.spec.container_port}/tcp"] = ("127.0.0.1", self.port)  # type: ignore[assignment]
-            tc.with_command(self.argv(host="0.0.0.0", port=self.spec.container_port,
-                                      scratch="/tmp"))
+            tc.with_command(self.spec.argv(*self.extra, **self.where(
+                host="0.0.0.0", port=self.spec.container_port, scratch="/tmp")))
             try:
                 tc.start()
                 break
