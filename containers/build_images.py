@@ -1,26 +1,13 @@
 """Set up a container engine and build the contract suite's server images, without a registry.
 
-``nox -s images`` runs this. Steps, each skipped when already done:
-
-1. install podman, runc, pax-utils (lddtree) and the redis-server and beanstalkd that the
-   images and the local-process tests use (Debian's packages), when missing;
-2. write /etc/containers/containers.conf with the settings a machine without systemd needs;
-3. start podman's Docker-compatible API service on ``unix:///run/kue-podman.sock`` in the
-   background, from ``/`` with the system's PATH so it outlives the checkout that started it,
-   or reuse the one that answers there;
-4. build one image per backend plugin whose server spec (hook ``kue_contract_server``) names
-   one, with ``podman build`` of a ``FROM scratch`` Containerfile over a context made of this
-   machine's files: the spec's binary and the libraries lddtree finds, or, for a server that
-   is this Python (moto), the interpreter, its trimmed standard library and the spec's
-   distributions as installed here. Nothing is pulled; podman's layer cache makes an unchanged
-   image a no-op. Each image builds on its own: one that fails does not stop the others;
-5. run the redis image through the API service, as the contract suite does (testcontainers,
-   port published on 127.0.0.1), and PING it, so a machine that cannot run containers says
-   so here; a reused service that cannot start one is replaced by a new one;
-6. print the environment testcontainers needs (the suite sets it by itself).
-
-Usage: ``python containers/build_images.py [--only redis,beanstalkd,moto] [--no-setup]``. Run
-as root (rootful podman).
+``nox -s images`` runs this (containers/README.md says each step): install podman, runc,
+pax-utils, redis-server and beanstalkd when missing; write containers.conf; start podman's
+Docker API service on ``unix:///run/kue-podman.sock`` or reuse it; build one image per backend
+spec that names one (hook ``kue_contract_server``): ``podman build`` of a ``FROM scratch``
+Containerfile over this machine's files, the spec's binary and the libraries lddtree lists, or
+for moto this Python and the spec's distributions; nothing is pulled, and each image builds on
+its own; then run the redis image as the suite does and PING it. Run as root.
+Usage: ``python containers/build_images.py [--only redis,beanstalkd,moto] [--no-setup]``.
 """
 
 from __future__ import annotations

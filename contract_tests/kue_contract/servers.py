@@ -1,16 +1,14 @@
 """Throwaway servers from specs: the one place that starts, restarts and stops them.
 
-A backend plugin describes its server once, as a :class:`ServerSpec` returned by the
-``kue_contract_server`` hook (:mod:`kue_contract.hookspecs`). The contract suite, kue's fault
-tests, the benchmarks and the image builder (``containers/build_images.py``) all read that spec.
-A :class:`Server` runs it: as a local process on a free 127.0.0.1 port (mirakuru) or in a
-container of the project's own image (testcontainers, against Docker or the podman API service
-that ``nox -s images`` starts on :data:`KUE_PODMAN_SOCKET`), published on 127.0.0.1 only.
-When no server can be had, :class:`ServerUnavailable` says how to get one; nothing skips.
-
-testcontainers' reaper is an image that would have to be pulled, so it is off, and containers
-are removed here: at the end of each block, at interpreter exit, and, for a session that was
-killed, by the next session (each carries :data:`LABEL` and its owner's host and pid).
+A backend plugin describes its server once, as a :class:`ServerSpec` from the hook
+``kue_contract_server`` (:mod:`kue_contract.hookspecs`); the contract suite, kue's fault tests,
+the benchmarks and ``containers/build_images.py`` read it. A :class:`LocalServer` runs it on a
+free 127.0.0.1 port (mirakuru); a :class:`ContainerServer` in the project's own image
+(testcontainers, against Docker or the podman service ``nox -s images`` starts on
+:data:`KUE_PODMAN_SOCKET`), published on 127.0.0.1 only. Without a server,
+:class:`ServerUnavailable` says how to get one. testcontainers' reaper would need a pull, so it
+is off: containers go at the end of their block, on SIGTERM, at exit, or, left by a killed
+session, in the next session (each carries :data:`LABEL` and its owner, ``HOST:PID``).
 """
 
 from __future__ import annotations
@@ -36,28 +34,20 @@ from typing import Any
 
 import pluggy
 
-__all__ = [
-    "KUE_PODMAN_SOCKET", "LABEL", "MODES", "OWNER_LABEL", "TESTCONTAINERS_ENV",
-    "ContainerServer", "LocalServer", "Server", "ServerSpec", "ServerUnavailable",
-    "container_engine_answers", "free_port", "remove_leftover_containers", "serve", "spec_for",
-    "throwaway", "version_of",
-]
+__all__ = ["KUE_PODMAN_SOCKET", "LABEL", "MODES", "TESTCONTAINERS_ENV", "ContainerServer",
+           "LocalServer", "Server", "ServerSpec", "ServerUnavailable", "container_engine_answers",
+           "free_port", "serve", "spec_for", "throwaway", "version_of"]
 
-#: Values of ``--kue-servers`` (and ``KUE_SERVERS``): containers when an engine answers.
+#: Values of ``--kue-servers`` (and ``KUE_SERVERS``).
 MODES = ("auto", "containers", "local")
-#: The unix socket on which ``nox -s images`` serves podman's Docker-compatible API.
 KUE_PODMAN_SOCKET = "/run/kue-podman.sock"
-#: The label on every container started here (value ``1``), and the one naming its owner.
 LABEL = "org.kue.contract"
-OWNER_LABEL = "org.kue.contract.owner"
-#: testcontainers settings for an engine that cannot pull: no reaper, loopback, mapped ports;
-#: without the last, testcontainers guesses it runs in a container and fails on podman.
-TESTCONTAINERS_ENV = {
-    "TESTCONTAINERS_RYUK_DISABLED": "true", "TC_HOST": "127.0.0.1",
-    "TESTCONTAINERS_CONNECTION_MODE": "docker_host",
-}
+#: For an engine that cannot pull: no reaper, loopback, and mapped ports (else testcontainers
+#: guesses it runs inside a container and fails on podman with KeyError: 'HostConfig').
+TESTCONTAINERS_ENV = {"TESTCONTAINERS_RYUK_DISABLED": "true", "TC_HOST": "127.0.0.1",
+                      "TESTCONTAINERS_CONNECTION_MODE": "docker_host"}
 _BUILD_HINT = "build the project's images with `nox -s images` (podman, no registry needed)"
-_LIVE: dict[str, Any] = {}  # containers of this process not yet removed; atexit removes them
+_LIVE: dict[str, Any] = {}  # this process's containers not yet removed
 _LIVE_LOCK = threading.Lock()
 
 
@@ -69,18 +59,18 @@ class ServerUnavailable(RuntimeError):
 class ServerSpec:
     """One backend's throwaway server, described once.
 
-    Every string may name ``{host}``, ``{port}`` (the server's own: 127.0.0.1 and a free port
-    locally; all interfaces and :attr:`container_port` in a container), ``{scratch}`` (a
-    directory that lives as long as the server, kept across restarts) and ``{uid}`` (a fresh
-    token). A spec without :attr:`binary` is a backend with no server: its URL is all there is.
+    Strings may name ``{host}`` and ``{port}`` (127.0.0.1 and a free port locally; all
+    interfaces and :attr:`container_port` in a container), ``{scratch}`` (a directory kept as
+    long as the server, across restarts) and ``{uid}`` (a fresh token). A spec without a
+    :attr:`binary` is a backend with no server: its URL is all there is.
     """
 
     url: str  #: the backend URL, e.g. ``redis://{host}:{port}/0``
     binary: str | None = None  #: the executable (name on PATH, or path)
     args: tuple[str, ...] = ()  #: its arguments: port, scratch directory, loopback only
-    probe: bytes = b""  #: readiness: bytes to send ...
-    reply: bytes = b""  #: ... and how the answer starts (a published port may accept early)
-    http: str | None = None  #: or readiness is any HTTP answer at this path
+    probe: bytes = b""  #: readiness: bytes to send and how the reply starts (a published
+    reply: bytes = b""  #: port may accept before the server in the container listens) ...
+    http: str | None = None  #: ... or any HTTP answer at this path
     image: str | None = None  #: the container image, built by ``nox -s images``, never pulled
     container_port: int = 0  #: the port the server listens on inside its container
     version: tuple[str, ...] = ("--version",)  #: arguments that make the binary say its version
@@ -111,25 +101,25 @@ def version_of(spec: ServerSpec) -> str:
     """``NAME VERSION`` from the spec's version command; fails with the install hint."""
     path = shutil.which(spec.binary or "")
     try:
-        proc = subprocess.run([str(path), *spec.version], capture_output=True, text=True,
-                              timeout=60, check=path is not None)
-        found = re.search(r"\d+(?:\.\d+)+", proc.stdout + proc.stderr)
+        out = subprocess.run([str(path), *spec.version], capture_output=True, text=True,
+                             timeout=60, check=path is not None)
     except (OSError, subprocess.SubprocessError) as exc:
         raise ServerUnavailable(f"`{spec.binary}` is missing or broken ({exc}), so no "
                                 f"{spec.label} can be started. {spec.install_hint} Or pass "
                                 "--kue-url=URL of a server you run yourself.") from exc
+    found = re.search(r"\d+(?:\.\d+)+", out.stdout + out.stderr)
     return f"{spec.label} {found.group(0) if found else '(version unknown)'}"
 
 
 def spec_for(name: str, pm: pluggy.PluginManager | None = None) -> ServerSpec:
-    """Ask the plugin of backend ``name`` for its spec (hook ``kue_contract_server``)."""
+    """Ask the plugin of backend ``name`` for its spec; adds the hook's spec on first use."""
     from kue.plugins import get_plugin_manager, load_backend_plugin
     from kue_contract import hookspecs
 
     pm = pm or get_plugin_manager()
     load_backend_plugin(name, pm)
-    caller = getattr(pm.hook, "kue_contract_server", None)
-    if caller is None or not caller.has_spec():
+    if not getattr(pm.hook, "kue_contract_server", None) or \
+            not pm.hook.kue_contract_server.has_spec():
         pm.add_hookspecs(hookspecs)
     spec = pm.hook.kue_contract_server(name=name)
     if spec is None:
@@ -139,10 +129,9 @@ def spec_for(name: str, pm: pluggy.PluginManager | None = None) -> ServerSpec:
 
 
 class Server:
-    """A server run from a spec, kept on one port and one scratch directory across restarts.
+    """A server run from a spec, on one port and one scratch directory across restarts.
 
-    This base class runs nothing (a spec without a binary); :class:`LocalServer` and
-    :class:`ContainerServer` run one. Use it as a context manager, or :func:`serve`.
+    This base class runs nothing (a spec without a binary). Use it as a context manager.
     """
 
     def __init__(self, spec: ServerSpec, *extra: str) -> None:
@@ -195,11 +184,12 @@ class LocalServer(Server):
         from mirakuru.exceptions import ExecutorError
 
         self.described = version_of(self.spec)  # fails with the install hint when missing
+        log = self.scratch / "server.log"
         if self._exec is None:
             self.port = free_port()
             argv = [str(shutil.which(str(self.spec.binary))),
                     *self.spec.argv(*self.extra, **self.where())]
-            self._log = (self.scratch / "server.log").open("ab")
+            self._log = log.open("ab")
             kw: dict[str, Any] = dict(cwd=str(self.scratch), timeout=30, sleep=0.02,
                                       stdin=subprocess.DEVNULL, stdout=self._log,
                                       stderr=subprocess.STDOUT)
@@ -209,8 +199,8 @@ class LocalServer(Server):
         try:
             self._exec.start()
         except ExecutorError as exc:
-            log = (self.scratch / "server.log").read_text(errors="replace")[-2000:]
-            raise ServerUnavailable(f"{self.spec.label} did not start: {exc}\n{log}\n"
+            raise ServerUnavailable(f"{self.spec.label} did not start: {exc}\n"
+                                    f"{log.read_text(errors='replace')[-2000:]}\n"
                                     f"{self.spec.install_hint}") from exc
         super().start()
 
@@ -243,35 +233,37 @@ class ContainerServer(Server):
     _tc: Any = None
 
     def _ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
+        deadline, box = time.monotonic() + timeout, self._tc.get_wrapped_container()
         while not _answers(self.spec, self.port):
-            self._tc.get_wrapped_container().reload()
-            if self._tc.get_wrapped_container().status != "running" or (
-                    time.monotonic() > deadline):
-                logs = bytes(self._tc.get_wrapped_container().logs()).decode(errors="replace")
+            box.reload()
+            if box.status != "running" or time.monotonic() > deadline:
                 raise ServerUnavailable(f"container {self.spec.image} did not answer on "
-                                        f"127.0.0.1:{self.port}\n{logs[-2000:]}")
+                                        f"127.0.0.1:{self.port}\n"
+                                        f"{bytes(box.logs()).decode(errors='replace')[-2000:]}")
             time.sleep(0.05)
 
     def start(self) -> None:  # noqa: D102
-        if self._tc is not None:
+        if self._tc is None:
+            self._create()
+        else:
             self._tc.get_wrapped_container().start()
-            self._ready()
-            return
+        self._ready()
+        super().start()
+
+    def _create(self) -> None:
         _require_image(self.spec)
-        _interrupt_on_sigterm()
         from testcontainers.core.container import DockerContainer
 
         for attempt in range(3):  # the free port may be taken before the engine binds it
             self.port = free_port()
             tc = DockerContainer(str(self.spec.image), labels={
-                LABEL: "1", OWNER_LABEL: f"{socket.gethostname()}:{os.getpid()}"})
+                LABEL: "1", f"{LABEL}.owner": f"{socket.gethostname()}:{os.getpid()}"})
             # The loopback address only (with_bind_ports would publish on every interface).
             tc.ports[f"{self.spec.container_port}/tcp"] = ("127.0.0.1", self.port)  # type: ignore[assignment]
             tc.with_command(self.spec.argv(*self.extra, **self.where(
                 host="0.0.0.0", port=self.spec.container_port, scratch="/tmp")))
             try:
-                tc.start()
+                self._tc = tc.start()
                 break
             except Exception as exc:
                 with contextlib.suppress(Exception):
@@ -279,11 +271,8 @@ class ContainerServer(Server):
                 if attempt == 2 or "address already in use" not in str(exc).lower():
                     raise ServerUnavailable(f"container {self.spec.image} did not start: "
                                             f"{exc}") from exc
-        self._tc = tc
         with _LIVE_LOCK:
             _LIVE[tc.get_container_id()] = tc
-        self._ready()
-        super().start()
 
     def stop(self, timeout: int = 10) -> None:  # noqa: D102
         self._tc.get_wrapped_container().stop(timeout=timeout)
@@ -342,7 +331,7 @@ def _ping(base_url: str | None) -> bool:
     try:
         import docker  # type: ignore[import-untyped, unused-ignore]
 
-        client = docker.DockerClient(base_url=base_url, timeout=2) if base_url else \
+        client = docker.DockerClient(base_url, timeout=2) if base_url else \
             docker.from_env(timeout=2)
         with contextlib.closing(client):
             return bool(client.ping())
@@ -351,25 +340,25 @@ def _ping(base_url: str | None) -> bool:
 
 
 def container_engine_answers() -> bool:
-    """True if a Docker-API engine answers; finds podman's service when DOCKER_HOST is unset.
-
-    testcontainers' settings (:data:`TESTCONTAINERS_ENV`) are applied too, unless set.
-    """
-    for key, value in {**TESTCONTAINERS_ENV, "DOCKER_HOST": ""}.items():
-        if value:
-            os.environ.setdefault(key, value)
+    """True if a Docker-API engine answers; finds podman's service when DOCKER_HOST is unset."""
+    for key, value in TESTCONTAINERS_ENV.items():
+        os.environ.setdefault(key, value)
     if _ping(None):
         return True
     kue_host = f"unix://{KUE_PODMAN_SOCKET}"
-    if os.environ.get("DOCKER_HOST") or not Path(KUE_PODMAN_SOCKET).exists() or not _ping(
-            kue_host):
+    if os.environ.get("DOCKER_HOST") or not Path(KUE_PODMAN_SOCKET).exists() or \
+            not _ping(kue_host):
         return False
     os.environ["DOCKER_HOST"] = kue_host
     return True
 
 
 def _require_image(spec: ServerSpec) -> None:
-    """Raise :class:`ServerUnavailable` unless an engine answers and holds the spec's image."""
+    """Raise :class:`ServerUnavailable` unless an engine answers and holds the spec's image.
+
+    Also, once per process: set testcontainers up, remove containers of killed sessions, and
+    make SIGTERM unwind (Python's default runs no ``finally``), so containers go.
+    """
     if not container_engine_answers():
         where = os.environ.get("DOCKER_HOST") or f"Docker's socket, or {KUE_PODMAN_SOCKET}"
         raise ServerUnavailable(
@@ -378,16 +367,9 @@ def _require_image(spec: ServerSpec) -> None:
             f"--kue-servers=local. {spec.install_hint}")
     try:
         import docker  # type: ignore[import-untyped, unused-ignore]
-        from testcontainers.core.config import ConnectionMode, testcontainers_config
 
-        # testcontainers reads its settings once, at import: write them in case that was early.
-        testcontainers_config.ryuk_disabled = os.environ["TESTCONTAINERS_RYUK_DISABLED"] in (
-            "1", "true", "yes")
-        testcontainers_config.tc_host_override = os.environ["TC_HOST"]
-        testcontainers_config.connection_mode_override = ConnectionMode(
-            os.environ["TESTCONTAINERS_CONNECTION_MODE"])
+        _once()
         with contextlib.closing(docker.from_env(timeout=5)) as client:
-            _sweep_once()
             client.images.get(spec.image)
     except Exception as exc:  # no testcontainers, ImageNotFound, or the engine failing
         raise ServerUnavailable(f"the container image {spec.image} ({spec.label}) cannot be "
@@ -395,46 +377,28 @@ def _require_image(spec: ServerSpec) -> None:
                                 ) from exc
 
 
-def remove_leftover_containers() -> list[str]:
-    """Remove containers of sessions on this host whose process is gone (killed); their names.
-
-    Containers of sessions that still run are left alone.
-    """
-    import docker  # type: ignore[import-untyped, unused-ignore]
-
-    removed: list[str] = []
-    with contextlib.closing(docker.from_env(timeout=10)) as client:
-        for container in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
-            host, _, pid = str(container.labels.get(OWNER_LABEL, "")).rpartition(":")
-            if host == socket.gethostname() and pid.isdigit() and not Path(
-                    f"/proc/{pid}").exists():
-                with contextlib.suppress(Exception):  # removed meanwhile by another session
-                    container.remove(force=True, v=True)
-                    removed.append(str(container.name))
-    return removed
-
-
 @functools.cache
-def _sweep_once() -> None:
-    with contextlib.suppress(Exception):  # a failed sweep must not cost the test session
-        remove_leftover_containers()
+def _once() -> None:
+    import docker  # type: ignore[import-untyped, unused-ignore]
+    from testcontainers.core.config import ConnectionMode
+    from testcontainers.core.config import testcontainers_config as config
 
+    # testcontainers reads its settings at import: write them in case that came first.
+    config.ryuk_disabled = os.environ["TESTCONTAINERS_RYUK_DISABLED"] in ("1", "true", "yes")
+    config.tc_host_override = os.environ["TC_HOST"]
+    config.connection_mode_override = ConnectionMode(os.environ["TESTCONTAINERS_CONNECTION_MODE"])
+    with contextlib.suppress(Exception), contextlib.closing(docker.from_env(timeout=10)) as c:
+        for box in c.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+            host, _, pid = str(box.labels.get(f"{LABEL}.owner", "")).rpartition(":")
+            if host == socket.gethostname() and not Path(f"/proc/{pid or 0}").exists():
+                box.remove(force=True, v=True)  # its session was killed
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def interrupt(signum: int, frame: object) -> None:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+            raise KeyboardInterrupt(f"signal {signum}")
 
-def _interrupt_on_sigterm() -> None:
-    """Turn a first SIGTERM into KeyboardInterrupt, so blocks unwind and containers go.
-
-    Only Python's default (which runs no ``finally`` nor atexit) is replaced, from the main
-    thread; a second SIGTERM ends the process at once.
-    """
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 @atexit.register
@@ -445,4 +409,3 @@ def _remove_live_containers() -> None:
     for container in left:
         with contextlib.suppress(Exception):
             container.stop()
-
