@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import greenstalk
 from harness import Bench, Table, fmt_rate, fmt_ratio, median, rate_of, timed
 from ops import KueClient, Spec, measure
+from servers import backend_url
 
 BATCH = 100
 
@@ -107,14 +108,12 @@ def fused_table(bench: Bench, url: str, raw: RawGreenstalk, n: int) -> tuple[flo
 
 def run(bench: Bench) -> None:
     """The beanstalk table and the beanstalk targets."""
-    from kue_beanstalk.server import LocalBeanstalkd
-
-    with LocalBeanstalkd() as server:
-        raw = RawGreenstalk(server.url)
-        spec = Spec("beanstalk", server.url, raw, ops=bench.count(5000), batch=BATCH,
+    with backend_url("beanstalk") as url:
+        raw = RawGreenstalk(url)
+        spec = Spec("beanstalk", url, raw, ops=bench.count(5000), batch=BATCH,
                     workers=bench.count(20000))
         res = measure(bench, spec)
-        fused, _ = fused_table(bench, server.url, raw, bench.count(5000))
+        fused, _ = fused_table(bench, url, raw, bench.count(5000))
         raw.close()
     bench.results["beanstalk.fused"] = fused
     many = f"put_many ({BATCH}/batch)"

@@ -45,6 +45,7 @@ from harness import (
     rate_of,
     timed,
 )
+from servers import backend_url
 
 BIN = Path(sys.executable).parent
 QUEUE = "bench"
@@ -174,10 +175,8 @@ def stop(proc: subprocess.Popen[bytes], peer: Peer) -> None:
 
 def run(bench: Bench) -> None:
     """The peer table and the peer targets."""
-    from kue_redis.server import local_server
-
     n = bench.count(5000)
-    with local_server() as url:
+    with backend_url("redis") as url:
         os.environ["BENCH_REDIS_URL"] = url
         if str(BENCH_DIR) not in sys.path:
             sys.path.insert(0, str(BENCH_DIR))

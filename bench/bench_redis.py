@@ -22,6 +22,7 @@ from typing import Any
 import redis
 from harness import Bench, Table, fmt_rate, fmt_ratio, median, rate_of, timed
 from ops import KueClient, Spec, measure
+from servers import backend_url
 
 BATCH = 100
 
@@ -128,9 +129,7 @@ def fused_table(bench: Bench, url: str, n: int) -> tuple[float, float]:
 
 def run(bench: Bench) -> None:
     """The redis table, the fused-call table and the redis targets."""
-    from kue_redis.server import local_server
-
-    with local_server() as url:
+    with backend_url("redis") as url:
         raw = RawRedis(url)
         spec = Spec("redis", url, raw, ops=bench.count(5000), batch=BATCH,
                     workers=bench.count(20000))

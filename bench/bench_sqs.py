@@ -14,6 +14,7 @@ from typing import Any
 
 from harness import Bench
 from ops import Spec, measure
+from servers import backend_url
 
 import kue
 
@@ -61,9 +62,7 @@ class RawBoto:
 
 def run(bench: Bench) -> None:
     """The SQS table."""
-    from kue_sqs.server import moto_server
-
-    with moto_server("local") as url:
+    with backend_url("sqs") as url:
         raw = RawBoto(url)
         spec = Spec("sqs (moto_server)", url, raw, ops=bench.count(150), batch=BATCH,
                     workers=bench.count(150), fill_batch=BATCH)

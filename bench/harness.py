@@ -11,7 +11,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -222,13 +221,14 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
 
 # -- the machine ------------------------------------------------------------------------------
 
-def _version(args: Sequence[str], pattern: str) -> str:
+def _version(backend: str) -> str:
+    """The version of ``backend``'s throwaway server, from its spec's version command."""
+    from kue_contract.servers import ServerUnavailable, spec_for, version_of
+
     try:
-        out = subprocess.run(list(args), capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
+        return version_of(spec_for(backend)).rsplit(" ", 1)[-1]
+    except ServerUnavailable:
         return "not found"
-    found = re.search(pattern, out)
-    return found.group(1) if found else out.strip()[:40]
 
 
 def machine() -> dict[str, str]:
@@ -250,18 +250,15 @@ def machine() -> dict[str, str]:
             libs.append(f"{dist} {version(dist)}")
         except PackageNotFoundError:
             libs.append(f"{dist} missing")
-    moto = Path(sys.executable).with_name("moto_server")
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": str(os.cpu_count()),
         "cpu": model,
         "os": platform.platform(),
         "python": platform.python_version(),
-        "redis-server": _version(["redis-server", "--version"], r"v=(\S+)"),
-        "beanstalkd": _version(["beanstalkd", "-v"], r"beanstalkd (\S+)"),
-        "moto_server": "moto " + _version(
-            [sys.executable, "-c", "import moto; print(moto.__version__)"], r"(\S+)"
-        ) if moto.exists() else "not found",
+        "redis-server": _version("redis"),
+        "beanstalkd": _version("beanstalk"),
+        "moto_server": f"moto {_version('sqs')}",
         "libraries": ", ".join(libs),
     }
 

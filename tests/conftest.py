@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from kue.plugins import backend_entry_points, get_plugin_manager, load_backend_plugin
+from kue.plugins import backend_entry_points
+from kue_contract.servers import throwaway
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -39,13 +40,8 @@ SHARED_BACKENDS = sorted({
 @pytest.fixture(scope="session", params=SHARED_BACKENDS)
 def shared_backend_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A throwaway server (or file) for each backend shared between processes."""
-    name = str(request.param)
-    pm = get_plugin_manager()
-    load_backend_plugin(name, pm)
-    server = pm.hook.kue_contract_server(name=name, mode=os.environ.get("KUE_SERVERS", "auto"))
-    assert server is not None, f"the {name} plugin cannot start a throwaway server"
-    with server as url:
-        yield url
+    with throwaway(str(request.param)) as server:
+        yield server.url
 
 
 def wait_until(probe: Callable[[], object], timeout: float = 10.0) -> None:

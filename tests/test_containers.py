@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,52 +21,18 @@ import kue
 from kue.plugins import backend_entry_points
 from kue_contract.servers import (
     KUE_PODMAN_SOCKET,
-    ServerContainer,
+    ContainerServer,
+    Server,
     container_engine_answers,
-    require_image,
-    running_container,
+    spec_for,
 )
 
 from restart_run import run_through_a_restart
 
 CHILDREN = 2
 JOBS = 200
-
-
-@dataclass(frozen=True)
-class Persistent:
-    """How to run one backend's image with persistence on, so a restart keeps its jobs."""
-
-    image: str
-    port: int
-    command: list[str]
-    url: Callable[[str, int], str]
-    ready: Callable[[str, int], None]
-
-
-def _redis() -> Persistent:
-    from kue_redis import server
-
-    return Persistent(
-        server.CONTAINER_IMAGE, server.CONTAINER_PORT,
-        # appendfsync always: an acknowledged write is on disk before a SIGKILL can lose it.
-        ["--protected-mode", "no", "--save", "", "--appendonly", "yes",
-         "--appendfsync", "always", "--dir", "/tmp"],
-        lambda host, port: f"redis://{host}:{port}/0", server.container_ready,
-    )
-
-
-def _beanstalk() -> Persistent:
-    from kue_beanstalk import server
-
-    return Persistent(
-        server.CONTAINER_IMAGE, server.CONTAINER_PORT,
-        [*server.CONTAINER_ARGS, "-b", "/tmp"],  # the binlog keeps jobs across a restart
-        lambda host, port: f"beanstalk://{host}:{port}", server.container_ready,
-    )
-
-
-SERVERS = {"redis": _redis, "beanstalk": _beanstalk}
+#: The backends whose throwaway server can keep its jobs across a restart (spec.durable).
+DURABLE = [n for n in ("redis", "beanstalk") if n in backend_entry_points()]
 
 
 @pytest.fixture(scope="session")
@@ -85,17 +50,16 @@ def engine() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(params=[n for n in SERVERS if n in backend_entry_points()])
-def server(request: pytest.FixtureRequest, engine: None) -> Iterator[ServerContainer]:
+@pytest.fixture(params=DURABLE)
+def server(request: pytest.FixtureRequest, engine: None) -> Iterator[Server]:
     """A persistent server of one backend in a container, removed after the test."""
-    spec = SERVERS[str(request.param)]()
-    require_image(spec.image, f"the {request.param} server")
-    with running_container(spec.image, spec.port, spec.url, spec.command, spec.ready) as srv:
+    spec = spec_for(str(request.param))
+    with ContainerServer(spec, *spec.durable) as srv:
         yield srv
 
 
 def test_a_container_killed_and_started_mid_run_loses_no_job(
-    server: ServerContainer, tmp_path: Path, ledger: Path
+    server: Server, tmp_path: Path, ledger: Path
 ) -> None:
     """F3: SIGKILL the server's container at half the jobs, start it; workers go on."""
 
@@ -109,7 +73,7 @@ def test_a_container_killed_and_started_mid_run_loses_no_job(
 
 
 def test_a_client_reconnects_after_the_container_is_stopped_and_started(
-    server: ServerContainer,
+    server: Server,
 ) -> None:
     """F4: every connection is reset; the same Queue reports the outage, then goes on."""
     queue = kue.connect(server.url, queue=f"c-{uuid.uuid4().hex[:10]}")

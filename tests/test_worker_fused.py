@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 import kue
-from kue.plugins import backend_entry_points, get_plugin_manager, load_backend_plugin
+from kue.plugins import backend_entry_points
 from kue.worker import Worker
+from kue_contract.servers import throwaway
 
 import sample_jobs
 
@@ -19,10 +20,8 @@ import sample_jobs
 def redis_url() -> Iterator[str]:
     if "redis" not in backend_entry_points():
         pytest.fail("the kue-redis plugin is not installed; run `uv sync --all-packages`")
-    pm = get_plugin_manager()
-    load_backend_plugin("redis", pm)
-    with pm.hook.kue_contract_server(name="redis", mode="local") as url:
-        yield url
+    with throwaway("redis", "local") as server:
+        yield server.url
 
 
 @pytest.mark.parametrize(("result_ttl", "fused"), [

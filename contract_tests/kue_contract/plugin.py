@@ -10,10 +10,10 @@ import pytest
 
 import kue
 from kue.backend import Backend, Capabilities
-from kue.plugins import get_plugin_manager, load_backend_plugin, open_backend
+from kue.plugins import get_plugin_manager, open_backend
 from kue.queue import open_results
 from kue.records import RecordStore
-from kue_contract.servers import MODES, describe_server
+from kue_contract.servers import MODES, serve, spec_for
 
 __all__ = [
     "kue_backend",
@@ -122,21 +122,13 @@ def kue_url(request: pytest.FixtureRequest, kue_backend_name: str) -> Iterator[s
     if given:
         yield with_url_params(str(given), params)
         return
-    pm = get_plugin_manager()
-    load_backend_plugin(kue_backend_name, pm)
     mode = str(request.config.getoption("--kue-servers"))
-    server = pm.hook.kue_contract_server(name=kue_backend_name, mode=mode)
-    if server is None:
-        raise RuntimeError(
-            f"the {kue_backend_name} plugin does not say how to start a throwaway server "
-            "(hook kue_contract_server); pass --kue-url=URL of a server you run"
-        )
-    with server as served:
-        url = with_url_params(served, params)
+    with serve(spec_for(kue_backend_name), mode) as server:
+        url = with_url_params(server.url, params)
         # The CI log must show which path each run took: a local process or a container.
         # Printed now (seen with -s) and again in the summary, which output capture spares.
         line = (f"kue contract suite: backend {kue_backend_name} at {kue.config.mask_url(url)} "
-                f"from {describe_server(served)} (servers: {mode})")
+                f"from {server.describe()} (servers: {mode})")
         request.config.stash[_SERVER_LINES].append(line)
         print(f"\n{line}")
         yield url

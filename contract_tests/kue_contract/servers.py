@@ -1,23 +1,23 @@
-"""Throwaway servers for the contract suite: a local binary on a free port, or a container.
+"""Throwaway servers from specs: the one place that starts, restarts and stops them.
 
-Backend plugins use these helpers in their ``kue_contract_server`` hook. Every server listens on
-127.0.0.1 only and is stopped when the test session ends. When none can be had, the error says
-how to get one; the suite never skips for a missing server.
-
-Containers run through testcontainers against any Docker-API engine: Docker, or podman's API
-service, which ``nox -s images`` starts on :data:`KUE_PODMAN_SOCKET` and finds here by itself
-when ``DOCKER_HOST`` is unset. Images are the project's own (``localhost/kue-*``, built by
-``nox -s images``), never pulled. testcontainers' reaper (Ryuk) is an image that would have to
-be pulled, so it is off and this module removes its containers itself: at the end of each block,
-at interpreter exit, and, for a session that was killed, in the next session (every container
-carries :data:`LABEL` and its owner's host and pid).
+A backend plugin describes its server once, as a :class:`ServerSpec` from the hook
+``kue_contract_server`` (:mod:`kue_contract.hookspecs`); the contract suite, kue's fault tests,
+the benchmarks and ``containers/build_images.py`` read it. A :class:`LocalServer` runs it on a
+free 127.0.0.1 port (mirakuru); a :class:`ContainerServer` in the project's own image
+(testcontainers, against Docker or the podman service ``nox -s images`` starts on
+:data:`KUE_PODMAN_SOCKET`), published on 127.0.0.1 only. Without a server,
+:class:`ServerUnavailable` says how to get one. testcontainers' reaper would need a pull, so it
+is off: containers go at the end of their block, on SIGTERM, at exit, or, left by a killed
+session, in the next session (each carries :data:`LABEL` and its owner, ``HOST:PID``).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
+import re
 import shutil
 import signal
 import socket
@@ -25,484 +25,387 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "BUILD_HINT",
-    "KUE_PODMAN_SOCKET",
-    "LABEL",
-    "MODES",
-    "OWNER_LABEL",
-    "ServerContainer",
-    "ServerUnavailable",
-    "container_engine_answers",
-    "describe_server",
-    "free_port",
-    "local_process",
-    "remove_leftover_containers",
-    "require_engine",
-    "require_image",
-    "running_container",
-    "testcontainer",
-    "wait_for_port",
-    "wait_for_reply",
-]
+import pluggy
 
-#: Values of ``--kue-servers``: containers when an engine answers, else local processes.
+__all__ = ["KUE_PODMAN_SOCKET", "LABEL", "MODES", "TESTCONTAINERS_ENV", "ContainerServer",
+           "LocalServer", "Server", "ServerSpec", "ServerUnavailable", "container_engine_answers",
+           "free_port", "serve", "spec_for", "throwaway", "version_of"]
+
+#: Values of ``--kue-servers`` (and ``KUE_SERVERS``).
 MODES = ("auto", "containers", "local")
-
-#: The unix socket on which ``nox -s images`` serves podman's Docker-compatible API.
 KUE_PODMAN_SOCKET = "/run/kue-podman.sock"
-#: The label on every container the suite starts (value ``1``).
 LABEL = "org.kue.contract"
-#: The label naming the session that started a container: ``HOST:PID``.
-OWNER_LABEL = "org.kue.contract.owner"
-#: How to get the project's images, shown when one is missing.
-BUILD_HINT = "build the project's images with `nox -s images` (podman, no registry needed)"
-
-#: testcontainers settings for an engine that cannot pull: no reaper, loopback, mapped ports.
-_TESTCONTAINERS_ENV = {
-    "TESTCONTAINERS_RYUK_DISABLED": "true",
-    "TC_HOST": "127.0.0.1",
-    # Without it testcontainers guesses from /proc whether it runs inside a container and, on
-    # podman, fails with KeyError: 'HostConfig'.
-    "TESTCONTAINERS_CONNECTION_MODE": "docker_host",
-}
-
-#: How each server URL handed out in this process was obtained, for the suite's log line.
-_ORIGINS: dict[str, str] = {}
-#: Containers started by this process and not yet removed; atexit removes what is left.
-_LIVE: dict[str, Any] = {}
+#: For an engine that cannot pull: no reaper, loopback, and mapped ports (else testcontainers
+#: guesses it runs inside a container and fails on podman with KeyError: 'HostConfig').
+TESTCONTAINERS_ENV = {"TESTCONTAINERS_RYUK_DISABLED": "true", "TC_HOST": "127.0.0.1",
+                      "TESTCONTAINERS_CONNECTION_MODE": "docker_host"}
+_BUILD_HINT = "build the project's images with `nox -s images` (podman, no registry needed)"
+_LIVE: dict[str, Any] = {}  # this process's containers not yet removed
 _LIVE_LOCK = threading.Lock()
-_SWEPT = False
 
 
 class ServerUnavailable(RuntimeError):
-    """No throwaway server could be started; the message says how to get one."""
+    """No throwaway server could be had; the message says how to get one."""
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """One backend's throwaway server, described once.
+
+    Strings may name ``{host}`` and ``{port}`` (127.0.0.1 and a free port locally; all
+    interfaces and :attr:`container_port` in a container), ``{scratch}`` (a directory kept as
+    long as the server, across restarts) and ``{uid}`` (a fresh token). A spec without a
+    :attr:`binary` is a backend with no server: its URL is all there is.
+    """
+
+    url: str  #: the backend URL, e.g. ``redis://{host}:{port}/0``
+    binary: str | None = None  #: the executable (name on PATH, or path)
+    args: tuple[str, ...] = ()  #: its arguments: port, scratch directory, loopback only
+    probe: bytes = b""  #: readiness: bytes to send and how the reply starts (a published
+    reply: bytes = b""  #: port may accept before the server in the container listens) ...
+    http: str | None = None  #: ... or any HTTP answer at this path
+    image: str | None = None  #: the container image, built by ``nox -s images``, never pulled
+    container_port: int = 0  #: the port the server listens on inside its container
+    version: tuple[str, ...] = ("--version",)  #: arguments that make the binary say its version
+    install_hint: str = ""  #: how to install the binary
+    durable: tuple[str, ...] = ()  #: arguments that keep the data across a restart
+    python: tuple[str, ...] = ()  #: a server that is this Python: the distributions it needs
+    name: str = ""  #: what logs call it (default: the binary's name)
+
+    def argv(self, *extra: str, **where: object) -> list[str]:
+        """The arguments and ``extra`` with ``host``, ``port``, ``scratch``... filled in."""
+        return [arg.format(**where) for arg in (*self.args, *extra)]
+
+    @property
+    def label(self) -> str:
+        """What logs call the server."""
+        return self.name or Path(self.binary or "url").name
 
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, host: str = "127.0.0.1", timeout: float = 15.0,
-                  alive: Callable[[], bool] | None = None) -> None:
-    """Wait until ``host:port`` accepts a connection; ``alive`` reports a crashed server early."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if alive is not None and not alive():
-            raise ServerUnavailable(f"server for port {port} exited before it listened")
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
-            return
-        time.sleep(0.02)
-    raise ServerUnavailable(f"nothing listened on {host}:{port} within {timeout:g} s")
+@functools.cache
+def version_of(spec: ServerSpec) -> str:
+    """``NAME VERSION`` from the spec's version command; fails with the install hint."""
+    path = shutil.which(spec.binary or "")
+    try:
+        out = subprocess.run([str(path), *spec.version], capture_output=True, text=True,
+                             timeout=60, check=path is not None)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ServerUnavailable(f"`{spec.binary}` is missing or broken ({exc}), so no "
+                                f"{spec.label} can be started. {spec.install_hint} Or pass "
+                                "--kue-url=URL of a server you run yourself.") from exc
+    found = re.search(r"\d+(?:\.\d+)+", out.stdout + out.stderr)
+    return f"{spec.label} {found.group(0) if found else '(version unknown)'}"
 
 
-def wait_for_reply(host: str, port: int, probe: bytes, expect: bytes, what: str,
-                   timeout: float = 15.0) -> None:
-    """Wait until the server at ``host:port`` answers ``probe`` with a reply starting ``expect``.
+def spec_for(name: str, pm: pluggy.PluginManager | None = None) -> ServerSpec:
+    """Ask the plugin of backend ``name`` for its spec; adds the hook's spec on first use."""
+    from kue.plugins import get_plugin_manager, load_backend_plugin
+    from kue_contract import hookspecs
 
-    A container's published port may accept connections before the server inside listens, so
-    readiness means a real answer, not an open port.
+    pm = pm or get_plugin_manager()
+    load_backend_plugin(name, pm)
+    if not getattr(pm.hook, "kue_contract_server", None) or \
+            not pm.hook.kue_contract_server.has_spec():
+        pm.add_hookspecs(hookspecs)
+    spec = pm.hook.kue_contract_server(name=name)
+    if spec is None:
+        raise ServerUnavailable(f"the {name} plugin does not describe a throwaway server (hook "
+                                "kue_contract_server); pass --kue-url=URL of a server you run")
+    return ServerSpec(url=spec) if isinstance(spec, str) else spec
 
-    :raises ServerUnavailable: no such answer within ``timeout`` seconds (``what`` names it).
+
+class Server:
+    """A server run from a spec, on one port and one scratch directory across restarts.
+
+    This base class runs nothing (a spec without a binary). Use it as a context manager.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(OSError), \
-                socket.create_connection((host, port), timeout=1) as sock:
-            sock.sendall(probe)
-            if sock.recv(64).startswith(expect):
-                return
-        if time.monotonic() > deadline:
-            raise ServerUnavailable(f"{what} at {host}:{port} did not answer")
-        time.sleep(0.05)
+
+    def __init__(self, spec: ServerSpec, *extra: str) -> None:
+        self.spec, self.extra, self.port, self.url = spec, extra, 0, ""
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"kue-{spec.label.split()[0]}-"))
+        self._uid = uuid.uuid4().hex[:12]
+
+    def where(self, **place: object) -> dict[str, object]:
+        """What fills the spec's strings: host, port, scratch and token, unless ``place`` says."""
+        return {"host": "127.0.0.1", "port": self.port, "scratch": self.scratch,
+                "uid": self._uid, **place}
+
+    def start(self) -> None:
+        """Start the server (again, after :meth:`stop` or :meth:`kill`: same port and files)."""
+        self.url = self.spec.url.format(**self.where())
+
+    def stop(self, timeout: int = 10) -> None:
+        """Stop it as ``docker stop`` does: SIGTERM, then SIGKILL after ``timeout`` seconds."""
+
+    def kill(self) -> None:
+        """Kill it at once (SIGKILL), as a crash would."""
+
+    def remove(self) -> None:
+        """Stop it for good and delete its scratch directory."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def describe(self) -> str:
+        """Where the server comes from, for the suite's log line."""
+        return "the plugin's URL (no server)"
+
+    def __enter__(self) -> Server:
+        try:
+            self.start()
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
 
 
-def describe_server(url: str) -> str:
-    """How the server at ``url`` was obtained: ``local process <binary>``, ``container <image>``.
+class LocalServer(Server):
+    """The spec's binary as a local process on a free 127.0.0.1 port, through mirakuru."""
 
-    A URL this module did not hand out (memory, sqlite: no server) is ``the plugin's hook``.
+    _exec: Any = None
+
+    def start(self) -> None:  # noqa: D102
+        from mirakuru import HTTPExecutor, TCPExecutor
+        from mirakuru.exceptions import ExecutorError
+
+        self.described = version_of(self.spec)  # fails with the install hint when missing
+        log = self.scratch / "server.log"
+        if self._exec is None:
+            self.port = free_port()
+            argv = [str(shutil.which(str(self.spec.binary))),
+                    *self.spec.argv(*self.extra, **self.where())]
+            self._log = log.open("ab")
+            kw: dict[str, Any] = dict(cwd=str(self.scratch), timeout=30, sleep=0.02,
+                                      stdin=subprocess.DEVNULL, stdout=self._log,
+                                      stderr=subprocess.STDOUT)
+            self._exec = (HTTPExecutor(argv, f"http://127.0.0.1:{self.port}{self.spec.http}",
+                                       status=r"\d+", **kw) if self.spec.http
+                          else TCPExecutor(argv, "127.0.0.1", self.port, **kw))
+        try:
+            self._exec.start()
+        except ExecutorError as exc:
+            raise ServerUnavailable(f"{self.spec.label} did not start: {exc}\n"
+                                    f"{log.read_text(errors='replace')[-2000:]}\n"
+                                    f"{self.spec.install_hint}") from exc
+        super().start()
+
+    def stop(self, timeout: int = 10) -> None:  # noqa: D102
+        if self._exec is not None and self._exec.running():
+            self._exec.stop()
+
+    def kill(self) -> None:  # noqa: D102
+        if self._exec is not None:
+            self._exec.kill()
+
+    def send(self, sig: signal.Signals) -> None:
+        """Send ``sig`` to the process (SIGSTOP hangs it; SIGUSR1 drains beanstalkd)."""
+        self._exec.process.send_signal(sig)
+
+    def remove(self) -> None:  # noqa: D102
+        if self._exec is not None:
+            with contextlib.suppress(Exception):
+                self._exec.stop()
+            self._log.close()
+        super().remove()
+
+    def describe(self) -> str:  # noqa: D102
+        return f"local process {self.described}"
+
+
+class ContainerServer(Server):
+    """The spec's image in a container, its port published on a fixed port of 127.0.0.1."""
+
+    _tc: Any = None
+
+    def _ready(self, timeout: float = 30.0) -> None:
+        deadline, box = time.monotonic() + timeout, self._tc.get_wrapped_container()
+        while not _answers(self.spec, self.port):
+            box.reload()
+            if box.status != "running" or time.monotonic() > deadline:
+                raise ServerUnavailable(f"container {self.spec.image} did not answer on "
+                                        f"127.0.0.1:{self.port}\n"
+                                        f"{bytes(box.logs()).decode(errors='replace')[-2000:]}")
+            time.sleep(0.05)
+
+    def start(self) -> None:  # noqa: D102
+        if self._tc is None:
+            self._create()
+        else:
+            self._tc.get_wrapped_container().start()
+        self._ready()
+        super().start()
+
+    def _create(self) -> None:
+        _require_image(self.spec)
+        from testcontainers.core.container import DockerContainer
+
+        for attempt in range(3):  # the free port may be taken before the engine binds it
+            self.port = free_port()
+            tc = DockerContainer(str(self.spec.image), labels={
+                LABEL: "1", f"{LABEL}.owner": f"{socket.gethostname()}:{os.getpid()}"})
+            # The loopback address only (with_bind_ports would publish on every interface).
+            tc.ports[f"{self.spec.container_port}/tcp"] = ("127.0.0.1", self.port)  # type: ignore[assignment]
+            tc.with_command(self.spec.argv(*self.extra, **self.where(
+                host="0.0.0.0", port=self.spec.container_port, scratch="/tmp")))
+            try:
+                self._tc = tc.start()
+                break
+            except Exception as exc:
+                with contextlib.suppress(Exception):
+                    tc.stop()
+                if attempt == 2 or "address already in use" not in str(exc).lower():
+                    raise ServerUnavailable(f"container {self.spec.image} did not start: "
+                                            f"{exc}") from exc
+        with _LIVE_LOCK:
+            _LIVE[tc.get_container_id()] = tc
+
+    def stop(self, timeout: int = 10) -> None:  # noqa: D102
+        self._tc.get_wrapped_container().stop(timeout=timeout)
+
+    def kill(self) -> None:  # noqa: D102
+        self._tc.get_wrapped_container().kill()
+        self._tc.get_wrapped_container().wait(timeout=30)
+
+    def remove(self) -> None:  # noqa: D102
+        tc, self._tc = self._tc, None
+        if tc is not None:
+            with _LIVE_LOCK:
+                _LIVE.pop(tc.get_container_id(), None)
+            tc.stop()
+        super().remove()
+
+    def describe(self) -> str:  # noqa: D102
+        return f"container {self.spec.image}"
+
+
+def serve(spec: ServerSpec, mode: str = "auto", *extra: str) -> Server:
+    """A :class:`Server` for ``spec`` as ``mode`` says; ``extra`` arguments go to the server.
+
+    ``local``: a local process; ``containers``: a container (the engine and the image must be
+    there); ``auto``: a container when the spec has an image and an engine answers.
     """
-    return _ORIGINS.get(url, "the plugin's hook")
+    if mode not in MODES:
+        raise ServerUnavailable(f"unknown server mode {mode!r}: use {', '.join(MODES)}")
+    if spec.binary is None:
+        return Server(spec, *extra)
+    if mode == "containers" or (mode == "auto" and spec.image and container_engine_answers()):
+        return ContainerServer(spec, *extra)
+    return LocalServer(spec, *extra)
+
+
+def throwaway(name: str, mode: str | None = None, *extra: str) -> Server:
+    """The server of backend ``name`` (mode default: ``KUE_SERVERS``, else auto)."""
+    return serve(spec_for(name), mode or os.environ.get("KUE_SERVERS", "auto"), *extra)
+
+
+def _answers(spec: ServerSpec, port: int) -> bool:
+    """One readiness check of the server on 127.0.0.1:``port``, as the spec says."""
+    try:
+        if spec.http is not None:
+            with contextlib.suppress(urllib.error.HTTPError):  # any HTTP answer will do
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{spec.http}", timeout=2).close()
+            return True
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(spec.probe)
+            return sock.recv(64).startswith(spec.reply) if spec.probe else True
+    except OSError:
+        return False
 
 
 def _ping(base_url: str | None) -> bool:
-    """True if the Docker-API engine at ``base_url`` (None: the environment's) answers."""
     try:
         import docker  # type: ignore[import-untyped, unused-ignore]
-    except ImportError:
-        return False
-    try:
-        if base_url is None:
-            client = docker.from_env(timeout=2)
-        else:
-            client = docker.DockerClient(base_url=base_url, timeout=2)
-        try:
+
+        client = docker.DockerClient(base_url, timeout=2) if base_url else \
+            docker.from_env(timeout=2)
+        with contextlib.closing(client):
             return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:  # any failure to reach an engine means: no engine
+    except Exception:  # no docker SDK, or any failure to reach an engine: no engine
         return False
 
 
 def container_engine_answers() -> bool:
-    """True if a Docker-API engine (Docker, or podman's service) answers a ping.
-
-    With ``DOCKER_HOST`` unset and no engine at Docker's default socket, podman's service on
-    :data:`KUE_PODMAN_SOCKET` is tried, and when it answers ``DOCKER_HOST`` is set to it, so
-    testcontainers and the docker SDK in this process (and its children) use it.
-    """
+    """True if a Docker-API engine answers; finds podman's service when DOCKER_HOST is unset."""
+    for key, value in TESTCONTAINERS_ENV.items():
+        os.environ.setdefault(key, value)
     if _ping(None):
         return True
-    if os.environ.get("DOCKER_HOST") or not Path(KUE_PODMAN_SOCKET).exists():
-        return False
     kue_host = f"unix://{KUE_PODMAN_SOCKET}"
-    if not _ping(kue_host):
+    if os.environ.get("DOCKER_HOST") or not Path(KUE_PODMAN_SOCKET).exists() or \
+            not _ping(kue_host):
         return False
     os.environ["DOCKER_HOST"] = kue_host
     return True
 
 
-def require_engine(local_hint: str) -> None:
-    """Raise :class:`ServerUnavailable` unless a container engine answers.
+def _require_image(spec: ServerSpec) -> None:
+    """Raise :class:`ServerUnavailable` unless an engine answers and holds the spec's image.
 
-    :param local_hint: how to run the server as a local process instead (install hint).
+    Also, once per process: set testcontainers up, remove containers of killed sessions, and
+    make SIGTERM unwind (Python's default runs no ``finally``), so containers go.
     """
-    if container_engine_answers():
-        return
-    where = os.environ.get("DOCKER_HOST") or (
-        f"Docker's default socket, or {KUE_PODMAN_SOCKET}"
-    )
-    raise ServerUnavailable(
-        f"--kue-servers=containers, but no container engine answers at {where}: start "
-        f"Docker, or podman's API service (`nox -s images` sets it up on {KUE_PODMAN_SOCKET} "
-        f"and builds the images); or use --kue-servers=local. {local_hint}"
-    )
-
-
-def require_image(image: str, what: str) -> None:
-    """Raise :class:`ServerUnavailable` unless the engine holds ``image`` (it is never pulled).
-
-    :param what: what the image runs, for the message ("redis-server 7.0 on port 6379").
-    """
+    if not container_engine_answers():
+        where = os.environ.get("DOCKER_HOST") or f"Docker's socket, or {KUE_PODMAN_SOCKET}"
+        raise ServerUnavailable(
+            f"--kue-servers=containers, but no container engine answers at {where}: start "
+            f"Docker, or {_BUILD_HINT} (it starts podman's API service); or use "
+            f"--kue-servers=local. {spec.install_hint}")
     try:
         import docker  # type: ignore[import-untyped, unused-ignore]
 
-        client = docker.from_env(timeout=5)
-    except Exception as exc:  # any failure to reach the engine means: no image to be had
-        raise ServerUnavailable(f"cannot ask the container engine for images: {exc}") from exc
-    try:
-        client.images.get(image)
-    except Exception as exc:  # docker.errors.ImageNotFound, or the engine failing
-        raise ServerUnavailable(
-            f"the container image {image} ({what}) is missing: {BUILD_HINT}, "
-            f"or use --kue-servers=local ({exc})"
-        ) from exc
-    finally:
-        client.close()
+        _once()
+        with contextlib.closing(docker.from_env(timeout=5)) as client:
+            client.images.get(spec.image)
+    except Exception as exc:  # no testcontainers, ImageNotFound, or the engine failing
+        raise ServerUnavailable(f"the container image {spec.image} ({spec.label}) cannot be "
+                                f"had: {_BUILD_HINT}, or use --kue-servers=local ({exc!r})"
+                                ) from exc
 
 
-@contextlib.contextmanager
-def local_process(
-    binary: str,
-    args: Callable[[int, Path], Sequence[str]],
-    url: Callable[[int], str],
-    install_hint: str,
-    ready: Callable[[int], None] | None = None,
-    env: dict[str, str] | None = None,
-    name: str | None = None,
-) -> Iterator[str]:
-    """Run ``binary`` on a free loopback port for the duration of the block; yields its URL.
-
-    :param binary: the executable's name, found on PATH (or its path).
-    :param args: the arguments, given the port and a scratch directory.
-    :param url: the backend URL for a port.
-    :param install_hint: how to install the binary, shown when it is missing.
-    :param ready: waits until the server answers (default: until the port accepts).
-    :param name: what the log calls the server (default: the binary's name), for a server
-        run as ``python -m module``.
-    """
-    path = shutil.which(binary)
-    if path is None:
-        raise ServerUnavailable(
-            f"`{binary}` is not on PATH, so no throwaway server can be started. {install_hint} "
-            "Or pass --kue-url=URL of a server you run yourself."
-        )
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix=f"kue-{Path(binary).name}-") as scratch:
-        log_path = Path(scratch) / "server.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [path, *args(port, Path(scratch))],
-                stdout=log, stderr=subprocess.STDOUT, cwd=scratch,
-                env={**os.environ, **(env or {})},
-            )
-        try:
-            try:
-                if ready is not None:
-                    wait_for_port(port, alive=lambda: proc.poll() is None)
-                    ready(port)
-                else:
-                    wait_for_port(port, alive=lambda: proc.poll() is None)
-            except ServerUnavailable as exc:
-                output = log_path.read_text(errors="replace")[-2000:]
-                raise ServerUnavailable(f"{binary} did not start: {exc}\n{output}") from exc
-            served = url(port)
-            _ORIGINS[served] = f"local process {name or Path(binary).name}"
-            yield served
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _configure_testcontainers() -> None:
-    """Apply :data:`_TESTCONTAINERS_ENV` unless the environment says otherwise.
-
-    testcontainers reads most settings once, when it is first imported, so they are also
-    written into its configuration object in case it was imported before this ran.
-    """
-    for key, value in _TESTCONTAINERS_ENV.items():
-        os.environ.setdefault(key, value)
-    from testcontainers.core.config import ConnectionMode, testcontainers_config
-
-    testcontainers_config.ryuk_disabled = (
-        os.environ["TESTCONTAINERS_RYUK_DISABLED"].strip().lower() in ("1", "true", "yes")
-    )
-    testcontainers_config.tc_host_override = os.environ["TC_HOST"]
-    testcontainers_config.connection_mode_override = ConnectionMode(
-        os.environ["TESTCONTAINERS_CONNECTION_MODE"]
-    )
-
-
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, but someone else's
-        return True
-    return True
-
-
-def remove_leftover_containers() -> list[str]:
-    """Remove containers that a session on this host started and could not remove (killed).
-
-    Only containers whose owner process is gone are touched: sessions that run at the same
-    time keep theirs. Returns the names of the containers removed.
-    """
+@functools.cache
+def _once() -> None:
     import docker  # type: ignore[import-untyped, unused-ignore]
+    from testcontainers.core.config import ConnectionMode
+    from testcontainers.core.config import testcontainers_config as config
 
-    client = docker.from_env(timeout=10)
-    removed: list[str] = []
-    try:
-        for container in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
-            host, _, pid = str(container.labels.get(OWNER_LABEL, "")).rpartition(":")
-            if host != socket.gethostname() or not pid.isdigit() or _pid_alive(int(pid)):
-                continue
-            with contextlib.suppress(Exception):  # removed meanwhile by another session
-                container.remove(force=True, v=True)
-                removed.append(str(container.name))
-    finally:
-        client.close()
-    return removed
+    # testcontainers reads its settings at import: write them in case that came first.
+    config.ryuk_disabled = os.environ["TESTCONTAINERS_RYUK_DISABLED"] in ("1", "true", "yes")
+    config.tc_host_override = os.environ["TC_HOST"]
+    config.connection_mode_override = ConnectionMode(os.environ["TESTCONTAINERS_CONNECTION_MODE"])
+    with contextlib.suppress(Exception), contextlib.closing(docker.from_env(timeout=10)) as c:
+        for box in c.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+            host, _, pid = str(box.labels.get(f"{LABEL}.owner", "")).rpartition(":")
+            if host == socket.gethostname() and not Path(f"/proc/{pid or 0}").exists():
+                box.remove(force=True, v=True)  # its session was killed
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        def interrupt(signum: int, frame: object) -> None:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+            raise KeyboardInterrupt(f"signal {signum}")
 
-
-def _sweep_once() -> None:
-    """Remove leftovers of killed sessions, once per process, before the first container."""
-    global _SWEPT
-    if _SWEPT:
-        return
-    _SWEPT = True
-    with contextlib.suppress(Exception):  # a failed sweep must not cost the test session
-        remove_leftover_containers()
-
-
-def _interrupt_on_sigterm() -> None:
-    """Turn a first SIGTERM into KeyboardInterrupt, so blocks unwind and containers go.
-
-    Python's default SIGTERM ends the process without running ``finally`` or atexit. Only the
-    default is replaced, and only from the main thread (signals can be set nowhere else).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 @atexit.register
 def _remove_live_containers() -> None:
-    """At interpreter exit, remove the containers whose blocks never finished."""
     with _LIVE_LOCK:
         left = list(_LIVE.values())
         _LIVE.clear()
     for container in left:
         with contextlib.suppress(Exception):
             container.stop()
-
-
-class ServerContainer:
-    """A server in a container, published on a fixed port of 127.0.0.1.
-
-    The host port stays the same across :meth:`stop`/:meth:`kill` and :meth:`start`, so a
-    client holding the URL can prove it reconnects. Use :func:`running_container` to get one
-    that is removed at the end of the block.
-
-    :param image: a local image (never pulled).
-    :param port: the port the server listens on inside the container.
-    :param url: the backend URL for a host and port.
-    :param command: arguments that replace the image's CMD.
-    :param ready: waits until the server answers on the host and port (default: port accepts).
-    """
-
-    def __init__(
-        self,
-        image: str,
-        port: int,
-        url: Callable[[str, int], str],
-        command: Sequence[str] | None = None,
-        ready: Callable[[str, int], None] | None = None,
-    ) -> None:
-        self.image = image
-        self.port = port
-        self.host_port = 0
-        self.url = ""
-        self._make_url = url
-        self._command = list(command) if command else None
-        self._ready = ready
-        self._tc: Any = None
-
-    def _wait_ready(self, timeout: float = 30.0) -> None:
-        try:
-            wait_for_port(self.host_port, timeout=timeout, alive=self._running)
-            if self._ready is not None:
-                self._ready("127.0.0.1", self.host_port)
-        except ServerUnavailable as exc:
-            raise ServerUnavailable(
-                f"container {self.image} did not answer on 127.0.0.1:{self.host_port}: {exc}\n"
-                f"{self.logs()[-2000:]}"
-            ) from exc
-
-    def _running(self) -> bool:
-        container = self._tc.get_wrapped_container()
-        container.reload()
-        return str(container.status) == "running"
-
-    def start(self) -> None:
-        """Create and start the container, or start it again after :meth:`stop`/:meth:`kill`."""
-        if self._tc is not None:
-            self._tc.get_wrapped_container().start()
-            self._wait_ready()
-            return
-        _configure_testcontainers()
-        _sweep_once()
-        _interrupt_on_sigterm()
-        from testcontainers.core.container import DockerContainer
-
-        last: Exception | None = None
-        for _ in range(3):  # the free port may be taken before the engine binds it
-            self.host_port = free_port()
-            tc = DockerContainer(
-                self.image, labels={LABEL: "1", OWNER_LABEL: _owner()},
-            )
-            # Bind the loopback address only: with_bind_ports would publish on every
-            # interface. The docker SDK takes (host ip, host port) for a port binding.
-            tc.ports[f"{self.port}/tcp"] = ("127.0.0.1", self.host_port)  # type: ignore[assignment]
-            if self._command:
-                tc.with_command(self._command)
-            try:
-                tc.start()
-            except Exception as exc:
-                with contextlib.suppress(Exception):
-                    tc.stop()
-                last = exc
-                if "address already in use" in str(exc).lower():
-                    continue
-                break
-            self._tc = tc
-            container_id = tc.get_container_id()
-            with _LIVE_LOCK:
-                _LIVE[container_id] = tc
-            break
-        if self._tc is None:
-            raise ServerUnavailable(f"container {self.image} did not start: {last}") from last
-        self.url = self._make_url("127.0.0.1", self.host_port)
-        self._wait_ready()
-
-    def stop(self, timeout: int = 10) -> None:
-        """Stop the server as ``docker stop`` does: SIGTERM, then SIGKILL after ``timeout`` s."""
-        self._tc.get_wrapped_container().stop(timeout=timeout)
-
-    def kill(self) -> None:
-        """Kill the server at once (SIGKILL), as a crash would; its files stay for a start."""
-        self._tc.get_wrapped_container().kill()
-        self._tc.get_wrapped_container().wait(timeout=30)
-
-    def logs(self) -> str:
-        """The container's output so far (empty if it cannot be had)."""
-        try:
-            return bytes(self._tc.get_wrapped_container().logs()).decode(errors="replace")
-        except Exception:  # only used to explain another failure
-            return ""
-
-    def remove(self) -> None:
-        """Stop and remove the container (idempotent)."""
-        tc, self._tc = self._tc, None
-        if tc is None:
-            return
-        with _LIVE_LOCK:
-            _LIVE.pop(tc.get_container_id(), None)
-        tc.stop()
-
-
-@contextlib.contextmanager
-def running_container(
-    image: str,
-    port: int,
-    url: Callable[[str, int], str],
-    command: Sequence[str] | None = None,
-    ready: Callable[[str, int], None] | None = None,
-) -> Iterator[ServerContainer]:
-    """A started :class:`ServerContainer`, removed at the end of the block (even on errors)."""
-    try:
-        from testcontainers.core.container import DockerContainer  # noqa: F401
-    except ImportError as exc:
-        raise ServerUnavailable(
-            "testcontainers is not installed; `pip install testcontainers` or use "
-            "--kue-servers=local"
-        ) from exc
-    server = ServerContainer(image, port, url, command, ready)
-    try:
-        server.start()
-        _ORIGINS[server.url] = f"container {image}"
-        yield server
-    finally:
-        server.remove()
-
-
-@contextlib.contextmanager
-def testcontainer(image: str, port: int, url: Callable[[str, int], str],
-                  command: Sequence[str] | None = None,
-                  ready: Callable[[str, int], None] | None = None) -> Iterator[str]:
-    """Run ``image`` through testcontainers, exposing ``port`` on loopback; yields its URL."""
-    with running_container(image, port, url, command, ready) as server:
-        yield server.url

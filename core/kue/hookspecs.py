@@ -12,7 +12,6 @@ ignored, so a job settles as it would without it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
@@ -50,20 +49,6 @@ def kue_backend(name: str, url: str, options: dict[str, Any]) -> Backend | None:
     :param url: the full URL, possibly with credentials; never log it unmasked.
     :param options: extra settings from configuration (``[tool.kue.options]``).
     :returns: a :class:`kue.Backend`, or None if this plugin does not serve ``name``.
-    """
-
-
-@hookspec(firstresult=True)
-def kue_contract_server(name: str, mode: str) -> AbstractContextManager[str] | None:
-    """Say how to start a throwaway server for the backend ``name`` in the contract suite.
-
-    Fires once per contract-suite session when no ``--kue-url`` was given.
-
-    :param name: the backend under test.
-    :param mode: ``"auto"``, ``"containers"`` or ``"local"`` (from ``--kue-servers``).
-    :returns: a context manager whose ``__enter__`` starts the server and returns its URL and
-        whose ``__exit__`` stops it; or None if this plugin does not serve ``name``. It raises
-        an error that says how to get a server when none can be had.
     """
 
 

@@ -17,10 +17,8 @@ import itertools
 import json
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -507,8 +505,6 @@ def kue_backend(name: str, url: str, options: dict[str, Any]) -> MemoryBackend |
 
 
 @hookimpl
-def kue_contract_server(name: str, mode: str) -> AbstractContextManager[str] | None:
-    """A fresh store for the contract suite: no server needed."""
-    if name != "memory":
-        return None
-    return nullcontext(f"memory://contract-{uuid.uuid4().hex[:12]}")
+def kue_contract_server(name: str) -> str | None:
+    """A fresh store for the contract suite (kue_contract's hook): no server, just a URL."""
+    return "memory://contract-{uid}" if name == "memory" else None

@@ -25,11 +25,10 @@ import dataclasses
 import json
 import os
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -600,15 +599,7 @@ def kue_backend(name: str, url: str, options: dict[str, Any]) -> SQLiteBackend |
                          max_body=values["max_body"], url=url)
 
 
-@contextmanager
-def _scratch_database() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="kue-contract-") as scratch:
-        yield f"sqlite:///{scratch}/kue.sqlite3"
-
-
 @hookimpl
-def kue_contract_server(name: str, mode: str) -> AbstractContextManager[str] | None:
-    """A database file in a scratch directory for the contract suite: no server needed."""
-    if name != "sqlite":
-        return None
-    return _scratch_database()
+def kue_contract_server(name: str) -> str | None:
+    """A database file in a scratch directory (kue_contract's hook): no server, just a URL."""
+    return "sqlite:///{scratch}/kue.sqlite3" if name == "sqlite" else None

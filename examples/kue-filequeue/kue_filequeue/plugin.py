@@ -6,13 +6,10 @@ backend itself only when a queue is opened, as a plugin with a heavy client libr
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from kue.spi import hookimpl
-from kue_filequeue.settings import SCHEME, FileQueueSettings, url_for_path
+from kue_filequeue.settings import SCHEME, FileQueueSettings
 
 if TYPE_CHECKING:
     from kue_filequeue.backend import FileQueueBackend
@@ -30,15 +27,7 @@ def kue_backend(name: str, url: str, options: dict[str, Any]) -> FileQueueBacken
     return FileQueueBackend(settings.root, max_body=settings.max_body)
 
 
-@contextmanager
-def _temporary_store() -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="kue-filequeue-") as tmp:
-        yield url_for_path(tmp)
-
-
 @hookimpl
-def kue_contract_server(name: str, mode: str) -> AbstractContextManager[str] | None:
-    """No server to start: a temporary directory, removed when the suite ends."""
-    if name != SCHEME:
-        return None
-    return _temporary_store()
+def kue_contract_server(name: str) -> str | None:
+    """No server to start, just a URL: kue_contract fills in a scratch directory it removes."""
+    return f"{SCHEME}://{{scratch}}" if name == SCHEME else None

@@ -6,13 +6,13 @@ to programs that use another backend.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from kue.spi import hookimpl
 
 if TYPE_CHECKING:
     from kue_beanstalk.backend import BeanstalkBackend
+    from kue_contract.servers import ServerSpec
 
 __all__ = ["SCHEME", "kue_backend", "kue_contract_server"]
 
@@ -31,10 +31,10 @@ def kue_backend(name: str, url: str, options: dict[str, Any]) -> BeanstalkBacken
 
 
 @hookimpl
-def kue_contract_server(name: str, mode: str) -> AbstractContextManager[str] | None:
-    """A throwaway beanstalkd for the contract suite: a local process or a container."""
+def kue_contract_server(name: str) -> ServerSpec | None:
+    """The throwaway beanstalkd of the contract suite, described (kue_contract runs it)."""
     if name != SCHEME:
         return None
-    from kue_beanstalk.server import contract_server
+    from kue_beanstalk.server import SERVER
 
-    return contract_server(mode)
+    return SERVER

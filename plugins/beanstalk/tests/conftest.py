@@ -8,33 +8,34 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from kue_beanstalk.backend import BeanstalkBackend
-from kue_beanstalk.server import LocalBeanstalkd
+from kue_beanstalk.server import SERVER
+from kue_contract.servers import LocalServer
 
 
 @pytest.fixture
-def make_server() -> Iterator[Callable[..., LocalBeanstalkd]]:
+def make_server() -> Iterator[Callable[..., LocalServer]]:
     """Start beanstalkd processes with extra arguments; all are stopped after the test."""
-    started: list[LocalBeanstalkd] = []
+    started: list[LocalServer] = []
 
-    def make(*args: str) -> LocalBeanstalkd:
-        server = LocalBeanstalkd(*args)
+    def make(*args: str) -> LocalServer:
+        server = LocalServer(SERVER, *args)
         server.start()
         started.append(server)
         return server
 
     yield make
     for server in started:
-        server.stop()
+        server.remove()
 
 
 @pytest.fixture
-def server(make_server: Callable[..., LocalBeanstalkd]) -> LocalBeanstalkd:
+def server(make_server: Callable[..., LocalServer]) -> LocalServer:
     """A beanstalkd of this test's own."""
     return make_server()
 
 
 @pytest.fixture
-def backend(server: LocalBeanstalkd) -> Iterator[BeanstalkBackend]:
+def backend(server: LocalServer) -> Iterator[BeanstalkBackend]:
     """A backend on this test's beanstalkd."""
     b = BeanstalkBackend(server.url)
     yield b

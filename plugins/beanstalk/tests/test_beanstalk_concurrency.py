@@ -11,7 +11,7 @@ import pytest
 
 import kue
 from kue_beanstalk.backend import BeanstalkBackend
-from kue_beanstalk.server import LocalBeanstalkd
+from kue_contract.servers import LocalServer
 
 JOBS = 500
 THREADS = 8
@@ -91,7 +91,7 @@ def test_a_reservation_made_in_one_thread_is_finished_in_another(
     assert len(backend._pool._owners) == 1
 
 
-def test_connections_of_ended_threads_are_closed(server: LocalBeanstalkd, tube: str) -> None:
+def test_connections_of_ended_threads_are_closed(server: LocalServer, tube: str) -> None:
     backend = BeanstalkBackend(server.url)
     threads = [threading.Thread(target=backend.stats, args=(tube,)) for _ in range(20)]
     for t in threads:

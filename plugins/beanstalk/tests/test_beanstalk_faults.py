@@ -13,16 +13,16 @@ import pytest
 import kue
 from kue_beanstalk.backend import BeanstalkBackend
 from kue_beanstalk.connection import ConnectionLost
-from kue_beanstalk.server import LocalBeanstalkd, free_port
 from kue_beanstalk.wire import simple
+from kue_contract.servers import LocalServer, free_port
 
 
-def _puts(server: LocalBeanstalkd) -> int:
+def _puts(server: LocalServer) -> int:
     with greenstalk.Client(("127.0.0.1", server.port)) as raw:
         return raw.stats()["cmd-put"]
 
 
-def test_max_body_is_the_servers_max_job_size(make_server: Callable[..., LocalBeanstalkd]) -> None:
+def test_max_body_is_the_servers_max_job_size(make_server: Callable[..., LocalServer]) -> None:
     server = make_server("-z", "1000")
     backend = BeanstalkBackend(server.url)
     assert backend.capabilities.max_body == 1000
@@ -31,7 +31,7 @@ def test_max_body_is_the_servers_max_job_size(make_server: Callable[..., LocalBe
 
 @pytest.mark.parametrize("direct", [False, True], ids=["queue", "backend"])
 def test_job_too_big_at_limit_plus_one_before_sending_and_the_connection_still_works(
-    make_server: Callable[..., LocalBeanstalkd], tube: str, direct: bool
+    make_server: Callable[..., LocalServer], tube: str, direct: bool
 ) -> None:
     server = make_server("-z", "1000")
     queue = kue.connect(server.url, queue=tube)
@@ -96,7 +96,7 @@ def test_a_bad_tube_name_is_refused_before_sending_and_keeps_the_connection(
 
 
 def test_reconnects_and_reselects_its_tubes_after_the_server_restarts(
-    server: LocalBeanstalkd, tube: str
+    server: LocalServer, tube: str
 ) -> None:
     queue = kue.connect(server.url, queue=tube)
     queue.put(b"lost with the server")
@@ -116,7 +116,7 @@ def test_reconnects_and_reselects_its_tubes_after_the_server_restarts(
 
 
 def test_a_server_restart_between_calls_is_invisible_to_the_next_call(
-    server: LocalBeanstalkd, tube: str
+    server: LocalServer, tube: str
 ) -> None:
     queue = kue.connect(server.url, queue=tube)
     queue.put(b"first")
@@ -132,7 +132,7 @@ def test_a_server_restart_between_calls_is_invisible_to_the_next_call(
 
 
 def test_draining_raises_backend_unavailable_naming_the_url(
-    server: LocalBeanstalkd, tube: str
+    server: LocalServer, tube: str
 ) -> None:
     queue = kue.connect(server.url, queue=tube)
     queue.put(b"before draining")
@@ -161,7 +161,7 @@ def test_a_refused_connection_raises_backend_unavailable_with_the_url_masked() -
 
 
 def test_a_server_that_dies_under_a_blocking_reserve_raises_backend_unavailable(
-    server: LocalBeanstalkd, tube: str
+    server: LocalServer, tube: str
 ) -> None:
     backend = BeanstalkBackend(server.url)
     outcome: list[BaseException | object] = []
@@ -191,7 +191,7 @@ def test_a_server_that_dies_under_a_blocking_reserve_raises_backend_unavailable(
 
 
 def test_a_hung_server_raises_after_the_socket_timeout_and_is_reconnected_to(
-    server: LocalBeanstalkd, tube: str
+    server: LocalServer, tube: str
 ) -> None:
     backend = BeanstalkBackend(server.url, {"socket_timeout": 0.5})
     backend.put(tube, b"before", 0, 0, 60)

@@ -11,7 +11,7 @@ import kue
 from kue.backend import FusedBackend
 from kue_beanstalk.backend import BeanstalkBackend
 from kue_beanstalk.connection import Connection
-from kue_beanstalk.server import LocalBeanstalkd
+from kue_contract.servers import LocalServer
 
 
 def _wait_for(probe: Callable[[], bool], timeout: float) -> None:
@@ -119,7 +119,7 @@ def test_attempts_count_a_ttr_expiry_and_a_release(
 
 
 def test_a_lost_reservation_releases_the_job_the_pipeline_took_and_raises(
-    server: LocalBeanstalkd, backend: BeanstalkBackend, tube: str
+    server: LocalServer, backend: BeanstalkBackend, tube: str
 ) -> None:
     backend.put(tube, b"expires", 0, 0, 2)
     backend.put(tube, b"next", 77, 0, 60)
@@ -196,7 +196,7 @@ def test_with_a_timeout_it_waits_for_a_job_like_reserve(
 
 
 def test_the_worker_runs_jobs_through_the_fused_call(
-    server: LocalBeanstalkd, tube: str, writes: list[str]
+    server: LocalServer, tube: str, writes: list[str]
 ) -> None:
     from kue.worker import Worker
 

@@ -7,11 +7,11 @@ import json
 import greenstalk
 
 import kue
-from kue_beanstalk.server import LocalBeanstalkd
+from kue_contract.servers import LocalServer
 
 
 def test_a_body_put_by_kue_is_read_unchanged_by_greenstalk(
-    server: LocalBeanstalkd, tube: str
+    server: LocalServer, tube: str
 ) -> None:
     queue = kue.connect(server.url, queue=tube)
     body = {"processVideo": 4871, "name": "ünï"}
@@ -29,7 +29,7 @@ def test_a_body_put_by_kue_is_read_unchanged_by_greenstalk(
 
 
 def test_a_job_put_by_greenstalk_is_reserved_by_kue_with_body_and_priority(
-    server: LocalBeanstalkd, tube: str
+    server: LocalServer, tube: str
 ) -> None:
     with greenstalk.Client(("127.0.0.1", server.port), encoding=None, use=tube) as raw:
         job_id = raw.put(b'{"from": "elsewhere"}', priority=7, ttr=30)

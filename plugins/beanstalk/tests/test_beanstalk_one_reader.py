@@ -16,7 +16,7 @@ import kue_beanstalk
 from kue.backend import PutItem, Reservation
 from kue_beanstalk.backend import BeanstalkBackend
 from kue_beanstalk.connection import Connection
-from kue_beanstalk.server import LocalBeanstalkd
+from kue_contract.servers import LocalServer
 
 
 def _forbidden(*args: object, **kwargs: object) -> NoReturn:
@@ -24,7 +24,7 @@ def _forbidden(*args: object, **kwargs: object) -> NoReturn:
 
 
 def test_every_operation_runs_without_a_greenstalk_client_or_job(
-    server: LocalBeanstalkd, tube: str, monkeypatch: pytest.MonkeyPatch
+    server: LocalServer, tube: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(greenstalk, "Client", _forbidden)
     monkeypatch.setattr(greenstalk, "Job", _forbidden)
@@ -126,7 +126,7 @@ def test_a_release_the_server_buries_raises_backend_unavailable(
 
 
 def test_a_touch_the_server_does_not_answer_loses_the_reservation_naming_the_url(
-    server: LocalBeanstalkd, tube: str
+    server: LocalServer, tube: str
 ) -> None:
     backend = BeanstalkBackend(server.url, {"socket_timeout": 0.5})
     backend.put(tube, b"x", 0, 0, 60)

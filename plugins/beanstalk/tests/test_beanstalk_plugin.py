@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 import kue
-from kue.plugins import get_plugin_manager, load_backend_plugin
 from kue_beanstalk.backend import BeanstalkBackend
-from kue_beanstalk.server import LocalBeanstalkd
+from kue_beanstalk.server import SERVER
 from kue_beanstalk.settings import BeanstalkSettings
+from kue_contract.servers import LocalServer, ServerUnavailable, serve, throwaway
 
 
 def test_kue_connect_finds_the_backend_through_its_entry_point(
-    server: LocalBeanstalkd, tube: str
+    server: LocalServer, tube: str
 ) -> None:
     queue = kue.connect(server.url, queue=tube)
     assert isinstance(queue.backend, BeanstalkBackend)
@@ -72,37 +72,27 @@ def test_bad_urls_and_options_are_refused_clearly(
     assert "secret" not in str(info.value)
 
 
-def test_the_contract_server_hook_starts_a_local_beanstalkd() -> None:
-    pm = get_plugin_manager()
-    load_backend_plugin("beanstalk", pm)
-    server = pm.hook.kue_contract_server(name="beanstalk", mode="local")
-    with server as url:
-        assert url.startswith("beanstalk://127.0.0.1:")
-        queue = kue.connect(url, queue="hook")
+def test_the_contract_server_hook_describes_a_beanstalkd_kue_contract_starts() -> None:
+    with throwaway("beanstalk", "local") as server:
+        assert server.url.startswith("beanstalk://127.0.0.1:")
+        queue = kue.connect(server.url, queue="hook")
         queue.put(b"x")
         assert queue.stats().ready == 1
         queue.close()
 
 
 def test_an_unknown_server_mode_is_refused() -> None:
-    from kue_beanstalk.server import contract_server
-
-    with pytest.raises(RuntimeError, match="unknown server mode"):
-        contract_server("cloud")
+    with pytest.raises(ServerUnavailable, match="unknown server mode"):
+        serve(SERVER, "cloud")
 
 
 def test_containers_mode_without_an_engine_says_how_to_get_a_server(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from kue_beanstalk.server import contract_server
-    from kue_contract.servers import (  # type: ignore[import-untyped,unused-ignore]
-        ServerUnavailable,
-    )
-
     # An engine socket where none listens: what a machine without one looks like.
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     with pytest.raises(ServerUnavailable, match="no container engine answers"), \
-            contract_server("containers"):
+            serve(SERVER, "containers"):
         pass
 
 

@@ -11,7 +11,7 @@ import pytest
 import kue
 from kue_beanstalk.backend import BeanstalkBackend
 from kue_beanstalk.connection import Connection
-from kue_beanstalk.server import LocalBeanstalkd
+from kue_contract.servers import LocalServer
 
 
 def _wait_for(probe: Callable[[], bool], timeout: float) -> None:
@@ -116,7 +116,7 @@ def test_deleting_an_expired_reservation_raises_and_keeps_the_job(
 
 
 def test_a_reservation_acted_on_from_a_second_backend_is_lost(
-    server: LocalBeanstalkd, backend: BeanstalkBackend, tube: str
+    server: LocalServer, backend: BeanstalkBackend, tube: str
 ) -> None:
     backend.put(tube, b"x", 0, 0, 60)
     job = backend.reserve([tube], 2)

@@ -6,12 +6,12 @@ programs that use another backend.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from kue.spi import hookimpl
 
 if TYPE_CHECKING:
+    from kue_contract.servers import ServerSpec
     from kue_redis.backend import RedisBackend
 
 __all__ = ["SCHEMES", "kue_backend", "kue_contract_server"]
@@ -31,10 +31,10 @@ def kue_backend(name: str, url: str, options: dict[str, Any]) -> RedisBackend | 
 
 
 @hookimpl
-def kue_contract_server(name: str, mode: str) -> AbstractContextManager[str] | None:
-    """A throwaway redis-server for the contract suite: a local process or a container."""
+def kue_contract_server(name: str) -> ServerSpec | None:
+    """The throwaway redis-server of the contract suite, described (kue_contract runs it)."""
     if name not in SCHEMES:
         return None
-    from kue_redis.server import contract_server
+    from kue_redis.server import SERVER
 
-    return contract_server(mode)
+    return SERVER

@@ -11,15 +11,16 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from kue_contract.servers import serve
 from kue_redis.backend import RedisBackend
 from kue_redis.keys import QueueKeys
-from kue_redis.server import local_cluster, local_server
+from kue_redis.server import SERVER, local_cluster
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
-    with local_server() as url:
-        yield url
+    with serve(SERVER, "local") as server:
+        yield server.url
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,12 +13,9 @@ from conftest import blocked_clients, wait_until
 import kue
 from kue.backend import PutItem
 from kue.errors import BackendUnavailable, ConfigError, JobTooBig
-from kue_contract.servers import (  # type: ignore[import-untyped, unused-ignore]
-    free_port,
-    local_process,
-)
+from kue_contract.servers import ServerUnavailable, free_port, serve
 from kue_redis.backend import RedisBackend
-from kue_redis.server import INSTALL_HINT, local_server, server_args
+from kue_redis.server import SERVER
 
 PASSWORD = "s3cr3t-pw"
 
@@ -40,7 +38,9 @@ def test_a_refused_connection_raises_backend_unavailable_with_the_password_maske
 
 
 def test_a_password_url_works_and_a_wrong_password_is_reported_masked() -> None:
-    with local_server(password=PASSWORD) as url:
+    spec = replace(SERVER, url=f"redis://:{PASSWORD}@{{host}}:{{port}}/0")
+    with serve(spec, "local", "--requirepass", PASSWORD) as server:
+        url = server.url
         assert PASSWORD in url
         queue = kue.connect(url, queue="secret")
         job_id = queue.put({"n": 1})
@@ -71,22 +71,13 @@ def test_rediss_urls_talk_tls(tmp_path: Path) -> None:
     if subprocess.run(["openssl", "version"], capture_output=True).returncode != 0:
         pytest.fail("openssl is needed to make the test certificate")
     cert, key = _tls_files(tmp_path)
-    tls_args = [
-        "--port", "0", "--tls-cert-file", str(cert), "--tls-key-file", str(key),
-        "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no",
-    ]
-
-    def args(port: int, scratch: Path) -> list[str]:
-        base = server_args(port, scratch)
-        base[0] = "--tls-port"
-        return [*base, *tls_args]
-
-    server = local_process(
-        "redis-server", args,
-        lambda port: f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}&ssl_check_hostname=false",
-        INSTALL_HINT,
+    spec = replace(
+        SERVER, args=("--tls-port", *SERVER.args[1:]),
+        url=f"rediss://{{host}}:{{port}}/0?ssl_ca_certs={cert}&ssl_check_hostname=false",
     )
-    with server as url:
+    with serve(spec, "local", "--port", "0", "--tls-cert-file", str(cert), "--tls-key-file",
+               str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no") as server:
+        url = server.url
         queue = kue.connect(url, queue="tls")
         assert queue.backend.capabilities.name == "redis"
         queue.put(b"over tls")
@@ -171,12 +162,12 @@ def test_importing_the_plugin_does_not_import_redis() -> None:
 def test_containers_mode_without_an_engine_says_how_to_get_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from kue_contract import servers  # type: ignore[import-untyped, unused-ignore]
-    from kue_redis.server import contract_server
+    from kue_contract import servers
 
     monkeypatch.setattr(servers, "container_engine_answers", lambda: False)
-    with pytest.raises(servers.ServerUnavailable, match="no container engine answers"):
-        contract_server("containers")
+    with pytest.raises(ServerUnavailable, match="no container engine answers"), \
+            serve(SERVER, "containers"):
+        pass
 
 
 def test_commands_after_the_server_dropped_every_connection_are_resent(

@@ -6,12 +6,12 @@ programs that use another backend.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from kue.spi import hookimpl
 
 if TYPE_CHECKING:
+    from kue_contract.servers import ServerSpec
     from kue_sqs.backend import SqsBackend
 
 __all__ = ["kue_backend", "kue_contract_server"]
@@ -29,10 +29,10 @@ def kue_backend(name: str, url: str, options: dict[str, Any]) -> SqsBackend | No
 
 
 @hookimpl
-def kue_contract_server(name: str, mode: str) -> AbstractContextManager[str] | None:
-    """A throwaway moto server for the contract suite: local process or container."""
+def kue_contract_server(name: str) -> ServerSpec | None:
+    """The throwaway moto server of the contract suite, described (kue_contract runs it)."""
     if name != "sqs":
         return None
-    from kue_sqs.server import moto_server
+    from kue_sqs.server import SERVER
 
-    return moto_server(mode)
+    return SERVER

@@ -9,8 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from kue_contract.servers import serve
 from kue_sqs.backend import SqsBackend
-from kue_sqs.server import moto_server
+from kue_sqs.server import SERVER
 from kue_sqs.settings import parse_settings
 
 
@@ -22,7 +23,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def moto_url() -> Iterator[str]:
-    with moto_server("local") as url:
+    with serve(SERVER, "local") as server:
+        url = server.url
         endpoint = parse_qs(urlsplit(url).query)["endpoint"][0]
         host = urlsplit(endpoint).hostname
         if host != "127.0.0.1":  # refuse to run against anything but the loopback moto

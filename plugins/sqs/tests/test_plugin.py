@@ -33,15 +33,16 @@ def test_connect_opens_an_sqs_queue(moto_url: str) -> None:
 def test_the_contract_server_hook_serves_only_sqs() -> None:
     from kue_sqs.plugin import kue_contract_server
 
-    assert kue_contract_server(name="redis", mode="local") is None
+    assert kue_contract_server(name="redis") is None
 
 
 def test_containers_without_an_engine_say_how_to_get_a_server(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import kue_contract.servers as servers  # type: ignore[import-untyped, unused-ignore]
-    from kue_sqs.server import moto_server
+    import kue_contract.servers as servers
+    from kue_sqs.server import SERVER
 
     monkeypatch.setattr(servers, "container_engine_answers", lambda: False)
-    with pytest.raises(servers.ServerUnavailable, match="--kue-servers=local"):
-        moto_server("containers").__enter__()
+    with pytest.raises(servers.ServerUnavailable, match="--kue-servers=local"), \
+            servers.serve(SERVER, "containers"):
+        pass
