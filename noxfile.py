@@ -36,13 +36,12 @@ def pytest(session: nox.Session, *args: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit and fault tests of core and the worker, then each plugin's own tests.
+    """Unit and fault tests of core and the worker, and each plugin's own tests, in one run.
 
-    Each test directory runs in its own pytest process: plugins' test modules share basenames
-    (conftest, test_codec) that one process could not import side by side.
+    ``--import-mode=importlib`` (pyproject.toml) lets test modules of one basename
+    (test_records.py in tests/ and in a plugin's tests/) sit side by side in one process.
     """
-    for path in ["tests", *(str(p) for p in sorted(ROOT.glob("plugins/*/tests")))]:
-        pytest(session, path)
+    pytest(session, "tests", *(str(p) for p in sorted(ROOT.glob("plugins/*/tests"))))
 
 
 def results_store(backend: str, scratch: str) -> list[str]:

@@ -1,10 +1,7 @@
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,8 +9,8 @@ import pytest
 from kue.plugins import backend_entry_points
 from kue_contract.servers import throwaway
 
-HERE = Path(__file__).parent
-sys.path.insert(0, str(HERE))
+# The test modules import their helpers (support, sample_jobs...) as top-level modules.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture
@@ -42,21 +39,3 @@ def shared_backend_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A throwaway server (or file) for each backend shared between processes."""
     with throwaway(str(request.param)) as server:
         yield server.url
-
-
-def wait_until(probe: Callable[[], object], timeout: float = 10.0) -> None:
-    """Poll ``probe`` every 10 ms until it holds; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not probe():
-        assert time.monotonic() < deadline, f"not reached within {timeout} s"
-        time.sleep(0.01)
-
-
-def worker_process(url: str, *extra: str) -> subprocess.Popen[str]:
-    """``kue-worker`` on queue ``jobs`` of ``url`` with the test jobs, output captured as text."""
-    env = {**os.environ, "PYTHONPATH": str(HERE)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "kue.cli.worker", "--url", url, "--import", "sample_jobs",
-         "-q", "jobs", *extra],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )

@@ -15,13 +15,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import layer_jobs
 import pytest
-from conftest import wait_until
 
 import kue
 
 import jepsen
+import layer_jobs
+from support import wait_until
 
 TESTS = Path(__file__).parent
 

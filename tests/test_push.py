@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import HERE
 
 import kue
 from kue.plugins import get_plugin_manager
 
 import sample_jobs
+from support import HERE
 
 
 class OpenCounter:

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import record_jobs
-from conftest import HERE
 
 import kue
 from kue.records import RecordState
+
+import record_jobs
+from support import HERE
 
 
 def _results_for(url: str, tmp_path: Path) -> str | None:

@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import wait_until, worker_process
 
 import kue
 from kue.plugins import new_plugin_manager
 from kue.worker import Worker
 
 import sample_jobs
+from support import wait_until, worker_process
 
 
 @pytest.fixture

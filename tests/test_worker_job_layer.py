@@ -11,10 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-import layer_jobs
 import pytest
-import record_jobs
-from conftest import HERE, wait_until
 
 import kue
 from kue.plugins import new_plugin_manager
@@ -24,7 +21,10 @@ from kue.worker.concurrent import ConcurrentWorker
 from kue.worker.lease import LeaseKeeper
 
 import jepsen
+import layer_jobs
+import record_jobs
 import sample_jobs
+from support import HERE, wait_until
 
 
 def test_a_job_ten_times_its_ttr_runs_once_with_two_consumers_on_memory(ledger: Path) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from conftest import wait_until, worker_process
-
 import kue
 
 import sample_jobs
+from support import wait_until, worker_process
 
 
 def _most_at_once(lines: list[str]) -> int:

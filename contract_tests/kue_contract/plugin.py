@@ -13,7 +13,7 @@ from kue.backend import Backend, Capabilities
 from kue.plugins import get_plugin_manager, open_backend
 from kue.queue import open_results
 from kue.records import RecordStore
-from kue_contract.servers import MODES, serve, spec_for
+from kue_contract.servers import MODES, ServerSpec, ServerUnavailable, serve, spec_for
 
 __all__ = [
     "kue_backend",
@@ -132,6 +132,15 @@ def kue_url(request: pytest.FixtureRequest, kue_backend_name: str) -> Iterator[s
         request.config.stash[_SERVER_LINES].append(line)
         print(f"\n{line}")
         yield url
+
+
+@pytest.fixture(scope="session")
+def kue_contract_jobs(kue_backend_name: str) -> int:
+    """Jobs per concurrency test: the spec's ``contract_jobs``, 2000 for a plugin without one."""
+    try:
+        return spec_for(kue_backend_name).contract_jobs
+    except ServerUnavailable:  # a plugin that describes no server, run with --kue-url
+        return ServerSpec(url="").contract_jobs
 
 
 @pytest.fixture(scope="session")

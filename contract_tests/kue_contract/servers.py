@@ -78,6 +78,9 @@ class ServerSpec:
     durable: tuple[str, ...] = ()  #: arguments that keep the data across a restart
     python: tuple[str, ...] = ()  #: a server that is this Python: the distributions it needs
     name: str = ""  #: what logs call it (default: the binary's name)
+    #: Jobs a concurrency test should put through this server: fewer for a slow emulator
+    #: (moto slows down past a few hundred) keep the suite short without weakening it.
+    contract_jobs: int = 2000
 
     def argv(self, *extra: str, **where: object) -> list[str]:
         """The arguments and ``extra`` with ``host``, ``port``, ``scratch``... filled in."""

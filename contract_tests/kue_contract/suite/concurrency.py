@@ -12,15 +12,6 @@ import kue
 from kue_contract.consumers import consume_until_empty, consume_url
 
 CONSUMERS = 8
-#: Jobs per concurrency test; a backend may ask for fewer with capabilities.extra["contract_jobs"].
-DEFAULT_JOBS = 2000
-
-
-def _job_count(caps: kue.Capabilities) -> int:
-    value = caps.extra.get("contract_jobs", DEFAULT_JOBS)
-    return int(value) if isinstance(value, int) else DEFAULT_JOBS
-
-
 def _fill(queue: kue.Queue, n: int) -> set[str]:
     ids: list[str] = []
     step = max(1, min(queue.capabilities.max_batch, 500))
@@ -43,8 +34,10 @@ def _check(taken: list[list[str]], expected: set[str]) -> None:
 class ConcurrencyContract:
     """Eight consumers drain one queue; nobody gets a job another holds."""
 
-    def test_threads_sharing_one_backend_each_get_distinct_jobs(self, queue: kue.Queue) -> None:
-        expected = _fill(queue, _job_count(queue.capabilities))
+    def test_threads_sharing_one_backend_each_get_distinct_jobs(
+        self, queue: kue.Queue, kue_contract_jobs: int
+    ) -> None:
+        expected = _fill(queue, kue_contract_jobs)
         results: list[list[str]] = [[] for _ in range(CONSUMERS)]
 
         def run(slot: int) -> None:
@@ -59,8 +52,10 @@ class ConcurrencyContract:
         assert queue.stats().total == 0
 
     @pytest.mark.requires("shared")
-    def test_separate_processes_each_get_distinct_jobs(self, queue: kue.Queue) -> None:
-        expected = _fill(queue, _job_count(queue.capabilities))
+    def test_separate_processes_each_get_distinct_jobs(
+        self, queue: kue.Queue, kue_contract_jobs: int
+    ) -> None:
+        expected = _fill(queue, kue_contract_jobs)
         ctx = multiprocessing.get_context("spawn")
         with ctx.Pool(CONSUMERS) as pool:
             results = pool.starmap(consume_url, [(queue.url, queue.name)] * CONSUMERS)

@@ -5,11 +5,12 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from conftest import blocked_clients, reserve_in_thread, wait_until
 
 from kue.backend import Reservation
 from kue.errors import ReservationLost
 from kue_redis.backend import RedisBackend
+
+from redis_support import blocked_clients, reserve_in_thread, wait_until
 
 
 def test_a_put_from_another_connection_wakes_a_blocked_reserve_at_once(

@@ -12,7 +12,6 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from conftest import cluster_keys, queues_on_different_nodes, reserve_in_thread, wait_until
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
@@ -21,6 +20,8 @@ from kue.errors import BackendUnavailable, ConfigError
 from kue_contract.servers import free_port  # type: ignore[import-untyped, unused-ignore]
 from kue_redis.backend import RedisBackend
 from kue_redis.keys import QueueKeys
+
+from redis_support import cluster_keys, queues_on_different_nodes, reserve_in_thread, wait_until
 
 
 def _blocked_anywhere(client: RedisCluster) -> int:

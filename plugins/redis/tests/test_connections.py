@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import blocked_clients, wait_until
 
 import kue
 from kue.backend import PutItem
@@ -16,6 +15,8 @@ from kue.errors import BackendUnavailable, ConfigError, JobTooBig
 from kue_contract.servers import ServerUnavailable, free_port, serve
 from kue_redis.backend import RedisBackend
 from kue_redis.server import SERVER
+
+from redis_support import blocked_clients, wait_until
 
 PASSWORD = "s3cr3t-pw"
 

@@ -14,7 +14,14 @@ from collections.abc import Callable
 
 import pytest
 import redis
-from conftest import (
+from redis.cluster import RedisCluster
+
+from kue.backend import JobInfo, JobState, PutItem, QueueStats, Reservation
+from kue.listing import JobBrowser, QueueListing, declared_unsupported
+from kue_redis.backend import RedisBackend
+from kue_redis.keys import QueueKeys, meta_pattern, queue_of_meta
+
+from redis_support import (
     blocked_clients,
     cluster_keys,
     node_of,
@@ -22,12 +29,6 @@ from conftest import (
     reserve_in_thread,
     wait_until,
 )
-from redis.cluster import RedisCluster
-
-from kue.backend import JobInfo, JobState, PutItem, QueueStats, Reservation
-from kue.listing import JobBrowser, QueueListing, declared_unsupported
-from kue_redis.backend import RedisBackend
-from kue_redis.keys import QueueKeys, meta_pattern, queue_of_meta
 
 
 def _take(backend: RedisBackend, queue: str) -> Reservation:

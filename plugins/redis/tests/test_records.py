@@ -15,12 +15,6 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import (
-    blocked_clients,
-    cluster_keys,
-    queues_on_different_nodes,
-    wait_until,
-)
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
 
@@ -37,6 +31,13 @@ from kue_redis.backend import (
     record_digest,
 )
 from kue_redis.keys import QueueKeys
+
+from redis_support import (
+    blocked_clients,
+    cluster_keys,
+    queues_on_different_nodes,
+    wait_until,
+)
 
 
 @kue.job(name="kue_redis_tests.records.add", max_attempts=1)

@@ -95,7 +95,6 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "CONTRACT_JOBS",
     "MAX_VISIBILITY",
     "NATIVE_MAX_DELAY",
     "SqsBackend",
@@ -106,10 +105,6 @@ __all__ = [
 #: SQS's own limits: the longest DelaySeconds and the longest visibility timeout.
 NATIVE_MAX_DELAY = 900
 MAX_VISIBILITY = 43_200
-#: Jobs the contract suite's concurrency tests should use: moto slows down past a few hundred.
-CONTRACT_JOBS = 200
-#: The same on FIFO queues with one group per queue, where consumers take jobs one at a time.
-FIFO_CONTRACT_JOBS = 100
 #: A long poll ends this long before the caller's deadline; shorter waits poll this often.
 POLL_MARGIN = 0.25
 TAIL_POLL = 0.1
@@ -127,7 +122,6 @@ def capabilities_for(settings: SqsSettings) -> Capabilities:
     False). FIFO queues take no per-message delay, so ``delay`` is False there.
     """
     extra: dict[str, object] = {
-        "contract_jobs": CONTRACT_JOBS,
         "stats": "approximate (SQS's Approximate* queue attributes)",
         "native_max_delay": NATIVE_MAX_DELAY,
         "order": "none: SQS standard queues are best-effort ordered",
@@ -187,9 +181,6 @@ def _fifo_extra(settings: SqsSettings, ordered: bool) -> dict[str, object]:
                   "delay keeps the job in flight (counted as reserved) for the delay"
                   + (", holding back its queue" if ordered else ""),
     }
-    if ordered:
-        # Consumers take a queue's jobs one at a time: fewer keep the contract run short.
-        extra["contract_jobs"] = FIFO_CONTRACT_JOBS
     return extra
 
 
