@@ -6,12 +6,14 @@ also a power cut) and ``max_body`` (bytes).
 
 Table ``kue_jobs``: ``id`` (INTEGER PRIMARY KEY AUTOINCREMENT, so ids are never reused and double
 as the put order), ``queue``, ``state`` (0 ready, 1 delayed, 2 reserved, 3 buried, 4 done: the
-row kept as the finished job's record, in ``record``, ``due`` its expiry), ``priority``,
-``due`` (delayed: when ready; reserved: when the lease runs out; buried: the bury order),
-``ttr``, ``attempts``, ``body``, ``record`` (JSON). Reserving takes the first row of the
-partial index ``(queue, priority, id) WHERE state = 0`` in a single ``UPDATE ... RETURNING``
-statement, which SQLite runs under its write lock, so two consumers can never take one job, and
-the cost is O(log n) whatever the depth.
+row kept as the finished job's record, in ``record``), ``priority``, ``due`` (delayed: when
+ready; reserved: when the lease runs out; buried: the bury order; done: minus the record's
+expiry), ``ttr``, ``attempts``, ``body``, ``record`` (JSON). Reserving takes the first row of
+the partial index ``kue_jobs_ready (queue, priority, id) WHERE state = 0`` in a single
+``UPDATE ... RETURNING`` statement, which SQLite runs under its write lock, so two consumers can
+never take one job, and the cost is O(log n) whatever the depth. Every other state is in the
+partial index ``kue_jobs_due (queue, state, due) WHERE state != 0``: a ready row is in one
+index only, and a finished job's entry moves within a page of that index (see ``complete``).
 
 A blocked reserve waits on a condition that puts from this process signal, and between those
 checks ``PRAGMA data_version`` (which changes when another connection commits). The checks
@@ -100,19 +102,51 @@ CREATE TABLE IF NOT EXISTS kue_jobs (
     record BLOB
 );
 CREATE INDEX IF NOT EXISTS kue_jobs_ready ON kue_jobs (queue, priority, id) WHERE state = 0;
-CREATE INDEX IF NOT EXISTS kue_jobs_timed ON kue_jobs (queue, state, due);
+CREATE INDEX IF NOT EXISTS kue_jobs_due ON kue_jobs (queue, state, due) WHERE state != 0;
 """
+
+#: The WHERE of ``kue_jobs_due``. SQLite uses a partial index only for a query whose WHERE
+#: holds this very term, so every query meant for the index repeats it (``!=`` is no range
+#: the planner could prefer to the query's own ``state = ?`` or ``state IN (...)``).
+_DUE_INDEX = "state != 0"
 
 _INSERT = (
     "INSERT INTO kue_jobs (queue, state, priority, due, ttr, body) VALUES (?, ?, ?, ?, ?, ?) "
     "RETURNING id"
 )
-_PROMOTE = "UPDATE kue_jobs SET state = 0 WHERE queue = ? AND state IN (1, 2) AND due <= ?"
-_HAS_DUE = "SELECT 1 FROM kue_jobs WHERE queue = ? AND state IN (1, 2) AND due <= ? LIMIT 1"
-_NEXT_DUE = "SELECT MIN(due) FROM kue_jobs WHERE queue = ? AND state IN (1, 2)"
+_PROMOTE = f"UPDATE kue_jobs SET state = 0 WHERE queue = ? AND state IN (1, 2) AND {_DUE_INDEX} " \
+    "AND due <= ?"
+_HAS_DUE = f"SELECT 1 FROM kue_jobs WHERE queue = ? AND state IN (1, 2) AND {_DUE_INDEX} " \
+    "AND due <= ? LIMIT 1"
+_NEXT_DUE = f"SELECT MIN(due) FROM kue_jobs WHERE queue = ? AND state IN (1, 2) AND {_DUE_INDEX}"
 _FIRST_READY = "SELECT id, priority FROM kue_jobs WHERE queue = ? AND state = 0 " \
     "ORDER BY priority, id LIMIT 1"
 _HELD = "id = ? AND state = 2 AND attempts = ? AND due > ?"
+#: A held job becomes its done record; ``due`` is minus the record's expiry (see complete).
+_COMPLETE = f"UPDATE kue_jobs SET state = {DONE}, due = ?, record = ? WHERE {_HELD}"
+
+
+#: Each index's queue names one seek apiece (a skip scan), so done records cost nothing here;
+#: a queue known only to kue_jobs_due is listed if it holds a delayed, reserved or buried job.
+_LIST_QUEUES = f"""
+WITH RECURSIVE
+  ready(queue) AS (
+    SELECT MIN(queue) FROM kue_jobs WHERE state = 0
+    UNION ALL
+    SELECT (SELECT MIN(queue) FROM kue_jobs WHERE state = 0 AND queue > ready.queue)
+    FROM ready WHERE ready.queue IS NOT NULL),
+  other(queue) AS (
+    SELECT MIN(queue) FROM kue_jobs WHERE {_DUE_INDEX}
+    UNION ALL
+    SELECT (SELECT MIN(queue) FROM kue_jobs WHERE {_DUE_INDEX} AND queue > other.queue)
+    FROM other WHERE other.queue IS NOT NULL)
+SELECT queue FROM ready WHERE queue IS NOT NULL
+UNION
+SELECT queue FROM other WHERE queue IS NOT NULL AND EXISTS (
+    SELECT 1 FROM kue_jobs WHERE kue_jobs.queue = other.queue AND state IN (1, 2, 3)
+    AND {_DUE_INDEX})
+ORDER BY queue
+"""
 
 
 def _take_sql(n_queues: int) -> str:
@@ -193,8 +227,28 @@ class SQLiteBackend:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(kue_jobs)")}
         if "record" not in columns:  # a file from before job records
             conn.execute("ALTER TABLE kue_jobs ADD COLUMN record BLOB")
+        self._drop_timed_index(conn)
         self._completed = 0
         self._records_changed = _records_signal_for(self.path)
+
+    @staticmethod
+    def _drop_timed_index(conn: sqlite3.Connection) -> None:
+        """Bring a file from before ``kue_jobs_due`` up to date (once; idempotent).
+
+        Its index ``kue_jobs_timed`` held every row, and its done rows kept their expiry as a
+        positive ``due``: the index goes, and those expiries are negated.
+        """
+        old = "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'kue_jobs_timed'"
+        if conn.execute(old).fetchone() is None:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DROP INDEX IF EXISTS kue_jobs_timed")
+            conn.execute(f"UPDATE kue_jobs SET due = -due WHERE state = {DONE} AND due > 0")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     # -- connections -----------------------------------------------------------------------
 
@@ -367,7 +421,8 @@ class SQLiteBackend:
         self._settle(
             job,
             "UPDATE kue_jobs SET state = 3, priority = COALESCE(?, priority), "
-            "due = (SELECT COALESCE(MAX(due), 0) + 1 FROM kue_jobs WHERE queue = ? AND state = 3) "
+            "due = (SELECT COALESCE(MAX(due), 0) + 1 FROM kue_jobs WHERE queue = ? AND state = 3 "
+            f"AND {_DUE_INDEX}) "
             f"WHERE {_HELD}",
             (priority, job.queue),
         )
@@ -383,10 +438,12 @@ class SQLiteBackend:
         with self._write() as conn:
             self._promote(conn, [queue], time.time())
             ids = conn.execute(
-                "SELECT id FROM kue_jobs WHERE queue = ? AND state = 3 ORDER BY due LIMIT ?",
+                f"SELECT id FROM kue_jobs WHERE queue = ? AND state = 3 AND {_DUE_INDEX} "
+                "ORDER BY due LIMIT ?",
                 (queue, n),
             ).fetchall() or conn.execute(
-                "SELECT id FROM kue_jobs WHERE queue = ? AND state = 1 ORDER BY due, id LIMIT ?",
+                f"SELECT id FROM kue_jobs WHERE queue = ? AND state = 1 AND {_DUE_INDEX} "
+                "ORDER BY due, id LIMIT ?",
                 (queue, n),
             ).fetchall()
             conn.executemany("UPDATE kue_jobs SET state = 0, due = 0 WHERE id = ?", ids)
@@ -396,17 +453,18 @@ class SQLiteBackend:
 
     def peek(self, queue: str, state: JobState) -> JobInfo | None:
         """The next job to leave ``state``, as a copy."""
-        order = {JobState.READY: (READY, "priority, id"), JobState.DELAYED: (DELAYED, "due, id"),
-                 JobState.BURIED: (BURIED, "due")}
+        # Each state's literal WHERE, so the query runs on its index (see _DUE_INDEX).
+        order = {JobState.READY: "state = 0 ORDER BY priority, id",
+                 JobState.DELAYED: f"state = 1 AND {_DUE_INDEX} ORDER BY due, id",
+                 JobState.BURIED: f"state = 3 AND {_DUE_INDEX} ORDER BY due"}
         if state not in order:
             raise ValueError(f"peek takes ready, delayed or buried, not {state!r}")
-        code, by = order[state]
         with self._write() as conn:
             self._promote(conn, [queue], time.time())
             row = conn.execute(
                 "SELECT id, body, priority, attempts FROM kue_jobs "
-                f"WHERE queue = ? AND state = ? ORDER BY {by} LIMIT 1",
-                (queue, code),
+                f"WHERE queue = ? AND {order[state]} LIMIT 1",
+                (queue,),
             ).fetchone()
         if row is None:
             return None
@@ -416,8 +474,11 @@ class SQLiteBackend:
         """Counts per state, after due jobs and expired leases moved to ready."""
         with self._write() as conn:
             self._promote(conn, [queue], time.time())
+            # Ready jobs are counted on their index, the others on kue_jobs_due.
             counts = dict(conn.execute(
-                "SELECT state, COUNT(*) FROM kue_jobs WHERE queue = ? GROUP BY state", (queue,)
+                "SELECT 0, COUNT(*) FROM kue_jobs WHERE queue = ? AND state = 0 UNION ALL "
+                "SELECT state, COUNT(*) FROM kue_jobs WHERE queue = ? AND state IN (1, 2, 3) "
+                f"AND {_DUE_INDEX} GROUP BY state", (queue, queue),
             ).fetchall())
         return QueueStats(ready=counts.get(READY, 0), delayed=counts.get(DELAYED, 0),
                           reserved=counts.get(RESERVED, 0), buried=counts.get(BURIED, 0))
@@ -428,17 +489,17 @@ class SQLiteBackend:
         """Turn a held job into its done record, in one statement (so one commit).
 
         The row stays, with state DONE, the record in its ``record`` column and ``due`` set
-        to when the record expires: no reader sees the job gone and its record missing, and
-        the worker's hot path pays one statement, as a plain delete does.
+        to minus the time the record expires: no reader sees the job gone and its record
+        missing, and the worker's hot path pays one statement, as a plain delete does. (The
+        minus puts the newest record's entry in ``kue_jobs_due`` first among its queue's done
+        rows, next to the reserved row's entry it replaces: one index page written, not two.)
         """
         # The row keeps state, attempts, priority and (in its body) name and enqueue time;
         # None values stay, as they override the notes (a cleared error) when read.
         doc = _encode({k: v for k, v in fields.items() if k not in _IN_ROW})
         now = time.time()
-        cur = self._conn().execute(
-            f"UPDATE kue_jobs SET state = {DONE}, due = ?, record = ? WHERE {_HELD}",
-            (now + ttl, doc, int(job.id), int(job.receipt), now),
-        )
+        cur = self._conn().execute(_COMPLETE, (-(now + ttl), doc, int(job.id),
+                                               int(job.receipt), now))
         if cur.rowcount != 1:
             raise ReservationLost(job.queue, job.id)
         self._completed += 1
@@ -451,8 +512,8 @@ class SQLiteBackend:
         with self._write() as conn:
             conn.execute(
                 f"DELETE FROM kue_jobs WHERE id IN (SELECT id FROM kue_jobs WHERE queue = ? "
-                f"AND state = {DONE} AND due <= ? LIMIT {records.PURGE_BATCH})",
-                (queue, time.time()),
+                f"AND state = {DONE} AND {_DUE_INDEX} AND due >= ? LIMIT {records.PURGE_BATCH})",
+                (queue, -time.time()),
             )
             records.purge_expired(conn)
 
@@ -474,7 +535,7 @@ class SQLiteBackend:
             return notes
         row = conn.execute(
             f"SELECT record, body, attempts, priority FROM kue_jobs WHERE id = ? AND queue = ? "
-            f"AND state = {DONE} AND due > ?", (key, queue, time.time()),
+            f"AND state = {DONE} AND due < ?", (key, queue, -time.time()),
         ).fetchone()
         if row is None:
             return notes
@@ -530,15 +591,14 @@ class SQLiteBackend:
 
     def list_queues(self) -> list[str]:
         """The queues that hold a job in any state, sorted."""
-        rows = self._conn().execute(
-            "SELECT DISTINCT queue FROM kue_jobs WHERE state != 4 ORDER BY queue").fetchall()
+        rows = self._conn().execute(_LIST_QUEUES).fetchall()
         return [str(row[0]) for row in rows]
 
     def buried(self, queue: str, limit: int, offset: int) -> list[JobInfo]:
         """Buried jobs of ``queue``, the most recently buried first (``due`` is the bury order)."""
         rows = self._conn().execute(
             "SELECT id, body, priority, attempts FROM kue_jobs WHERE queue = ? AND state = 3 "
-            "ORDER BY due DESC, id DESC LIMIT ? OFFSET ?",
+            f"AND {_DUE_INDEX} ORDER BY due DESC, id DESC LIMIT ? OFFSET ?",
             (queue, limit, offset),
         ).fetchall()
         return [JobInfo(queue, str(job_id), bytes(body), priority, JobState.BURIED, attempts)
