@@ -6,14 +6,16 @@ also a power cut) and ``max_body`` (bytes).
 
 Table ``kue_jobs``: ``id`` (INTEGER PRIMARY KEY AUTOINCREMENT, so ids are never reused and double
 as the put order), ``queue``, ``state`` (0 ready, 1 delayed, 2 reserved, 3 buried, 4 done: the
-row kept as the finished job's record, in ``record``), ``priority``, ``due`` (delayed: when
-ready; reserved: when the lease runs out; buried: the bury order; done: minus the record's
-expiry), ``ttr``, ``attempts``, ``body``, ``record`` (JSON). Reserving takes the first row of
-the partial index ``kue_jobs_ready (queue, priority, id) WHERE state = 0`` in a single
-``UPDATE ... RETURNING`` statement, which SQLite runs under its write lock, so two consumers can
-never take one job, and the cost is O(log n) whatever the depth. Every other state is in the
-partial index ``kue_jobs_due (queue, state, due) WHERE state != 0``: a ready row is in one
-index only, and a finished job's entry moves within a page of that index (see ``complete``).
+row kept as the finished job's record), ``priority``, ``due`` (delayed: when ready; reserved:
+when the lease runs out; buried: the bury order; done: minus the record's expiry), ``ttr``,
+``attempts``, ``body`` (done: the record, JSON, in place of the envelope), ``record`` (only in
+done rows an older kue wrote, which kept the envelope and the record apart). Reserving takes
+the first row of the partial index ``kue_jobs_ready (queue, priority, id) WHERE state = 0`` in a
+single ``UPDATE ... RETURNING`` statement, which SQLite runs under its write lock, so two
+consumers can never take one job, and the cost is O(log n) whatever the depth. Every other
+state is in the partial index ``kue_jobs_due (queue, state, due) WHERE state != 0``: a ready row
+is in one index only, and a finished job's entry moves within a page of that index (see
+``complete``).
 
 A blocked reserve waits on a condition that puts from this process signal, and between those
 checks ``PRAGMA data_version`` (which changes when another connection commits). The checks
@@ -73,8 +75,8 @@ DONE = 4
 #: JSON as records hold it (made once: ``json.dumps`` with options builds an encoder per call).
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
-#: Record fields a done row keeps in its own columns (and its body) rather than its record.
-_IN_ROW = frozenset({"state", "attempts", "priority", "name", "enqueued_at"})
+#: Record fields a done row keeps in its own columns rather than in its record.
+_IN_ROW = frozenset({"state", "attempts", "priority"})
 
 
 def _envelope_fields(body: bytes) -> dict[str, Any]:
@@ -123,7 +125,7 @@ _FIRST_READY = "SELECT id, priority FROM kue_jobs WHERE queue = ? AND state = 0 
     "ORDER BY priority, id LIMIT 1"
 _HELD = "id = ? AND state = 2 AND attempts = ? AND due > ?"
 #: A held job becomes its done record; ``due`` is minus the record's expiry (see complete).
-_COMPLETE = f"UPDATE kue_jobs SET state = {DONE}, due = ?, record = ? WHERE {_HELD}"
+_COMPLETE = f"UPDATE kue_jobs SET state = {DONE}, due = ?, body = ? WHERE {_HELD}"
 
 
 #: Each index's queue names one seek apiece (a skip scan), so done records cost nothing here;
@@ -488,15 +490,19 @@ class SQLiteBackend:
     def complete(self, job: Reservation, fields: Mapping[str, Any], ttl: float) -> None:
         """Turn a held job into its done record, in one statement (so one commit).
 
-        The row stays, with state DONE, the record in its ``record`` column and ``due`` set
-        to minus the time the record expires: no reader sees the job gone and its record
+        The row stays, with state DONE, the record in place of its body and ``due`` set to
+        minus the time the record expires: no reader sees the job gone and its record
         missing, and the worker's hot path pays one statement, as a plain delete does. (The
-        minus puts the newest record's entry in ``kue_jobs_due`` first among its queue's done
-        rows, next to the reserved row's entry it replaces: one index page written, not two.)
+        record is about the body's size, so the row is rewritten in place rather than grown;
+        the minus puts the newest record's entry in ``kue_jobs_due`` first among its queue's
+        done rows, next to the reserved row's entry it replaces: one index page written.)
         """
-        # The row keeps state, attempts, priority and (in its body) name and enqueue time;
-        # None values stay, as they override the notes (a cleared error) when read.
-        doc = _encode({k: v for k, v in fields.items() if k not in _IN_ROW})
+        # The row keeps state, attempts and priority; None values stay, as they override
+        # the notes (a cleared error) when read.
+        record = {k: v for k, v in fields.items() if k not in _IN_ROW}
+        if "name" not in record or "enqueued_at" not in record:  # the worker gives both
+            record = {**_envelope_fields(job.body), **record}
+        doc = _encode(record)
         now = time.time()
         cur = self._conn().execute(_COMPLETE, (-(now + ttl), doc, int(job.id),
                                                int(job.receipt), now))
@@ -539,8 +545,13 @@ class SQLiteBackend:
         ).fetchone()
         if row is None:
             return notes
-        merged = {**(notes or {}), **_envelope_fields(row[1]), **json.loads(row[0]),
-                  "state": "done", "attempts": row[2], "priority": row[3]}
+        record, body, attempts, priority = row
+        if record is None:  # the body is the record
+            done = json.loads(body)
+        else:  # written before records replaced the body: the envelope is still there
+            done = {**_envelope_fields(body), **json.loads(record)}
+        merged = {**(notes or {}), **done, "state": "done", "attempts": attempts,
+                  "priority": priority}
         return {k: v for k, v in merged.items() if v is not None}
 
     def wait_record(self, queue: str, job_id: str, timeout: float) -> None:
