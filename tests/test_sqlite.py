@@ -208,3 +208,20 @@ def test_a_file_from_before_the_due_index_is_brought_up_to_date(tmp_path: Path) 
     assert status is not None and status.state is kue.RecordState.DONE
     assert (status.result, status.name, status.enqueued_at, status.priority) == (7, "x", 1.5, 2)
     q.close()
+
+
+def test_expired_done_rows_are_purged_and_live_ones_kept(tmp_path: Path) -> None:
+    """A done row keeps minus its expiry in ``due``; the purge takes the expired ones only."""
+    backend = SQLiteBackend(tmp_path / "purge.db")
+    for ttl in (0.05, 3600.0):
+        backend.put("q", b"{}", 0, 0, 60)
+        job = backend.reserve(["q"], 0)
+        assert job is not None
+        backend.complete(job, {"state": "done", "result": ttl}, ttl)
+    time.sleep(0.1)
+    backend._purge_done("q")
+    left = backend._conn().execute("SELECT id FROM kue_jobs WHERE state = 4").fetchall()
+    assert left == [(2,)]
+    assert backend.read_record("q", "1") is None
+    kept = backend.read_record("q", "2")
+    assert kept is not None and kept["result"] == 3600.0 and kept["state"] == "done"
