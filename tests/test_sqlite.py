@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import kue
@@ -125,3 +126,102 @@ def test_a_file_from_before_job_records_gets_its_record_column(tmp_path: Path) -
     status = q.status(job.id)
     assert status is not None and status.state is kue.RecordState.DONE
     assert (status.result, status.name, status.enqueued_at) == (7, "x", 1.5)
+
+
+def _plans(backend: SQLiteBackend, act: Callable[[], object]) -> dict[str, str]:
+    """Each distinct statement ``act`` ran on this thread's connection, with its query plan."""
+    conn = backend._conn()
+    ran: list[str] = []
+    conn.set_trace_callback(ran.append)
+    try:
+        act()
+    finally:
+        conn.set_trace_callback(None)
+    return {
+        sql: " | ".join(row[-1] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}"))
+        for sql in ran if not sql.startswith(("BEGIN", "COMMIT", "ROLLBACK", "PRAGMA", "INSERT"))
+    }
+
+
+def test_every_query_runs_on_an_index(tmp_path: Path) -> None:
+    """Peek, stats, kick, listing, promotion and purge each search an index, never the table.
+
+    ``kue_jobs_due`` is partial (not ready rows), so each query meant for it repeats its WHERE;
+    a query that forgot would scan the whole table, done records included.
+    """
+    backend = SQLiteBackend(tmp_path / "plans.db")
+    backend.put("q", b"ready", 0, 0, 60)
+    backend.put("q", b"delayed", 0, 60, 60)
+    backend.put("q", b"held", 0, 0, 60)
+    backend.put("q", b"done", 0, 0, 60)
+    buried = backend.reserve(["q"], 0)
+    assert buried is not None
+    backend.bury(buried, None)
+    done = backend.reserve(["q"], 0)
+    assert done is not None
+    backend.complete(done, {"state": "done", "result": 1}, 60)
+
+    def admin() -> None:
+        for state in (kue.JobState.READY, kue.JobState.DELAYED, kue.JobState.BURIED):
+            backend.peek("q", state)
+        assert backend.stats("q") == kue.QueueStats(ready=1, delayed=1, reserved=0, buried=1)
+        assert backend.list_queues() == ["q"]
+        backend.buried("q", 10, 0)
+        backend._purge_done("q")
+        assert backend.read_record("q", done.id) is not None
+        backend._next_due(["q"])
+        assert backend.kick("q", 1) == 1
+
+    plans = _plans(backend, admin)
+    plans.update(_plans(backend, lambda: backend.reserve(["q"], 0)))
+    assert len(plans) >= 10, plans
+    for sql, plan in plans.items():
+        assert "SCAN kue_jobs" not in plan, (sql, plan)
+    due_queries = [p for s, p in plans.items() if "state != 0" in s]
+    assert due_queries and all("kue_jobs_due" in p for p in due_queries), plans
+
+
+def test_a_file_from_before_the_due_index_is_brought_up_to_date(tmp_path: Path) -> None:
+    """The old full index goes; done rows written with a positive expiry keep their record."""
+    import sqlite3
+
+    path = tmp_path / "timed.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE kue_jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, state INTEGER NOT NULL,
+            priority INTEGER NOT NULL, due REAL NOT NULL DEFAULT 0, ttr REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, body BLOB NOT NULL, record BLOB);
+        CREATE INDEX kue_jobs_timed ON kue_jobs (queue, state, due);
+    """)
+    conn.execute(
+        "INSERT INTO kue_jobs (queue, state, priority, due, ttr, attempts, body, record) "
+        "VALUES ('old', 4, 2, ?, 60, 1, CAST('{\"job\": \"x\", \"enqueued_at\": 1.5}' AS BLOB), "
+        "'{\"result\": 7}')", (time.time() + 3600,))
+    conn.commit()
+    conn.close()
+    q = kue.connect(f"sqlite:///{path}", queue="old")
+    names = {row[0] for row in q.backend._conn().execute(  # type: ignore[attr-defined]
+        "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "kue_jobs_timed" not in names and "kue_jobs_due" in names
+    status = q.status("1")
+    assert status is not None and status.state is kue.RecordState.DONE
+    assert (status.result, status.name, status.enqueued_at, status.priority) == (7, "x", 1.5, 2)
+    q.close()
+
+
+def test_expired_done_rows_are_purged_and_live_ones_kept(tmp_path: Path) -> None:
+    """A done row keeps minus its expiry in ``due``; the purge takes the expired ones only."""
+    backend = SQLiteBackend(tmp_path / "purge.db")
+    for ttl in (0.05, 3600.0):
+        backend.put("q", b"{}", 0, 0, 60)
+        job = backend.reserve(["q"], 0)
+        assert job is not None
+        backend.complete(job, {"state": "done", "result": ttl}, ttl)
+    time.sleep(0.1)
+    backend._purge_done("q")
+    left = backend._conn().execute("SELECT id FROM kue_jobs WHERE state = 4").fetchall()
+    assert left == [(2,)]
+    assert backend.read_record("q", "1") is None
+    kept = backend.read_record("q", "2")
+    assert kept is not None and kept["result"] == 3600.0 and kept["state"] == "done"

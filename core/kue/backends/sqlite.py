@@ -6,12 +6,16 @@ also a power cut) and ``max_body`` (bytes).
 
 Table ``kue_jobs``: ``id`` (INTEGER PRIMARY KEY AUTOINCREMENT, so ids are never reused and double
 as the put order), ``queue``, ``state`` (0 ready, 1 delayed, 2 reserved, 3 buried, 4 done: the
-row kept as the finished job's record, in ``record``, ``due`` its expiry), ``priority``,
-``due`` (delayed: when ready; reserved: when the lease runs out; buried: the bury order),
-``ttr``, ``attempts``, ``body``, ``record`` (JSON). Reserving takes the first row of the
-partial index ``(queue, priority, id) WHERE state = 0`` in a single ``UPDATE ... RETURNING``
-statement, which SQLite runs under its write lock, so two consumers can never take one job, and
-the cost is O(log n) whatever the depth.
+row kept as the finished job's record), ``priority``, ``due`` (delayed: when ready; reserved:
+when the lease runs out; buried: the bury order; done: minus the record's expiry), ``ttr``,
+``attempts``, ``body`` (done: the record, JSON, in place of the envelope), ``record`` (only in
+done rows an older kue wrote, which kept the envelope and the record apart). Reserving takes
+the first row of the partial index ``kue_jobs_ready (queue, priority, id) WHERE state = 0`` in a
+single ``UPDATE ... RETURNING`` statement, which SQLite runs under its write lock, so two
+consumers can never take one job, and the cost is O(log n) whatever the depth. Every other
+state is in the partial index ``kue_jobs_due (queue, state, due) WHERE state != 0``: a ready row
+is in one index only, and a finished job's entry moves within a page of that index (see
+``complete``).
 
 A blocked reserve waits on a condition that puts from this process signal, and between those
 checks ``PRAGMA data_version`` (which changes when another connection commits). The checks
@@ -83,8 +87,8 @@ DONE = 4
 #: JSON as records hold it (made once: ``json.dumps`` with options builds an encoder per call).
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
-#: Record fields a done row keeps in its own columns (and its body) rather than its record.
-_IN_ROW = frozenset({"state", "attempts", "priority", "name", "enqueued_at"})
+#: Record fields a done row keeps in its own columns rather than in its record.
+_IN_ROW = frozenset({"state", "attempts", "priority"})
 
 
 def _envelope_fields(body: bytes) -> dict[str, Any]:
@@ -112,19 +116,51 @@ CREATE TABLE IF NOT EXISTS kue_jobs (
     record BLOB
 );
 CREATE INDEX IF NOT EXISTS kue_jobs_ready ON kue_jobs (queue, priority, id) WHERE state = 0;
-CREATE INDEX IF NOT EXISTS kue_jobs_timed ON kue_jobs (queue, state, due);
+CREATE INDEX IF NOT EXISTS kue_jobs_due ON kue_jobs (queue, state, due) WHERE state != 0;
 """
+
+#: The WHERE of ``kue_jobs_due``. SQLite uses a partial index only for a query whose WHERE
+#: holds this very term, so every query meant for the index repeats it (``!=`` is no range
+#: the planner could prefer to the query's own ``state = ?`` or ``state IN (...)``).
+_DUE_INDEX = "state != 0"
 
 _INSERT = (
     "INSERT INTO kue_jobs (queue, state, priority, due, ttr, body) VALUES (?, ?, ?, ?, ?, ?) "
     "RETURNING id"
 )
-_PROMOTE = "UPDATE kue_jobs SET state = 0 WHERE queue = ? AND state IN (1, 2) AND due <= ?"
-_HAS_DUE = "SELECT 1 FROM kue_jobs WHERE queue = ? AND state IN (1, 2) AND due <= ? LIMIT 1"
-_NEXT_DUE = "SELECT MIN(due) FROM kue_jobs WHERE queue = ? AND state IN (1, 2)"
+_PROMOTE = f"UPDATE kue_jobs SET state = 0 WHERE queue = ? AND state IN (1, 2) AND {_DUE_INDEX} " \
+    "AND due <= ?"
+_HAS_DUE = f"SELECT 1 FROM kue_jobs WHERE queue = ? AND state IN (1, 2) AND {_DUE_INDEX} " \
+    "AND due <= ? LIMIT 1"
+_NEXT_DUE = f"SELECT MIN(due) FROM kue_jobs WHERE queue = ? AND state IN (1, 2) AND {_DUE_INDEX}"
 _FIRST_READY = "SELECT id, priority FROM kue_jobs WHERE queue = ? AND state = 0 " \
     "ORDER BY priority, id LIMIT 1"
 _HELD = "id = ? AND state = 2 AND attempts = ? AND due > ?"
+#: A held job becomes its done record; ``due`` is minus the record's expiry (see complete).
+_COMPLETE = f"UPDATE kue_jobs SET state = {DONE}, due = ?, body = ? WHERE {_HELD}"
+
+
+#: Each index's queue names one seek apiece (a skip scan), so done records cost nothing here;
+#: a queue known only to kue_jobs_due is listed if it holds a delayed, reserved or buried job.
+_LIST_QUEUES = f"""
+WITH RECURSIVE
+  ready(queue) AS (
+    SELECT MIN(queue) FROM kue_jobs WHERE state = 0
+    UNION ALL
+    SELECT (SELECT MIN(queue) FROM kue_jobs WHERE state = 0 AND queue > ready.queue)
+    FROM ready WHERE ready.queue IS NOT NULL),
+  other(queue) AS (
+    SELECT MIN(queue) FROM kue_jobs WHERE {_DUE_INDEX}
+    UNION ALL
+    SELECT (SELECT MIN(queue) FROM kue_jobs WHERE {_DUE_INDEX} AND queue > other.queue)
+    FROM other WHERE other.queue IS NOT NULL)
+SELECT queue FROM ready WHERE queue IS NOT NULL
+UNION
+SELECT queue FROM other WHERE queue IS NOT NULL AND EXISTS (
+    SELECT 1 FROM kue_jobs WHERE kue_jobs.queue = other.queue AND state IN (1, 2, 3)
+    AND {_DUE_INDEX})
+ORDER BY queue
+"""
 
 
 def _take_sql(n_queues: int) -> str:
@@ -205,8 +241,28 @@ class SQLiteBackend:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(kue_jobs)")}
         if "record" not in columns:  # a file from before job records
             conn.execute("ALTER TABLE kue_jobs ADD COLUMN record BLOB")
+        self._drop_timed_index(conn)
         self._completed = 0
         self._records_changed = _records_signal_for(self.path)
+
+    @staticmethod
+    def _drop_timed_index(conn: sqlite3.Connection) -> None:
+        """Bring a file from before ``kue_jobs_due`` up to date (once; idempotent).
+
+        Its index ``kue_jobs_timed`` held every row, and its done rows kept their expiry as a
+        positive ``due``: the index goes, and those expiries are negated.
+        """
+        old = "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'kue_jobs_timed'"
+        if conn.execute(old).fetchone() is None:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("DROP INDEX IF EXISTS kue_jobs_timed")
+            conn.execute(f"UPDATE kue_jobs SET due = -due WHERE state = {DONE} AND due > 0")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     # -- connections -----------------------------------------------------------------------
 
@@ -379,7 +435,8 @@ class SQLiteBackend:
         self._settle(
             job,
             "UPDATE kue_jobs SET state = 3, priority = COALESCE(?, priority), "
-            "due = (SELECT COALESCE(MAX(due), 0) + 1 FROM kue_jobs WHERE queue = ? AND state = 3) "
+            "due = (SELECT COALESCE(MAX(due), 0) + 1 FROM kue_jobs WHERE queue = ? AND state = 3 "
+            f"AND {_DUE_INDEX}) "
             f"WHERE {_HELD}",
             (priority, job.queue),
         )
@@ -395,10 +452,12 @@ class SQLiteBackend:
         with self._write() as conn:
             self._promote(conn, [queue], time.time())
             ids = conn.execute(
-                "SELECT id FROM kue_jobs WHERE queue = ? AND state = 3 ORDER BY due LIMIT ?",
+                f"SELECT id FROM kue_jobs WHERE queue = ? AND state = 3 AND {_DUE_INDEX} "
+                "ORDER BY due LIMIT ?",
                 (queue, n),
             ).fetchall() or conn.execute(
-                "SELECT id FROM kue_jobs WHERE queue = ? AND state = 1 ORDER BY due, id LIMIT ?",
+                f"SELECT id FROM kue_jobs WHERE queue = ? AND state = 1 AND {_DUE_INDEX} "
+                "ORDER BY due, id LIMIT ?",
                 (queue, n),
             ).fetchall()
             conn.executemany("UPDATE kue_jobs SET state = 0, due = 0 WHERE id = ?", ids)
@@ -408,17 +467,18 @@ class SQLiteBackend:
 
     def peek(self, queue: str, state: JobState) -> JobInfo | None:
         """The next job to leave ``state``, as a copy."""
-        order = {JobState.READY: (READY, "priority, id"), JobState.DELAYED: (DELAYED, "due, id"),
-                 JobState.BURIED: (BURIED, "due")}
+        # Each state's literal WHERE, so the query runs on its index (see _DUE_INDEX).
+        order = {JobState.READY: "state = 0 ORDER BY priority, id",
+                 JobState.DELAYED: f"state = 1 AND {_DUE_INDEX} ORDER BY due, id",
+                 JobState.BURIED: f"state = 3 AND {_DUE_INDEX} ORDER BY due"}
         if state not in order:
             raise ValueError(f"peek takes ready, delayed or buried, not {state!r}")
-        code, by = order[state]
         with self._write() as conn:
             self._promote(conn, [queue], time.time())
             row = conn.execute(
                 "SELECT id, body, priority, attempts FROM kue_jobs "
-                f"WHERE queue = ? AND state = ? ORDER BY {by} LIMIT 1",
-                (queue, code),
+                f"WHERE queue = ? AND {order[state]} LIMIT 1",
+                (queue,),
             ).fetchone()
         if row is None:
             return None
@@ -428,8 +488,11 @@ class SQLiteBackend:
         """Counts per state, after due jobs and expired leases moved to ready."""
         with self._write() as conn:
             self._promote(conn, [queue], time.time())
+            # Ready jobs are counted on their index, the others on kue_jobs_due.
             counts = dict(conn.execute(
-                "SELECT state, COUNT(*) FROM kue_jobs WHERE queue = ? GROUP BY state", (queue,)
+                "SELECT 0, COUNT(*) FROM kue_jobs WHERE queue = ? AND state = 0 UNION ALL "
+                "SELECT state, COUNT(*) FROM kue_jobs WHERE queue = ? AND state IN (1, 2, 3) "
+                f"AND {_DUE_INDEX} GROUP BY state", (queue, queue),
             ).fetchall())
         return QueueStats(ready=counts.get(READY, 0), delayed=counts.get(DELAYED, 0),
                           reserved=counts.get(RESERVED, 0), buried=counts.get(BURIED, 0))
@@ -439,18 +502,22 @@ class SQLiteBackend:
     def complete(self, job: Reservation, fields: Mapping[str, Any], ttl: float) -> None:
         """Turn a held job into its done record, in one statement (so one commit).
 
-        The row stays, with state DONE, the record in its ``record`` column and ``due`` set
-        to when the record expires: no reader sees the job gone and its record missing, and
-        the worker's hot path pays one statement, as a plain delete does.
+        The row stays, with state DONE, the record in place of its body and ``due`` set to
+        minus the time the record expires: no reader sees the job gone and its record
+        missing, and the worker's hot path pays one statement, as a plain delete does. (The
+        record is about the body's size, so the row is rewritten in place rather than grown;
+        the minus puts the newest record's entry in ``kue_jobs_due`` first among its queue's
+        done rows, next to the reserved row's entry it replaces: one index page written.)
         """
-        # The row keeps state, attempts, priority and (in its body) name and enqueue time;
-        # None values stay, as they override the notes (a cleared error) when read.
-        doc = _encode({k: v for k, v in fields.items() if k not in _IN_ROW})
+        # The row keeps state, attempts and priority; None values stay, as they override
+        # the notes (a cleared error) when read.
+        record = {k: v for k, v in fields.items() if k not in _IN_ROW}
+        if "name" not in record or "enqueued_at" not in record:  # the worker gives both
+            record = {**_envelope_fields(job.body), **record}
+        doc = _encode(record)
         now = time.time()
-        cur = self._conn().execute(
-            f"UPDATE kue_jobs SET state = {DONE}, due = ?, record = ? WHERE {_HELD}",
-            (now + ttl, doc, int(job.id), int(job.receipt), now),
-        )
+        cur = self._conn().execute(_COMPLETE, (-(now + ttl), doc, int(job.id),
+                                               int(job.receipt), now))
         if cur.rowcount != 1:
             raise ReservationLost(job.queue, job.id)
         self._completed += 1
@@ -463,8 +530,8 @@ class SQLiteBackend:
         with self._write() as conn:
             conn.execute(
                 f"DELETE FROM kue_jobs WHERE id IN (SELECT id FROM kue_jobs WHERE queue = ? "
-                f"AND state = {DONE} AND due <= ? LIMIT {records.PURGE_BATCH})",
-                (queue, time.time()),
+                f"AND state = {DONE} AND {_DUE_INDEX} AND due >= ? LIMIT {records.PURGE_BATCH})",
+                (queue, -time.time()),
             )
             records.purge_expired(conn)
 
@@ -486,12 +553,17 @@ class SQLiteBackend:
             return notes
         row = conn.execute(
             f"SELECT record, body, attempts, priority FROM kue_jobs WHERE id = ? AND queue = ? "
-            f"AND state = {DONE} AND due > ?", (key, queue, time.time()),
+            f"AND state = {DONE} AND due < ?", (key, queue, -time.time()),
         ).fetchone()
         if row is None:
             return notes
-        merged = {**(notes or {}), **_envelope_fields(row[1]), **json.loads(row[0]),
-                  "state": "done", "attempts": row[2], "priority": row[3]}
+        record, body, attempts, priority = row
+        if record is None:  # the body is the record
+            done = json.loads(body)
+        else:  # written before records replaced the body: the envelope is still there
+            done = {**_envelope_fields(body), **json.loads(record)}
+        merged = {**(notes or {}), **done, "state": "done", "attempts": attempts,
+                  "priority": priority}
         return {k: v for k, v in merged.items() if v is not None}
 
     def wait_record(self, queue: str, job_id: str, timeout: float) -> None:
@@ -542,15 +614,14 @@ class SQLiteBackend:
 
     def list_queues(self) -> list[str]:
         """The queues that hold a job in any state, sorted."""
-        rows = self._conn().execute(
-            "SELECT DISTINCT queue FROM kue_jobs WHERE state != 4 ORDER BY queue").fetchall()
+        rows = self._conn().execute(_LIST_QUEUES).fetchall()
         return [str(row[0]) for row in rows]
 
     def buried(self, queue: str, limit: int, offset: int) -> list[JobInfo]:
         """Buried jobs of ``queue``, the most recently buried first (``due`` is the bury order)."""
         rows = self._conn().execute(
             "SELECT id, body, priority, attempts FROM kue_jobs WHERE queue = ? AND state = 3 "
-            "ORDER BY due DESC, id DESC LIMIT ? OFFSET ?",
+            f"AND {_DUE_INDEX} ORDER BY due DESC, id DESC LIMIT ? OFFSET ?",
             (queue, limit, offset),
         ).fetchall()
         return [JobInfo(queue, str(job_id), bytes(body), priority, JobState.BURIED, attempts)
