@@ -22,11 +22,6 @@ nox.options.sessions = [
 #: Backends whose contract suite runs: the built-ins, then each in-tree plugin.
 PLUGINS = sorted(p.name for p in ROOT.glob("plugins/*") if (p / "pyproject.toml").is_file())
 BACKENDS = ["memory", "sqlite", *PLUGINS]
-#: Variants of a backend the contract suite also runs (contract_local): URL parameters added to
-#: its throwaway server's URL. SQS FIFO queues keep other promises than standard queues.
-CONTRACT_VARIANTS = {"sqs": [["--kue-url-param=fifo=1"]]}
-#: Backends that keep no job records themselves: their record contract runs through a store.
-RECORDLESS = {"beanstalk", "sqs"}
 
 
 def pytest(session: nox.Session, *args: str) -> None:
@@ -44,25 +39,13 @@ def tests(session: nox.Session) -> None:
     pytest(session, "tests", *(str(p) for p in sorted(ROOT.glob("plugins/*/tests"))))
 
 
-def results_store(backend: str, scratch: str) -> list[str]:
-    """``--kue-results`` for a backend that keeps no job records: a SQLite store in scratch.
-
-    The record contract tests then run through it, as a user's ``results`` URL would.
-    """
-    if backend in RECORDLESS:
-        return [f"--kue-results=sqlite:///{scratch}/records.sqlite3"]
-    return []
-
-
 @nox.session
 @nox.parametrize("backend", BACKENDS)
 def contract(session: nox.Session, backend: str) -> None:
     """The shared contract suite against one backend (a throwaway server where it needs one)."""
     servers = os.environ.get("KUE_SERVERS", "auto")
-    with tempfile.TemporaryDirectory(prefix="kue-results-") as scratch:
-        pytest(session, "-p", "kue_contract", "--pyargs", "kue_contract",
-               f"--kue-backend={backend}", f"--kue-servers={servers}",
-               *results_store(backend, scratch))
+    pytest(session, "-p", "kue_contract", "--pyargs", "kue_contract",
+           f"--kue-backend={backend}", f"--kue-servers={servers}")
 
 
 @nox.session
@@ -81,14 +64,15 @@ def contract_local(session: nox.Session, backend: str) -> None:
     """The contract suite against a server backend run as a local process on a free port.
 
     ``contract`` takes containers when an engine answers (after ``nox -s images``); this proves
-    the local-process path on the same change. A backend's variants (:data:`CONTRACT_VARIANTS`:
-    SQS with FIFO queues) run here too, each as a pytest run of its own.
+    the local-process path on the same change. The variants its server spec names (SQS with
+    FIFO queues) run here too, each as a pytest run of its own.
     """
-    for variant in [[], *CONTRACT_VARIANTS.get(backend, [])]:
-        with tempfile.TemporaryDirectory(prefix="kue-results-") as scratch:
-            pytest(session, "-p", "kue_contract", "--pyargs", "kue_contract",
-                   f"--kue-backend={backend}", "--kue-servers=local", *variant,
-                   *results_store(backend, scratch))
+    from kue_contract.servers import spec_for
+
+    for variant in ["", *spec_for(backend).variants]:
+        params = [f"--kue-url-param={param}" for param in variant.split("&") if param]
+        pytest(session, "-p", "kue_contract", "--pyargs", "kue_contract",
+               f"--kue-backend={backend}", "--kue-servers=local", *params)
 
 
 @nox.session

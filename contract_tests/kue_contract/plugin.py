@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import urlencode, urlsplit, urlunsplit
@@ -51,8 +52,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--kue-results", metavar="URL",
         help="for a backend that keeps no job records (beanstalk, sqs): the record store to "
-        "test its records through, e.g. sqlite:////tmp/records.sqlite3 (default: none, and the "
-        "record tests skip on such a backend)",
+        "test its records through, e.g. redis://127.0.0.1:6379/0 (default: a SQLite file in a "
+        "scratch directory)",
     )
     group.addoption(
         "--kue-servers", choices=MODES, default="auto",
@@ -166,15 +167,20 @@ def fresh_name() -> str:
 def kue_results(
     request: pytest.FixtureRequest, kue_backend: Backend
 ) -> Iterator[RecordStore | None]:
-    """The record store ``--kue-results`` names, for a backend that keeps no records."""
-    url = request.config.getoption("--kue-results")
-    if not url or kue_backend.capabilities.records:
+    """The record store of a backend that keeps no records: ``--kue-results``, else SQLite.
+
+    A user of such a backend (beanstalkd, SQS) names a ``results`` URL; without one, the
+    record contract runs through a SQLite file in a scratch directory, the store kue ships.
+    """
+    if kue_backend.capabilities.records:
         yield None
         return
-    store = open_results(url, kue_backend, get_plugin_manager())
-    yield store
-    if store is not None:
-        store.close()  # type: ignore[attr-defined]
+    with tempfile.TemporaryDirectory(prefix="kue-contract-results-") as scratch:
+        url = request.config.getoption("--kue-results") or f"sqlite:///{scratch}/records.sqlite3"
+        store = open_results(str(url), kue_backend, get_plugin_manager())
+        yield store
+        if store is not None:
+            store.close()  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -81,6 +81,9 @@ class ServerSpec:
     #: Jobs a concurrency test should put through this server: fewer for a slow emulator
     #: (moto slows down past a few hundred) keep the suite short without weakening it.
     contract_jobs: int = 2000
+    #: Variants of the backend the contract suite also runs, each as URL parameters added to
+    #: the server's URL (``("fifo=1",)``: SQS FIFO queues keep other promises).
+    variants: tuple[str, ...] = ()
 
     def argv(self, *extra: str, **where: object) -> list[str]:
         """The arguments and ``extra`` with ``host``, ``port``, ``scratch``... filled in."""

@@ -25,4 +25,5 @@ SERVER = ServerSpec(
     python=("moto", "flask", "flask-cors"), name="moto_server (kue_sqs.moto_serial)",
     install_hint="Install moto's server beside kue: pip install 'moto[server]'.",
     contract_jobs=200,  # moto slows down past a few hundred messages in flight
+    variants=("fifo=1",),
 )
