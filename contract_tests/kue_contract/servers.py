@@ -199,9 +199,10 @@ class LocalServer(Server):
             kw: dict[str, Any] = dict(cwd=str(self.scratch), timeout=30, sleep=0.02,
                                       stdin=subprocess.DEVNULL, stdout=self._log,
                                       stderr=subprocess.STDOUT)
-            self._exec = (HTTPExecutor(argv, f"http://127.0.0.1:{self.port}{self.spec.http}",
-                                       status=r"\d+", **kw) if self.spec.http
-                          else TCPExecutor(argv, "127.0.0.1", self.port, **kw))
+            self._exec = (_same_session(HTTPExecutor)(
+                argv, f"http://127.0.0.1:{self.port}{self.spec.http}", status=r"\d+", **kw)
+                if self.spec.http else _same_session(TCPExecutor)(argv, "127.0.0.1", self.port,
+                                                                  **kw))
         try:
             self._exec.start()
         except ExecutorError as exc:
@@ -231,6 +232,24 @@ class LocalServer(Server):
 
     def describe(self) -> str:  # noqa: D102
         return f"local process {self.described}"
+
+
+def _same_session(executor: type[Any]) -> type[Any]:
+    """``executor`` starting its process in a group of its own but not a session of its own.
+
+    mirakuru calls setsid, and Linux's autogroup scheduling then gives the server a CPU share
+    of its own, which changes the contract suite's timing and the benchmarks' figures. In its
+    own process group, mirakuru's killpg still reaches it.
+    """
+
+    class SameSession(executor):  # type: ignore[misc]
+        @property
+        def _popen_kwargs(self) -> dict[str, Any]:
+            kw = dict(super()._popen_kwargs)
+            kw.pop("preexec_fn", None)
+            return {**kw, "process_group": 0}
+
+    return SameSession
 
 
 class ContainerServer(Server):
