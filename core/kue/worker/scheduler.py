@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pluggy
@@ -68,6 +69,10 @@ def read_state(store: RecordStore, schedule: str) -> dict[str, Any]:
     latest tick put and its job's id.
     """
     return store.read_record(STATE_NAMESPACE, schedule) or {}
+
+
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Scheduler:
@@ -173,10 +178,9 @@ class Scheduler:
             chosen = missed[-keep:]
         if on_time is not None:
             chosen.append(on_time)
-        skipped = len(due) - len(chosen)
-        if skipped and (starting or len(due) > 1):
-            log.info("schedule %s: %s missed tick(s) not put (catch_up=%s)", name,
-                     "some" if len(due) > keep else skipped, policy)
+        if len(chosen) < len(due) or len(due) > keep:
+            log.info("schedule %s: ticks missed since %s: putting %d, as catch_up=%s says",
+                     name, _utc(after), len(chosen), policy)
         ticks = [self._put(schedule, t, now) for t in chosen]
         self._save(schedule, due[-1], ticks)
         self._advance(schedule, now)
