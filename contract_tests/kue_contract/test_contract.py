@@ -13,6 +13,8 @@ from kue_contract.suite import (
     PeekContract,
     RecordsContract,
     TtrContract,
+    UniqueBackendContract,
+    UniqueContract,
     UnsupportedContract,
     ValidationContract,
 )
@@ -64,3 +66,11 @@ class TestRecords(RecordsContract):
 
 class TestListing(ListingContract):
     """Admin listing: list queues, browse buried jobs, kick one by id (kue.listing)."""
+
+
+class TestUnique(UniqueContract):
+    """Unique pushes: one job per key while it is queued or running."""
+
+
+class TestUniqueBackend(UniqueBackendContract):
+    """Backend.put_unique, where the backend declares unique_put."""

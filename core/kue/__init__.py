@@ -40,6 +40,7 @@ from kue.job_function import JobFunction, job
 from kue.plugins import get_plugin_manager
 from kue.queue import JobHandle, Queue, ReservedJob, connect
 from kue.records import DEFAULT_RESULT_TTL, JobStatus, RecordState
+from kue.schedules import Schedule, periodic
 from kue.worker.current import RunningJob, current_job
 
 __version__ = "0.1.0"
@@ -74,6 +75,7 @@ __all__ = [
     "ReservedJob",
     "ResultTimeout",
     "RunningJob",
+    "Schedule",
     "Settings",
     "TimeLimitExceeded",
     "UnknownBackend",
@@ -87,4 +89,5 @@ __all__ = [
     "hookspec",
     "job",
     "load_settings",
+    "periodic",
 ]

@@ -23,6 +23,7 @@ __all__ = [
     "PutItem",
     "QueueStats",
     "Reservation",
+    "UniqueBackend",
 ]
 
 #: The least urgent priority. 0 is the most urgent, everywhere.
@@ -71,6 +72,9 @@ class Capabilities:
         job is reserved, no other job of its queue with the same priority is handed out until it
         is deleted, released, buried or its ttr runs out (SQS FIFO queues with one message group
         per queue, which is how they keep put order); consumers then take turns.
+    :param unique_put: the backend is a :class:`UniqueBackend`: ``put_unique`` stores a job
+        only if no live job holds its key, atomically on the server, so any number of
+        processes putting with one key store one job (unique jobs, periodic ticks).
     """
 
     name: str
@@ -92,6 +96,7 @@ class Capabilities:
     parallel: bool = True
     release_delay: bool = True
     records: bool = False
+    unique_put: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -236,5 +241,28 @@ class DeletableBackend(Backend, Protocol):
         """Delete the job unless a worker holds it; False if ``queue`` has no such job.
 
         Raises ValueError naming the job if a live reservation holds it.
+        """
+        ...
+
+
+@runtime_checkable
+class UniqueBackend(Backend, Protocol):
+    """A backend that can put a job only if no job holds its key (``capabilities.unique_put``).
+
+    The check and the put are one atomic step on the server, so any number of threads and
+    processes putting with one key store exactly one job.
+    """
+
+    def put_unique(
+        self, queue: str, body: bytes, priority: int, delay: float, ttr: float, key: str,
+        ttl: float, until_done: bool,
+    ) -> tuple[str, bool]:
+        """Store a job under ``key`` unless ``key`` is held; return (job id, stored).
+
+        ``key`` is held by the job stored with it, within ``queue``, for ``ttl`` seconds; with
+        ``until_done`` it is freed sooner, once that job leaves the queue (deleted: done, or
+        deleted by hand) or is buried. While it is held, a put with the key stores nothing and
+        returns the holding job's id with ``stored`` False; once it is free, the next put with
+        the key stores a new job and holds the key again.
         """
         ...

@@ -5,7 +5,8 @@ Keys (the same in ``kue.toml`` at top level and in ``[tool.kue]`` of ``pyproject
 ``options`` (table passed to the backend plugin), ``results`` (URL of the backend that keeps job
 records for a backend that keeps none: beanstalkd, SQS). Environment: ``KUE_URL``,
 ``KUE_BACKEND``, ``KUE_QUEUES`` (comma separated), ``KUE_IMPORT`` (comma separated),
-``KUE_RESULTS``.
+``KUE_RESULTS``. ``schedules`` (a list of tables, ``[[schedules]]`` in kue.toml or
+``[[tool.kue.schedules]]``): periodic jobs, read by :mod:`kue.schedules`.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class Settings:
     #: Seconds the records of done jobs are kept, by queue (``[tool.kue.result_ttl]``).
     result_ttls: dict[str, float] = field(default_factory=dict)
     source: str = "default"
+    #: The ``[[schedules]]`` tables as written (checked by :func:`kue.schedules.from_config`).
+    schedules: list[dict[str, Any]] = field(default_factory=list)
+    #: Where ``schedules`` came from, for messages.
+    schedules_source: str = ""
 
     @property
     def backend(self) -> str:
@@ -159,8 +164,13 @@ def load_settings(
     results = str(results_pick[0]) if results_pick else None
     if results is not None:
         backend_name(results)  # fail early on a URL without a scheme
+    schedules = file_values.get("schedules", [])
+    if not isinstance(schedules, list) or not all(isinstance(s, dict) for s in schedules):
+        raise ConfigError(f"schedules in {file_source} must be a list of tables "
+                          f"([[schedules]] in kue.toml), got {schedules!r}")
     return Settings(url=url, queues=queues, imports=imports, options=options, source=source,
-                    results=results, result_ttls=_result_ttls(file_values, file_source))
+                    results=results, result_ttls=_result_ttls(file_values, file_source),
+                    schedules=schedules, schedules_source=file_source)
 
 
 def _result_ttls(values: Mapping[str, Any], source: str) -> dict[str, float]:

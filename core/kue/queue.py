@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from kue.job import DEFAULT_PRIORITY, DEFAULT_TTR, Job, build_job, envelope_of
 from kue.plugins import get_plugin_manager, open_backend
 from kue.records import NOTES_TTL, JobStatus, RecordStore
 from kue.status import Records
+from kue.unique import DEFAULT_UNIQUE_FOR, put_unique
 
 __all__ = ["JobHandle", "Queue", "ReservedJob", "connect", "encode_body", "open_results"]
 
@@ -220,12 +222,27 @@ class Queue:
         priority: int | None = None,
         delay: float | None = None,
         ttr: float | None = None,
+        unique_key: str | None = None,
+        unique_for: float | None = None,
     ) -> JobHandle | None:
         """Push a Job; returns its id, or None inside ``batch()`` (sent when the batch ends).
 
         The id is a :class:`JobHandle`: a str that also offers ``.status()`` and
         ``.result(timeout)``. Priority, delay and ttr default to the job class's own.
+
+        ``unique_key``: push only if no job pushed with this key to this queue is still
+        queued or running; otherwise push nothing and return that job's id (its handle's
+        ``created`` is False). The key is held until its job is done or buried, or for
+        ``unique_for`` seconds (default one day), whichever comes first. Native on memory,
+        sqlite and redis; beanstalkd and SQS need a ``results`` store (see docs/periodic.md).
         """
+        if unique_key is not None or unique_for is not None:
+            if unique_key is None:
+                raise ValueError("unique_for needs a unique_key")
+            handle = self.push_unique(job, unique_key, DEFAULT_UNIQUE_FOR
+                                      if unique_for is None else unique_for,
+                                      priority=priority, delay=delay, ttr=ttr)
+            return handle
         item, envelope = self._item(job, priority, delay, ttr)
         if self._batching:
             self._buffer.append((item, envelope))
@@ -235,6 +252,42 @@ class Queue:
         notify(self.plugin_manager, "kue_job_pushed", queue=self.name, job_id=job_id,
                envelope=envelope)
         return JobHandle(job_id, self)
+
+    def push_unique(
+        self,
+        job: Job,
+        key: str,
+        ttl: float,
+        *,
+        until_done: bool = True,
+        priority: int | None = None,
+        delay: float | None = None,
+        ttr: float | None = None,
+        envelope_id: str | None = None,
+    ) -> JobHandle:
+        """Push ``job`` under ``key`` unless a job holds the key; the handle says which.
+
+        ``until_done``: the key is freed once its job is done or buried (a unique job); False
+        holds it for all of ``ttl`` seconds whatever becomes of the job (a periodic tick, which
+        must never run twice). ``envelope_id`` replaces the envelope's random id (a tick's
+        id names its schedule and time). Not inside ``batch()``: a unique push is sent at once.
+        """
+        key, ttl = validation.check_unique(key, ttl)
+        if self._batching:
+            raise ValueError(f"push with unique_key {key!r} inside batch(): unique pushes are "
+                             "sent at once, push it outside the batch")
+        item, envelope = self._item(job, priority, delay, ttr)
+        if envelope_id is not None:
+            envelope = dataclasses.replace(envelope, id=envelope_id)
+            item = dataclasses.replace(item, body=encode(envelope))
+        job_id, created = put_unique(self.backend, self.records, self.name, item.body,
+                                     item.priority, item.delay, item.ttr, key, ttl,
+                                     until_done=until_done)
+        if created:
+            self._record_pushed(job_id, item, envelope)
+            notify(self.plugin_manager, "kue_job_pushed", queue=self.name, job_id=job_id,
+                   envelope=envelope)
+        return JobHandle(job_id, self, created=created)
 
     def _record_pushed(self, job_id: str, item: PutItem, envelope: Envelope) -> None:
         """In a results store that cannot see the queue, note the job as waiting."""
@@ -377,11 +430,15 @@ class JobHandle(str):
     """A job's id (a str, usable wherever the id is) that can also ask about its job."""
 
     queue: Queue
+    #: False when a push with a unique key found the key held: this is the holder's id, and
+    #: the push put nothing.
+    created: bool
 
-    def __new__(cls, job_id: str, queue: Queue) -> JobHandle:
+    def __new__(cls, job_id: str, queue: Queue, *, created: bool = True) -> JobHandle:
         """The id ``job_id`` of a job on ``queue``."""
         handle = super().__new__(cls, job_id)
         handle.queue = queue
+        handle.created = created
         return handle
 
     def status(self) -> JobStatus | None:

@@ -19,6 +19,7 @@ from kue.backend import Backend, JobInfo, Reservation
 __all__ = [
     "DEFAULT_RESULT_TTL",
     "NOTES_TTL",
+    "ClaimStore",
     "JobStatus",
     "RecordState",
     "RecordStore",
@@ -62,6 +63,26 @@ class RecordStore(Protocol):
 
         Blocks without a busy loop where the store can be woken (a condition, a blocking pop,
         a commit counter); spurious returns are allowed: callers read the record again.
+        """
+        ...
+
+
+@runtime_checkable
+class ClaimStore(Protocol):
+    """A store that can hold a key for a while, atomically: the unique-put of record stores.
+
+    Backends that cannot put a job only if its key is free (beanstalkd, SQS) take unique jobs
+    and periodic ticks through their ``results`` store's claims (see :mod:`kue.unique`).
+    """
+
+    def claim(self, namespace: str, key: str, value: str, ttl: float,
+              expect: str | None) -> str | None:
+        """Set ``key`` of ``namespace`` to ``value`` for ``ttl`` seconds, if it holds ``expect``.
+
+        ``expect`` None: only if the key is free (never set, or expired). Otherwise only if its
+        live value equals ``expect`` (compare and set). Returns None when it was set, else the
+        live value that stopped it ("" for a free key when ``expect`` was given). One atomic
+        step: of many callers with the same ``expect``, exactly one sets the key.
         """
         ...
 

@@ -18,6 +18,7 @@ __all__ = [
     "check_put",
     "check_timeout",
     "check_ttr",
+    "check_unique",
 ]
 
 
@@ -123,3 +124,21 @@ def check_put(
         check_delay(delay, caps),
         check_ttr(ttr, caps),
     )
+
+
+#: Longest unique key, in characters: short enough for every store's key (Redis, SQLite).
+MAX_UNIQUE_KEY = 250
+
+
+def check_unique(key: object, ttl: object) -> tuple[str, float]:
+    """Return ``(key, ttl)`` if key is a non-empty str of at most 250 characters and ttl > 0 s."""
+    if not isinstance(key, str):
+        raise TypeError(f"unique_key must be a str, got {key!r} of type {type(key).__name__}")
+    if not key or len(key) > MAX_UNIQUE_KEY:
+        raise ValueError(
+            f"unique_key must be 1 to {MAX_UNIQUE_KEY} characters, got {len(key)}: {key[:40]!r}"
+        )
+    seconds = _seconds("unique_for", ttl)
+    if seconds <= 0:
+        raise ValueError(f"unique_for must be more than 0 s, got {ttl!r}")
+    return key, seconds

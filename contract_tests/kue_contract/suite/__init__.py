@@ -12,6 +12,7 @@ from kue_contract.suite.model import ModelContract
 from kue_contract.suite.order import OrderContract
 from kue_contract.suite.records import RecordsContract
 from kue_contract.suite.timing import DelayContract, TtrContract
+from kue_contract.suite.unique import UniqueBackendContract, UniqueContract
 from kue_contract.suite.validation import ValidationContract
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "PeekContract",
     "RecordsContract",
     "TtrContract",
+    "UniqueBackendContract",
+    "UniqueContract",
     "UnsupportedContract",
     "ValidationContract",
 ]

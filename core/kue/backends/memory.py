@@ -46,6 +46,7 @@ CAPABILITIES = Capabilities(
     max_body=64 * 2**20,
     min_ttr=1.0,
     records=True,
+    unique_put=True,
 )
 
 Clock = Callable[[], float]
@@ -90,6 +91,12 @@ class _Store:
         self.jobs: dict[str, _Job] = {}
         self.queues: dict[str, _Queue] = {}
         self.seq = itertools.count(1)
+        #: put_unique's keys: (queue, key) -> (job id, expires, until_done).
+        self.unique: dict[tuple[str, str], tuple[str, float, bool]] = {}
+        #: claim's keys: (namespace, key) -> (value, expires).
+        self.claims: dict[tuple[str, str], tuple[str, float]] = {}
+        #: Writes since expired keys were last swept out of ``unique`` and ``claims``.
+        self.key_writes = 0
 
     def queue(self, name: str) -> _Queue:
         q = self.queues.get(name)
@@ -244,6 +251,64 @@ class MemoryBackend:
             ]
             self._store.cond.notify_all()
         return ids
+
+    def put_unique(
+        self, queue: str, body: bytes, priority: int, delay: float, ttr: float, key: str,
+        ttl: float, until_done: bool,
+    ) -> tuple[str, bool]:
+        """Store a job under ``key`` unless a live job holds it (see kue.UniqueBackend)."""
+        store = self._store
+        with store.cond:
+            now = store.clock()
+            holder = self._key_holder(queue, key, now)
+            if holder is not None:
+                return holder, False
+            job_id = self._put_locked(queue, body, priority, delay, ttr)
+            store.unique[(queue, key)] = (job_id, now + ttl, until_done)
+            self._count_key_write(now)
+            store.cond.notify_all()
+        return job_id, True
+
+    def _key_holder(self, queue: str, key: str, now: float) -> str | None:
+        """The id of the job that holds ``key`` of ``queue`` now, or None if it is free."""
+        store = self._store
+        entry = store.unique.get((queue, key))
+        if entry is None:
+            return None
+        job_id, expires, until_done = entry
+        if expires > now:
+            if not until_done:
+                return job_id
+            job = store.jobs.get(job_id)
+            if job is not None and job.state is not JobState.BURIED:
+                return job_id
+        del store.unique[(queue, key)]
+        return None
+
+    def _count_key_write(self, now: float) -> None:
+        """Every 1000 key writes, drop the expired keys, so the tables stay small."""
+        store = self._store
+        store.key_writes += 1
+        if store.key_writes % 1000:
+            return
+        for k in [k for k, (_, expires, _) in store.unique.items() if expires <= now]:
+            del store.unique[k]
+        for c in [c for c, (_, expires) in store.claims.items() if expires <= now]:
+            del store.claims[c]
+
+    def claim(self, namespace: str, key: str, value: str, ttl: float,
+              expect: str | None) -> str | None:
+        """Set ``key`` to ``value`` for ``ttl`` s if it holds ``expect`` (see kue.ClaimStore)."""
+        store = self._store
+        with store.cond:
+            now = store.clock()
+            entry = store.claims.get((namespace, key))
+            current = entry[0] if entry is not None and entry[1] > now else None
+            if current != expect:
+                return "" if current is None else current
+            store.claims[(namespace, key)] = (value, now + ttl)
+            self._count_key_write(now)
+            return None
 
     # -- reserving -------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kue.backends import sqlite_records as records
+from kue.backends import sqlite_unique as unique
 from kue.spi import (
     BackendUnavailable,
     Capabilities,
@@ -79,6 +80,7 @@ CAPABILITIES = Capabilities(
     max_body=DEFAULT_MAX_BODY,
     min_ttr=1.0,
     records=True,
+    unique_put=True,
 )
 
 READY, DELAYED, RESERVED, BURIED = 0, 1, 2, 3
@@ -237,7 +239,7 @@ class SQLiteBackend:
         self._wakeup = _wakeup_for(self.path)
         self._take_sql: dict[int, str] = {}
         conn = self._conn()
-        conn.executescript(SCHEMA + records.SCHEMA)
+        conn.executescript(SCHEMA + records.SCHEMA + unique.SCHEMA)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(kue_jobs)")}
         if "record" not in columns:  # a file from before job records
             conn.execute("ALTER TABLE kue_jobs ADD COLUMN record BLOB")
@@ -327,6 +329,43 @@ class SQLiteBackend:
             ]
         self._notify()
         return ids
+
+    def put_unique(
+        self, queue: str, body: bytes, priority: int, delay: float, ttr: float, key: str,
+        ttl: float, until_done: bool,
+    ) -> tuple[str, bool]:
+        """Insert a job under ``key`` unless a live job holds it, in one write transaction."""
+        now = time.time()
+        with self._write() as conn:
+            held = unique.holder(conn, queue, key, now)
+            if held is not None:
+                return held, False
+            (job_id,) = conn.execute(
+                _INSERT, self._row(queue, body, priority, delay, ttr, now)).fetchone()
+            unique.hold(conn, queue, key, str(job_id), ttl, until_done, now)
+            self._count_key_write(conn, now)
+        self._notify()
+        return str(job_id), True
+
+    def claim(self, namespace: str, key: str, value: str, ttl: float,
+              expect: str | None) -> str | None:
+        """Set ``key`` to ``value`` for ``ttl`` s if it holds ``expect`` (kue.ClaimStore)."""
+        stopped = unique.claim(self._conn(), namespace, key, value, ttl, expect)
+        if stopped is None and (self._key_writes + 1) % unique.PURGE_BATCH == 0:
+            with self._write() as conn:
+                self._count_key_write(conn, time.time())
+        else:
+            self._key_writes += 1
+        return stopped
+
+    #: Keys written by put_unique and claim in this object: every PURGE_BATCH-th write also
+    #: removes a batch of expired ones.
+    _key_writes = 0
+
+    def _count_key_write(self, conn: sqlite3.Connection, now: float) -> None:
+        self._key_writes += 1
+        if self._key_writes % unique.PURGE_BATCH == 0:
+            unique.purge_expired(conn, now)
 
     # -- reserving -------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """``kue``: look at and manage queues and jobs from the shell.
 
-Commands: backends, stats, queues, put, peek, status, buried, kick, retry, delete.
+Commands: backends, stats, queues, put, peek, status, buried, kick, retry, delete, schedules.
 
 Every command finds its backend the way ``kue-worker`` does: ``--url``, then ``KUE_URL``, then
 ``kue.toml``, then ``[tool.kue]`` in ``pyproject.toml``, then the SQLite file ``./kue.sqlite3``.
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from kue import __version__
 from kue.backend import JobState
-from kue.cli import admin_commands, admin_records
+from kue.cli import admin_commands, admin_records, admin_schedules
 from kue.cli.admin_commands import EXIT_OK
 from kue.errors import KueError
 from kue.job import DEFAULT_PRIORITY, DEFAULT_TTR
@@ -24,7 +24,8 @@ from kue.job import DEFAULT_PRIORITY, DEFAULT_TTR
 __all__ = ["COMMANDS", "EXIT_ERROR", "build_parser", "main"]
 
 #: Subcommand name -> its function.
-COMMANDS = {**admin_commands.COMMANDS, **admin_records.COMMANDS}
+COMMANDS = {**admin_commands.COMMANDS, **admin_records.COMMANDS,
+            **admin_schedules.COMMANDS}
 
 #: Exit status of a command that failed (bad input, unknown backend, server down).
 EXIT_ERROR = 2
@@ -287,6 +288,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     delete.add_argument("queue", metavar="QUEUE", help="queue that holds the job")
     delete.add_argument("job_id", metavar="ID", help="the job's id, as put or peek printed it")
+
+    sc = _subparser(
+        subs, "schedules", "list periodic jobs with their next run and the last tick put",
+        "List each schedule (@kue.periodic in the modules given with --import or in the "
+        "configuration's import list, and [[schedules]] in kue.toml): its job and queue, "
+        "when it runs, its next run, and the last tick a scheduler put, with that job's id "
+        "(kept in the backend's record store, or the results store of beanstalk and sqs).",
+        examples=["kue schedules --import app.jobs", "kue schedules --json"],
+    )
+    sc.add_argument("--import", dest="imports", action="append", metavar="MODULE",
+                    help="module that declares schedules; repeat for several (default: "
+                    "the configuration's import list)")
+    _add_json(sc, "the schedules")
     return p
 
 

@@ -9,20 +9,24 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
+import pluggy
+
 from kue.backend import Backend
-from kue.config import backend_name, load_settings, mask_url
-from kue.errors import KueError
+from kue.config import Settings, backend_name, load_settings, mask_url
+from kue.errors import ConfigError, KueError
 from kue.job import DEFAULT_TIME_LIMIT, check_time_limit, registry
 from kue.plugins import get_plugin_manager, import_modules, load_backend_plugin, open_backend
 from kue.queue import open_results
 from kue.records import DEFAULT_RESULT_TTL
+from kue.schedules import schedules_for
 from kue.status import Records
 from kue.worker import Worker
 from kue.worker.concurrent import ConcurrentWorker
 from kue.worker.logs import configure_logging
+from kue.worker.scheduler import Scheduler
 from kue.worker.supervisor import Supervisor
 from kue.worker.threads import ThreadedWorker
 
@@ -51,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--import", dest="imports", action="append", metavar="MODULE",
         help="module that defines jobs; repeat for several. Only registered jobs run.",
+    )
+    p.add_argument(
+        "--scheduler", action="store_true",
+        help="also put the ticks of periodic jobs (@kue.periodic, [[schedules]] in kue.toml) "
+        "on their queues: in a thread, or with -c in the supervisor. Safe, and meant, to turn "
+        "on in every worker of a fleet: each tick is put once however many schedulers run",
     )
     p.add_argument(
         "--burst", action="store_true", help="exit once the queues are empty instead of waiting"
@@ -135,6 +145,8 @@ def _time_limit(text: str) -> float:
 def _refusal(args: argparse.Namespace) -> str | None:
     """Why these flags cannot run together, or None."""
     threads = args.threads or 1
+    if args.scheduler and args.burst:
+        return "--scheduler runs until the worker is stopped: it cannot be combined with --burst"
     if args.coroutines is not None:
         if args.concurrency is not None or args.max_jobs is not None:
             return (f"--coroutines {args.coroutines} runs in this process and counts no jobs: "
@@ -179,6 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if refusal is not None:
         print(f"kue-worker: {refusal}", file=sys.stderr)
         return 2
+    scheduler: Scheduler | None = None
+    if args.scheduler:
+        try:
+            scheduler = _scheduler(settings, connect, records_for, pm)
+        except KueError as exc:
+            print(f"kue-worker: {exc}", file=sys.stderr)
+            return 2
     threads = args.threads or 1
     log.info("kue-worker on %s, queues %s, jobs %s", mask_url(settings.url),
              ", ".join(settings.queues), ", ".join(sorted(registry())))
@@ -189,6 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_jobs=args.max_jobs, max_jobs_per_child=args.max_jobs_per_child,
             shutdown_timeout=args.shutdown_timeout, ttr_grace=args.ttr_grace,
             time_limit=args.time_limit, result_ttl=args.result_ttl, records_for=records_for,
+            scheduler=scheduler,
         )
         status = supervisor.run()
         if args.burst:
@@ -234,18 +254,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if scheduler is not None:
+        scheduler.start()
     try:
         if isinstance(worker, Worker):
             stats = worker.run(burst=args.burst, max_jobs=args.max_jobs)
         else:
             stats = worker.run(burst=args.burst)
     finally:
+        if scheduler is not None:
+            scheduler.stop()
         backend.close()
         if records.store is not None and not records.native:
             records.store.close()  # type: ignore[attr-defined]
     if args.burst:
         log.info("burst done: %s", stats.summary(time.monotonic() - started))
     return 0
+
+
+def _scheduler(settings: Settings, connect: Callable[[], Backend],
+               records_for: Callable[[Backend], Records], pm: pluggy.PluginManager) -> Scheduler:
+    """The scheduler of ``--scheduler``, on a backend of its own; ConfigError if it cannot run."""
+    schedules = schedules_for(settings.schedules, settings.schedules_source or "configuration")
+    if not schedules:
+        raise ConfigError("--scheduler: no schedules are declared; declare them with "
+                          "@kue.periodic in a module given to --import, or [[schedules]] in "
+                          "kue.toml")
+    backend = connect()
+    return Scheduler(backend, schedules, records=records_for(backend), plugin_manager=pm)
 
 
 if __name__ == "__main__":

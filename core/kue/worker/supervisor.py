@@ -47,6 +47,7 @@ from kue.records import DEFAULT_RESULT_TTL
 from kue.status import Records
 from kue.validation import retry_delay_within
 from kue.worker.child import child_main
+from kue.worker.scheduler import Scheduler
 from kue.worker.settle import WorkerStats
 
 __all__ = ["MAX_QUICK_DEATHS", "ChildRecord", "Supervisor"]
@@ -111,6 +112,8 @@ class Supervisor:
     :param time_limit: the limit of jobs that set none (passed to each child).
     :param result_ttl: seconds a done job's record is kept (0: none).
     :param records_for: opens where a child writes job records, given its backend.
+    :param scheduler: puts periodic ticks from the supervisor's own loop (``--scheduler``),
+        never from the children, until the pool stops.
     """
 
     def __init__(
@@ -128,6 +131,7 @@ class Supervisor:
         time_limit: float = DEFAULT_TIME_LIMIT,
         result_ttl: float = DEFAULT_RESULT_TTL,
         records_for: Callable[[Backend], Records] | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -143,6 +147,7 @@ class Supervisor:
         self.time_limit = time_limit
         self.result_ttl = result_ttl
         self.records_for = records_for
+        self.scheduler = scheduler
         self.children: dict[int, ChildRecord] = {}
         self.stats = SupervisorStats()
         self.stopping = False
@@ -466,6 +471,8 @@ class Supervisor:
                 stale = self._police(now)
                 if stale is not None:
                     waits.append(stale - now)
+                if self.scheduler is not None and not self.stopping:
+                    waits.append(self.scheduler.run_pending())
                 if self._shutdown_deadline is not None:
                     if now >= self._shutdown_deadline:
                         self._shutdown_deadline = None

@@ -249,6 +249,7 @@ class RedisBackend:
             max_batch=MAX_BATCH,
             delete_and_reserve=True,
             records=True,
+            unique_put=True,
         )
         self._retry = Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), s.retries)
         self._pool: redis.ConnectionPool | None = None
@@ -367,6 +368,30 @@ class RedisBackend:
         with self._guard():
             run_pipelined(self.client, self._scripts["put_many"], calls)
         return ids
+
+    def put_unique(
+        self, queue: str, body: bytes, priority: int, delay: float, ttr: float, key: str,
+        ttl: float, until_done: bool,
+    ) -> tuple[str, bool]:
+        """Store a job under ``key`` unless a live job holds it: one script, one round trip."""
+        keys = self._keys(queue)
+        self._check_body(body)
+        found = self._run(
+            "put_unique",
+            [*keys.put_keys, keys.reserved, keys.unique_key(key)],
+            [uuid.uuid4().hex, body, priority, _ms(delay), _ms(ttr), max(1, _ms(ttl)),
+             int(until_done)],
+        )
+        return _text(found[1]), bool(int(found[0]))
+
+    def claim(self, namespace: str, key: str, value: str, ttl: float,
+              expect: str | None) -> str | None:
+        """Set ``key`` to ``value`` for ``ttl`` s if it holds ``expect`` (kue.ClaimStore)."""
+        found = self._run(
+            "claim", [self._keys(namespace).claim_key(key)],
+            [value, max(1, _ms(ttl)), expect or "", 0 if expect is None else 1],
+        )
+        return None if found is None else _text(found)
 
     # -- reserving ---------------------------------------------------------------------------
 

@@ -21,6 +21,10 @@ key                         type    holds
                                     fields its finishing worker wrote, as one JSON object,
                                     which the single fields override; expires as its writer
                                     said (a done job's retention)
+``P:{NAME}:unique:<key>``  STRING  ``"<id> <until_done>"``: the job ``put_unique`` stored under
+                                    unique key ``<key>``; expires after the key's ttl
+``P:{NAME}:claim:<key>``    STRING  a claim (kue.records.ClaimStore) of namespace ``NAME``;
+                                    expires after its ttl
 ``P:{NAME}:waiters:<id>``   STRING  how many ``wait_record`` calls wait for that record now;
                                     expires shortly after the longest of them ends
 ``P:{NAME}:changed:<id>``   LIST    one token per waiter, pushed by a write to the record (or a
@@ -135,6 +139,14 @@ class QueueKeys:
             reserve_keys=(r, d, v, bo, m, w),
             put_keys=(s, r, d, bo, m, w),
         )
+
+    def unique_key(self, key: str) -> str:
+        """The key that says which job holds unique key ``key`` (see the table above)."""
+        return f"{self.base}unique:{key}"
+
+    def claim_key(self, key: str) -> str:
+        """The key of claim ``key`` in this queue's namespace (see the table above)."""
+        return f"{self.base}claim:{key}"
 
     def record_keys(self, job_id: str) -> tuple[str, str, str]:
         """The record, waiters and changed keys of one job (see the table above)."""
