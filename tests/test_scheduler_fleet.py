@@ -20,9 +20,10 @@ from calendar import timegm
 from pathlib import Path
 
 import pytest
-from conftest import HERE, wait_until
 
 import kue
+
+from support import HERE, wait_until
 
 RUN = 12.0
 KILL_AT = 6.0

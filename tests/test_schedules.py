@@ -12,7 +12,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import HERE, wait_until
 
 import kue
 from kue.backends.memory import MemoryBackend
@@ -22,6 +21,8 @@ from kue.errors import ConfigError
 from kue.schedules import Schedule, from_config, schedules_for
 from kue.status import Records
 from kue.worker.scheduler import Scheduler, Tick, read_state
+
+from support import HERE, wait_until
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
