@@ -16,10 +16,11 @@
   impossible: SQS hands out no message before its delay ends, so ``kick`` with nothing buried
   and delayed jobs waiting raises :class:`kue.Unsupported`.
 - Delays over SQS's native 900 s are emulated: the message is sent with the native maximum and
-  carries its due time; a consumer that receives it early hides it again with
-  ChangeMessageVisibility until due (or re-sends it, if SQS refuses so long a visibility), and
-  that early receive does not count as an attempt. Clocks of producers and consumers must agree
-  (NTP); once received early, the job counts as reserved (in flight) in ``stats`` until due.
+  carries its due time; a consumer that receives it early sends the rest of the delay as a new
+  message (natively once 900 s or less are left) and deletes the early one, so that early
+  receive is no attempt, and every message's ApproximateReceiveCount counts attempts alone,
+  whether or not a consumer came by before the job was due. Clocks of producers and consumers
+  must agree (NTP).
 - ``stats``: the Approximate* queue attributes. They are approximate on real SQS (eventually
   consistent, about a minute behind); moto reports exact counts.
 - ``peek``: unsupported. Receiving a message is not a copy: it hides the message and counts an
@@ -481,33 +482,26 @@ class SqsBackend:
             self._guess[info.url] = ttr
         system = msg.get("Attributes")
         count = int(system["ApproximateReceiveCount"]) if system else 1
-        early = 1 if meta.due is not None else 0
         self._leases.add(receipt, info.url, started, ttr)
         return Reservation(
             queue=queue,
             id=meta.job_id or msg["MessageId"],
             body=body,
             priority=meta.priority,
-            attempts=max(1, meta.base + count - early),
+            attempts=max(1, meta.base + count),
             ttr=float(ttr),
             receipt=receipt,
         )
 
     def _hide_until_due(self, info: QueueInfo, msg: MessageTypeDef, meta: Meta) -> None:
-        """An emulated delay, received early: hide the message until due (not an attempt)."""
+        """An emulated delay, received early: re-send the rest of it, then drop this message.
+
+        Not hidden in place with ChangeMessageVisibility: that receive would stay in the
+        message's ApproximateReceiveCount, and whether it happened (a consumer came by before
+        the job was due) cannot be told later, so attempts would be one off either way.
+        """
         assert meta.due is not None
-        left = meta.due - self._wall()
-        seconds = math.ceil(left)
-        if seconds <= MAX_VISIBILITY:
-            try:
-                self._visibility(info.url, msg["ReceiptHandle"], seconds)
-                return
-            except SqsError as exc:
-                if exc.code != "InvalidParameterValue" or _lost(exc):
-                    raise
-        # SQS refused so long a visibility (its 12 h cap counts from the receive, moto's from
-        # the send): send the rest of the delay as a new message, then drop this one. Only
-        # standard queues get here: FIFO queues take no delays.
+        seconds = math.ceil(meta.due - self._wall())
         job_id = meta.job_id or msg["MessageId"]
         due = meta.due if seconds > self._native else None
         new = Meta(meta.priority, meta.ttr, meta.base, due, job_id, meta.encoding)
@@ -701,7 +695,7 @@ class SqsBackend:
         """Approximate counts from SQS's queue attributes (exact on moto).
 
         ready: visible messages; delayed: messages in their native delay; reserved: messages in
-        flight, including emulated delays received early; buried: the companion queue.
+        flight; buried: the companion queue.
         """
         ready = delayed = reserved = 0
         for name in self._layout.band_names(self._layout.check(queue)):
