@@ -54,6 +54,10 @@ CAPABILITIES = Capabilities(
     # Memory holds anything, but a limit every backend shares keeps code portable.
     max_body=64 * 2**20,
     min_ttr=1.0,
+    # Exact times under one lock; a waiter is woken by the condition at once.
+    timing_tolerance=0.01,
+    delete_by_id=True,
+    delete_and_reserve=True,
     records=True,
 )
 
@@ -333,6 +337,17 @@ class MemoryBackend:
         """Remove a reserved job for good."""
         with self._store.cond:
             self._store.remove(self._held(job))
+
+    def delete_and_reserve(
+        self, job: Reservation, queues: Sequence[str], timeout: float | None
+    ) -> Reservation | None:
+        """Delete ``job``, then reserve as :meth:`reserve` does (kue.backend.FusedBackend).
+
+        Raises ReservationLost if ``job`` is no longer held; then nothing is reserved.
+        """
+        with self._store.cond:
+            self._store.remove(self._held(job))
+        return self.reserve(queues, timeout)
 
     def delete_by_id(self, queue: str, job_id: str) -> bool:
         """Delete a job that is not reserved, by id (for admin tools); False if not found."""

@@ -95,6 +95,9 @@ CAPABILITIES = Capabilities(
     shared=True,
     max_body=DEFAULT_MAX_BODY,
     min_ttr=1.0,
+    # Exact due times; a reserve blocked in another process sees a commit within POLL_INTERVAL.
+    timing_tolerance=0.05,
+    delete_by_id=True,
     records=True,
 )
 

@@ -257,6 +257,8 @@ class RedisBackend:
             shared=True,
             max_body=s.max_body,
             min_ttr=1.0,
+            # Redis ends a blocking BLPOP once per cron tick: 100 ms at the default hz 10.
+            timing_tolerance=0.15,
             max_batch=MAX_BATCH,
             delete_and_reserve=True,
             records=True,

@@ -155,6 +155,9 @@ def capabilities_for(settings: SqsSettings) -> Capabilities:
         min_ttr=1.0,
         max_ttr=float(MAX_VISIBILITY),
         whole_seconds=True,
+        # Whole-second delays and visibility timeouts; a reserve over several queues long
+        # polls each in turn for 1 s.
+        timing_tolerance=1.0,
         max_batch=10,
         extra=extra,
     )
