@@ -106,6 +106,9 @@ __all__ = [
 #: SQS's own limits: the longest DelaySeconds and the longest visibility timeout.
 NATIVE_MAX_DELAY = 900
 MAX_VISIBILITY = 43_200
+#: Seconds of SQS's 12 hours a reservation leaves for its receive: the visibility is counted
+#: from the receive, so a ttr of the full 12 hours set just after it would be refused.
+TTR_MARGIN = 60
 #: A long poll ends this long before the caller's deadline; shorter waits poll this often.
 POLL_MARGIN = 0.25
 TAIL_POLL = 0.1
@@ -153,7 +156,7 @@ def capabilities_for(settings: SqsSettings) -> Capabilities:
         # FIFO: the longest a release can hold a job back (a visibility timeout); put takes none.
         max_delay=float(MAX_VISIBILITY),
         min_ttr=1.0,
-        max_ttr=float(MAX_VISIBILITY),
+        max_ttr=float(MAX_VISIBILITY - TTR_MARGIN),
         whole_seconds=True,
         # Whole-second delays and visibility timeouts; a reserve over several queues long
         # polls each in turn for 1 s.
