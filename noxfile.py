@@ -75,6 +75,35 @@ def contract_local(session: nox.Session, backend: str) -> None:
                f"--kue-backend={backend}", "--kue-servers=local", *params)
 
 
+#: Where ``nox -s conformance`` writes each backend's report, for the docs.
+CONFORMANCE = ROOT / "docs" / "conformance"
+
+
+@nox.session
+def conformance(session: nox.Session) -> None:
+    """Regenerate the docs' conformance reports: the contract suite against every backend.
+
+    Each backend (and variant) runs once on local throwaway servers with
+    ``--kue-report=docs/conformance/NAME.md``; the generated pages are committed, so building
+    the docs needs no server. Not in the default sessions: run it after changing the suite or
+    a backend's capabilities. A failing case is reported, not hidden: the session fails too.
+    """
+    failed = []
+    for backend in BACKENDS:
+        for variant in [[], *CONTRACT_VARIANTS.get(backend, [])]:
+            suffix = "".join("-" + v.rpartition("=")[0].rpartition("=")[2] for v in variant)
+            report = CONFORMANCE / f"{backend}{suffix}.md"
+            with tempfile.TemporaryDirectory(prefix="kue-results-") as scratch:
+                try:
+                    pytest(session, "-p", "kue_contract", "--pyargs", "kue_contract", "-q",
+                           f"--kue-backend={backend}", "--kue-servers=local", *variant,
+                           f"--kue-report={report}", *results_store(backend, scratch))
+                except nox.command.CommandFailed:
+                    failed.append(report.name)
+    if failed:
+        session.error(f"contract cases failed; see {', '.join(failed)}")
+
+
 @nox.session
 def contract_cluster(session: nox.Session) -> None:
     """The contract suite against the redis backend on a three-node Redis Cluster.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -10,8 +11,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 import kue
-from kue.backends.sqlite import SQLiteBackend, _take_sql, path_from_url
+from kue.backends.sqlite import (
+    MAX_COMPOUND,
+    FileClock,
+    SQLiteBackend,
+    _take_sql,
+    boot_id,
+    path_from_url,
+)
 
 WAITER = textwrap.dedent(
     """
@@ -225,3 +235,74 @@ def test_expired_done_rows_are_purged_and_live_ones_kept(tmp_path: Path) -> None
     assert backend.read_record("q", "1") is None
     kept = backend.read_record("q", "2")
     assert kept is not None and kept["result"] == 3600.0 and kept["state"] == "done"
+
+
+def test_reserve_from_no_queue_is_a_clear_error(tmp_path: Path) -> None:
+    q = kue.connect(f"sqlite:///{tmp_path}/none.db", queue="a")
+    with pytest.raises(ValueError, match="at least one queue"):
+        q.reserve_from([], timeout=0)
+
+
+def test_reserve_over_more_queues_than_one_compound_statement_takes(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "many.db")
+    names = [f"q{i}" for i in range(MAX_COMPOUND + 100)]
+    backend.put(names[-1], b"last queue, urgent", 1, 0, 60)
+    backend.put(names[3], b"early queue, later", 5, 0, 60)
+    got = [backend.reserve(names, 0) for _ in range(3)]
+    assert [None if job is None else job.body for job in got] == [
+        b"last queue, urgent", b"early queue, later", None]
+    started = time.monotonic()
+    assert backend.reserve(names, 0.2) is None
+    assert time.monotonic() - started >= 0.19
+
+
+def test_kick_with_a_count_over_sqlite_integers_moves_what_there_is(tmp_path: Path) -> None:
+    q = kue.connect(f"sqlite:///{tmp_path}/kick.db", queue="k")
+    q.put(b"buried")
+    job = q.reserve(timeout=0)
+    assert job is not None
+    job.bury()
+    assert q.kick(2**64) == 1
+    q.put(b"delayed", delay=600)
+    assert q.kick(2**64) == 1
+
+
+@pytest.mark.parametrize("max_body", [0, -1])
+def test_a_max_body_under_one_byte_is_refused(tmp_path: Path, max_body: int) -> None:
+    with pytest.raises(kue.ConfigError, match="max_body"):
+        kue.connect(f"sqlite:///{tmp_path}/limit.db?max_body={max_body}")
+    with pytest.raises(kue.ConfigError, match="max_body"):
+        SQLiteBackend(tmp_path / "limit.db", max_body=max_body)
+
+
+@pytest.mark.skipif(boot_id() is None, reason="the file's clock is the wall clock without a "
+                    "boot id (not Linux): a step moves every due time, as documented")
+def test_a_forward_step_of_the_wall_clock_neither_ends_leases_nor_brings_delays_forward(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = f"sqlite:///{tmp_path}/step.db"
+    worker, other = kue.connect(url, queue="step"), kue.connect(url, queue="step")
+    worker.put(b"running", ttr=60)
+    worker.put(b"later", delay=600)
+    job = worker.reserve(timeout=0)
+    assert job is not None
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 3600)  # an hour's step forward
+    late = kue.connect(url, queue="step")  # opened after the step: the same file clock
+    for q in (other, late):
+        assert q.reserve(timeout=0) is None
+        assert q.stats() == kue.QueueStats(delayed=1, reserved=1)
+    job.touch()
+    job.delete()
+
+
+def test_the_file_clock_is_taken_again_after_a_reboot(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "boots.db", isolation_level=None)
+    first = FileClock(conn, boot="boot-one")
+    again = FileClock(conn, boot="boot-one")
+    assert first.offset == again.offset
+    if first.offset is None:
+        return  # no boot-time clock here: the wall clock throughout
+    after = FileClock(conn, boot="boot-two")
+    assert after.offset is not None
+    assert abs(after.now() - time.time()) < 1.0  # a new boot starts from the wall clock

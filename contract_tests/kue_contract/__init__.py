@@ -9,6 +9,7 @@ or subclass the mixins of :mod:`kue_contract.suite` in your own test module and 
 """
 
 from kue_contract.plugin import (
+    connect_again,
     kue_backend,
     kue_backend_name,
     kue_caps,
@@ -18,12 +19,15 @@ from kue_contract.plugin import (
     make_queue,
     pytest_addoption,
     pytest_configure,
+    pytest_runtest_makereport,
+    pytest_sessionfinish,
     pytest_terminal_summary,
     queue,
     requires_capabilities,
 )
 
 __all__ = [
+    "connect_again",
     "kue_backend",
     "kue_backend_name",
     "kue_caps",
@@ -33,6 +37,8 @@ __all__ = [
     "make_queue",
     "pytest_addoption",
     "pytest_configure",
+    "pytest_runtest_makereport",
+    "pytest_sessionfinish",
     "pytest_terminal_summary",
     "queue",
     "requires_capabilities",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import kue
 
-__all__ = ["consume_until_empty", "consume_url"]
+__all__ = ["consume_until_empty", "consume_url", "reserve_once"]
 
 
 def consume_until_empty(queue: kue.Queue, idle: float = 1.0, limit: float = 120.0) -> list[str]:
@@ -27,5 +28,22 @@ def consume_url(url: str, queue_name: str) -> list[str]:
     queue = kue.connect(url, queue=queue_name)
     try:
         return consume_until_empty(queue)
+    finally:
+        queue.close()
+
+
+def reserve_once(url: str, queue_name: str, timeout: float, ready: Any, results: Any) -> None:
+    """In a spawned process: say ready, block in one reserve, report (id, epoch time), delete.
+
+    ``ready`` is a multiprocessing Event, ``results`` a multiprocessing Queue.
+    """
+    queue = kue.connect(url, queue=queue_name)
+    try:
+        queue.stats()  # connected: the reserve below starts at once
+        ready.set()
+        job = queue.reserve(timeout=timeout)
+        results.put((None, time.time()) if job is None else (job.id, time.time()))
+        if job is not None:
+            job.delete()
     finally:
         queue.close()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -14,9 +15,11 @@ from kue.backend import Backend, Capabilities
 from kue.plugins import get_plugin_manager, open_backend
 from kue.queue import open_results
 from kue.records import RecordStore
+from kue_contract.report import Report
 from kue_contract.servers import MODES, ServerSpec, ServerUnavailable, serve, spec_for
 
 __all__ = [
+    "connect_again",
     "kue_backend",
     "kue_backend_name",
     "kue_caps",
@@ -25,6 +28,8 @@ __all__ = [
     "make_queue",
     "pytest_addoption",
     "pytest_configure",
+    "pytest_runtest_makereport",
+    "pytest_sessionfinish",
     "pytest_terminal_summary",
     "queue",
     "requires_capabilities",
@@ -56,6 +61,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "scratch directory)",
     )
     group.addoption(
+        "--kue-report", metavar="PATH",
+        help="write a conformance report to PATH: every contract case with its outcome "
+        "(passed, failed, or skipped and by which declared capability) and the backend's "
+        "capabilities; Markdown, or JSON if PATH ends in .json",
+    )
+    group.addoption(
         "--kue-servers", choices=MODES, default="auto",
         help="where throwaway servers come from: containers when an engine answers (auto), "
         "always containers, or always local processes on free loopback ports (default auto). "
@@ -66,15 +77,51 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 #: The lines saying where each throwaway server came from, for the terminal summary.
 _SERVER_LINES = pytest.StashKey[list[str]]()
+#: The conformance report being gathered, when --kue-report asks for one.
+_REPORT = pytest.StashKey[Report]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``requires`` marker."""
+    """Register the ``requires`` marker; start the ``--kue-report`` report."""
     config.stash[_SERVER_LINES] = []
+    if config.getoption("--kue-report", None):
+        config.stash[_REPORT] = Report(str(config.getoption("--kue-backend") or ""))
     config.addinivalue_line(
         "markers",
         "requires(*capabilities): skip unless the backend declares these capabilities true",
     )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Note each case's outcome for the conformance report (``--kue-report``)."""
+    report = yield
+    gathered = item.config.stash.get(_REPORT, None)
+    if gathered is not None:
+        _note(gathered, report)
+    return report
+
+
+def _note(gathered: Report, report: pytest.TestReport) -> None:
+    if report.skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        gathered.record(report.nodeid, "skipped", reason.removeprefix("Skipped: "))
+    elif report.failed:
+        gathered.record(report.nodeid, "failed" if report.when == "call" else "error")
+    elif report.when == "call":
+        gathered.record(report.nodeid, "passed")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write the conformance report, if ``--kue-report`` asked for one."""
+    gathered = session.config.stash.get(_REPORT, None)
+    path = session.config.getoption("--kue-report", None)
+    if gathered is None or not path:
+        return
+    gathered.write(Path(str(path)))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -153,8 +200,11 @@ def kue_backend(kue_backend_name: str, kue_url: str) -> Iterator[Backend]:
 
 
 @pytest.fixture(scope="session")
-def kue_caps(kue_backend: Backend) -> Capabilities:
-    """The capabilities the backend under test declares."""
+def kue_caps(request: pytest.FixtureRequest, kue_backend: Backend) -> Capabilities:
+    """The capabilities the backend under test declares (and notes them for the report)."""
+    gathered = request.config.stash.get(_REPORT, None)
+    if gathered is not None:
+        gathered.capabilities = kue_backend.capabilities
     return kue_backend.capabilities
 
 
@@ -192,6 +242,27 @@ def make_queue(kue_backend: Backend, kue_url: str,
         return kue.Queue(kue_backend, fresh_name(), url=kue_url, results=kue_results)
 
     return make
+
+
+@pytest.fixture
+def connect_again(
+    kue_backend_name: str, kue_url: str, kue_results: RecordStore | None
+) -> Iterator[Callable[[str], kue.Queue]]:
+    """A factory of Queues of a given name on a backend object of their own.
+
+    That is another connection to the same server (or file, or ``memory://`` store); each is
+    closed after the test.
+    """
+    opened: list[Backend] = []
+
+    def connect(name: str) -> kue.Queue:
+        backend = open_backend(kue_backend_name, kue_url)
+        opened.append(backend)
+        return kue.Queue(backend, name, url=kue_url, results=kue_results)
+
+    yield connect
+    for backend in opened:
+        backend.close()
 
 
 @pytest.fixture

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from kue_contract.suite import (
     BasicsContract,
+    BlockingContract,
     BuryContract,
     ConcurrencyContract,
     DelayContract,
+    EdgesContract,
     ListingContract,
     ModelContract,
     OrderContract,
     PeekContract,
     RecordsContract,
+    StaleAckContract,
     TtrContract,
     UniqueBackendContract,
     UniqueContract,
@@ -36,6 +39,14 @@ class TestTtr(TtrContract):
     """Time-to-run, touch and lost reservations."""
 
 
+class TestStaleAcks(StaleAckContract):
+    """Acks after the ttr ran out; delete_and_reserve and delete_by_id."""
+
+
+class TestBlocking(BlockingContract):
+    """A put wakes a blocked reserve; producers and consumers at once."""
+
+
 class TestBury(BuryContract):
     """Bury and kick."""
 
@@ -50,6 +61,10 @@ class TestUnsupported(UnsupportedContract):
 
 class TestValidation(ValidationContract):
     """Bad input is refused before anything is sent."""
+
+
+class TestEdges(EdgesContract):
+    """Empty input, long batches and the declared limits, alike everywhere."""
 
 
 class TestConcurrency(ConcurrencyContract):

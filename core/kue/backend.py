@@ -62,9 +62,18 @@ class Capabilities:
     :param min_ttr: smallest usable ttr in seconds.
     :param max_ttr: largest ttr in seconds.
     :param whole_seconds: delays and ttrs are rounded up to whole seconds.
+    :param timing_tolerance: seconds a timed event may be late: a reservation is never handed
+        to another consumer before its ttr ran out and is by ttr + this; a delayed job (or one
+        released with a delay) is never ready early and is ready by its delay + this; a put
+        wakes a consumer blocked in ``reserve`` (one queue or several, in this process or,
+        where ``shared``, another) within this. Whole seconds where the server counts in
+        them (beanstalkd, SQS), milliseconds where it keeps exact times. The contract suite
+        adds a fixed allowance for the test machine's own scheduling.
     :param max_batch: largest number of items one ``put_many`` round trip carries.
     :param delete_and_reserve: the backend is a :class:`FusedBackend`: deleting a finished
         job and reserving the next is one round trip, and the worker uses it.
+    :param delete_by_id: the backend is a :class:`DeletableBackend`: a job no worker holds can
+        be deleted by its id (``kue delete``).
     :param records: the backend is a :class:`kue.records.RecordingBackend`: it keeps job
         records (status, result, last error, progress) and writes a finished job's record in
         the same atomic step as its delete.
@@ -91,8 +100,10 @@ class Capabilities:
     min_ttr: float = 1.0
     max_ttr: float = float(2**32 - 1)
     whole_seconds: bool = False
+    timing_tolerance: float = 1.0
     max_batch: int = 10_000
     delete_and_reserve: bool = False
+    delete_by_id: bool = False
     parallel: bool = True
     release_delay: bool = True
     records: bool = False

@@ -174,9 +174,10 @@ class Queue:
 
     def reserve_from(self, queues: list[str], timeout: float | None = None) -> ReservedJob | None:
         """Take the most urgent ready job of several queues on this backend."""
+        names = validation.check_queues(queues)
         if timeout is not None:
             validation.check_timeout(timeout)
-        r = self.backend.reserve(queues, timeout)
+        r = self.backend.reserve(names, timeout)
         return None if r is None else ReservedJob(self, r)
 
     def peek(self, state: JobState | str = JobState.READY) -> JobInfo | None:

@@ -16,6 +16,7 @@ __all__ = [
     "check_delay",
     "check_priority",
     "check_put",
+    "check_queues",
     "check_timeout",
     "check_ttr",
     "check_unique",
@@ -112,6 +113,21 @@ def check_count(n: object) -> int:
     if n < 1:
         raise ValueError(f"count {n} must be at least 1")
     return n
+
+
+def check_queues(queues: object) -> list[str]:
+    """Return ``queues`` as a list if it is a non-empty list or tuple of queue names."""
+    if isinstance(queues, str) or not isinstance(queues, list | tuple):
+        raise TypeError(
+            f"queues must be a list of queue names, got {queues!r} of type "
+            f"{type(queues).__name__}"
+        )
+    if not queues:
+        raise ValueError("reserve_from needs at least one queue name, got an empty list")
+    for name in queues:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a queue name must be a non-empty string, got {name!r}")
+    return list(queues)
 
 
 def check_put(

@@ -4,9 +4,12 @@ Override the ``kue_url`` fixture (or ``kue_backend``) to point them at your back
 :mod:`kue_contract.test_contract` does through command-line options.
 """
 
+from kue_contract.suite.acks import StaleAckContract
 from kue_contract.suite.basics import BasicsContract
+from kue_contract.suite.blocking import BlockingContract
 from kue_contract.suite.bury import BuryContract, PeekContract, UnsupportedContract
 from kue_contract.suite.concurrency import ConcurrencyContract
+from kue_contract.suite.edges import EdgesContract
 from kue_contract.suite.listing import ListingContract
 from kue_contract.suite.model import ModelContract
 from kue_contract.suite.order import OrderContract
@@ -17,14 +20,17 @@ from kue_contract.suite.validation import ValidationContract
 
 __all__ = [
     "BasicsContract",
+    "BlockingContract",
     "BuryContract",
     "ConcurrencyContract",
     "DelayContract",
+    "EdgesContract",
     "ListingContract",
     "ModelContract",
     "OrderContract",
     "PeekContract",
     "RecordsContract",
+    "StaleAckContract",
     "TtrContract",
     "UniqueBackendContract",
     "UniqueContract",

@@ -78,6 +78,25 @@ class BuryContract:
     @pytest.mark.requires("bury")
     def test_kick_on_an_empty_queue_moves_nothing(self, queue: kue.Queue) -> None:
         assert queue.kick(3) == 0
+        assert queue.kick(2**64) == 0
+
+    @pytest.mark.requires("bury")
+    @pytest.mark.parametrize("n", [2**31, 10**17, 2**64], ids=["2**31", "10**17", "2**64"])
+    def test_kick_with_a_count_beyond_any_queue_moves_every_buried_job(
+        self, queue: kue.Queue, n: int
+    ) -> None:
+        for body in ("a", "b"):
+            queue.put(body)
+        jobs = [queue.reserve(timeout=5) for _ in range(2 if queue.capabilities.parallel else 1)]
+        for job in jobs:
+            assert job is not None
+            job.bury()
+        if not queue.capabilities.parallel:
+            last = queue.reserve(timeout=5)
+            assert last is not None
+            last.bury()
+        assert queue.kick(n) == 2
+        assert queue.stats() == kue.QueueStats(ready=2)
 
 
 class PeekContract:
@@ -115,6 +134,25 @@ class PeekContract:
         assert seen is not None and seen.id == y.id and seen.body == b"y"
         assert seen.state is kue.JobState.BURIED
         assert queue.stats() == kue.QueueStats(buried=2)
+
+    @pytest.mark.requires("peek")
+    def test_peek_shows_the_id_and_the_attempts_so_far(self, queue: kue.Queue) -> None:
+        fresh = queue.put("fresh")
+        seen = queue.peek("ready")
+        assert seen is not None and (seen.id, seen.attempts) == (fresh, 0)
+        job = queue.reserve(timeout=5)
+        assert job is not None
+        job.release()
+        seen = queue.peek("ready")
+        assert seen is not None and (seen.id, seen.attempts) == (fresh, 1)
+        job = queue.reserve(timeout=5)
+        assert job is not None and job.attempts == 2
+        if queue.capabilities.bury:
+            job.bury()
+            seen = queue.peek("buried")
+            assert seen is not None and (seen.id, seen.attempts) == (fresh, 2)
+        else:
+            job.delete()
 
     @pytest.mark.requires("peek")
     def test_peek_on_an_empty_state_returns_none(self, queue: kue.Queue) -> None:

@@ -7,7 +7,12 @@ shares one store; the store lives as long as the process.
 Order: each job gets a sequence number when it is put and keeps it for life, so a job that is
 released, kicked or comes out of a delay goes back to its place among jobs of its priority.
 Heaps hold ``(key..., id, version)`` entries; an entry is live only while the job's version
-matches, which lets a state change "remove" a job from a heap in O(1).
+matches, which lets a state change "remove" a job from a heap in O(1). A touch moves a lease's
+end later without a new heap entry: the old entry, once it comes up, is pushed again at the
+lease's new end, so a job has one lease entry however often it is touched.
+
+A queue object exists only while its queue holds a job: asking about a name (reserve, stats,
+peek, kick) creates nothing, and deleting a queue's last job drops it.
 """
 
 from __future__ import annotations
@@ -38,6 +43,10 @@ from kue.spi import (
 
 __all__ = ["CAPABILITIES", "MemoryBackend", "kue_backend", "kue_contract_server"]
 
+#: The longest single wait on the condition; a longer timeout waits in slices of this
+#: (``threading.Condition.wait`` raises OverflowError past ``threading.TIMEOUT_MAX``).
+MAX_WAIT_SLICE = 3600.0
+
 CAPABILITIES = Capabilities(
     name="memory",
     durable=False,
@@ -45,6 +54,10 @@ CAPABILITIES = Capabilities(
     # Memory holds anything, but a limit every backend shares keeps code portable.
     max_body=64 * 2**20,
     min_ttr=1.0,
+    # Exact times under one lock; a waiter is woken by the condition at once.
+    timing_tolerance=0.01,
+    delete_by_id=True,
+    delete_and_reserve=True,
     records=True,
     unique_put=True,
 )
@@ -99,9 +112,17 @@ class _Store:
         self.key_writes = 0
 
     def queue(self, name: str) -> _Queue:
+        """The queue object of ``name``, created if needed (only for a job entering it)."""
         q = self.queues.get(name)
         if q is None:
             q = self.queues[name] = _Queue()
+        return q
+
+    def existing(self, name: str, now: float) -> _Queue | None:
+        """The queue object of ``name`` with due jobs promoted, or None if it holds no job."""
+        q = self.queues.get(name)
+        if q is not None:
+            self.promote(q, now)
         return q
 
     # -- state changes; every one bumps the job's version so old heap entries die ----------
@@ -142,8 +163,10 @@ class _Store:
         q.buried[job.id] = None
 
     def remove(self, job: _Job) -> None:
-        self._leave(job)
+        q = self._leave(job)
         del self.jobs[job.id]
+        if not any(q.counts.values()):  # its heaps hold only dead entries now
+            del self.queues[job.queue]
 
     # -- reading heaps ---------------------------------------------------------------------
 
@@ -161,7 +184,11 @@ class _Store:
         while q.leases and q.leases[0][0] <= now:
             _, job_id, version = heapq.heappop(q.leases)
             job = self._live(job_id, version)
-            if job is not None:
+            if job is None:
+                continue
+            if job.due > now:  # touched since this entry was pushed: it ends later
+                heapq.heappush(q.leases, (job.due, job_id, version))
+            else:
                 self.make_ready(job)
 
     def top_ready(self, q: _Queue) -> _Job | None:
@@ -316,8 +343,9 @@ class MemoryBackend:
         store = self._store
         best: _Job | None = None
         for name in queues:
-            q = store.queue(name)
-            store.promote(q, now)
+            q = store.existing(name, now)
+            if q is None:
+                continue
             job = store.top_ready(q)
             if job is not None and (
                 best is None or (job.priority, job.seq) < (best.priority, best.seq)
@@ -349,11 +377,12 @@ class MemoryBackend:
                 wait = None if deadline is None else deadline - time.monotonic()
                 if wait is not None and wait <= 0:
                     return None
-                wakeup = store.next_wakeup([store.queue(n) for n in queues])
+                wakeup = store.next_wakeup(
+                    [q for n in queues if (q := store.queues.get(n)) is not None])
                 if wakeup is not None:
                     until_due = max(wakeup - now, 0.001)
                     wait = until_due if wait is None else min(wait, until_due)
-                store.cond.wait(wait)
+                store.cond.wait(MAX_WAIT_SLICE if wait is None else min(wait, MAX_WAIT_SLICE))
 
     # -- acting on a reservation -----------------------------------------------------------
 
@@ -373,6 +402,17 @@ class MemoryBackend:
         """Remove a reserved job for good."""
         with self._store.cond:
             self._store.remove(self._held(job))
+
+    def delete_and_reserve(
+        self, job: Reservation, queues: Sequence[str], timeout: float | None
+    ) -> Reservation | None:
+        """Delete ``job``, then reserve as :meth:`reserve` does (kue.backend.FusedBackend).
+
+        Raises ReservationLost if ``job`` is no longer held; then nothing is reserved.
+        """
+        with self._store.cond:
+            self._store.remove(self._held(job))
+        return self.reserve(queues, timeout)
 
     def delete_by_id(self, queue: str, job_id: str) -> bool:
         """Delete a job that is not reserved, by id (for admin tools); False if not found."""
@@ -413,10 +453,7 @@ class MemoryBackend:
         store = self._store
         with store.cond:
             held = self._held(job)
-            q = store.queue(held.queue)
-            held.version += 1
-            held.due = store.clock() + held.ttr
-            heapq.heappush(q.leases, (held.due, held.id, held.version))
+            held.due = store.clock() + held.ttr  # its lease entry moves when it comes up
 
     # -- looking and kicking ---------------------------------------------------------------
 
@@ -424,11 +461,12 @@ class MemoryBackend:
         """Move the n longest-buried jobs, or if none are buried the n soonest-due delayed."""
         store = self._store
         with store.cond:
-            q = store.queue(queue)
-            store.promote(q, store.clock())
+            q = store.existing(queue, store.clock())
+            if q is None:
+                return 0
             moved = 0
             if q.buried:
-                for job_id in list(itertools.islice(q.buried, n)):
+                for job_id in list(itertools.islice(q.buried, min(n, len(q.buried)))):
                     store.make_ready(store.jobs[job_id])
                     moved += 1
             else:
@@ -445,18 +483,19 @@ class MemoryBackend:
     def peek(self, queue: str, state: JobState) -> JobInfo | None:
         """The job that leaves ``state`` next, as a copy."""
         store = self._store
+        if state not in (JobState.READY, JobState.DELAYED, JobState.BURIED):
+            raise ValueError(f"peek takes ready, delayed or buried, not {state!r}")
         with store.cond:
-            q = store.queue(queue)
-            store.promote(q, store.clock())
+            q = store.existing(queue, store.clock())
+            if q is None:
+                return None
             job: _Job | None
             if state is JobState.READY:
                 job = store.top_ready(q)
             elif state is JobState.DELAYED:
                 job = store.top_delayed(q)
-            elif state is JobState.BURIED:
-                job = store.jobs[next(iter(q.buried))] if q.buried else None
             else:
-                raise ValueError(f"peek takes ready, delayed or buried, not {state!r}")
+                job = store.jobs[next(iter(q.buried))] if q.buried else None
             if job is None:
                 return None
             return JobInfo(job.queue, job.id, job.body, job.priority, job.state, job.attempts)
@@ -465,8 +504,9 @@ class MemoryBackend:
         """Counts of jobs per state, after due jobs and expired leases have moved."""
         store = self._store
         with store.cond:
-            q = store.queue(queue)
-            store.promote(q, store.clock())
+            q = store.existing(queue, store.clock())
+            if q is None:
+                return QueueStats()
             c = q.counts
             return QueueStats(
                 ready=c[JobState.READY],

@@ -21,6 +21,15 @@ A blocked reserve waits on a condition that puts from this process signal, and b
 checks ``PRAGMA data_version`` (which changes when another connection commits). The checks
 start :data:`FIRST_POLL` apart and back off to :data:`POLL_INTERVAL`: a put from another
 process wakes a reserve within 25 ms, and an idle consumer costs well under 1 % of a core.
+
+Time. Due times of delayed jobs and leases are on the file's own clock (:class:`FileClock`):
+on Linux the kernel's boot-time clock (``CLOCK_BOOTTIME``: the same for every process of one
+boot, never stepped by NTP or an administrator, counting suspended time) plus an offset stored
+in the file per boot id, so a forward step of the wall clock neither hands a running job to a
+second worker nor brings delayed jobs forward. After a reboot the offset is taken again from
+the wall clock, so delays span reboots as wall-clock time. Where no boot id is known (not
+Linux), the clock is the wall clock, and a step of it moves every due time by the step.
+Job records' expiry is on the wall clock.
 """
 
 from __future__ import annotations
@@ -57,8 +66,11 @@ from kue.spi import (
 __all__ = [
     "CAPABILITIES",
     "FIRST_POLL",
+    "MAX_COMPOUND",
     "POLL_INTERVAL",
+    "FileClock",
     "SQLiteBackend",
+    "boot_id",
     "kue_backend",
     "kue_contract_server",
     "path_from_url",
@@ -72,6 +84,11 @@ FIRST_POLL = 0.002
 DEFAULT_MAX_BODY = 64 * 2**20
 #: SQLite's own ceiling on one value (SQLITE_MAX_LENGTH as built by default).
 SQLITE_MAX_LENGTH = 1_000_000_000
+#: Most SELECTs one compound statement may join (SQLITE_MAX_COMPOUND_SELECT as built by
+#: default); a reserve over more queues names them in one JSON array instead.
+MAX_COMPOUND = 500
+#: SQLite's largest INTEGER; a kick of more jobs than this moves them all anyway.
+MAX_INTEGER = 2**63 - 1
 
 CAPABILITIES = Capabilities(
     name="sqlite",
@@ -79,6 +96,9 @@ CAPABILITIES = Capabilities(
     shared=True,
     max_body=DEFAULT_MAX_BODY,
     min_ttr=1.0,
+    # Exact due times; a reserve blocked in another process sees a commit within POLL_INTERVAL.
+    timing_tolerance=0.05,
+    delete_by_id=True,
     records=True,
     unique_put=True,
 )
@@ -166,8 +186,17 @@ ORDER BY queue
 
 
 def _take_sql(n_queues: int) -> str:
-    """One statement that reserves the most urgent ready job of ``n_queues`` queues."""
-    if n_queues == 1:
+    """One statement that reserves the most urgent ready job of ``n_queues`` queues.
+
+    Up to :data:`MAX_COMPOUND` queues it takes their names as parameters; over that, one
+    parameter: a JSON array of the names.
+    """
+    if n_queues > MAX_COMPOUND:
+        # Each queue's first job still comes off its index (one seek per name).
+        pick = ("SELECT k.id FROM json_each(?) AS q JOIN kue_jobs AS k ON k.id = ("
+                "SELECT id FROM kue_jobs WHERE queue = q.value AND state = 0 "
+                "ORDER BY priority, id LIMIT 1) ORDER BY k.priority, k.id LIMIT 1")
+    elif n_queues == 1:
         pick = f"SELECT id FROM ({_FIRST_READY})"
     else:
         # Each queue's first job comes off its index; only those few rows are then sorted.
@@ -189,6 +218,61 @@ def path_from_url(url: str) -> Path:
             "or sqlite:////var/lib/kue.sqlite3 (absolute)"
         )
     return Path(raw)
+
+
+_BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def boot_id() -> str | None:
+    """The id of the running boot (Linux), or None where the system tells none."""
+    try:
+        return _BOOT_ID_FILE.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _since_boot() -> float:
+    assert _BOOTTIME is not None
+    return time.clock_gettime(_BOOTTIME)
+
+
+class FileClock:
+    """Seconds on one queue file's clock, the same for every process of one boot.
+
+    With a boot id and ``CLOCK_BOOTTIME`` (Linux): the boot-time clock plus an offset that the
+    first process of a boot to open the file stores in table ``kue_clock`` (the wall clock's
+    reading then, so due times written before carry on). Otherwise: the wall clock.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, boot: str | None = None) -> None:
+        """Read (or, first in this boot, write) the file's offset through ``conn``."""
+        boot = boot_id() if boot is None else boot
+        self.offset: float | None = None
+        if boot is None or _BOOTTIME is None:
+            return
+        conn.execute("CREATE TABLE IF NOT EXISTS kue_clock (boot TEXT NOT NULL, base REAL "
+                     "NOT NULL)")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT boot, base FROM kue_clock").fetchone()
+            if row is not None and row[0] == boot:
+                self.offset = float(row[1])
+            else:
+                self.offset = time.time() - _since_boot()
+                conn.execute("DELETE FROM kue_clock")
+                conn.execute("INSERT INTO kue_clock (boot, base) VALUES (?, ?)",
+                             (boot, self.offset))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def now(self) -> float:
+        """The file's time: boot-time clock plus offset, or the wall clock."""
+        if self.offset is None:
+            return time.time()
+        return _since_boot() + self.offset
 
 
 _wakeups: dict[str, threading.Condition] = {}
@@ -231,6 +315,11 @@ class SQLiteBackend:
         """Open (creating if needed) the queue database at ``path``."""
         if synchronous.lower() not in ("normal", "full"):
             raise ConfigError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
+        if isinstance(max_body, bool) or not isinstance(max_body, int) or not (
+                1 <= max_body <= SQLITE_MAX_LENGTH):
+            raise ConfigError(
+                f"max_body must be a whole number of bytes from 1 to {SQLITE_MAX_LENGTH}, "
+                f"got {max_body!r}")
         self.path = str(Path(path).resolve())
         self.url = url or f"sqlite:///{self.path}"
         self.synchronous = synchronous.upper()
@@ -244,6 +333,7 @@ class SQLiteBackend:
         if "record" not in columns:  # a file from before job records
             conn.execute("ALTER TABLE kue_jobs ADD COLUMN record BLOB")
         self._drop_timed_index(conn)
+        self._clock = FileClock(conn)
         self._completed = 0
         self._records_changed = _records_signal_for(self.path)
 
@@ -313,14 +403,14 @@ class SQLiteBackend:
 
     def put(self, queue: str, body: bytes, priority: int, delay: float, ttr: float) -> str:
         """Insert one job (one statement, its own transaction)."""
-        row = self._row(queue, body, priority, delay, ttr, time.time())
+        row = self._row(queue, body, priority, delay, ttr, self._clock.now())
         (job_id,) = self._conn().execute(_INSERT, row).fetchone()
         self._notify()
         return str(job_id)
 
     def put_many(self, queue: str, items: Sequence[PutItem]) -> list[str]:
         """Insert several jobs in one transaction."""
-        now = time.time()
+        now = self._clock.now()
         with self._write() as conn:
             ids = [
                 str(conn.execute(_INSERT, self._row(queue, i.body, i.priority, i.delay, i.ttr,
@@ -377,12 +467,13 @@ class SQLiteBackend:
 
     def _try_take(self, queues: Sequence[str]) -> Reservation | None:
         conn = self._conn()
-        now = time.time()
+        now = self._clock.now()
         self._promote(conn, queues, now)
         sql = self._take_sql.get(len(queues))
         if sql is None:
             sql = self._take_sql[len(queues)] = _take_sql(len(queues))
-        row = conn.execute(sql, (now, *queues)).fetchone()
+        names = (json.dumps(list(queues)),) if len(queues) > MAX_COMPOUND else tuple(queues)
+        row = conn.execute(sql, (now, *names)).fetchone()
         if row is None:
             return None
         job_id, queue, body, priority, attempts, ttr = row
@@ -404,7 +495,7 @@ class SQLiteBackend:
             if job is not None:
                 return job
             due = self._next_due(queues)
-            wall_to_mono = time.monotonic() - time.time()
+            wall_to_mono = time.monotonic() - self._clock.now()
             wake_at = None if due is None else due + wall_to_mono
             if deadline is not None:
                 wake_at = deadline if wake_at is None else min(wake_at, deadline)
@@ -427,7 +518,7 @@ class SQLiteBackend:
 
     def _settle(self, job: Reservation, sql: str, params: tuple[Any, ...]) -> None:
         """Run ``sql`` (whose WHERE ends with the held check) or raise ReservationLost."""
-        cur = self._conn().execute(sql, (*params, int(job.id), int(job.receipt), time.time()))
+        cur = self._conn().execute(sql, (*params, int(job.id), int(job.receipt), self._clock.now()))
         if cur.rowcount != 1:
             raise ReservationLost(job.queue, job.id)
 
@@ -445,7 +536,7 @@ class SQLiteBackend:
             cur = conn.execute(
                 "DELETE FROM kue_jobs WHERE id = ? AND queue = ? AND state != 4 "
                 "AND NOT (state = 2 AND due > ?)",
-                (key, queue, time.time()),
+                (key, queue, self._clock.now()),
             )
             if cur.rowcount:
                 return True
@@ -463,7 +554,7 @@ class SQLiteBackend:
         """Back to ready (or delayed), keeping its place in the put order."""
         if delay > 0:
             self._settle(job, f"UPDATE kue_jobs SET state = 1, priority = ?, due = ? "
-                              f"WHERE {_HELD}", (priority, time.time() + delay))
+                              f"WHERE {_HELD}", (priority, self._clock.now() + delay))
         else:
             self._settle(job, f"UPDATE kue_jobs SET state = 0, priority = ?, due = 0 "
                               f"WHERE {_HELD}", (priority,))
@@ -482,22 +573,22 @@ class SQLiteBackend:
 
     def touch(self, job: Reservation) -> None:
         """Renew the lease to a full ttr from now."""
-        self._settle(job, f"UPDATE kue_jobs SET due = ? + ttr WHERE {_HELD}", (time.time(),))
+        self._settle(job, f"UPDATE kue_jobs SET due = ? + ttr WHERE {_HELD}", (self._clock.now(),))
 
     # -- looking and kicking ---------------------------------------------------------------
 
     def kick(self, queue: str, n: int) -> int:
         """Buried jobs longest buried first; with none buried, delayed jobs soonest due first."""
         with self._write() as conn:
-            self._promote(conn, [queue], time.time())
+            self._promote(conn, [queue], self._clock.now())
             ids = conn.execute(
                 f"SELECT id FROM kue_jobs WHERE queue = ? AND state = 3 AND {_DUE_INDEX} "
                 "ORDER BY due LIMIT ?",
-                (queue, n),
+                (queue, min(n, MAX_INTEGER)),
             ).fetchall() or conn.execute(
                 f"SELECT id FROM kue_jobs WHERE queue = ? AND state = 1 AND {_DUE_INDEX} "
                 "ORDER BY due, id LIMIT ?",
-                (queue, n),
+                (queue, min(n, MAX_INTEGER)),
             ).fetchall()
             conn.executemany("UPDATE kue_jobs SET state = 0, due = 0 WHERE id = ?", ids)
         if ids:
@@ -513,7 +604,7 @@ class SQLiteBackend:
         if state not in order:
             raise ValueError(f"peek takes ready, delayed or buried, not {state!r}")
         with self._write() as conn:
-            self._promote(conn, [queue], time.time())
+            self._promote(conn, [queue], self._clock.now())
             row = conn.execute(
                 "SELECT id, body, priority, attempts FROM kue_jobs "
                 f"WHERE queue = ? AND {order[state]} LIMIT 1",
@@ -526,7 +617,7 @@ class SQLiteBackend:
     def stats(self, queue: str) -> QueueStats:
         """Counts per state, after due jobs and expired leases moved to ready."""
         with self._write() as conn:
-            self._promote(conn, [queue], time.time())
+            self._promote(conn, [queue], self._clock.now())
             # Ready jobs are counted on their index, the others on kue_jobs_due.
             counts = dict(conn.execute(
                 "SELECT 0, COUNT(*) FROM kue_jobs WHERE queue = ? AND state = 0 UNION ALL "
@@ -554,9 +645,10 @@ class SQLiteBackend:
         if "name" not in record or "enqueued_at" not in record:  # the worker gives both
             record = {**_envelope_fields(job.body), **record}
         doc = _encode(record)
-        now = time.time()
-        cur = self._conn().execute(_COMPLETE, (-(now + ttl), doc, int(job.id),
-                                               int(job.receipt), now))
+        # The record's expiry is on the wall clock (records outlive boots); the lease is not.
+        expires = time.time() + ttl
+        cur = self._conn().execute(_COMPLETE, (-expires, doc, int(job.id),
+                                               int(job.receipt), self._clock.now()))
         if cur.rowcount != 1:
             raise ReservationLost(job.queue, job.id)
         self._completed += 1
@@ -642,7 +734,7 @@ class SQLiteBackend:
         if row is None or row[0] == DONE:
             return None
         state, priority, attempts, due, body = row
-        now = time.time()
+        now = self._clock.now()
         if state in (DELAYED, RESERVED) and due <= now:
             state = READY  # due, or a lapsed lease: the next reserve hands it out
         due_in = due - now if state in (DELAYED, RESERVED) else None

@@ -85,6 +85,8 @@ BASE_CAPABILITIES = Capabilities(
     min_ttr=2.0,
     max_ttr=float(MAX_UINT32),
     whole_seconds=True,
+    # beanstalkd counts delays and ttrs in whole seconds, and reserve-with-timeout too.
+    timing_tolerance=1.0,
     max_batch=1000,
     delete_and_reserve=True,
 )

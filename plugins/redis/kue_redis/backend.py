@@ -51,6 +51,12 @@ time as the round trip); a blocking BLPOP waits on the same connection, pipeline
 the redis-py client.
 redis-py resends a command after a dropped connection, so a put may reach the server twice:
 the client picks the job id (uuid4) and the put script does nothing for an id that exists.
+An ack may reach it twice too: a delete (or complete) whose reply was lost is sent again and
+then finds no such job, its own first send having deleted it; a resent ack that finds no such
+job counts as done (off a cluster, where the script lane sees the resend; a fused call then
+reserves with a second call, and the job its first send reserved, if any, comes back after
+its ttr). A resent release, bury or touch that finds its work done raises ReservationLost,
+and the job is where the first send put it.
 """
 
 from __future__ import annotations
@@ -119,6 +125,11 @@ _MAX_INDEX = 2**62
 
 #: Queues whose key names are kept ready; past this the cache starts over.
 _KEY_CACHE_SIZE = 4096
+#: The most jobs one kick moves: Lua's numbers are doubles, exact to 2**53, and a kick of
+#: more than the ids a queue could hold moves them all anyway.
+MAX_KICK = 2**32 - 1
+#: A script's answer for an ack that found no such job (see ``held`` in lua/common.lua).
+_NO_SUCH_JOB = -2
 
 # A replica answers writes with READONLY after a failover demoted the server we reached, and
 # a cluster answers CLUSTERDOWN while it has no primary for a slot: for kue those are servers
@@ -246,6 +257,8 @@ class RedisBackend:
             shared=True,
             max_body=s.max_body,
             min_ttr=1.0,
+            # Redis ends a blocking BLPOP once per cron tick: 100 ms at the default hz 10.
+            timing_tolerance=0.15,
             max_batch=MAX_BATCH,
             delete_and_reserve=True,
             records=True,
@@ -431,8 +444,14 @@ class RedisBackend:
         )
         if int(found[0]) < 0:
             lost = int(found[1])
+            if self._done_before(lost):
+                return self.reserve(names, timeout)
             raise ReservationLost(job.queue, job.id, "its ttr ran out" if lost == -1 else "")
         return self._wait_for_job(names, script_keys, wake_keys, deadline, found)
+
+    def _done_before(self, result: int) -> bool:
+        """Whether an ack that found no such job was resent: its first send did the work."""
+        return result == _NO_SUCH_JOB and self._lane is not None and self._lane.resent()
 
     def _wait_for_job(
         self,
@@ -544,7 +563,7 @@ class RedisBackend:
         if wakes:
             script_keys = (*script_keys, *keys.record_keys(job.id)[1:])
         result = int(self._run(name, script_keys, [job.id, job.receipt, *extra]))
-        if result == 1:
+        if result == 1 or (name == "delete" and self._done_before(result)):
             return
         raise ReservationLost(job.queue, job.id, "its ttr ran out" if result == -1 else "")
 
@@ -568,7 +587,7 @@ class RedisBackend:
 
     def kick(self, queue: str, n: int) -> int:
         """Move the n longest-buried jobs, or if none are buried the n soonest-due delayed."""
-        return int(self._run("kick", self._keys(queue).job_keys, [n]))
+        return int(self._run("kick", self._keys(queue).job_keys, [min(n, MAX_KICK)]))
 
     def peek(self, queue: str, state: JobState) -> JobInfo | None:
         """A copy of the job that leaves ``state`` next; nothing is reserved."""
@@ -610,7 +629,7 @@ class RedisBackend:
             [*keys.job_keys, *keys.record_keys(job.id)],
             [job.id, job.receipt, *packed_args(fields, ttl)],
         ))
-        if found != 1:
+        if found != 1 and not self._done_before(found):
             raise ReservationLost(job.queue, job.id, "its ttr ran out" if found == -1 else "")
 
     def complete_and_reserve(
@@ -639,6 +658,8 @@ class RedisBackend:
         )
         if int(found[0]) < 0:
             lost = int(found[1])
+            if self._done_before(lost):
+                return self.reserve(names, timeout)
             raise ReservationLost(job.queue, job.id, "its ttr ran out" if lost == -1 else "")
         return self._wait_for_job(names, script_keys, wake_keys, deadline, found)
 

@@ -10,7 +10,8 @@ its script calls, and sends and reads each EVALSHA on it itself.
 What stays as redis-py does it, or safer:
 
 - the connection's own retry policy (the backend's ``Retry``): a dropped connection is closed
-  and the command sent again, as ``execute_command`` does;
+  and the command sent again, as ``execute_command`` does; :meth:`ScriptLane.resent` tells
+  the caller, whose ack may then find its own first send's work done;
 - an exception between the send and the reply, even a BaseException such as a stop signal
   raised into the thread, closes the connection, so no later call can read an earlier call's
   reply (the next call opens it again);
@@ -77,12 +78,24 @@ class ScriptLane:
         return held.conn
 
     def execute(self, *command: Any) -> Any:
-        """Send one command and return its reply, resending after a dropped connection."""
+        """Send one command and return its reply, resending after a dropped connection.
+
+        :meth:`resent` then tells whether this thread's last command was sent more than once.
+        """
         conn = self._connection()
         packed = [_hiredis_pack(command)] if self._pack else conn.pack_command(*command)
-        return conn.retry.call_with_retry(
-            lambda: self._call(conn, packed), lambda _error: conn.disconnect()
-        )
+        local = self._local
+        local.resent = False
+
+        def dropped(_error: BaseException) -> None:
+            local.resent = True  # the server may have run the first send: its reply was lost
+            conn.disconnect()
+
+        return conn.retry.call_with_retry(lambda: self._call(conn, packed), dropped)
+
+    def resent(self) -> bool:
+        """Whether this thread's last command was sent again after a dropped connection."""
+        return bool(getattr(self._local, "resent", False))
 
     @staticmethod
     def _call(conn: Any, packed: Any) -> Any:

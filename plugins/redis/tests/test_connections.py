@@ -5,13 +5,14 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
 import kue
-from kue.backend import PutItem
-from kue.errors import BackendUnavailable, ConfigError, JobTooBig
+from kue.backend import PutItem, QueueStats
+from kue.errors import BackendUnavailable, ConfigError, JobTooBig, ReservationLost
 from kue_contract.servers import ServerUnavailable, free_port, serve
 from kue_redis.backend import RedisBackend
 from kue_redis.server import SERVER
@@ -235,3 +236,68 @@ def test_a_thread_blocked_in_reserve_waits_on_its_own_script_connection(
     for thread in threads:
         thread.join(timeout=10)
     assert sorted(got) == sorted(b"job %d" % n for n in range(20))
+
+
+class _LoseOneReply:
+    """Make the lane's next call run on the server and then lose its reply, once.
+
+    Every script is loaded first, so that call is the script itself, not a SCRIPT LOAD.
+    """
+
+    def __init__(self, backend: RedisBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+        assert backend._lane is not None
+        for script in backend._scripts.values():
+            backend._lane.script_load(script.source)
+        real = backend._lane._call
+        self.armed = True
+
+        def call(conn: Any, packed: Any) -> Any:
+            reply = real(conn, packed)
+            if self.armed:
+                self.armed = False
+                conn.disconnect()
+                raise redis.ConnectionError("reply lost on its way (test)")
+            return reply
+
+        monkeypatch.setattr(backend._lane, "_call", call)
+
+
+def test_a_delete_whose_reply_was_lost_and_resent_succeeds(
+    backend: RedisBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend.put("acked", b"x", 0, 0, 60)
+    job = backend.reserve(["acked"], 0)
+    assert job is not None
+    lose = _LoseOneReply(backend, monkeypatch)
+    backend.delete(job)  # ran twice on the server: the second run found no such job
+    assert not lose.armed
+    assert backend.stats("acked").total == 0
+    with pytest.raises(ReservationLost):  # no resend now: a stale ack is still refused
+        backend.delete(job)
+
+
+def test_a_fused_delete_whose_reply_was_lost_still_reserves_the_next_job(
+    backend: RedisBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for body in (b"first", b"second", b"third"):
+        backend.put("fused", body, 0, 0, 60)
+    job = backend.reserve(["fused"], 0)
+    assert job is not None
+    _LoseOneReply(backend, monkeypatch)
+    nxt = backend.delete_and_reserve(job, ["fused"], 0)
+    # The lost first run reserved "second"; the resend's own reserve takes "third".
+    assert nxt is not None and nxt.body == b"third"
+    assert backend.stats("fused") == QueueStats(reserved=2)
+
+
+def test_kick_with_a_count_over_luas_exact_integers_moves_what_there_is(
+    backend: RedisBackend,
+) -> None:
+    for body in (b"a", b"b"):
+        backend.put("kick", body, 0, 0, 60)
+        job = backend.reserve(["kick"], 0)
+        assert job is not None
+        backend.bury(job, None)
+    assert backend.kick("kick", 10**17) == 2
+    backend.put("kick", b"later", 0, 600, 60)
+    assert backend.kick("kick", 2**64) == 1

@@ -16,10 +16,11 @@
   impossible: SQS hands out no message before its delay ends, so ``kick`` with nothing buried
   and delayed jobs waiting raises :class:`kue.Unsupported`.
 - Delays over SQS's native 900 s are emulated: the message is sent with the native maximum and
-  carries its due time; a consumer that receives it early hides it again with
-  ChangeMessageVisibility until due (or re-sends it, if SQS refuses so long a visibility), and
-  that early receive does not count as an attempt. Clocks of producers and consumers must agree
-  (NTP); once received early, the job counts as reserved (in flight) in ``stats`` until due.
+  carries its due time; a consumer that receives it early sends the rest of the delay as a new
+  message (natively once 900 s or less are left) and deletes the early one, so that early
+  receive is no attempt, and every message's ApproximateReceiveCount counts attempts alone,
+  whether or not a consumer came by before the job was due. Clocks of producers and consumers
+  must agree (NTP).
 - ``stats``: the Approximate* queue attributes. They are approximate on real SQS (eventually
   consistent, about a minute behind); moto reports exact counts.
 - ``peek``: unsupported. Receiving a message is not a copy: it hides the message and counts an
@@ -105,6 +106,9 @@ __all__ = [
 #: SQS's own limits: the longest DelaySeconds and the longest visibility timeout.
 NATIVE_MAX_DELAY = 900
 MAX_VISIBILITY = 43_200
+#: Seconds of SQS's 12 hours a reservation leaves for its receive: the visibility is counted
+#: from the receive, so a ttr of the full 12 hours set just after it would be refused.
+TTR_MARGIN = 60
 #: A long poll ends this long before the caller's deadline; shorter waits poll this often.
 POLL_MARGIN = 0.25
 TAIL_POLL = 0.1
@@ -152,8 +156,11 @@ def capabilities_for(settings: SqsSettings) -> Capabilities:
         # FIFO: the longest a release can hold a job back (a visibility timeout); put takes none.
         max_delay=float(MAX_VISIBILITY),
         min_ttr=1.0,
-        max_ttr=float(MAX_VISIBILITY),
+        max_ttr=float(MAX_VISIBILITY - TTR_MARGIN),
         whole_seconds=True,
+        # Whole-second delays and visibility timeouts; a reserve over several queues long
+        # polls each in turn for 1 s.
+        timing_tolerance=1.0,
         max_batch=10,
         extra=extra,
     )
@@ -481,33 +488,26 @@ class SqsBackend:
             self._guess[info.url] = ttr
         system = msg.get("Attributes")
         count = int(system["ApproximateReceiveCount"]) if system else 1
-        early = 1 if meta.due is not None else 0
         self._leases.add(receipt, info.url, started, ttr)
         return Reservation(
             queue=queue,
             id=meta.job_id or msg["MessageId"],
             body=body,
             priority=meta.priority,
-            attempts=max(1, meta.base + count - early),
+            attempts=max(1, meta.base + count),
             ttr=float(ttr),
             receipt=receipt,
         )
 
     def _hide_until_due(self, info: QueueInfo, msg: MessageTypeDef, meta: Meta) -> None:
-        """An emulated delay, received early: hide the message until due (not an attempt)."""
+        """An emulated delay, received early: re-send the rest of it, then drop this message.
+
+        Not hidden in place with ChangeMessageVisibility: that receive would stay in the
+        message's ApproximateReceiveCount, and whether it happened (a consumer came by before
+        the job was due) cannot be told later, so attempts would be one off either way.
+        """
         assert meta.due is not None
-        left = meta.due - self._wall()
-        seconds = math.ceil(left)
-        if seconds <= MAX_VISIBILITY:
-            try:
-                self._visibility(info.url, msg["ReceiptHandle"], seconds)
-                return
-            except SqsError as exc:
-                if exc.code != "InvalidParameterValue" or _lost(exc):
-                    raise
-        # SQS refused so long a visibility (its 12 h cap counts from the receive, moto's from
-        # the send): send the rest of the delay as a new message, then drop this one. Only
-        # standard queues get here: FIFO queues take no delays.
+        seconds = math.ceil(meta.due - self._wall())
         job_id = meta.job_id or msg["MessageId"]
         due = meta.due if seconds > self._native else None
         new = Meta(meta.priority, meta.ttr, meta.base, due, job_id, meta.encoding)
@@ -701,7 +701,7 @@ class SqsBackend:
         """Approximate counts from SQS's queue attributes (exact on moto).
 
         ready: visible messages; delayed: messages in their native delay; reserved: messages in
-        flight, including emulated delays received early; buried: the companion queue.
+        flight; buried: the companion queue.
         """
         ready = delayed = reserved = 0
         for name in self._layout.band_names(self._layout.check(queue)):

@@ -100,7 +100,9 @@ def test_a_delay_over_the_native_limit_is_emulated_without_counting_an_attempt(
     waited = time.monotonic() - started
     assert job is not None and job.body == b"three seconds"
     assert waited >= 2.95
-    assert sum(received) == 2, "received once early (and hidden again), then when due"
+    # With a native limit of 1 s: received early at 1 s and at 2 s, each time the rest of
+    # the delay sent again as a new message, then when due.
+    assert sum(received) == 3
     assert job.attempts == 1
     backend.delete(job)
 
@@ -120,10 +122,10 @@ def test_a_20_minute_delay_with_a_fake_clock_and_shortened_limit(
 ) -> None:
     clock = ShiftedClock()
     backend = open_backend(moto_url, native_max_delay=1, wall_clock=clock)
-    hides = []
+    sent = []
     backend._client.meta.events.register(
-        "provide-client-params.sqs.ChangeMessageVisibility",
-        lambda params, **_: hides.append(params["VisibilityTimeout"]),
+        "provide-client-params.sqs.SendMessage",
+        lambda params, **_: sent.append(params["DelaySeconds"]),
     )
     backend.put(name, b"twenty minutes", 0, 20 * 60, 5)
     clock.offset = 20 * 60 - 3  # 19 min 57 s pass at once; the job is due in about 3 s
@@ -131,8 +133,25 @@ def test_a_20_minute_delay_with_a_fake_clock_and_shortened_limit(
     job = backend.reserve([name], 8)
     assert job is not None and job.body == b"twenty minutes"
     assert job.attempts == 1
-    assert hides and 1 <= hides[0] <= 3, "the early receive hid it until due"
+    assert len(sent) >= 2 and max(sent) <= 1, "each early receive sent the rest again"
+    assert backend.stats(name) == QueueStats(reserved=1)
     backend.delete(job)
+
+
+def test_an_emulated_delay_first_received_after_it_came_due_counts_every_attempt(
+    moto_url: str, name: str, open_backend: OpenBackend
+) -> None:
+    """Nobody received it early: its receive count is all attempts (once, one was lost)."""
+    clock = ShiftedClock()
+    backend = open_backend(moto_url, native_max_delay=1, wall_clock=clock)
+    backend.put(name, b"twenty minutes", 0, 20 * 60, 1)
+    clock.offset = 20 * 60 + 1  # due already when its native second is up
+    first = backend.reserve([name], 5)
+    assert first is not None and first.attempts == 1
+    again = backend.reserve([name], 5)  # its ttr of 1 s runs out: a second delivery
+    assert again is not None and again.id == first.id
+    assert again.attempts == 2
+    backend.delete(again)
 
 
 def test_a_release_with_a_long_delay_is_emulated_too(

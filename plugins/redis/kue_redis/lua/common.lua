@@ -110,12 +110,12 @@ local function forget_if_empty(meta, wake_key, seq_key)
 end
 
 -- The job behind a reservation if that reservation still holds it: returns meta, member.
--- Otherwise nil and a code: 0 not held (gone, or reserved again), -1 its ttr ran out (the
--- job is made ready again at once, as the reference model does).
+-- Otherwise nil and a code: 0 not held (reserved again, or in another state), -1 its ttr ran
+-- out (the job is made ready again at once, as the reference model does), -2 no such job.
 local function held(ready, reserved, meta, wake_key, id, receipt, now)
   local j = get_meta(meta, id)
   if not j then
-    return nil, 0
+    return nil, -2
   end
   local member = j.seq .. ':' .. id
   local deadline = redis.call('ZSCORE', reserved, member)
@@ -135,7 +135,8 @@ local function held(ready, reserved, meta, wake_key, id, receipt, now)
 end
 
 -- Delete a reserved job for good. K: the eight per-job keys starting at KEYS[k + 1].
--- Returns 1 if deleted, 0 if the reservation is not held, -1 if its ttr ran out.
+-- Returns 1 if deleted, 0 if the reservation is not held, -1 if its ttr ran out, -2 if
+-- there is no such job (any more).
 local function delete_job(k, id, receipt, now)
   local j, member = held(KEYS[k + 1], KEYS[k + 3], KEYS[k + 6], KEYS[k + 7], id, receipt, now)
   if not j then

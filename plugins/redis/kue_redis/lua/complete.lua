@@ -3,8 +3,8 @@
 --       9 record, 10 waiters, 11 changed (of this job)
 -- ARGV: 1 id, 2 receipt, 3 ttl ms (-1: none), 4 the fields as one JSON object, then their
 --       names (see write_packed)
--- Returns 1 if done, 0 if the reservation is not held, -1 if its ttr ran out; in both of
--- those cases the record is left as it was.
+-- Returns 1 if done, 0 if the reservation is not held, -1 if its ttr ran out, -2 if there
+-- is no such job (any more); in those cases the record is left as it was.
 local deleted = delete_job(0, ARGV[1], ARGV[2], now_ms())
 if deleted ~= 1 then
   return deleted

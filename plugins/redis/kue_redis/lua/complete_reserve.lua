@@ -5,7 +5,8 @@
 --       ready, delayed, reserved, body, meta, wake
 -- ARGV: 1 id, 2 receipt, 3 ttl ms (-1: none), 4 the fields as one JSON object, then their
 --       names (see write_packed)
--- Returns {-1, 0 or -1} if the delete failed (not held / ttr ran out; nothing written and
+-- Returns {-1, 0, -1 or -2} if the delete failed (not held / ttr ran out / no such job;
+-- nothing written and
 -- nothing reserved), else what reserve.lua returns.
 local now = now_ms()
 local deleted = delete_job(0, ARGV[1], ARGV[2], now)
