@@ -23,6 +23,7 @@ __all__ = [
     "PutItem",
     "QueueStats",
     "Reservation",
+    "TransactionalBackend",
 ]
 
 #: The least urgent priority. 0 is the most urgent, everywhere.
@@ -67,6 +68,9 @@ class Capabilities:
     :param records: the backend is a :class:`kue.records.RecordingBackend`: it keeps job
         records (status, result, last error, progress) and writes a finished job's record in
         the same atomic step as its delete.
+    :param transactional_put: the backend is a :class:`TransactionalBackend`: ``put`` and
+        ``put_many`` take the caller's open database connection (``connection=``) and write
+        the job in its transaction, so it exists if and only if that transaction commits.
     :param parallel: several jobs of one queue can be reserved at the same time. False: while a
         job is reserved, no other job of its queue with the same priority is handed out until it
         is deleted, released, buried or its ttr runs out (SQS FIFO queues with one message group
@@ -92,6 +96,7 @@ class Capabilities:
     parallel: bool = True
     release_delay: bool = True
     records: bool = False
+    transactional_put: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -237,4 +242,24 @@ class DeletableBackend(Backend, Protocol):
 
         Raises ValueError naming the job if a live reservation holds it.
         """
+        ...
+
+
+@runtime_checkable
+class TransactionalBackend(Backend, Protocol):
+    """A backend that can put jobs in the caller's own database transaction (the outbox).
+
+    ``connection`` is the caller's connection (or session) to the backend's database; what
+    kinds a backend takes it documents (PostgreSQL: psycopg, SQLAlchemy, Django). The job is
+    written in the connection's open transaction: rolled back, it never existed; committed,
+    it is ready (and wakes consumers) at the commit. Nothing is committed by the backend.
+    """
+
+    def put_in(self, connection: object, queue: str, body: bytes, priority: int, delay: float,
+               ttr: float) -> str:
+        """As :meth:`Backend.put`, in ``connection``'s transaction."""
+        ...
+
+    def put_many_in(self, connection: object, queue: str, items: Sequence[PutItem]) -> list[str]:
+        """As :meth:`Backend.put_many`, in ``connection``'s transaction."""
         ...
