@@ -71,7 +71,8 @@ class Listener:
                     self.listening.set()
                     backoff.reset()
                     while not self.closed:
-                        self._woken(n.payload for n in conn.notifies(timeout=_STOP_CHECK))
+                        for note in conn.notifies(timeout=_STOP_CHECK):
+                            self._woken((note.payload,))
             except psycopg.Error as exc:
                 self.conn = None
                 self._woken(())
@@ -81,8 +82,7 @@ class Listener:
                     log.warning("listening on %s: %s; reconnecting", self.channel, exc)
                 time.sleep(backoff.next())
 
-    def _woken(self, payloads: Iterable[str]) -> None:
-        got = list(payloads)
+    def _woken(self, got: tuple[str, ...]) -> None:
         with self.cond:
             if not got:
                 self.epoch += 1
