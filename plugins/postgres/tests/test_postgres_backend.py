@@ -7,12 +7,11 @@ import time
 from collections.abc import Callable
 
 import pytest
+from conftest import count_round_trips, raw
 
 import kue
 from kue_postgres.backend import PostgresBackend
 from kue_postgres.schema import MIGRATIONS
-
-from conftest import count_round_trips, raw
 
 
 def test_unknown_options_and_bad_names_are_refused_before_connecting() -> None:

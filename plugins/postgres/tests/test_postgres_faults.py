@@ -12,11 +12,11 @@ import time
 import uuid
 from collections.abc import Callable
 
+from conftest import Ledger, raw, record, start_workers, stop_workers
+
 import kue
 from kue_contract.servers import LocalServer
 from kue_postgres.backend import PostgresBackend
-
-from conftest import Ledger, raw, record, start_workers, stop_workers
 
 JOBS = 600
 WORKERS = 3

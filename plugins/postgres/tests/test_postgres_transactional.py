@@ -9,13 +9,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from conftest import Ledger, raw, record
 from sqlalchemy.orm import Session
 
 import kue
 from kue.plugins import new_plugin_manager
 from kue.worker import Worker
-
-from conftest import Ledger, raw, record
 
 
 def _waiting_reserve(queue: kue.Queue) -> tuple[threading.Thread, list[Any]]:
@@ -126,7 +125,7 @@ def test_1000_puts_half_rolled_back_run_exactly_the_committed_half(
 def test_a_connection_of_the_wrong_kind_is_refused_before_anything_is_sent(
     queue: kue.Queue,
 ) -> None:
-    with pytest.raises(TypeError, match="not builtins.object"):
+    with pytest.raises(TypeError, match=r"not builtins\.object"):
         queue.put("x", connection=object())
     assert queue.stats().total == 0
 
