@@ -212,13 +212,13 @@ def churn(total: int, depth: int = 10_000, consumers: int = 2) -> None:
         for thread in threads:
             thread.start()
         while produced < total:
-            if produced - done[0] < depth:
-                n = min(1000, total - produced)
-                queue.put_many([kue.PutItem(b"x" * 100)] * n)
-                produced += n
-            else:
+            if produced - done[0] >= depth:
                 time.sleep(0.01)
-            if produced % 50_000 < 1000:
+                continue
+            n = min(1000, total - produced)
+            queue.put_many([kue.PutItem(b"x" * 100)] * n)
+            produced += n
+            if produced % 50_000 < n:
                 peak.append(_sizes(conn))
                 print(f"  {produced:,} put, {done[0]:,} done, heap {peak[-1][0] / 2**20:.1f} "
                       f"MiB, indexes {peak[-1][1] / 2**20:.1f} MiB", flush=True)
@@ -237,7 +237,8 @@ def churn(total: int, depth: int = 10_000, consumers: int = 2) -> None:
                 break
             time.sleep(0.5)
         after = _sizes(conn)
-        high = max(peak + [ended])
+        seen = [*peak, ended]
+        high = (max(p[0] for p in seen), max(p[1] for p in seen))
 
         def mib(n: int) -> str:
             return f"{n / 2**20:.2f} MiB"

@@ -51,7 +51,11 @@ SERVER = ServerSpec(
     url="postgresql://postgres@{host}:{port}/postgres",
     binary=_binary("postgres"),
     setup=((_binary("initdb"), "--pgdata={scratch}/data", "--username=postgres",
-            "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"),),
+            "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"),
+           # initdb trusts loopback only; in a container the client comes through a bridge.
+           # Locally the server listens on 127.0.0.1 alone, so this changes nothing there.
+           ("sh", "-c", "echo 'host all all all trust' >> \"$0/data/pg_hba.conf\"",
+            "{scratch}")),
     args=("-D", "{scratch}/data", "-p", "{port}", "-c", "listen_addresses={host}",
           "-c", "unix_socket_directories={scratch}", "-c", "fsync=off",
           "-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "TimeZone=UTC",
@@ -59,7 +63,9 @@ SERVER = ServerSpec(
     probe=STARTUP_PROBE, reply=b"R", user="postgres", name="postgres",
     image=f"localhost/kue-postgres:{VERSION}", container_port=5432,
     files=(*((str(BINDIR.parent / "lib"), f"/usr/share/postgresql/{VERSION}")
-             if BINDIR is not None else ()),),
+             if BINDIR is not None else ()),
+           *(z for z in ("/usr/share/zoneinfo/UTC", "/usr/share/zoneinfo/Etc/UTC")
+             if Path(z).is_file())),
     install_hint="Install the PostgreSQL server (Debian/Ubuntu: `apt-get install "
     "postgresql`; macOS: `brew install postgresql`); kue starts its own cluster and never "
     "uses the system's service.",
