@@ -33,6 +33,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kue.spi import (
@@ -160,6 +161,8 @@ class PostgresBackend:
         self.names = Names(self.settings.schema, self.settings.prefix)
         self.capabilities = dataclasses.replace(CAPABILITIES, max_body=self.settings.max_body)
         t = self.names.t
+        self._held = ("id = %(id)s AND state = 2 AND attempts = %(receipt)s "
+                      "AND due > statement_timestamp()")
         self._sql_put = (
             f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) VALUES "
             "(%(q)s, %(state)s, %(priority)s, statement_timestamp() + %(delay)s::float8 * "
@@ -174,8 +177,19 @@ class PostgresBackend:
             "WITH ORDINALITY AS u(p, d, t, b, n) ORDER BY u.n RETURNING id) "
             f"SELECT j.id FROM j, pg_notify('{self.names.jobs_channel}', %(q)s) ORDER BY j.id"
         )
-        self._held = ("id = %(id)s AND state = 2 AND attempts = %(receipt)s "
-                      "AND due > statement_timestamp()")
+        self._take_cache: dict[tuple[bool, bool, bool], str] = {}
+        take = self._take_sql(False, True, True)
+        with_record = take[:take.index(", r AS")]  # fin, rec and note
+        without = self._take_sql(False, True, False)
+        self._finish_sql = {
+            record: f"{cte} SELECT (SELECT count(*) FROM fin), (SELECT count(*) FROM note)"
+            for record, cte in ((True, with_record),
+                                (False, without[:without.index(", r AS")]))
+        }
+        self._next_due = (
+            "SELECT extract(epoch FROM min(n.due) - statement_timestamp())::float8 FROM "
+            f"unnest(%s::text[]) AS q(name) CROSS JOIN LATERAL (SELECT j.due FROM {t}jobs j "
+            "WHERE j.queue = q.name AND j.state IN (1, 2) ORDER BY j.due LIMIT 1) n")
         self._state_lock = threading.Lock()
         self._state_now: _State | None = None
         self._finished = 0
@@ -337,29 +351,89 @@ class PostgresBackend:
         return Reservation(queue=queue, id=str(job_id), body=bytes(body), priority=priority,
                            attempts=attempts, ttr=ttr, receipt=str(attempts))
 
+    def _take_sql(self, multi: bool, finish: bool, record: bool) -> str:
+        """One statement: optionally finish a held job (and write its record), then reserve.
+
+        The candidates are each queue's first ready job (its partial index, in priority and
+        put order) and the first due delayed job or lapsed lease; the better of them is
+        marked reserved. ``FOR UPDATE SKIP LOCKED`` passes over rows other consumers are
+        taking. With ``finish``, nothing is reserved unless the finish found the job held;
+        the last column says whether it did.
+        """
+        key = (multi, finish, record)
+        found = self._take_cache.get(key)
+        if found is not None:
+            return found
+        t, parts, gate = self.names.t, [], ""
+        if finish:
+            parts.append(f"fin AS (DELETE FROM {t}jobs WHERE {self._held} RETURNING id, queue)")
+            if record:
+                parts.append(
+                    f"rec AS (INSERT INTO {t}records AS r (queue, id, fields, expires) "
+                    "SELECT fin.queue, fin.id::text, %(set)s::jsonb, statement_timestamp() + "
+                    "%(ttl)s::float8 * interval '1 second' FROM fin ON CONFLICT (queue, id) DO "
+                    "UPDATE SET fields = CASE WHEN r.expires <= statement_timestamp() THEN "
+                    "excluded.fields ELSE (r.fields - %(unset)s::text[]) || excluded.fields END, "
+                    "expires = excluded.expires RETURNING 1)")
+            parts.append(f"note AS (SELECT pg_notify('{self.names.records_channel}', "
+                         "fin.queue || '/' || fin.id) FROM fin)")
+            gate = " AND EXISTS (SELECT 1 FROM fin)"
+        if multi:
+            ready = (f"(SELECT f.id, f.priority FROM unnest(%(qs)s::text[]) AS q(name) CROSS "
+                     f"JOIN LATERAL (SELECT j.id, j.priority FROM {t}jobs j WHERE j.queue = "
+                     f"q.name AND j.state = 0{gate} ORDER BY j.priority, j.id LIMIT 1 FOR UPDATE "
+                     "SKIP LOCKED) f)")
+            which = "j.queue = ANY (%(qs)s::text[])"
+        else:
+            ready = (f"(SELECT j.id, j.priority FROM {t}jobs j WHERE j.queue = %(q1)s AND "
+                     f"j.state = 0{gate} ORDER BY j.priority, j.id LIMIT 1 FOR UPDATE SKIP LOCKED)")
+            which = "j.queue = %(q1)s"
+        due = (f"(SELECT j.id, j.priority FROM {t}jobs j WHERE {which} AND j.state IN (1, 2) "
+               f"AND j.due <= statement_timestamp(){gate} ORDER BY j.priority, j.id LIMIT 1 "
+               "FOR UPDATE SKIP LOCKED)")
+        parts.append(f"r AS {ready}")
+        parts.append(f"d AS {due}")
+        parts.append("best AS (SELECT c.id FROM (SELECT * FROM r UNION ALL SELECT * FROM d) c "
+                     "ORDER BY c.priority, c.id LIMIT 1)")
+        parts.append(f"took AS (UPDATE {t}jobs j SET state = 2, attempts = j.attempts + 1, "
+                     "due = statement_timestamp() + j.ttr * interval '1 second' FROM best "
+                     "WHERE j.id = best.id RETURNING j.id, j.queue, j.body, j.priority, "
+                     "j.attempts, j.ttr)")
+        held = ("(SELECT count(*) FROM fin) + 0 * (SELECT count(*) FROM note)" if finish
+                else "1")
+        sql = ("WITH " + ", ".join(parts) + " SELECT took.id, took.queue, took.body, "
+               f"took.priority, took.attempts, took.ttr, {held} FROM (SELECT 1) AS one "
+               "LEFT JOIN took ON true")
+        self._take_cache[key] = sql
+        return sql
+
+    def _take_params(self, queues: Sequence[str]) -> dict[str, Any]:
+        return {"qs": list(queues), "q1": queues[0]}
+
     def _wait_for_job(self, queues: Sequence[str], timeout: float | None,
-                      first: Callable[[Any], Any] | None = None) -> Reservation | None:
+                      first: tuple[str, dict[str, Any]] | None = None) -> Reservation | None:
         """Reserve from ``queues``, waiting for NOTIFY, the next due time or the timeout.
 
-        ``first`` (a finish-and-reserve call) replaces the first look.
+        ``first`` (a finish-and-reserve statement and its parameters) replaces the first look.
         """
-        sql = f"SELECT * FROM {self.names.t}reserve(%s)"
         names = list(queues)
         deadline = None if timeout is None else time.monotonic() + timeout
         listener = self._listener(self.names.jobs_channel) if timeout != 0 else None
-        look = first or (lambda conn: conn.execute(sql, (names,), binary=True).fetchone())
+        sql, params = first or (self._take_sql(len(names) > 1, False, False),
+                                self._take_params(names))
         while True:
             mark = listener.mark(names) if listener is not None else (0, 0)
-            row = self._run(look)
-            look = lambda conn: conn.execute(sql, (names,), binary=True).fetchone()  # noqa: E731
-            if row[7]:
+            row = self._run(partial(_fetch_one, sql=sql, params=params))
+            if not row[6]:
                 raise _Lost()
             if row[0] is not None:
                 return self._reservation(row)
             now = time.monotonic()
             if listener is None or (deadline is not None and now >= deadline):
                 return None
-            due = row[6]
+            sql, params = (self._take_sql(len(names) > 1, False, False),
+                           self._take_params(names))
+            due = self._one(self._next_due, (names,))[0]
             # A due job another consumer is moving: look again soon, not in a tight loop.
             wait = None if due is None else max(due, 0.001)
             if deadline is not None:
@@ -370,15 +444,18 @@ class PostgresBackend:
         """Reserve the most urgent ready job of ``queues``; wait up to ``timeout`` s."""
         return self._wait_for_job(queues, timeout)
 
+    def _finish_params(self, job: Reservation,
+                       fields: Mapping[str, Any] | None, ttl: float) -> dict[str, Any]:
+        set_json, unset = _record_args(fields) if fields is not None else (None, [])
+        return {"id": int(job.id), "receipt": int(job.receipt), "set": set_json,
+                "unset": unset, "ttl": ttl}
+
     def _finish_reserve(self, job: Reservation, fields: Mapping[str, Any] | None, ttl: float,
                         queues: Sequence[str], timeout: float | None) -> Reservation | None:
-        set_json, unset = _record_args(fields) if fields is not None else (None, [])
-        sql = f"SELECT * FROM {self.names.t}finish_reserve(%s, %s, %s, %s, %s, %s)"
-        params = (int(job.id), int(job.receipt), set_json, unset, ttl, list(queues))
+        params = {**self._finish_params(job, fields, ttl), **self._take_params(queues)}
+        sql = self._take_sql(len(queues) > 1, True, fields is not None)
         try:
-            found = self._wait_for_job(
-                queues, timeout,
-                first=lambda conn: conn.execute(sql, params, binary=True).fetchone())
+            found = self._wait_for_job(queues, timeout, first=(sql, params))
         except _Lost:
             raise ReservationLost(job.queue, job.id) from None
         self._finished_one(fields is not None)
@@ -386,12 +463,12 @@ class PostgresBackend:
 
     def delete_and_reserve(self, job: Reservation, queues: Sequence[str],
                            timeout: float | None) -> Reservation | None:
-        """Delete ``job`` and reserve the next of ``queues``, one function call if one is ready."""
+        """Delete ``job`` and reserve the next of ``queues``, one statement if one is ready."""
         return self._finish_reserve(job, None, 0.0, queues, timeout)
 
     def complete_and_reserve(self, job: Reservation, fields: Mapping[str, Any], ttl: float,
                              queues: Sequence[str], timeout: float | None) -> Reservation | None:
-        """:meth:`complete` ``job`` and reserve the next of ``queues`` in one function call."""
+        """:meth:`complete` ``job`` and reserve the next of ``queues`` in one statement."""
         return self._finish_reserve(job, fields, ttl, queues, timeout)
 
     # -- acting on a reservation -----------------------------------------------------------
@@ -404,10 +481,9 @@ class PostgresBackend:
             raise ReservationLost(job.queue, job.id)
 
     def _finish(self, job: Reservation, fields: Mapping[str, Any] | None, ttl: float) -> None:
-        set_json, unset = _record_args(fields) if fields is not None else (None, [])
-        sql = f"SELECT {self.names.t}finish(%s, %s, %s, %s, %s)"
-        row = self._one(sql, (int(job.id), int(job.receipt), set_json, unset, ttl))
-        if row[0] is None:
+        sql = self._finish_sql[fields is not None]
+        row = self._one(sql, self._finish_params(job, fields, ttl))
+        if not row[0]:
             raise ReservationLost(job.queue, job.id)
         self._finished_one(fields is not None)
 
@@ -626,6 +702,11 @@ class PostgresBackend:
         state.pool.close()
         for listener in state.listeners.values():
             listener.thread.join(1.0)
+
+
+def _fetch_one(conn: Any, sql: str, params: Mapping[str, Any]) -> Any:
+    """The first row of ``sql`` on ``conn``, results in binary."""
+    return conn.execute(sql, params, binary=True).fetchone()
 
 
 class _Lost(Exception):
