@@ -38,6 +38,8 @@ from kue_contract.servers import (
     ContainerServer,
     ServerSpec,
     ServerUnavailable,
+    run_as,
+    run_setup,
     spec_for,
     version_of,
 )
@@ -69,8 +71,11 @@ KNOWN_ERRORS = {
     "HostConfig": "set TESTCONTAINERS_CONNECTION_MODE=docker_host",
 }
 #: Commands the test command's sessions need, by the Debian package that brings each.
+#: PostgreSQL's server binaries are not on PATH on Debian (/usr/lib/postgresql/N/bin); its
+#: pg_ctlcluster is, and comes with the server package.
 NEEDED_PACKAGES = {"podman": "podman", "runc": "runc", "lddtree": "pax-utils",
-                   "redis-server": "redis-server", "beanstalkd": "beanstalkd"}
+                   "redis-server": "redis-server", "beanstalkd": "beanstalkd",
+                   "pg_ctlcluster": "postgresql"}
 #: Parts of the standard library a server never imports (tests alone are 120 MB).
 STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip",
                "lib2to3", "pydoc_data", "distutils"}
@@ -296,14 +301,24 @@ def build(short: str, spec: ServerSpec) -> None:
         if binary is None:
             raise BuildError(f"`{spec.binary}` is not on PATH. {spec.install_hint}")
         files, entrypoint = {binary: Path(binary)}, binary
+    for extra in spec.files:  # directories whole (PostgreSQL's share and lib directories)
+        root = Path(extra)
+        for path in [root] if root.is_file() else sorted(root.rglob("*")):
+            if path.is_file():
+                files[str(path)] = path
     with tempfile.TemporaryDirectory(prefix=f"kue-image-{short}-") as scratch:
         context = Path(scratch) / "context"
         count = add_files(context, files)
         (context / "tmp").mkdir(mode=0o1777)
         (context / "tmp").chmod(0o1777)
+        user = _image_user(spec, Path(scratch), context)
+        if spec.setup:  # run here, at build time: the image's /tmp holds what they made
+            run_setup(spec, {"host": "0.0.0.0", "port": spec.container_port,
+                             "scratch": context / "tmp", "uid": "image"}, context / "tmp")
         cmd = spec.argv(host="0.0.0.0", port=spec.container_port, scratch="/tmp")
+        owned = (f"COPY --chown={user} tmp /tmp\nUSER {user}\n") if user else ""
         (Path(scratch) / "Containerfile").write_text(
-            f"FROM scratch\nCOPY . /\nENTRYPOINT {json.dumps([entrypoint])}\n"
+            f"FROM scratch\nCOPY . /\n{owned}ENTRYPOINT {json.dumps([entrypoint])}\n"
             f"CMD {json.dumps(cmd)}\nEXPOSE {spec.container_port}\n"
             f"LABEL org.kue.server={short} org.kue.version={version}\n")
         old = run(["podman", "image", "inspect", "--format", "{{.Id}}", image], check=False)
@@ -314,6 +329,24 @@ def build(short: str, spec: ServerSpec) -> None:
         run(["podman", "rmi", old.stdout.strip()], check=False)  # in use: it stays, harmless
     say(f"{'rebuilt' if old.stdout != new else 'unchanged:'} {image} and {repo}:{version} "
         f"({count} files) in {time.monotonic() - started:.1f} s")
+
+
+def _image_user(spec: ServerSpec, scratch: Path, context: Path) -> str:
+    """``UID:GID`` the image runs as for a spec that names a user (else ""), set up in context.
+
+    The image gets /etc/passwd and /etc/group lines for it (a server may look its user up),
+    and the build directories become readable by it, so its setup can run there.
+    """
+    ids = run_as(spec.user)
+    if not ids:
+        return ""
+    uid, gid = ids["user"], ids["group"]
+    (context / "etc").mkdir(exist_ok=True)
+    (context / "etc" / "passwd").write_text(f"{spec.user}:x:{uid}:{gid}::/tmp:/sbin/nologin\n")
+    (context / "etc" / "group").write_text(f"{spec.user}:x:{gid}:\n")
+    for directory in (scratch, context):
+        directory.chmod(0o755)
+    return f"{uid}:{gid}"
 
 
 def smoke_test(spec: ServerSpec) -> None:

@@ -32,7 +32,7 @@ from restart_run import run_through_a_restart
 CHILDREN = 2
 JOBS = 200
 #: The backends whose throwaway server can keep its jobs across a restart (spec.durable).
-DURABLE = [n for n in ("redis", "beanstalk") if n in backend_entry_points()]
+DURABLE = [n for n in ("redis", "beanstalk", "postgres") if n in backend_entry_points()]
 
 
 @pytest.fixture(scope="session")

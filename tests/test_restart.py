@@ -21,7 +21,7 @@ from restart_run import run_through_a_restart
 CHILDREN = 4
 JOBS = 400
 #: The backends whose throwaway server can keep its jobs across a restart.
-DURABLE = [n for n in ("redis", "beanstalk") if n in backend_entry_points()]
+DURABLE = [n for n in ("redis", "beanstalk", "postgres") if n in backend_entry_points()]
 
 
 @pytest.fixture(params=DURABLE)

@@ -36,7 +36,8 @@ import pluggy
 
 __all__ = ["KUE_PODMAN_SOCKET", "LABEL", "MODES", "TESTCONTAINERS_ENV", "ContainerServer",
            "LocalServer", "Server", "ServerSpec", "ServerUnavailable", "container_engine_answers",
-           "free_port", "serve", "spec_for", "throwaway", "version_of"]
+           "free_port", "hand_over", "run_as", "run_setup", "serve", "spec_for", "throwaway",
+           "version_of"]
 
 #: Values of ``--kue-servers`` (and ``KUE_SERVERS``).
 MODES = ("auto", "containers", "local")
@@ -84,6 +85,20 @@ class ServerSpec:
     #: Variants of the backend the contract suite also runs, each as URL parameters added to
     #: the server's URL (``("fifo=1",)``: SQS FIFO queues keep other promises).
     variants: tuple[str, ...] = ()
+    #: Commands run once, in order, in the scratch directory before the first start (e.g.
+    #: PostgreSQL's initdb), with the same placeholders; an image runs them when it is built,
+    #: its scratch directory then being the image's /tmp.
+    setup: tuple[tuple[str, ...], ...] = ()
+    #: The OS user the server (and its setup) runs as when started by root, for servers that
+    #: refuse root (PostgreSQL): it gets the scratch directory; an image runs as it too.
+    user: str = ""
+    #: Files or directories of this machine an image needs besides the binary and the
+    #: libraries it loads (PostgreSQL's share and lib directories).
+    files: tuple[str, ...] = ()
+    #: A local process too is ready only once the probe answers, not once its port opens
+    #: (PostgreSQL listens while it recovers). Off by default: a test may start a server with
+    #: arguments that change what the probe gets (a password, TLS only).
+    probe_locally: bool = False
 
     def argv(self, *extra: str, **where: object) -> list[str]:
         """The arguments and ``extra`` with ``host``, ``port``, ``scratch``... filled in."""
@@ -132,6 +147,53 @@ def spec_for(name: str, pm: pluggy.PluginManager | None = None) -> ServerSpec:
         raise ServerUnavailable(f"the {name} plugin does not describe a throwaway server (hook "
                                 "kue_contract_server); pass --kue-url=URL of a server you run")
     return ServerSpec(url=spec) if isinstance(spec, str) else spec
+
+
+def run_as(user: str) -> dict[str, Any]:
+    """``subprocess`` arguments that run a command as ``user`` when this process is root.
+
+    Empty when not root or no user is named (the command then runs as this process does).
+
+    :raises ServerUnavailable: root, and no such user on this machine.
+    """
+    if not user or os.geteuid() != 0:
+        return {}
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ServerUnavailable(f"the server refuses to run as root and should run as OS user "
+                                f"{user!r}, which this machine lacks: create it (`useradd "
+                                f"--system {user}`) or run the tests as another user") from None
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
+
+def hand_over(path: Path, user: str) -> None:
+    """Give ``path`` (a directory, recursively) to ``user`` when this process is root."""
+    ids = run_as(user)
+    if ids:
+        for item in [path, *path.rglob("*")]:
+            os.chown(item, ids["user"], ids["group"], follow_symlinks=False)
+
+
+def run_setup(spec: ServerSpec, where: dict[str, object], cwd: Path) -> None:
+    """Run the spec's :attr:`ServerSpec.setup` commands in ``cwd``, as its user.
+
+    :raises ServerUnavailable: a command failed; the message has its output.
+    """
+    hand_over(cwd, spec.user)
+    for command in spec.setup:
+        argv = [arg.format(**where) for arg in command]
+        try:
+            done = subprocess.run(argv, cwd=str(cwd), capture_output=True, text=True,
+                                  timeout=120, stdin=subprocess.DEVNULL, **run_as(spec.user))
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ServerUnavailable(f"{spec.label} setup `{' '.join(argv)}` failed: {exc}. "
+                                    f"{spec.install_hint}") from exc
+        if done.returncode != 0:
+            raise ServerUnavailable(f"{spec.label} setup `{' '.join(argv)}` failed ("
+                                    f"{done.returncode}):\n{(done.stdout + done.stderr)[-2000:]}")
 
 
 class Server:
@@ -195,20 +257,30 @@ class LocalServer(Server):
             self.port = free_port()
             argv = [str(shutil.which(str(self.spec.binary))),
                     *self.spec.argv(*self.extra, **self.where())]
+            run_setup(self.spec, self.where(), self.scratch)
             self._log = log.open("ab")
             kw: dict[str, Any] = dict(cwd=str(self.scratch), timeout=30, sleep=0.02,
                                       stdin=subprocess.DEVNULL, stdout=self._log,
-                                      stderr=subprocess.STDOUT)
+                                      stderr=subprocess.STDOUT,
+                                      popen_kwargs=run_as(self.spec.user))
             self._exec = (_same_session(HTTPExecutor)(
                 argv, f"http://127.0.0.1:{self.port}{self.spec.http}", status=r"\d+", **kw)
                 if self.spec.http else _same_session(TCPExecutor)(argv, "127.0.0.1", self.port,
                                                                   **kw))
+        problem = ""
         try:
             self._exec.start()
         except ExecutorError as exc:
-            raise ServerUnavailable(f"{self.spec.label} did not start: {exc}\n"
+            problem = str(exc)
+        deadline = time.monotonic() + 30
+        while not problem and self.spec.probe_locally and not _answers(self.spec, self.port):
+            if not self._exec.running() or time.monotonic() > deadline:
+                problem = f"no answer to its probe on 127.0.0.1:{self.port}"
+            time.sleep(0.02)
+        if problem:
+            raise ServerUnavailable(f"{self.spec.label} did not start: {problem}\n"
                                     f"{log.read_text(errors='replace')[-2000:]}\n"
-                                    f"{self.spec.install_hint}") from exc
+                                    f"{self.spec.install_hint}")
         super().start()
 
     def stop(self, timeout: int = 10) -> None:  # noqa: D102

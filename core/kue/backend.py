@@ -23,6 +23,7 @@ __all__ = [
     "PutItem",
     "QueueStats",
     "Reservation",
+    "TransactionalBackend",
     "UniqueBackend",
 ]
 
@@ -77,6 +78,9 @@ class Capabilities:
     :param records: the backend is a :class:`kue.records.RecordingBackend`: it keeps job
         records (status, result, last error, progress) and writes a finished job's record in
         the same atomic step as its delete.
+    :param transactional_put: the backend is a :class:`TransactionalBackend`: ``put`` and
+        ``put_many`` take the caller's open database connection (``connection=``) and write
+        the job in its transaction, so it exists if and only if that transaction commits.
     :param parallel: several jobs of one queue can be reserved at the same time. False: while a
         job is reserved, no other job of its queue with the same priority is handed out until it
         is deleted, released, buried or its ttr runs out (SQS FIFO queues with one message group
@@ -108,6 +112,7 @@ class Capabilities:
     release_delay: bool = True
     records: bool = False
     unique_put: bool = False
+    transactional_put: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -276,4 +281,24 @@ class UniqueBackend(Backend, Protocol):
         returns the holding job's id with ``stored`` False; once it is free, the next put with
         the key stores a new job and holds the key again.
         """
+        ...
+
+
+@runtime_checkable
+class TransactionalBackend(Backend, Protocol):
+    """A backend that can put jobs in the caller's own database transaction (the outbox).
+
+    ``connection`` is the caller's connection (or session) to the backend's database; what
+    kinds a backend takes it documents (PostgreSQL: psycopg, SQLAlchemy, Django). The job is
+    written in the connection's open transaction: rolled back, it never existed; committed,
+    it is ready (and wakes consumers) at the commit. Nothing is committed by the backend.
+    """
+
+    def put_in(self, connection: object, queue: str, body: bytes, priority: int, delay: float,
+               ttr: float) -> str:
+        """As :meth:`Backend.put`, in ``connection``'s transaction."""
+        ...
+
+    def put_many_in(self, connection: object, queue: str, items: Sequence[PutItem]) -> list[str]:
+        """As :meth:`Backend.put_many`, in ``connection``'s transaction."""
         ...

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,10 +12,18 @@ from typing import Any
 import pluggy
 
 from kue import validation
-from kue.backend import Backend, JobInfo, JobState, PutItem, QueueStats, Reservation
+from kue.backend import (
+    Backend,
+    JobInfo,
+    JobState,
+    PutItem,
+    QueueStats,
+    Reservation,
+    TransactionalBackend,
+)
 from kue.codec import Envelope, decode, encode
 from kue.config import backend_name, load_settings, mask_url
-from kue.errors import ConfigError
+from kue.errors import ConfigError, Unsupported
 from kue.hookcalls import notify
 from kue.job import DEFAULT_PRIORITY, DEFAULT_TTR, Job, build_job, envelope_of
 from kue.plugins import get_plugin_manager, open_backend
@@ -132,6 +141,7 @@ class Queue:
         self.records = Records.of(backend, results)
         self._buffer: list[tuple[PutItem, Envelope]] = []
         self._batching = 0
+        self._bound = threading.local()  # the connection ``using`` bound in each thread
 
     @property
     def plugin_manager(self) -> pluggy.PluginManager:
@@ -153,20 +163,71 @@ class Queue:
         priority: int = DEFAULT_PRIORITY,
         delay: float = 0,
         ttr: float = DEFAULT_TTR,
+        *,
+        connection: object = None,
     ) -> str:
-        """Put a plain body (bytes, str, or JSON-able value) and return the job's id."""
+        """Put a plain body (bytes, str, or JSON-able value) and return the job's id.
+
+        ``connection``: the caller's open database connection (or session); the job is then
+        written in its transaction and exists only once that commits (backends with
+        ``capabilities.transactional_put``; others raise :class:`kue.Unsupported`).
+        """
+        tx = self._transactional(connection)
         data, pri, dly, t = validation.check_put(
             encode_body(body), priority, delay, ttr, self.backend.capabilities
         )
+        if tx is not None:
+            return tx[0].put_in(tx[1], self.name, data, pri, dly, t)
         return self.backend.put(self.name, data, pri, dly, t)
 
-    def put_many(self, items: list[PutItem]) -> list[str]:
-        """Put several prepared items in one backend batch; returns their ids in order."""
+    def put_many(self, items: list[PutItem], *, connection: object = None) -> list[str]:
+        """Put several prepared items in one backend batch; returns their ids in order.
+
+        ``connection`` as for :meth:`put`.
+        """
+        tx = self._transactional(connection)
         caps = self.backend.capabilities
         checked = [
             PutItem(*validation.check_put(i.body, i.priority, i.delay, i.ttr, caps)) for i in items
         ]
-        return self.backend.put_many(self.name, checked) if checked else []
+        if not checked:
+            return []
+        if tx is not None:
+            return tx[0].put_many_in(tx[1], self.name, checked)
+        return self.backend.put_many(self.name, checked)
+
+    def _transactional(self, connection: object) -> tuple[TransactionalBackend, object] | None:
+        """The backend and connection a put goes through in the caller's transaction, if any.
+
+        ``connection`` given, else the one :meth:`using` bound in this thread, else None.
+        Raises Unsupported, before anything is sent, on a backend that cannot.
+        """
+        if connection is None:
+            connection = getattr(self._bound, "connection", None)
+            if connection is None:
+                return None
+        backend = self.backend
+        if not backend.capabilities.transactional_put or \
+                not isinstance(backend, TransactionalBackend):
+            raise Unsupported(backend.capabilities.name,
+                              "putting a job in the caller's transaction (connection=)")
+        return backend, connection
+
+    @contextmanager
+    def using(self, connection: object) -> Iterator[Queue]:
+        """Inside the block, this thread's puts and pushes go in ``connection``'s transaction.
+
+        As ``connection=`` on each call (:meth:`put`, :meth:`put_many`, :meth:`push`, and the
+        ``put_many`` of :meth:`batch` and :meth:`flush`). Raises :class:`kue.Unsupported` at
+        once on a backend without ``capabilities.transactional_put``.
+        """
+        self._transactional(connection)
+        previous = getattr(self._bound, "connection", None)
+        self._bound.connection = connection
+        try:
+            yield self
+        finally:
+            self._bound.connection = previous
 
     def reserve(self, timeout: float | None = None) -> ReservedJob | None:
         """Take the most urgent ready job, waiting up to ``timeout`` s (None: for ever)."""
@@ -225,6 +286,7 @@ class Queue:
         ttr: float | None = None,
         unique_key: str | None = None,
         unique_for: float | None = None,
+        connection: object = None,
     ) -> JobHandle | None:
         """Push a Job; returns its id, or None inside ``batch()`` (sent when the batch ends).
 
@@ -238,17 +300,28 @@ class Queue:
         sqlite and redis; beanstalkd and SQS need a ``results`` store (see docs/periodic.md).
         """
         if unique_key is not None or unique_for is not None:
+            if connection is not None:
+                raise ValueError("a unique push cannot join the caller's transaction "
+                                 "(connection=...): push it after the commit")
             if unique_key is None:
                 raise ValueError("unique_for needs a unique_key")
             handle = self.push_unique(job, unique_key, DEFAULT_UNIQUE_FOR
                                       if unique_for is None else unique_for,
                                       priority=priority, delay=delay, ttr=ttr)
             return handle
+        tx = self._transactional(connection)
         item, envelope = self._item(job, priority, delay, ttr)
         if self._batching:
+            if connection is not None:
+                raise ValueError("push(connection=...) inside batch() cannot be buffered: "
+                                 "wrap the batch in queue.using(connection) instead")
             self._buffer.append((item, envelope))
             return None
-        job_id = self.backend.put(self.name, item.body, item.priority, item.delay, item.ttr)
+        if tx is not None:
+            job_id = tx[0].put_in(tx[1], self.name, item.body, item.priority, item.delay,
+                                  item.ttr)
+        else:
+            job_id = self.backend.put(self.name, item.body, item.priority, item.delay, item.ttr)
         self._record_pushed(job_id, item, envelope)
         notify(self.plugin_manager, "kue_job_pushed", queue=self.name, job_id=job_id,
                envelope=envelope)
@@ -339,7 +412,10 @@ class Queue:
         if not self._buffer:
             return []
         pending = list(self._buffer)
-        ids = self.backend.put_many(self.name, [item for item, _ in pending])
+        tx = self._transactional(None)
+        items = [item for item, _ in pending]
+        ids = (tx[0].put_many_in(tx[1], self.name, items) if tx is not None
+               else self.backend.put_many(self.name, items))
         del self._buffer[: len(pending)]
         for job_id, (item, envelope) in zip(ids, pending, strict=True):
             self._record_pushed(job_id, item, envelope)

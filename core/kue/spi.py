@@ -22,6 +22,7 @@ from kue.backend import (
     PutItem,
     QueueStats,
     Reservation,
+    TransactionalBackend,
 )
 from kue.backoff import Backoff
 from kue.config import mask_url
@@ -70,6 +71,7 @@ __all__ = [
     "RecordingBackend",
     "Reservation",
     "ReservationLost",
+    "TransactionalBackend",
     "Unsupported",
     "current_pid",
     "declared_unsupported",

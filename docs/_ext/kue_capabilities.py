@@ -71,11 +71,17 @@ def _sqs() -> list[tuple[str, kue.Capabilities]]:
     ]
 
 
+def _postgres() -> list[tuple[str, kue.Capabilities]]:
+    from kue_postgres.backend import CAPABILITIES
+
+    return [("value", CAPABILITIES)]
+
+
 def capability_sources() -> dict[str, Callable[[], list[tuple[str, kue.Capabilities]]]]:
     """For each backend name, how to get its capabilities: (column title, capabilities) pairs."""
     return {
         "memory": _memory, "sqlite": _sqlite, "redis": _redis,
-        "beanstalk": _beanstalk, "sqs": _sqs,
+        "beanstalk": _beanstalk, "sqs": _sqs, "postgres": _postgres,
     }
 
 

@@ -1,0 +1,747 @@
+"""The PostgreSQL backend: jobs in a table, reserved with ``FOR UPDATE SKIP LOCKED``.
+
+Tables, indexes and functions are in :mod:`kue_postgres.schema`; they are created on first use
+and migrated by version. Every operation is one statement or one function call, so one round
+trip: ``kue_reserve`` moves due delayed jobs and lapsed leases back to ready and reserves the
+most urgent ready job (priority, then put order) with ``FOR UPDATE SKIP LOCKED``, so consumers
+never wait on each other's rows; ``delete_and_reserve`` and ``complete_and_reserve`` finish a job
+(and write its record) and reserve the next in one call. Leases and delays are counted on the
+server's clock (``statement_timestamp()``), so the clocks of client machines do not matter.
+
+A blocked reserve holds no connection: it waits on a :class:`~kue_postgres.listener.Listener`
+(one LISTEN connection per process) that a put, release or kick of its queues wakes through
+NOTIFY, bounded only by when the next delayed job or lease is due, as the database said.
+
+Transactional put: :meth:`PostgresBackend.put_in` and :meth:`PostgresBackend.put_many_in` run
+the same INSERT on the caller's connection (psycopg, a SQLAlchemy session or connection, or
+Django's), inside whatever transaction it has open. Rolled back, no job; committed, the job is
+there and its NOTIFY (sent only on commit) wakes a waiting worker.
+
+Connections come from a :class:`psycopg_pool.ConnectionPool` per process (a forked child opens
+its own; the parent's sockets are never written to by the child). An operation that loses its
+connection is retried with :class:`kue.spi.Backoff` on a fresh one; a put is retried only if
+it was never sent, since the server may have committed it before the connection broke.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from kue.spi import (
+    BackendUnavailable,
+    Backoff,
+    Capabilities,
+    JobInfo,
+    JobState,
+    PutItem,
+    QueueStats,
+    Reservation,
+    ReservationLost,
+)
+from kue_postgres.listener import Listener
+from kue_postgres.schema import MIGRATIONS, Names, migration_sql
+from kue_postgres.settings import PostgresSettings, parse_settings
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+__all__ = ["CAPABILITIES", "IDLE_CHECK", "PostgresBackend", "PutAmbiguous", "raw_connection"]
+
+T = TypeVar("T")
+
+CAPABILITIES = Capabilities(
+    name="postgres",
+    durable=True,
+    shared=True,
+    delete_and_reserve=True,
+    records=True,
+    transactional_put=True,
+)
+#: A pooled connection idle longer than this (seconds) is checked before use, so one left
+#: broken by a server restart is replaced instead of failing an operation.
+IDLE_CHECK = 2.0
+#: Seconds to wait for a pooled connection (and to connect) before an attempt fails.
+CONNECT_TIMEOUT = 5.0
+#: Most expired records one sweep removes; a sweep runs every SWEEP_EVERY finished jobs.
+SWEEP_BATCH = 500
+SWEEP_EVERY = 200
+
+_READY, _DELAYED, _RESERVED, _BURIED = 0, 1, 2, 3
+_STATES = {_READY: JobState.READY, _DELAYED: JobState.DELAYED, _RESERVED: JobState.RESERVED,
+           _BURIED: JobState.BURIED}
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
+class PutAmbiguous(BackendUnavailable):
+    """The connection broke after a put was sent: the job may or may not have been stored."""
+
+
+def _record_args(fields: Mapping[str, Any]) -> tuple[str, list[str]]:
+    """The JSON of the fields to set and the names of those to remove (set to None).
+
+    Raises TypeError or ValueError for a value JSON cannot hold, before anything is sent.
+    """
+    return (_encode({k: v for k, v in fields.items() if v is not None}),
+            [k for k, v in fields.items() if v is None])
+
+
+def raw_connection(connection: object) -> psycopg.Connection[Any]:
+    """The psycopg connection behind ``connection``.
+
+    That is a psycopg connection, a SQLAlchemy ``Session`` or ``Connection`` on the psycopg
+    driver, or Django's ``django.db.connection``.
+
+    :raises TypeError: anything else, naming its type.
+    """
+    import psycopg
+
+    if isinstance(connection, psycopg.Connection):
+        return connection
+    given = type(connection)
+    found: object = None
+    module = given.__module__
+    if module.startswith("sqlalchemy"):
+        target: Any = connection
+        if callable(getattr(target, "connection", None)):  # a Session: its connection
+            target = target.connection()
+        found = getattr(getattr(target, "connection", None), "driver_connection", None)
+    elif callable(getattr(connection, "ensure_connection", None)):  # Django's wrapper
+        connection.ensure_connection()  # type: ignore[attr-defined]
+        found = getattr(connection, "connection", None)
+    if isinstance(found, psycopg.Connection):
+        return found
+    raise TypeError(
+        f"connection= takes a psycopg (3) connection, a SQLAlchemy Session or Connection on "
+        f"the psycopg driver (postgresql+psycopg://), or Django's connection, not "
+        f"{given.__module__}.{given.__qualname__}"
+        + (f" (its driver connection is a {type(found).__name__})" if found is not None else "")
+    )
+
+
+class _State:
+    """What one process holds: its pool and listeners (a forked child makes its own)."""
+
+    def __init__(self, backend: PostgresBackend) -> None:
+        from psycopg_pool import ConnectionPool
+
+        self.pid = os.getpid()
+        self.used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+        self.pool: ConnectionPool[Any] = ConnectionPool(
+            backend.settings.conninfo, min_size=1, max_size=backend.settings.pool_size,
+            kwargs={"autocommit": True}, configure=backend._configure, check=self._check,
+            timeout=CONNECT_TIMEOUT, name=f"kue {backend.settings.masked_url}", open=True,
+        )
+        self.listeners: dict[str, Listener] = {}
+        self.lock = threading.Lock()
+
+    def _check(self, conn: Any) -> None:
+        """Ping a connection that sat idle a while (a restarted server broke it)."""
+        last = self.used.get(conn)
+        if last is None or time.monotonic() - last > IDLE_CHECK:
+            conn.execute("")
+
+
+class PostgresBackend:
+    """Jobs in PostgreSQL tables; thread-safe, fork-safe, one connection pool per process."""
+
+    def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
+        """Open the database at ``url``, creating or migrating kue's tables on first use."""
+        self.settings: PostgresSettings = parse_settings(url, options)
+        self.url = self.settings.masked_url
+        self.names = Names(self.settings.schema, self.settings.prefix)
+        self.capabilities = dataclasses.replace(CAPABILITIES, max_body=self.settings.max_body)
+        t = self.names.t
+        self._held = ("id = %(id)s AND state = 2 AND attempts = %(receipt)s "
+                      "AND due > statement_timestamp()")
+        self._sql_put = (
+            f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) VALUES "
+            "(%(q)s, %(state)s, %(priority)s, statement_timestamp() + %(delay)s::float8 * "
+            "interval '1 second', %(ttr)s, %(body)s) RETURNING id) "
+            f"SELECT j.id FROM j, pg_notify('{self.names.jobs_channel}', %(q)s)"
+        )
+        self._sql_put_many = (
+            f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
+            "SELECT %(q)s, CASE WHEN u.d > 0 THEN 1 ELSE 0 END, u.p, CASE WHEN u.d > 0 THEN "
+            "statement_timestamp() + u.d * interval '1 second' END, u.t, u.b FROM "
+            "unnest(%(p)s::bigint[], %(d)s::float8[], %(t)s::float8[], %(b)s::bytea[]) "
+            "WITH ORDINALITY AS u(p, d, t, b, n) ORDER BY u.n RETURNING id) "
+            f"SELECT j.id FROM j, pg_notify('{self.names.jobs_channel}', %(q)s) ORDER BY j.id"
+        )
+        self._take_cache: dict[tuple[bool, bool, bool], str] = {}
+        take = self._take_sql(False, True, True)
+        with_record = take[:take.index(", r AS")]  # fin, rec and note
+        without = self._take_sql(False, True, False)
+        self._finish_sql = {
+            record: f"{cte} SELECT (SELECT count(*) FROM fin), (SELECT count(*) FROM note)"
+            for record, cte in ((True, with_record),
+                                (False, without[:without.index(", r AS")]))
+        }
+        self._next_due = (
+            "SELECT extract(epoch FROM min(n.due) - statement_timestamp())::float8 FROM "
+            f"unnest(%s::text[]) AS q(name) CROSS JOIN LATERAL (SELECT j.due FROM {t}jobs j "
+            "WHERE j.queue = q.name AND j.state IN (1, 2) ORDER BY j.due LIMIT 1) n")
+        self._state_lock = threading.Lock()
+        self._state_now: _State | None = None
+        self._finished = 0
+        self._migrate()
+        _LIVE.add(self)
+
+    # -- connections -----------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        """A new autocommit connection outside the pool (migrations, listeners)."""
+        import psycopg
+
+        conn = psycopg.connect(self.settings.conninfo, autocommit=True,
+                               connect_timeout=int(CONNECT_TIMEOUT))
+        self._configure(conn)
+        return conn
+
+    def _configure(self, conn: Any) -> None:
+        _CONNECTIONS.add(conn)
+
+    def _state(self) -> _State:
+        state = self._state_now
+        if state is not None and state.pid == os.getpid():
+            return state
+        with self._state_lock:
+            state = self._state_now
+            if state is None or state.pid != os.getpid():
+                state = self._state_now = _State(self)
+        return state
+
+    def _run(self, op: Callable[[Any], T], *, put: bool = False) -> T:
+        """Run ``op(connection)``, retrying on a fresh connection after a lost one.
+
+        :param put: the operation stores jobs: once sent it is not retried (the server may
+            have committed it), and :class:`PutAmbiguous` says so.
+        """
+        import psycopg
+
+        backoff, failures = Backoff(), 0
+        while True:
+            state = self._state()
+            sent = False
+            try:
+                with state.pool.connection() as conn:
+                    sent = True
+                    try:
+                        return op(conn)
+                    finally:
+                        state.used[conn] = time.monotonic()
+            except psycopg.OperationalError as exc:
+                detail = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                if put and sent:
+                    raise PutAmbiguous(self.url, f"{detail} (after the job was sent: it may or "
+                                                 "may not have been stored)") from exc
+                failures += 1
+                if failures > self.settings.retries:
+                    raise BackendUnavailable(self.url, detail) from exc
+                state.pool.check()
+                time.sleep(backoff.next())
+
+    def _one(self, sql: str, params: Mapping[str, Any] | Sequence[Any] = ()) -> Any:
+        """The first row of ``sql``, or None."""
+        return self._run(lambda conn: conn.execute(sql, params).fetchone())
+
+    def _migrate(self) -> None:
+        """Create or migrate the schema, under an advisory lock (concurrent openers wait)."""
+        import psycopg
+
+        t = self.names.t
+        try:
+            with self._connect() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.names.lock_key,))
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self.names.schema}")
+                conn.execute(f"CREATE TABLE IF NOT EXISTS {t}schema (version integer NOT NULL)")
+                row = conn.execute(f"SELECT version FROM {t}schema").fetchone()
+                version = 0 if row is None else int(row[0])
+                if version > len(MIGRATIONS):
+                    raise BackendUnavailable(self.url, f"its kue tables ({t}*) are at version "
+                                             f"{version}, newer than this kue-postgres knows "
+                                             f"({len(MIGRATIONS)}): upgrade kue-postgres")
+                for step in range(version, len(MIGRATIONS)):
+                    conn.execute(migration_sql(self.names, step))
+                if row is None:
+                    conn.execute(f"INSERT INTO {t}schema (version) VALUES (%s)",
+                                 (len(MIGRATIONS),))
+                elif version < len(MIGRATIONS):
+                    conn.execute(f"UPDATE {t}schema SET version = %s", (len(MIGRATIONS),))
+        except psycopg.OperationalError as exc:
+            raise BackendUnavailable(self.url, str(exc).strip()) from exc
+
+    def _listener(self, channel: str) -> Listener:
+        state = self._state()
+        with state.lock:
+            found = state.listeners.get(channel)
+            if found is None:
+                found = state.listeners[channel] = Listener(self._connect, channel)
+        if not found.ready(CONNECT_TIMEOUT * (self.settings.retries + 1)):
+            raise BackendUnavailable(self.url, f"could not LISTEN on {channel}")
+        return found
+
+    # -- putting ---------------------------------------------------------------------------
+
+    def _put_params(self, queue: str, body: bytes, priority: int, delay: float,
+                    ttr: float) -> dict[str, Any]:
+        return {"q": queue, "state": _DELAYED if delay > 0 else _READY, "priority": priority,
+                "delay": delay if delay > 0 else None, "ttr": ttr, "body": body}
+
+    def _put_many_params(self, queue: str, items: Sequence[PutItem]) -> dict[str, Any]:
+        return {"q": queue, "p": [i.priority for i in items], "d": [i.delay for i in items],
+                "t": [i.ttr for i in items], "b": [i.body for i in items]}
+
+    def put(self, queue: str, body: bytes, priority: int, delay: float, ttr: float) -> str:
+        """Insert one job (one statement) and notify the queue's waiters on commit."""
+        params = self._put_params(queue, body, priority, delay, ttr)
+        row = self._run(lambda conn: conn.execute(self._sql_put, params).fetchone(), put=True)
+        return str(row[0])
+
+    def put_many(self, queue: str, items: Sequence[PutItem]) -> list[str]:
+        """Insert several jobs in one statement (one round trip, one transaction)."""
+        params = self._put_many_params(queue, items)
+        rows = self._run(lambda conn: conn.execute(self._sql_put_many, params).fetchall(),
+                         put=True)
+        return [str(row[0]) for row in rows]
+
+    def put_in(self, connection: object, queue: str, body: bytes, priority: int, delay: float,
+               ttr: float) -> str:
+        """Insert one job on the caller's connection, in its open transaction (if any)."""
+        conn = raw_connection(connection)
+        row = self._on(conn, self._sql_put, self._put_params(queue, body, priority, delay, ttr))
+        return str(row[0][0])
+
+    def put_many_in(self, connection: object, queue: str, items: Sequence[PutItem]) -> list[str]:
+        """Insert several jobs on the caller's connection, in its open transaction (if any)."""
+        conn = raw_connection(connection)
+        return [str(row[0]) for row in self._on(conn, self._sql_put_many,
+                                                self._put_many_params(queue, items))]
+
+    def _on(self, conn: psycopg.Connection[Any], sql: str,
+            params: Mapping[str, Any]) -> list[Any]:
+        import psycopg
+
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, params)
+                return cur.fetchall()
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as exc:
+            raise BackendUnavailable(
+                self.url, f"the connection given to put reaches no database with kue's tables "
+                f"({self.names.t}jobs): give a connection to the database of {self.url} "
+                f"(its transaction is now aborted: {exc})") from exc
+        except psycopg.OperationalError as exc:
+            raise PutAmbiguous(self.url, f"the caller's connection failed: {exc}") from exc
+
+    # -- reserving -------------------------------------------------------------------------
+
+    @staticmethod
+    def _reservation(row: Any) -> Reservation:
+        job_id, queue, body, priority, attempts, ttr = row[:6]
+        return Reservation(queue=queue, id=str(job_id), body=bytes(body), priority=priority,
+                           attempts=attempts, ttr=ttr, receipt=str(attempts))
+
+    def _take_sql(self, multi: bool, finish: bool, record: bool) -> str:
+        """One statement: optionally finish a held job (and write its record), then reserve.
+
+        The candidates are each queue's first ready job (its partial index, in priority and
+        put order) and the first due delayed job or lapsed lease; the better of them is
+        marked reserved. ``FOR UPDATE SKIP LOCKED`` passes over rows other consumers are
+        taking. With ``finish``, nothing is reserved unless the finish found the job held;
+        the last column says whether it did.
+        """
+        key = (multi, finish, record)
+        found = self._take_cache.get(key)
+        if found is not None:
+            return found
+        t, parts, gate = self.names.t, [], ""
+        if finish:
+            parts.append(f"fin AS (DELETE FROM {t}jobs WHERE {self._held} RETURNING id, queue)")
+            if record:
+                parts.append(
+                    f"rec AS (INSERT INTO {t}records AS r (queue, id, fields, expires) "
+                    "SELECT fin.queue, fin.id::text, %(set)s::jsonb, statement_timestamp() + "
+                    "%(ttl)s::float8 * interval '1 second' FROM fin ON CONFLICT (queue, id) DO "
+                    "UPDATE SET fields = CASE WHEN r.expires <= statement_timestamp() THEN "
+                    "excluded.fields ELSE (r.fields - %(unset)s::text[]) || excluded.fields END, "
+                    "expires = excluded.expires RETURNING 1)")
+            parts.append(f"note AS (SELECT pg_notify('{self.names.records_channel}', "
+                         "fin.queue || '/' || fin.id) FROM fin)")
+            gate = " AND EXISTS (SELECT 1 FROM fin)"
+        if multi:
+            ready = (f"(SELECT f.id, f.priority FROM unnest(%(qs)s::text[]) AS q(name) CROSS "
+                     f"JOIN LATERAL (SELECT j.id, j.priority FROM {t}jobs j WHERE j.queue = "
+                     f"q.name AND j.state = 0{gate} ORDER BY j.priority, j.id LIMIT 1 FOR UPDATE "
+                     "SKIP LOCKED) f)")
+            which = "j.queue = ANY (%(qs)s::text[])"
+        else:
+            ready = (f"(SELECT j.id, j.priority FROM {t}jobs j WHERE j.queue = %(q1)s AND "
+                     f"j.state = 0{gate} ORDER BY j.priority, j.id LIMIT 1 FOR UPDATE SKIP LOCKED)")
+            which = "j.queue = %(q1)s"
+        due = (f"(SELECT j.id, j.priority FROM {t}jobs j WHERE {which} AND j.state IN (1, 2) "
+               f"AND j.due <= statement_timestamp(){gate} ORDER BY j.priority, j.id LIMIT 1 "
+               "FOR UPDATE SKIP LOCKED)")
+        parts.append(f"r AS {ready}")
+        parts.append(f"d AS {due}")
+        parts.append("best AS (SELECT c.id FROM (SELECT * FROM r UNION ALL SELECT * FROM d) c "
+                     "ORDER BY c.priority, c.id LIMIT 1)")
+        parts.append(f"took AS (UPDATE {t}jobs j SET state = 2, attempts = j.attempts + 1, "
+                     "due = statement_timestamp() + j.ttr * interval '1 second' FROM best "
+                     "WHERE j.id = best.id RETURNING j.id, j.queue, j.body, j.priority, "
+                     "j.attempts, j.ttr)")
+        held = ("(SELECT count(*) FROM fin) + 0 * (SELECT count(*) FROM note)" if finish
+                else "1")
+        sql = ("WITH " + ", ".join(parts) + " SELECT took.id, took.queue, took.body, "
+               f"took.priority, took.attempts, took.ttr, {held} FROM (SELECT 1) AS one "
+               "LEFT JOIN took ON true")
+        self._take_cache[key] = sql
+        return sql
+
+    def _take_params(self, queues: Sequence[str]) -> dict[str, Any]:
+        return {"qs": list(queues), "q1": queues[0]}
+
+    def _wait_for_job(self, queues: Sequence[str], timeout: float | None,
+                      first: tuple[str, dict[str, Any]] | None = None) -> Reservation | None:
+        """Reserve from ``queues``, waiting for NOTIFY, the next due time or the timeout.
+
+        ``first`` (a finish-and-reserve statement and its parameters) replaces the first look.
+        """
+        names = list(queues)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        listener = self._listener(self.names.jobs_channel) if timeout != 0 else None
+        sql, params = first or (self._take_sql(len(names) > 1, False, False),
+                                self._take_params(names))
+        while True:
+            mark = listener.mark(names) if listener is not None else (0, 0)
+            row = self._run(partial(_fetch_one, sql=sql, params=params))
+            if not row[6]:
+                raise _Lost()
+            if row[0] is not None:
+                return self._reservation(row)
+            now = time.monotonic()
+            if listener is None or (deadline is not None and now >= deadline):
+                return None
+            sql, params = (self._take_sql(len(names) > 1, False, False),
+                           self._take_params(names))
+            due = self._one(self._next_due, (names,))[0]
+            # A due job another consumer is moving: look again soon, not in a tight loop.
+            wait = None if due is None else max(due, 0.001)
+            if deadline is not None:
+                wait = deadline - now if wait is None else min(wait, deadline - now)
+            listener.wait(names, mark, 3600.0 if wait is None else wait)
+
+    def reserve(self, queues: Sequence[str], timeout: float | None) -> Reservation | None:
+        """Reserve the most urgent ready job of ``queues``; wait up to ``timeout`` s."""
+        return self._wait_for_job(queues, timeout)
+
+    def _finish_params(self, job: Reservation,
+                       fields: Mapping[str, Any] | None, ttl: float) -> dict[str, Any]:
+        set_json, unset = _record_args(fields) if fields is not None else (None, [])
+        return {"id": int(job.id), "receipt": int(job.receipt), "set": set_json,
+                "unset": unset, "ttl": ttl}
+
+    def _finish_reserve(self, job: Reservation, fields: Mapping[str, Any] | None, ttl: float,
+                        queues: Sequence[str], timeout: float | None) -> Reservation | None:
+        params = {**self._finish_params(job, fields, ttl), **self._take_params(queues)}
+        sql = self._take_sql(len(queues) > 1, True, fields is not None)
+        try:
+            found = self._wait_for_job(queues, timeout, first=(sql, params))
+        except _Lost:
+            raise ReservationLost(job.queue, job.id) from None
+        self._finished_one(fields is not None)
+        return found
+
+    def delete_and_reserve(self, job: Reservation, queues: Sequence[str],
+                           timeout: float | None) -> Reservation | None:
+        """Delete ``job`` and reserve the next of ``queues``, one statement if one is ready."""
+        return self._finish_reserve(job, None, 0.0, queues, timeout)
+
+    def complete_and_reserve(self, job: Reservation, fields: Mapping[str, Any], ttl: float,
+                             queues: Sequence[str], timeout: float | None) -> Reservation | None:
+        """:meth:`complete` ``job`` and reserve the next of ``queues`` in one statement."""
+        return self._finish_reserve(job, fields, ttl, queues, timeout)
+
+    # -- acting on a reservation -----------------------------------------------------------
+
+    def _settle(self, job: Reservation, sql: str, params: Mapping[str, Any]) -> None:
+        """Run ``sql`` (whose WHERE is the held check) or raise ReservationLost."""
+        full = {**params, "id": int(job.id), "receipt": int(job.receipt)}
+        count = self._run(lambda conn: conn.execute(sql, full).rowcount)
+        if count != 1:
+            raise ReservationLost(job.queue, job.id)
+
+    def _finish(self, job: Reservation, fields: Mapping[str, Any] | None, ttl: float) -> None:
+        sql = self._finish_sql[fields is not None]
+        row = self._one(sql, self._finish_params(job, fields, ttl))
+        if not row[0]:
+            raise ReservationLost(job.queue, job.id)
+        self._finished_one(fields is not None)
+
+    def delete(self, job: Reservation) -> None:
+        """Delete a job this reservation still holds."""
+        self._finish(job, None, 0.0)
+
+    def release(self, job: Reservation, priority: int, delay: float) -> None:
+        """Back to ready (or delayed), keeping its place in the put order."""
+        t, chan = self.names.t, self.names.jobs_channel
+        self._settle(job, f"WITH j AS (UPDATE {t}jobs SET state = %(state)s, priority = "
+                          "%(priority)s, due = statement_timestamp() + %(delay)s::float8 * "
+                          f"interval '1 second' WHERE {self._held} RETURNING queue) "
+                          f"SELECT pg_notify('{chan}', queue) FROM j",
+                     {"state": _DELAYED if delay > 0 else _READY, "priority": priority,
+                      "delay": delay if delay > 0 else None})
+
+    def bury(self, job: Reservation, priority: int | None) -> None:
+        """Set aside until kicked; the sequence ``kue_bury_order`` records the bury order."""
+        t = self.names.t
+        self._settle(job, f"WITH j AS (UPDATE {t}jobs SET state = 3, priority = COALESCE("
+                          f"%(priority)s, priority), due = NULL, buried = nextval('{t}bury_order')"
+                          f" WHERE {self._held} RETURNING queue, id) SELECT pg_notify("
+                          f"'{self.names.records_channel}', queue || '/' || id) FROM j",
+                     {"priority": priority})
+
+    def touch(self, job: Reservation) -> None:
+        """Renew the lease to a full ttr from now (the server's now)."""
+        self._settle(job, f"UPDATE {self.names.t}jobs SET due = statement_timestamp() + ttr * "
+                          f"interval '1 second' WHERE {self._held}", {})
+
+    # -- looking and kicking ---------------------------------------------------------------
+
+    def kick(self, queue: str, n: int) -> int:
+        """Buried jobs longest buried first; with none buried, delayed jobs soonest due first."""
+        t, chan = self.names.t, self.names.jobs_channel
+        sql = (
+            f"WITH b AS (SELECT id FROM {t}jobs WHERE queue = %(q)s AND state = 3 "
+            "ORDER BY buried LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
+            f"d AS (SELECT id FROM {t}jobs WHERE queue = %(q)s AND state = 1 "
+            "AND NOT EXISTS (SELECT 1 FROM b) ORDER BY due, id LIMIT %(n)s "
+            "FOR UPDATE SKIP LOCKED), "
+            f"k AS (UPDATE {t}jobs SET state = 0, due = NULL, buried = NULL "
+            "WHERE id IN (SELECT id FROM b UNION ALL SELECT id FROM d) RETURNING id) "
+            f"SELECT count(*), (SELECT pg_notify('{chan}', %(q)s) WHERE EXISTS "
+            "(SELECT 1 FROM k)) FROM k"
+        )
+        row = self._one(sql, {"q": queue, "n": n})
+        return int(row[0])
+
+    def peek(self, queue: str, state: JobState) -> JobInfo | None:
+        """The next job to leave ``state``, as a copy (due jobs count as ready)."""
+        t = self.names.t
+        cols = "id, body, priority, attempts"
+        if state is JobState.READY:
+            sql = (f"SELECT * FROM ((SELECT {cols} FROM {t}jobs WHERE queue = %(q)s AND "
+                   "state = 0 ORDER BY priority, id LIMIT 1) UNION ALL (SELECT "
+                   f"{cols} FROM {t}jobs WHERE queue = %(q)s AND state IN (1, 2) AND due <= "
+                   "statement_timestamp() ORDER BY priority, id LIMIT 1)) x "
+                   "ORDER BY priority, id LIMIT 1")
+        elif state is JobState.DELAYED:
+            sql = (f"SELECT {cols} FROM {t}jobs WHERE queue = %(q)s AND state = 1 AND due > "
+                   "statement_timestamp() ORDER BY due, id LIMIT 1")
+        elif state is JobState.BURIED:
+            sql = (f"SELECT {cols} FROM {t}jobs WHERE queue = %(q)s AND state = 3 "
+                   "ORDER BY buried LIMIT 1")
+        else:
+            raise ValueError(f"peek takes ready, delayed or buried, not {state!r}")
+        row = self._one(sql, {"q": queue})
+        if row is None:
+            return None
+        return JobInfo(queue, str(row[0]), bytes(row[1]), row[2], state, row[3])
+
+    def stats(self, queue: str) -> QueueStats:
+        """Counts per state; due delayed jobs and lapsed leases count as ready."""
+        row = self._one(
+            "SELECT count(*) FILTER (WHERE state = 0 OR (state IN (1, 2) AND due <= "
+            "statement_timestamp())), count(*) FILTER (WHERE state = 1 AND due > "
+            "statement_timestamp()), count(*) FILTER (WHERE state = 2 AND due > "
+            "statement_timestamp()), count(*) FILTER (WHERE state = 3) "
+            f"FROM {self.names.t}jobs WHERE queue = %s", (queue,))
+        return QueueStats(ready=row[0], delayed=row[1], reserved=row[2], buried=row[3])
+
+    def delete_by_id(self, queue: str, job_id: str) -> bool:
+        """Delete a job that is not reserved, by id (for admin tools); False if not found."""
+        try:
+            key = int(job_id)
+        except ValueError:
+            return False
+        t = self.names.t
+        row = self._one(
+            f"WITH d AS (DELETE FROM {t}jobs WHERE id = %(id)s AND queue = %(q)s AND NOT "
+            "(state = 2 AND due > statement_timestamp()) RETURNING id) "
+            f"SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM {t}jobs WHERE id = %(id)s "
+            "AND queue = %(q)s), (SELECT pg_notify("
+            f"'{self.names.records_channel}', %(q)s || '/' || %(id)s) WHERE EXISTS "
+            "(SELECT 1 FROM d))", {"id": key, "q": queue})
+        if row[0]:
+            return True
+        if row[1]:
+            raise ValueError(f"job {job_id} is reserved by a worker; delete it once it is "
+                             "released, buried or done")
+        return False
+
+    # -- records (kue.spi.RecordingBackend) ------------------------------------------------
+
+    def complete(self, job: Reservation, fields: Mapping[str, Any], ttl: float) -> None:
+        """Delete a held job and merge ``fields`` into its record, in one transaction."""
+        self._finish(job, fields, ttl)
+
+    def _finished_one(self, recorded: bool) -> None:
+        """Every SWEEP_EVERY finished jobs with records, remove a batch of expired records."""
+        if not recorded:
+            return
+        self._finished += 1
+        if self._finished % SWEEP_EVERY == 0:
+            t = self.names.t
+            self._run(lambda conn: conn.execute(
+                f"DELETE FROM {t}records WHERE ctid = ANY (ARRAY(SELECT ctid FROM {t}records "
+                "WHERE expires <= statement_timestamp() LIMIT %s FOR UPDATE SKIP LOCKED))",
+                (SWEEP_BATCH,)))
+
+    def update_record(self, queue: str, job_id: str, fields: Mapping[str, Any],
+                      ttl: float | None) -> None:
+        """Merge ``fields`` into the job's record; it expires ``ttl`` s from now (None: never)."""
+        set_json, unset = _record_args(fields)
+        self._run(lambda conn: conn.execute(
+            f"SELECT {self.names.t}merge_record(%s, %s, %s, %s, %s)",
+            (queue, job_id, set_json, unset, ttl)))
+
+    def read_record(self, queue: str, job_id: str) -> dict[str, Any] | None:
+        """The job's record, unless there is none or it expired."""
+        listener = self._state().listeners.get(self.names.records_channel)
+        if listener is not None:
+            _seen.mark = listener.seq_mark()
+        row = self._one(f"SELECT fields FROM {self.names.t}records WHERE queue = %s AND id = %s "
+                        "AND (expires IS NULL OR expires > statement_timestamp())",
+                        (queue, job_id))
+        return None if row is None else dict(row[0])
+
+    def wait_record(self, queue: str, job_id: str, timeout: float) -> None:
+        """Return once the job's record or state may have changed (NOTIFY), or after timeout.
+
+        Returns at once if it changed since this thread last read a record.
+        """
+        if timeout <= 0:
+            return
+        listener = self._listener(self.names.records_channel)
+        mark = getattr(_seen, "mark", None)
+        if mark is None:  # the listener started after the last read: look again
+            _seen.mark = listener.seq_mark()
+            return
+        listener.wait_since(f"{queue}/{job_id}", mark, timeout)
+
+    def job_info(self, queue: str, job_id: str) -> JobInfo | None:
+        """The live job with this id, in whatever state."""
+        try:
+            key = int(job_id)
+        except ValueError:
+            return None
+        listener = self._state().listeners.get(self.names.records_channel)
+        if listener is not None:
+            _seen.mark = listener.seq_mark()
+        row = self._one(
+            "SELECT state, priority, attempts, extract(epoch FROM due - statement_timestamp())"
+            f"::float8, body FROM {self.names.t}jobs WHERE id = %s AND queue = %s", (key, queue))
+        if row is None:
+            return None
+        state, priority, attempts, due_in, body = row
+        if state in (_DELAYED, _RESERVED) and due_in <= 0:
+            state = _READY  # due, or a lapsed lease: the next reserve hands it out
+        return JobInfo(queue, job_id, bytes(body), priority, _STATES[state], attempts,
+                       due_in=due_in if state in (_DELAYED, _RESERVED) else None)
+
+    # -- admin listing (kue.spi.QueueListing, kue.spi.JobBrowser) --------------------------
+
+    def list_queues(self) -> list[str]:
+        """The queues that hold a job in any state, sorted."""
+        rows = self._run(lambda conn: conn.execute(
+            f"SELECT DISTINCT queue FROM {self.names.t}jobs ORDER BY queue").fetchall())
+        return [str(row[0]) for row in rows]
+
+    def buried(self, queue: str, limit: int, offset: int) -> list[JobInfo]:
+        """Buried jobs of ``queue``, the most recently buried first."""
+        rows = self._run(lambda conn: conn.execute(
+            f"SELECT id, body, priority, attempts FROM {self.names.t}jobs WHERE queue = %s AND "
+            "state = 3 ORDER BY buried DESC LIMIT %s OFFSET %s", (queue, limit, offset)
+        ).fetchall())
+        return [JobInfo(queue, str(i), bytes(b), p, JobState.BURIED, a) for i, b, p, a in rows]
+
+    def kick_job(self, queue: str, job_id: str) -> bool:
+        """Move one buried job to ready by id; False if ``queue`` has no such buried job."""
+        try:
+            key = int(job_id)
+        except ValueError:
+            return False
+        row = self._one(
+            f"WITH k AS (UPDATE {self.names.t}jobs SET state = 0, buried = NULL WHERE id = %(id)s "
+            "AND queue = %(q)s AND state = 3 RETURNING id) SELECT count(*), (SELECT pg_notify("
+            f"'{self.names.jobs_channel}', %(q)s) WHERE EXISTS (SELECT 1 FROM k)) FROM k",
+            {"id": key, "q": queue})
+        return bool(row[0])
+
+    def close(self) -> None:
+        """Close this process's pool and stop its listeners."""
+        with self._state_lock:
+            state, self._state_now = self._state_now, None
+        if state is None or state.pid != os.getpid():
+            return
+        for listener in state.listeners.values():
+            listener.close()
+        if state.listeners:  # wake the listener threads, so they see they are closed
+            with contextlib.suppress(Exception), state.pool.connection() as conn:
+                for channel in state.listeners:
+                    conn.execute("SELECT pg_notify(%s, '')", (channel,))
+        state.pool.close()
+        for listener in state.listeners.values():
+            listener.thread.join(1.0)
+
+
+def _fetch_one(conn: Any, sql: str, params: Mapping[str, Any]) -> Any:
+    """The first row of ``sql`` on ``conn``, results in binary."""
+    return conn.execute(sql, params, binary=True).fetchone()
+
+
+class _Lost(Exception):
+    """The finish half of a finish-and-reserve found the job no longer held."""
+
+
+#: What this thread last saw of the records channel (for wait_record).
+_seen = threading.local()
+#: Every connection this process opened, so a forked child can cut itself off from them.
+_CONNECTIONS: weakref.WeakSet[Any] = weakref.WeakSet()
+_LIVE: weakref.WeakSet[PostgresBackend] = weakref.WeakSet()
+#: States a forked child inherited: kept, never closed, so their sockets are never finished.
+_ABANDONED: list[object] = []
+
+
+def _after_fork_in_child() -> None:
+    """Point the inherited sockets at /dev/null, so nothing the child does reaches them.
+
+    A psycopg connection that is closed or collected sends Terminate on its socket, which the
+    parent shares: the child must never write there. Its backends open new pools on first use.
+    """
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        for conn in list(_CONNECTIONS):
+            try:
+                fd = conn.pgconn.socket
+            except Exception:  # closed already
+                continue
+            os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+    for backend in list(_LIVE):
+        _ABANDONED.append(backend._state_now)
+        backend._state_now = None
+        backend._state_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

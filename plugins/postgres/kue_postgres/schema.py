@@ -1,0 +1,118 @@
+"""kue's tables and functions in PostgreSQL, created on first use and migrated by version.
+
+Names carry the configured schema and prefix (``public`` and ``kue`` by default):
+
+``kue_schema``   one row: the version of this layout the database holds. Opening a backend takes
+                 a transaction-level advisory lock, reads it and applies the missing
+                 :data:`MIGRATIONS` in order, so processes starting together migrate once.
+``kue_jobs``     one row per live job: ``id`` (identity, so also the put order), ``queue``,
+                 ``state`` (0 ready, 1 delayed, 2 reserved, 3 buried), ``priority``, ``due``
+                 (delayed: when it is ready; reserved: when the lease runs out; both on the
+                 server's clock), ``ttr`` (seconds), ``attempts`` (reservations so far: also
+                 the receipt that tells a holder from a stale one), ``buried`` (the bury order,
+                 from the sequence ``kue_bury_order``), ``body``.
+                 Indexes: the primary key; ``kue_jobs_ready (queue, priority, id) WHERE state =
+                 0`` (the reserve order); ``kue_jobs_timed (queue, due) WHERE state IN (1, 2)``
+                 (due delayed jobs, lapsed leases, the next due time); ``kue_jobs_buried (queue,
+                 buried) WHERE state = 3``. Storage: ``fillfactor = 90`` and an autovacuum that
+                 starts after 1,000 dead rows whatever the table's size and is not throttled,
+                 because a queue table turns over its rows all day.
+``kue_records``  one JSON document per (queue, job id) with its expiry: the status, result,
+                 last error and progress of jobs (text ids, so the table can also be another
+                 backend's ``results`` store).
+
+Every operation is one statement (:mod:`kue_postgres.backend` builds them), so one round trip;
+the function ``kue_merge_record`` merges a record (as :meth:`update_record` does). Puts,
+releases and kicks notify channel ``<schema>.<prefix>_jobs`` with the queue's name; record
+changes notify ``<schema>.<prefix>_records`` with ``queue/id``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MIGRATIONS", "Names", "migration_sql"]
+
+
+@dataclass(frozen=True)
+class Names:
+    """The qualified names of one schema and prefix (both checked identifiers)."""
+
+    schema: str
+    prefix: str
+
+    @property
+    def t(self) -> str:
+        """Qualified prefix of every table and function: ``public.kue_``."""
+        return f"{self.schema}.{self.prefix}_"
+
+    @property
+    def jobs_channel(self) -> str:
+        """The channel puts, releases and kicks notify, with the queue's name."""
+        return f"{self.schema}.{self.prefix}_jobs"
+
+    @property
+    def records_channel(self) -> str:
+        """The channel record changes notify, with ``queue/id``."""
+        return f"{self.schema}.{self.prefix}_records"
+
+    @property
+    def lock_key(self) -> str:
+        """Text whose hash is the advisory lock migrations take."""
+        return f"kue-schema:{self.schema}.{self.prefix}"
+
+
+_V1 = """
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE {t}jobs (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue text NOT NULL,
+    state smallint NOT NULL,
+    priority bigint NOT NULL,
+    due timestamptz,
+    ttr double precision NOT NULL,
+    attempts integer NOT NULL DEFAULT 0,
+    buried bigint,
+    body bytea NOT NULL
+) WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
+        autovacuum_vacuum_insert_scale_factor = 0, autovacuum_vacuum_insert_threshold = 1000,
+        autovacuum_analyze_scale_factor = 0, autovacuum_analyze_threshold = 5000,
+        autovacuum_vacuum_cost_delay = 0);
+CREATE INDEX {prefix}_jobs_ready ON {t}jobs (queue, priority, id) WHERE state = 0;
+CREATE INDEX {prefix}_jobs_timed ON {t}jobs (queue, due) WHERE state IN (1, 2);
+CREATE INDEX {prefix}_jobs_buried ON {t}jobs (queue, buried) WHERE state = 3;
+CREATE SEQUENCE {t}bury_order;
+
+CREATE TABLE {t}records (
+    queue text NOT NULL,
+    id text NOT NULL,
+    fields jsonb NOT NULL,
+    expires timestamptz,
+    PRIMARY KEY (queue, id)
+) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.05,
+        autovacuum_vacuum_cost_delay = 0);
+CREATE INDEX {prefix}_records_expires ON {t}records (expires) WHERE expires IS NOT NULL;
+
+CREATE FUNCTION {t}merge_record(p_queue text, p_id text, p_set jsonb, p_unset text[],
+                                p_ttl double precision) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO {t}records AS r (queue, id, fields, expires)
+    VALUES (p_queue, p_id, p_set, statement_timestamp() + p_ttl * interval '1 second')
+    ON CONFLICT (queue, id) DO UPDATE SET
+        fields = CASE WHEN r.expires <= statement_timestamp() THEN excluded.fields
+                      ELSE (r.fields - p_unset) || excluded.fields END,
+        expires = excluded.expires;
+    SELECT pg_notify('{records_channel}', p_queue || '/' || p_id);
+$$;
+
+"""
+
+#: The layouts in order: MIGRATIONS[n] takes a database from version n to n + 1.
+MIGRATIONS: tuple[str, ...] = (_V1,)
+
+
+def migration_sql(names: Names, step: int) -> str:
+    """The SQL of migration ``step`` (0-based) for these names."""
+    return MIGRATIONS[step].format(
+        schema=names.schema, prefix=names.prefix, t=names.t,
+        records_channel=names.records_channel, jobs_channel=names.jobs_channel,
+    )

@@ -1,0 +1,73 @@
+"""The throwaway PostgreSQL cluster of tests and benchmarks, described once; kue_contract runs it.
+
+A cluster of its own in the server's scratch directory, made by ``initdb`` (the spec's setup
+step) and run by ``postgres`` on a free loopback port, its Unix socket in the scratch directory
+too: never the machine's own PostgreSQL service. PostgreSQL refuses to run as root, so when the
+tests run as root both run as the OS user ``postgres`` that the server packages create
+(kue_contract hands it the scratch directory); as any other user they run as that user.
+
+The binaries are looked up where Debian and Ubuntu put them
+(``/usr/lib/postgresql/VERSION/bin``, the newest version), else on PATH (Homebrew, Fedora).
+
+Test-time only: imports kue_contract, which the runtime plugin never needs.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from pathlib import Path
+
+from kue_contract.servers import ServerSpec
+
+__all__ = ["BINDIR", "SERVER", "STARTUP_PROBE", "VERSION"]
+
+
+def _debian_bindir() -> Path | None:
+    """The newest ``/usr/lib/postgresql/N/bin`` that holds a server, if any."""
+    found = [p for p in Path("/usr/lib/postgresql").glob("*/bin") if (p / "postgres").is_file()]
+    numbered = [p for p in found if re.fullmatch(r"\d+", p.parent.name)]
+    return max(numbered, key=lambda p: int(p.parent.name), default=None)
+
+
+#: Where initdb and postgres are, or None to take them from PATH.
+BINDIR = _debian_bindir()
+#: The server's major version as the Debian layout names it (the image's tag).
+VERSION = BINDIR.parent.name if BINDIR is not None else "17"
+
+
+def _binary(name: str) -> str:
+    return str(BINDIR / name) if BINDIR is not None else name
+
+
+#: A protocol-3 startup packet for user ``postgres``: a ready server answers R (trust
+#: authentication: AuthenticationOk); one still starting or recovering answers E.
+_PARAMS = b"user\0postgres\0database\0postgres\0\0"
+STARTUP_PROBE = struct.pack("!ii", 8 + len(_PARAMS), 196608) + _PARAMS
+
+#: fsync is off (a killed server loses nothing a commit acknowledged: the WAL is written before
+#: the commit returns, only a machine crash could lose it); ``durable`` turns it on.
+SERVER = ServerSpec(
+    url="postgresql://postgres@{host}:{port}/postgres",
+    binary=_binary("postgres"),
+    setup=((_binary("initdb"), "--pgdata={scratch}/data", "--username=postgres",
+            "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"),
+           # initdb trusts loopback only; in a container the client comes through a bridge.
+           # Locally the server listens on 127.0.0.1 alone, so this changes nothing there.
+           ("sh", "-c", "echo 'host all all all trust' >> \"$0/data/pg_hba.conf\"",
+            "{scratch}")),
+    args=("-D", "{scratch}/data", "-p", "{port}", "-c", "listen_addresses={host}",
+          "-c", "unix_socket_directories={scratch}", "-c", "fsync=off",
+          "-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "TimeZone=UTC",
+          "-c", "log_timezone=UTC", "-c", "autovacuum_naptime=1s"),
+    probe=STARTUP_PROBE, reply=b"R", probe_locally=True, user="postgres", name="postgres",
+    image=f"localhost/kue-postgres:{VERSION}", container_port=5432,
+    files=(*((str(BINDIR.parent / "lib"), f"/usr/share/postgresql/{VERSION}")
+             if BINDIR is not None else ()),
+           *(z for z in ("/usr/share/zoneinfo/UTC", "/usr/share/zoneinfo/Etc/UTC")
+             if Path(z).is_file())),
+    install_hint="Install the PostgreSQL server (Debian/Ubuntu: `apt-get install "
+    "postgresql`; macOS: `brew install postgresql`); kue starts its own cluster and never "
+    "uses the system's service.",
+    durable=("-c", "fsync=on", "-c", "full_page_writes=on"),
+)

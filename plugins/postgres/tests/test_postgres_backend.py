@@ -1,0 +1,171 @@
+"""The PostgreSQL backend's own promises: settings, schema versions, wake-ups, round trips."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from conftest import count_round_trips, raw
+
+import kue
+from kue_postgres.backend import PostgresBackend
+from kue_postgres.schema import MIGRATIONS
+
+
+def test_unknown_options_and_bad_names_are_refused_before_connecting() -> None:
+    with pytest.raises(kue.ConfigError, match="unknown postgres option 'pool'"):
+        PostgresBackend("postgresql://u:secret@127.0.0.1:1/db?pool=3")
+    with pytest.raises(kue.ConfigError, match="schema='bad-name'") as info:
+        PostgresBackend("postgresql://u:secret@127.0.0.1:1/db?schema=bad-name")
+    assert "secret" not in str(info.value)
+    with pytest.raises(kue.ConfigError, match="pool_size=0"):
+        PostgresBackend("postgres://127.0.0.1:1/db?pool_size=0")
+
+
+def test_an_unreachable_server_names_the_url_without_its_password() -> None:
+    with pytest.raises(kue.BackendUnavailable) as info:
+        PostgresBackend("postgresql://u:secret@127.0.0.1:1/db?connect_timeout=2")
+    assert "127.0.0.1:1" in str(info.value) and "secret" not in str(info.value)
+
+
+def test_the_schema_is_made_on_first_use_and_its_version_recorded(
+    url: str, schema: str, make_backend: Callable[..., PostgresBackend]
+) -> None:
+    openers = [threading.Thread(target=make_backend) for _ in range(4)]
+    for thread in openers:
+        thread.start()
+    for thread in openers:
+        thread.join()
+    with raw(url) as conn:
+        versions = conn.execute(f"SELECT version FROM {schema}.kue_schema").fetchall()
+        assert versions == [(len(MIGRATIONS),)]
+        conn.execute(f"UPDATE {schema}.kue_schema SET version = 99")
+    with pytest.raises(kue.BackendUnavailable, match="version 99, newer than"):
+        make_backend()
+
+
+def test_a_prefix_keeps_two_kue_installations_apart(
+    url: str, schema: str, make_backend: Callable[..., PostgresBackend]
+) -> None:
+    one, two = make_backend(), make_backend(f"{url}&prefix=other")
+    one.put("q", b"a", 0, 0, 60)
+    assert two.stats("q").total == 0 and one.stats("q").ready == 1
+    with raw(url) as conn:
+        tables = {r[0] for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))}
+    assert {"kue_jobs", "kue_records", "other_jobs", "other_records"} <= tables
+
+
+def test_a_blocked_reserve_is_woken_by_a_put_from_another_backend_and_does_not_poll(
+    backend: PostgresBackend, make_backend: Callable[..., PostgresBackend]
+) -> None:
+    producer = make_backend()
+    backend.reserve(["warm"], 0.01)  # the listener is up before counting
+    trips = count_round_trips(backend)
+    got: list[tuple[float, bytes]] = []
+
+    def consume() -> None:
+        job = backend.reserve(["wake"], 30)
+        assert job is not None
+        got.append((time.monotonic(), job.body))
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    time.sleep(2.0)  # idle on purpose: what an idle consumer costs is what is measured
+    # One look for a job, one for the next due time; then it sleeps until woken.
+    assert trips[0] == 2, f"an idle reserve asked the database {trips[0]} times in 2 s"
+    put_at = time.monotonic()
+    producer.put("wake", b"now", 0, 0, 60)
+    thread.join(10)
+    assert got and got[0][1] == b"now"
+    assert got[0][0] - put_at < 0.5
+
+
+def test_a_blocked_reserve_wakes_when_the_next_delayed_job_is_due(
+    backend: PostgresBackend,
+) -> None:
+    backend.put("later", b"soon", 0, 1.0, 60)
+    trips = count_round_trips(backend)
+    started = time.monotonic()
+    job = backend.reserve(["later"], 10)
+    took = time.monotonic() - started
+    assert job is not None and job.body == b"soon"
+    assert 0.8 <= took < 2.5
+    assert trips[0] <= 4, "a wait bounded by the due time, not a polling loop"
+
+
+def test_a_release_wakes_a_blocked_reserve(
+    backend: PostgresBackend, make_backend: Callable[..., PostgresBackend]
+) -> None:
+    other = make_backend()
+    backend.put("rel", b"x", 0, 0, 60)
+    held = backend.reserve(["rel"], 0)
+    assert held is not None
+    got: list[float] = []
+    thread = threading.Thread(target=lambda: got.append(
+        time.monotonic() if other.reserve(["rel"], 30) else -1))
+    thread.start()
+    time.sleep(0.3)
+    released_at = time.monotonic()
+    backend.release(held, 5, 0)
+    thread.join(10)
+    assert got and 0 < got[0] - released_at < 0.5
+
+
+def test_delete_and_reserve_is_one_round_trip(backend: PostgresBackend) -> None:
+    backend.put_many("f", [kue.PutItem(b"1"), kue.PutItem(b"2")])
+    first = backend.reserve(["f"], 0)
+    assert first is not None
+    trips = count_round_trips(backend)
+    second = backend.delete_and_reserve(first, ["f"], 0)
+    assert trips[0] == 1
+    assert second is not None and second.body == b"2"
+    assert backend.stats("f").total == 1
+    with pytest.raises(kue.ReservationLost):
+        backend.delete_and_reserve(first, ["f"], 0)
+    assert backend.stats("f").reserved == 1, "a lost finish reserves nothing"
+
+
+def test_a_done_record_is_written_in_the_same_transaction_as_the_delete(
+    backend: PostgresBackend, url: str, schema: str
+) -> None:
+    backend.put("r", b"x", 0, 0, 60)
+    job = backend.reserve(["r"], 0)
+    assert job is not None
+    nxt = backend.complete_and_reserve(job, {"state": "done", "result": [1, None]}, 60, ["r"], 0)
+    assert nxt is None
+    assert backend.read_record("r", job.id) == {"state": "done", "result": [1, None]}
+    with raw(url) as conn:
+        assert conn.execute(f"SELECT count(*) FROM {schema}.kue_jobs").fetchone() == (0,)
+    backend.update_record("r", job.id, {"result": None, "note": "n"}, 60)
+    assert backend.read_record("r", job.id) == {"state": "done", "note": "n"}
+
+
+def test_wait_record_is_woken_by_the_record_write(
+    backend: PostgresBackend, make_backend: Callable[..., PostgresBackend]
+) -> None:
+    writer = make_backend()
+    backend.wait_record("w", "1", 0.01)  # starts the listener
+    assert backend.read_record("w", "1") is None
+    woke: list[float] = []
+    thread = threading.Thread(target=lambda: (backend.wait_record("w", "1", 10),
+                                              woke.append(time.monotonic())))
+    thread.start()
+    time.sleep(0.3)
+    wrote = time.monotonic()
+    writer.update_record("w", "1", {"progress": 0.5}, 60)
+    thread.join(10)
+    assert woke and woke[0] - wrote < 0.5
+
+
+def test_leases_count_on_the_servers_clock(backend: PostgresBackend, url: str,
+                                           schema: str) -> None:
+    backend.put("clock", b"x", 0, 0, 30)
+    held = backend.reserve(["clock"], 0)
+    assert held is not None
+    with raw(url) as conn:
+        left = conn.execute(f"SELECT extract(epoch FROM due - now()) FROM {schema}.kue_jobs"
+                            ).fetchone()
+    assert left is not None and 28 < float(left[0]) <= 30
