@@ -12,8 +12,12 @@ what is here is the contract.
 from __future__ import annotations
 
 from kue.backend import (
+    MAX_BATCH_RESERVE,
     MAX_PRIORITY,
+    Ack,
     Backend,
+    BatchBackend,
+    BatchReply,
     Capabilities,
     DeletableBackend,
     FusedBackend,
@@ -22,6 +26,7 @@ from kue.backend import (
     PutItem,
     QueueStats,
     Reservation,
+    check_reserve_n,
 )
 from kue.backoff import Backoff
 from kue.config import mask_url
@@ -45,11 +50,15 @@ __all__ = [
     "DEFAULT_PRIORITY",
     "DEFAULT_RESULT_TTL",
     "DEFAULT_TTR",
+    "MAX_BATCH_RESERVE",
     "MAX_PRIORITY",
     "NOTES_TTL",
+    "Ack",
     "Backend",
     "BackendUnavailable",
     "Backoff",
+    "BatchBackend",
+    "BatchReply",
     "Capabilities",
     "ConfigError",
     "DeletableBackend",
@@ -71,6 +80,7 @@ __all__ = [
     "Reservation",
     "ReservationLost",
     "Unsupported",
+    "check_reserve_n",
     "current_pid",
     "declared_unsupported",
     "hookimpl",
