@@ -28,7 +28,7 @@ from kue.job import DEFAULT_TIME_LIMIT, lookup
 from kue.records import DEFAULT_RESULT_TTL
 from kue.status import Records
 from kue.worker.lease import LeaseKeeper
-from kue.worker.worker import Worker
+from kue.worker.worker import DEFAULT_PREFETCH, Worker
 
 __all__ = ["Reporter", "child_main"]
 
@@ -127,6 +127,7 @@ def child_main(
     result_ttl: float = DEFAULT_RESULT_TTL,
     records_for: Callable[[Backend], Records] | None = None,
     signal_mask: set[int | signal.Signals] | None = None,
+    prefetch: int = DEFAULT_PREFETCH,
 ) -> int:
     """Run a worker in this (forked) child until stopped; returns the exit status.
 
@@ -155,7 +156,7 @@ def child_main(
     keeper = LeaseKeeper(backend)
     records = records_for(backend) if records_for is not None else Records.of(backend)
     worker = Worker(backend, queues, plugin_manager=pm, name=name, time_limit=time_limit,
-                    keeper=keeper, records=records, result_ttl=result_ttl)
+                    keeper=keeper, records=records, result_ttl=result_ttl, prefetch=prefetch)
     reporter = Reporter(report_fd, worker)
     keeper.on_renew = reporter.renewed
     pm.register(reporter, name="kue.supervisor-reporter")

@@ -49,6 +49,7 @@ from kue.validation import retry_delay_within
 from kue.worker.child import child_main
 from kue.worker.scheduler import Scheduler
 from kue.worker.settle import WorkerStats
+from kue.worker.worker import DEFAULT_PREFETCH
 
 __all__ = ["MAX_QUICK_DEATHS", "ChildRecord", "Supervisor"]
 
@@ -111,6 +112,7 @@ class Supervisor:
         child enforces itself, before the kill.
     :param time_limit: the limit of jobs that set none (passed to each child).
     :param result_ttl: seconds a done job's record is kept (0: none).
+    :param prefetch: most jobs each child holds at once (see :class:`~kue.worker.Worker`).
     :param records_for: opens where a child writes job records, given its backend.
     :param scheduler: puts periodic ticks from the supervisor's own loop (``--scheduler``),
         never from the children, until the pool stops.
@@ -132,6 +134,7 @@ class Supervisor:
         result_ttl: float = DEFAULT_RESULT_TTL,
         records_for: Callable[[Backend], Records] | None = None,
         scheduler: Scheduler | None = None,
+        prefetch: int = DEFAULT_PREFETCH,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -146,6 +149,7 @@ class Supervisor:
         self.ttr_grace = ttr_grace
         self.time_limit = time_limit
         self.result_ttl = result_ttl
+        self.prefetch = prefetch
         self.records_for = records_for
         self.scheduler = scheduler
         self.children: dict[int, ChildRecord] = {}
@@ -209,7 +213,7 @@ class Supervisor:
                     write_fd, self.open_backend, self.queues, self.pm, burst=self.burst,
                     max_jobs=self.max_jobs_per_child, name=f"child {slot} pid {os.getpid()}",
                     time_limit=self.time_limit, result_ttl=self.result_ttl,
-                    records_for=self.records_for, signal_mask=mask,
+                    records_for=self.records_for, signal_mask=mask, prefetch=self.prefetch,
                 )
             except BaseException:
                 log.exception("worker child %d failed", os.getpid())
