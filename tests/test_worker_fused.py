@@ -64,6 +64,7 @@ def test_with_prefetch_the_worker_takes_batches_that_grow_while_the_queue_is_dee
     ids = [queue.push(sample_jobs.add.message(i, 1)) for i in range(50)]
     calls: Counter[str] = Counter()
     batches: list[int] = []
+    asked: list[int] = []
     backend: Any = queue.backend
     for name in ("reserve", "delete", "delete_and_reserve", "complete", "complete_and_reserve",
                  "reserve_many", "settle_many"):
@@ -73,6 +74,7 @@ def test_with_prefetch_the_worker_takes_batches_that_grow_while_the_queue_is_dee
             calls[_name] += 1
             found = _original(*args, **kw)
             if _name == "settle_many":
+                asked.append(args[3])
                 batches.append(len(found.reserved))
             return found
 
@@ -85,6 +87,7 @@ def test_with_prefetch_the_worker_takes_batches_that_grow_while_the_queue_is_dee
     assert queue.stats().total == 0
     # One job, then doubling while batches come back full, capped at 16; the short batch
     # (the queue ran dry) starts again at one, which finds the queue empty.
+    assert asked == [1, 2, 4, 8, 16, 16, 16, 1]
     assert batches == [1, 2, 4, 8, 16, 16, 3, 0]
     assert calls == Counter({"settle_many": 8})
     if result_ttl:  # each job's record went with its ack in the batched call

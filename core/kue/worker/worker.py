@@ -362,7 +362,7 @@ class Worker:
         if got < asked:
             return 1  # the queue ran dry: no deeper than what is ready
         fits = self.prefetch
-        if self._mean_run > 0:
+        if self._mean_run > 0 and self.prefetch_window < self._mean_run * self.prefetch:
             fits = max(1, int(self.prefetch_window / self._mean_run))
         return max(1, min(asked * 2, self.prefetch, fits))
 
