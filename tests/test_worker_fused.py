@@ -50,8 +50,9 @@ def test_the_worker_deletes_and_reserves_in_one_call_when_the_backend_offers_it(
     stats = Worker(backend, [queue.name], result_ttl=result_ttl, prefetch=1).run(burst=True)
     assert stats.succeeded == 50
     assert queue.stats().total == 0
-    # Without prefetch (prefetch=1): a plain reserve to start, then every finished job deletes-and-reserves in one call; the
-    # last of those finds the queue empty, and one more plain reserve confirms it.
+    # Without prefetch (prefetch=1): a plain reserve to start, then every finished job
+    # deletes-and-reserves in one call; the last of those finds the queue empty, and one
+    # more plain reserve confirms it.
     assert calls == Counter({"reserve": 2, fused: 50})
 
 
