@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 import pluggy
@@ -36,6 +36,8 @@ log = logging.getLogger("kue.worker")
 PR_SET_PDEATHSIG = 1
 #: Largest body a child passes to the supervisor for settling its job should the child die.
 BODY_REPORT_LIMIT = 64 * 1024
+#: Bytes of held jobs per report line: well under PIPE_BUF (4096), so each line is atomic.
+HELD_LINE = 3000
 
 
 class Reporter:
@@ -80,6 +82,22 @@ class Reporter:
     def renewed(self, job: Reservation) -> None:
         """Tell the supervisor this child renewed its job's lease: it is alive, not frozen."""
         self._send({"event": "beat", "id": job.id, "t": time.monotonic()})
+
+    def batch(self, jobs: Sequence[Reservation]) -> None:
+        """Tell the supervisor the jobs this child's last round trip reserved (prefetch)."""
+        rows = [[j.queue, j.id, j.receipt, j.attempts, j.priority, j.ttr] for j in jobs]
+        event = "held"
+        # Lines under PIPE_BUF are written atomically: a long batch goes in several.
+        while True:
+            chunk: list[list[object]] = []
+            size = 0
+            while rows and (not chunk or size + len(json.dumps(rows[0])) < HELD_LINE):
+                size += len(json.dumps(rows[0])) + 1
+                chunk.append(rows.pop(0))
+            self._send({"event": event, "jobs": chunk})
+            event = "held+"
+            if not rows:
+                return
 
     def ready(self) -> None:
         """Tell the supervisor this child has its backend and is about to take jobs."""
@@ -159,6 +177,7 @@ def child_main(
                     keeper=keeper, records=records, result_ttl=result_ttl, prefetch=prefetch)
     reporter = Reporter(report_fd, worker)
     keeper.on_renew = reporter.renewed
+    worker.on_batch = reporter.batch
     pm.register(reporter, name="kue.supervisor-reporter")
     reporter.ready()
     if stop:

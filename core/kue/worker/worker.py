@@ -156,6 +156,11 @@ class Worker:
         self._clock = clock
         #: Running mean of one job's run, settling included, on ``clock`` (seconds).
         self._mean_run = 0.0
+        #: Called (prefetch only) with the jobs each round trip reserved, while batches hold
+        #: more than one: a prefork child tells its supervisor, which gives them back at
+        #: once should the child die (else they would wait for their ttr).
+        self.on_batch: Callable[[Sequence[Reservation]], None] | None = None
+        self._reported = False
         self._stop = threading.Event()
         self._waiting = False
         self.current: Reservation | None = None
@@ -295,12 +300,15 @@ class Worker:
                     continue
                 backoff.reset()
                 if stopping:
+                    self._report_batch([])
                     return
                 if reserved:
                     want = self._next_want(n, len(reserved))
                 elif burst:
+                    self._report_batch([])
                     return
                 else:
+                    self._report_batch([])
                     want = 1
                     try:
                         reserved = self._block_for_job(backend)
@@ -314,6 +322,7 @@ class Worker:
                 for job in reserved:
                     self.keeper.hold(job)
                 held.extend(reserved)
+                self._report_batch(reserved)
                 batch_at = self._clock()
         finally:
             if held or acks:  # an exception: settle what can be settled, give back the rest
@@ -321,6 +330,13 @@ class Worker:
                     self._settle_batch(backend, acks, list(held), 0)
                 except Exception as exc:  # the jobs come back after their ttr
                     log.warning("could not give back %d prefetched jobs: %s", len(held), exc)
+
+    def _report_batch(self, reserved: Sequence[Reservation]) -> None:
+        """Tell ``on_batch`` the jobs now held, when several are, or once after they were."""
+        if self.on_batch is None or (len(reserved) <= 1 and not self._reported):
+            return
+        self._reported = len(reserved) > 1
+        self.on_batch(reserved)
 
     def _settle_batch(self, backend: BatchBackend, acks: list[Ack], give_back: list[Reservation],
                       n: int) -> list[Reservation]:
