@@ -37,21 +37,29 @@ from servers import BACKENDS, backend_url
 
 import kue
 
+#: Backends whose worker prefetches: each gets a row with ``--prefetch 1`` too.
+PREFETCH_BACKENDS = ("memory", "sqlite", "redis")
 #: p50 goals in seconds, by backend.
 GOAL = {"sqlite": 0.050}
 DEFAULT_GOAL = 0.005
 
 
 @contextmanager
-def idle_worker(name: str, url: str, queue: str, stamps: Path) -> Iterator[None]:
-    """A worker on ``queue`` for the duration of the block (a thread for memory://)."""
+def idle_worker(name: str, url: str, queue: str, stamps: Path,
+                prefetch: int | None = None) -> Iterator[None]:
+    """A worker on ``queue`` for the duration of the block (a thread for memory://).
+
+    ``prefetch``: its ``--prefetch`` (None: the default).
+    """
     if name == "memory":
         import bench_jobs  # noqa: F401  (registers the jobs)
 
         from kue.worker import Worker
 
         os.environ["BENCH_STAMPS"] = str(stamps)
-        worker = Worker(kue.connect(url, queue=queue).backend, [queue], idle_timeout=0.2)
+        backend = kue.connect(url, queue=queue).backend
+        worker = (Worker(backend, [queue], idle_timeout=0.2) if prefetch is None
+                  else Worker(backend, [queue], idle_timeout=0.2, prefetch=prefetch))
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()
         try:
@@ -60,7 +68,9 @@ def idle_worker(name: str, url: str, queue: str, stamps: Path) -> Iterator[None]
             worker.stop()
             thread.join()
         return
-    proc = subprocess.Popen(kue_worker_args(url, queue), env=bench_env(BENCH_STAMPS=str(stamps)),
+    extra = [] if prefetch is None else ["--prefetch", str(prefetch)]
+    proc = subprocess.Popen(kue_worker_args(url, queue, *extra),
+                            env=bench_env(BENCH_STAMPS=str(stamps)),
                             cwd=BENCH_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         yield
@@ -103,9 +113,11 @@ def lines(path: Path) -> Iterator[str]:
                 yield ""
 
 
-def measure(name: str, samples: int) -> tuple[list[float], list[float], list[float]]:
+def measure(name: str, samples: int,
+            prefetch: int | None = None) -> tuple[list[float], list[float], list[float]]:
     """Put -> start latencies in seconds on backend ``name``: from before the put call, from
-    when it returned, and the raw client's put -> receive on the same server (or none)."""
+    when it returned, and the raw client's put -> receive on the same server (or none; none
+    either for a run with ``prefetch`` given, the worker's ``--prefetch``)."""
     import bench_jobs
 
     with backend_url(name) as url, scratch_dir("kue-bench-latency-") as tmp:
@@ -114,7 +126,7 @@ def measure(name: str, samples: int) -> tuple[list[float], list[float], list[flo
         reader = lines(stamps)
         queue = kue.connect(url, queue=queue_name)
         out, after = [], []
-        with idle_worker(name, url, queue_name, stamps):
+        with idle_worker(name, url, queue_name, stamps, prefetch):
             queue.push(bench_jobs.stamp.message("warm-up"))
             wait_for(reader, "warm-up", timeout=60)
             for i in range(samples):
@@ -128,7 +140,8 @@ def measure(name: str, samples: int) -> tuple[list[float], list[float], list[flo
                 out.append(started - put_at)
                 after.append(started - returned_at)
         queue.close()
-        floor = measure_floor(name, url, samples) if name in FLOOR_BACKENDS else []
+        floor = (measure_floor(name, url, samples)
+                 if name in FLOOR_BACKENDS and prefetch is None else [])
     return out, after, floor
 
 
@@ -149,6 +162,12 @@ def run(bench: Bench) -> None:
         goal = GOAL.get(name, DEFAULT_GOAL)
         bench.target(f"{name} p50 put->start < {goal * 1000:g} ms (idle worker)",
                      f"{p50 * 1000:.2f} ms", p50 < goal)
+        if name in PREFETCH_BACKENDS:  # the same with prefetch off: prefetch must not slow it
+            bench.log(f"latency: {name}, prefetch off")
+            off, off_after, _ = measure(name, count, prefetch=1)
+            table.add(f"{name}, prefetch off", fmt_ms(percentile(off, 0.5)),
+                      fmt_ms(percentile(off, 0.99)), fmt_ms(max(off)),
+                      fmt_ms(percentile(off_after, 0.5)), "—", str(len(off)))
     table.notes += [
         "kue-worker (1 process) idle on the queue; the producer sleeps 10-50 ms between jobs",
         "put time is read before the put call, so a latency includes the put's round trip; "

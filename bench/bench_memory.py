@@ -50,6 +50,7 @@ def run(bench: Bench) -> None:
     """The memory table."""
     spec = Spec("memory", "memory://bench", RawHeap(), ops=bench.count(20000), batch=100,
                 workers=bench.count(20000), concurrency=(None,), in_process_worker=True,
+                prefetch=(1, None),
                 notes=["the worker runs in the bench's own process (memory:// is per-process)"])
     measure(bench, spec)
 

@@ -132,7 +132,7 @@ def run(bench: Bench) -> None:
     with backend_url("redis") as url:
         raw = RawRedis(url)
         spec = Spec("redis", url, raw, ops=bench.count(5000), batch=BATCH,
-                    workers=bench.count(20000))
+                    workers=bench.count(20000), prefetch=(1, None))
         res = measure(bench, spec)
         raw.close()
         fused_table(bench, url, bench.count(5000))
@@ -146,6 +146,9 @@ def run(bench: Bench) -> None:
         r = res.raw["reserve+delete" if case.startswith("worker") else case]
         bench.target(f"redis {case} >= {goal}x {what}", f"{k / r:.2f}x ({k:,.0f} vs {r:,.0f})",
                      k / r >= goal)
+    on, off = res.kue["worker, 1 process"], res.kue["worker, 1 process, prefetch off"]
+    bench.target("redis worker 1 process: prefetch on >= 1.5x off", f"{on / off:.2f}x "
+                 f"({on:,.0f} vs {off:,.0f})", on / off >= 1.5)
     bench.results["redis.worker"] = res.kue["worker, 1 process"]
 
 

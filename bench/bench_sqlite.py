@@ -74,7 +74,7 @@ def run(bench: Bench) -> None:
     with scratch_dir("kue-bench-sqlite-") as tmp:
         raw = RawSQLite(tmp / "raw.sqlite3")
         spec = Spec("sqlite", f"sqlite:///{tmp / 'kue.sqlite3'}", raw, ops=bench.count(5000),
-                    batch=100, workers=bench.count(20000),
+                    batch=100, workers=bench.count(20000), prefetch=(1, None),
                     notes=[f"durable files on {tmp.parent} (WAL, synchronous=NORMAL)"])
         res = measure(bench, spec)
         raw.close()

@@ -115,6 +115,9 @@ class Spec:
     :param concurrency: the ``-c`` values to run the worker with (None: one process, no -c).
     :param in_process_worker: run :class:`kue.worker.Worker` in this process instead of
         ``kue-worker`` (the memory backend's store lives in one process).
+    :param prefetch: the ``--prefetch`` values to run each worker case with (None: the
+        default); a backend that reserves in batches gets a row with prefetch off (1) and
+        one with the default.
     """
 
     name: str
@@ -126,6 +129,7 @@ class Spec:
     fill_batch: int = 1000
     concurrency: Sequence[int | None] = (None, 2)
     in_process_worker: bool = False
+    prefetch: Sequence[int | None] = (None,)
     notes: list[str] = field(default_factory=list)
 
 
@@ -137,24 +141,33 @@ class Results:
     raw: dict[str, float] = field(default_factory=dict)
 
 
-def _worker_case(c: int | None) -> str:
-    return "worker, 1 process" if c is None else f"worker, -c {c}"
+def _worker_case(c: int | None, prefetch: int | None = None) -> str:
+    case = "worker, 1 process" if c is None else f"worker, -c {c}"
+    if prefetch == 1:
+        return f"{case}, prefetch off"
+    if prefetch is not None:
+        return f"{case}, --prefetch {prefetch}"
+    return case
 
 
-def worker_seconds(url: str, queue: str, concurrency: int | None) -> float:
+def worker_seconds(url: str, queue: str, concurrency: int | None,
+                   prefetch: int | None = None) -> float:
     """Wall seconds of ``kue-worker --burst`` on ``queue`` from spawn to exit."""
     extra = ["--burst"] + ([] if concurrency is None else ["-c", str(concurrency)])
+    if prefetch is not None:
+        extra += ["--prefetch", str(prefetch)]
     return run_to_exit(kue_worker_args(url, queue, *extra))
 
 
-def in_process_worker_seconds(url: str, queue: str) -> float:
+def in_process_worker_seconds(url: str, queue: str, prefetch: int | None = None) -> float:
     """Seconds of a burst :class:`kue.worker.Worker` run in this process."""
     import bench_jobs  # noqa: F401  (registers the jobs)
 
     from kue.worker import Worker
 
     q = kue.connect(url, queue=queue)
-    worker = Worker(q.backend, [queue])
+    worker = (Worker(q.backend, [queue]) if prefetch is None
+              else Worker(q.backend, [queue], prefetch=prefetch))
     return timed(lambda: worker.run(burst=True))
 
 
@@ -198,24 +211,28 @@ def measure(bench: Bench, spec: Spec) -> Results:
             who.drain(spec.ops)
 
     for c in spec.concurrency:
-        case = _worker_case(c)
+        cases = [(_worker_case(c, p), p) for p in spec.prefetch]
         if spec.in_process_worker:
             for run in range(bench.runs):
-                bench.log(f"{spec.name}: {case} (in process) run {run + 1}")
-                client.fill(spec.workers, spec.fill_batch)
-                seconds = in_process_worker_seconds(spec.url, queue)
-                check_empty(client)
-                samples.setdefault(case, []).append(rate_of(spec.workers, seconds))
+                # Prefetch off and on take turns going first, as the put/drain sides do.
+                for case, p in (cases if run % 2 == 0 else cases[::-1]):
+                    bench.log(f"{spec.name}: {case} (in process) run {run + 1}")
+                    client.fill(spec.workers, spec.fill_batch)
+                    seconds = in_process_worker_seconds(spec.url, queue, p)
+                    check_empty(client)
+                    samples.setdefault(case, []).append(rate_of(spec.workers, seconds))
             continue
         startup = median([worker_seconds(spec.url, queue, c) for _ in range(bench.runs)])
         for run in range(bench.runs):
-            bench.log(f"{spec.name}: {case} run {run + 1} (start-up {startup:.2f} s)")
-            client.fill(spec.workers, spec.fill_batch)
-            seconds = worker_seconds(spec.url, queue, c)
-            check_empty(client)
-            samples.setdefault(case, []).append(rate_of(spec.workers, seconds - startup))
-        spec.notes.append(f"{case}: {spec.workers:,} jobs; start-up of an empty run "
-                          f"({startup:.2f} s) subtracted")
+            for case, p in (cases if run % 2 == 0 else cases[::-1]):
+                bench.log(f"{spec.name}: {case} run {run + 1} (start-up {startup:.2f} s)")
+                client.fill(spec.workers, spec.fill_batch)
+                seconds = worker_seconds(spec.url, queue, c, p)
+                check_empty(client)
+                samples.setdefault(case, []).append(rate_of(spec.workers, seconds - startup))
+        for case, _ in cases:
+            spec.notes.append(f"{case}: {spec.workers:,} jobs; start-up of an empty run "
+                              f"({startup:.2f} s) subtracted")
     client.close()
 
     results = Results(

@@ -35,18 +35,20 @@ class Verdict:
     def duplicated(self) -> set[str]:
         return {key for key, n in self.ended.items() if n > 1}
 
-    def interrupted_by(self, pids: set[int]) -> set[str]:
-        """The last key each killed pid started: the only jobs allowed to run twice.
+    def interrupted_by(self, pids: set[int], batch: int = 1) -> set[str]:
+        """The last ``batch`` keys each killed pid started: the only jobs allowed to run twice.
 
         A kill can land after the job's last line but before its delete reached the backend,
-        so a job that logged its end may still run again; one that was not the last its
-        process started may not.
+        so a job that logged its end may still run again; one that was not among the last its
+        process started may not. A worker that prefetches acks a batch of finished jobs with
+        its next reserve, so up to ``batch`` (its ``--prefetch``) jobs of a killed process may
+        have finished unacked.
         """
-        last: dict[int, str] = {}
+        last: dict[int, list[str]] = {}
         for e in self.entries:
             if e.event == "start" and e.pid in pids:
-                last[e.pid] = e.key
-        return set(last.values())
+                last.setdefault(e.pid, []).append(e.key)
+        return {key for keys in last.values() for key in keys[-batch:]}
 
     def summary(self) -> str:
         return (

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import kue
+from kue.worker.worker import DEFAULT_PREFETCH
 
 import fault_jobs
 import jepsen
@@ -43,6 +44,7 @@ def run_through_a_restart(
              "--import", "fault_jobs", "-c", str(children)],
             env={**os.environ, "PYTHONPATH": str(TESTS)}, stdout=log, stderr=subprocess.STDOUT,
         )
+    batch = DEFAULT_PREFETCH if queue.capabilities.reserve_many else 1
     try:
         deadline = time.monotonic() + 60
         while len(jepsen.read(ledger, keys).ended) < jobs // 2:
@@ -66,6 +68,8 @@ def run_through_a_restart(
     verdict = jepsen.read(ledger, keys)
     print(verdict.summary())
     assert not verdict.lost and not verdict.unexpected
-    assert len(verdict.duplicated) <= children, verdict.summary()
+    # A child's acks lost with the server: its job in hand, or with prefetch (backends that
+    # reserve in batches) the finished jobs of its batch, whose acks go with the next reserve.
+    assert len(verdict.duplicated) <= children * batch, verdict.summary()
     text = log_path.read_text(errors="replace")
     assert "died" not in text, text[-3000:]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import kue
+from kue.worker.worker import DEFAULT_PREFETCH
 from kue_contract.servers import spec_for
 
 import fault_jobs
@@ -133,7 +134,10 @@ def test_sigkilled_children_lose_no_job(
     verdict = jepsen.read(ledger, keys)
     print(verdict.summary(), f"killed={len(killed)}")
     assert not verdict.lost and not verdict.unexpected
-    assert verdict.duplicated <= verdict.interrupted_by(killed), verdict.summary()
+    # With prefetch (backends that reserve in batches) a killed child's finished jobs of
+    # the batch in hand were not acked yet: they run again, tied to the kill all the same.
+    batch = DEFAULT_PREFETCH if queue.capabilities.reserve_many else 1
+    assert verdict.duplicated <= verdict.interrupted_by(killed, batch), verdict.summary()
     assert queue.stats().total == 0
 
 

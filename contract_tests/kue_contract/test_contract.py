@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from kue_contract.suite import (
     BasicsContract,
+    BatchContract,
     BlockingContract,
     BuryContract,
     ConcurrencyContract,
@@ -37,6 +38,10 @@ class TestDelay(DelayContract):
 
 class TestTtr(TtrContract):
     """Time-to-run, touch and lost reservations."""
+
+
+class TestBatch(BatchContract):
+    """reserve_many and settle_many: batched reservations, where declared."""
 
 
 class TestStaleAcks(StaleAckContract):

@@ -8,13 +8,17 @@ any number of queues. Validation of priority, delay, ttr and body size happens i
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "MAX_BATCH_RESERVE",
     "MAX_PRIORITY",
+    "Ack",
     "Backend",
+    "BatchBackend",
+    "BatchReply",
     "Capabilities",
     "DeletableBackend",
     "FusedBackend",
@@ -25,10 +29,13 @@ __all__ = [
     "Reservation",
     "TransactionalBackend",
     "UniqueBackend",
+    "check_reserve_n",
 ]
 
 #: The least urgent priority. 0 is the most urgent, everywhere.
 MAX_PRIORITY = 2**32 - 1
+#: The most jobs one ``reserve_many`` may ask for, whatever the backend.
+MAX_BATCH_RESERVE = 1000
 
 
 class JobState(enum.StrEnum):
@@ -88,6 +95,11 @@ class Capabilities:
     :param unique_put: the backend is a :class:`UniqueBackend`: ``put_unique`` stores a job
         only if no live job holds its key, atomically on the server, so any number of
         processes putting with one key store one job (unique jobs, periodic ticks).
+    :param reserve_many: the backend is a :class:`BatchBackend`: it reserves up to n jobs in
+        one round trip, and acks finished jobs, gives back unstarted ones and reserves more in
+        one round trip too (the worker's prefetch). Its most jobs per call is
+        ``max_reserve``.
+    :param max_reserve: the most jobs one ``reserve_many`` call hands out (SQS: 10).
     """
 
     name: str
@@ -113,6 +125,8 @@ class Capabilities:
     records: bool = False
     unique_put: bool = False
     transactional_put: bool = False
+    reserve_many: bool = False
+    max_reserve: int = MAX_BATCH_RESERVE
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -302,3 +316,80 @@ class TransactionalBackend(Backend, Protocol):
     def put_many_in(self, connection: object, queue: str, items: Sequence[PutItem]) -> list[str]:
         """As :meth:`Backend.put_many`, in ``connection``'s transaction."""
         ...
+
+
+@dataclass(frozen=True)
+class Ack:
+    """A finished job for :meth:`BatchBackend.settle_many`: delete it, and record it if asked.
+
+    :param job: the reservation of the finished job.
+    :param fields: where the backend keeps records (``capabilities.records``), the fields to
+        merge into the job's record in the same atomic step as the delete (as
+        ``RecordingBackend.complete`` does); None: delete only.
+    :param ttl: seconds the record is kept (with ``fields``).
+    """
+
+    job: Reservation
+    fields: Mapping[str, Any] | None = None
+    ttl: float = 0.0
+
+
+@dataclass(frozen=True)
+class BatchReply:
+    """What :meth:`BatchBackend.settle_many` did.
+
+    :param reserved: the jobs reserved, most urgent first (priority, then put order).
+    :param lost: the acked jobs whose reservation was no longer held (ttr ran out, or
+        settled already): they were not deleted and their records were not written.
+    """
+
+    reserved: list[Reservation]
+    lost: list[Reservation] = field(default_factory=list)
+
+
+@runtime_checkable
+class BatchBackend(Backend, Protocol):
+    """A backend that reserves several jobs per round trip (``capabilities.reserve_many``).
+
+    Each job of a batch is a reservation of its own: its own lease (ttr from the moment the
+    batch was reserved; ``touch`` renews one job), its own attempt count and receipt; acks of
+    one job never affect another.
+    """
+
+    def reserve_many(
+        self, queues: Sequence[str], n: int, timeout: float | None
+    ) -> list[Reservation]:
+        """Reserve up to ``n`` ready jobs of ``queues``, most urgent first.
+
+        Waits up to ``timeout`` seconds (None: for ever, 0: not at all) for the first job;
+        takes whatever else is ready at that moment, without waiting for more. Returns [] on
+        timeout. ``n`` is 1 to ``capabilities.max_reserve`` (ValueError otherwise).
+        """
+        ...
+
+    def settle_many(
+        self, acks: Sequence[Ack], give_back: Sequence[Reservation], queues: Sequence[str],
+        n: int, timeout: float | None,
+    ) -> BatchReply:
+        """Ack ``acks``, give back ``give_back``, then reserve up to ``n``: one round trip.
+
+        Each ack deletes its job (and writes its record, with ``fields``) unless its
+        reservation is no longer held: such acks are listed in ``lost`` and change nothing;
+        the others and the reserve go ahead. A job given back is ready again at once in its
+        place, its attempt not counted (it never started); one no longer held is skipped.
+        ``n`` may be 0 (ack and give back only: nothing reserved, no wait); otherwise the
+        reserve is :meth:`reserve_many`'s. A value the record store cannot encode raises
+        TypeError or ValueError before anything is done.
+        """
+        ...
+
+
+def check_reserve_n(n: int, capabilities: Capabilities, *, zero: bool = False) -> None:
+    """Refuse a batch size outside 1 (0 with ``zero``) to ``capabilities.max_reserve``.
+
+    Raises ValueError naming the value and the limit, before anything is sent.
+    """
+    low = 0 if zero else 1
+    if isinstance(n, bool) or not isinstance(n, int) or not low <= n <= capabilities.max_reserve:
+        raise ValueError(f"n={n!r}: a batch reserve takes {low} to "
+                         f"{capabilities.max_reserve} jobs on {capabilities.name}")

@@ -12,8 +12,12 @@ what is here is the contract.
 from __future__ import annotations
 
 from kue.backend import (
+    MAX_BATCH_RESERVE,
     MAX_PRIORITY,
+    Ack,
     Backend,
+    BatchBackend,
+    BatchReply,
     Capabilities,
     DeletableBackend,
     FusedBackend,
@@ -23,6 +27,7 @@ from kue.backend import (
     QueueStats,
     Reservation,
     TransactionalBackend,
+    check_reserve_n,
 )
 from kue.backoff import Backoff
 from kue.config import mask_url
@@ -46,11 +51,15 @@ __all__ = [
     "DEFAULT_PRIORITY",
     "DEFAULT_RESULT_TTL",
     "DEFAULT_TTR",
+    "MAX_BATCH_RESERVE",
     "MAX_PRIORITY",
     "NOTES_TTL",
+    "Ack",
     "Backend",
     "BackendUnavailable",
     "Backoff",
+    "BatchBackend",
+    "BatchReply",
     "Capabilities",
     "ConfigError",
     "DeletableBackend",
@@ -73,6 +82,7 @@ __all__ = [
     "ReservationLost",
     "TransactionalBackend",
     "Unsupported",
+    "check_reserve_n",
     "current_pid",
     "declared_unsupported",
     "hookimpl",

@@ -6,6 +6,7 @@ Override the ``kue_url`` fixture (or ``kue_backend``) to point them at your back
 
 from kue_contract.suite.acks import StaleAckContract
 from kue_contract.suite.basics import BasicsContract
+from kue_contract.suite.batch import BatchContract
 from kue_contract.suite.blocking import BlockingContract
 from kue_contract.suite.bury import BuryContract, PeekContract, UnsupportedContract
 from kue_contract.suite.concurrency import ConcurrencyContract
@@ -20,6 +21,7 @@ from kue_contract.suite.validation import ValidationContract
 
 __all__ = [
     "BasicsContract",
+    "BatchContract",
     "BlockingContract",
     "BuryContract",
     "ConcurrencyContract",

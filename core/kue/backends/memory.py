@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 
 from kue.backends.record_table import RecordTable
 from kue.spi import (
+    Ack,
+    BatchReply,
     Capabilities,
     JobInfo,
     JobState,
@@ -37,6 +39,7 @@ from kue.spi import (
     QueueStats,
     Reservation,
     ReservationLost,
+    check_reserve_n,
     hookimpl,
     read_options,
 )
@@ -60,6 +63,7 @@ CAPABILITIES = Capabilities(
     delete_and_reserve=True,
     records=True,
     unique_put=True,
+    reserve_many=True,
 )
 
 Clock = Callable[[], float]
@@ -75,6 +79,8 @@ class _Job:
     ttr: float
     state: JobState = JobState.READY
     attempts: int = 0
+    #: Reservations ever made, given-back ones included: the receipt, never reused.
+    leases: int = 0
     due: float = 0.0  # delayed: when it becomes ready; reserved: when the lease runs out
     version: int = 0
 
@@ -152,6 +158,7 @@ class _Store:
         q = self._leave(job)
         job.state = JobState.RESERVED
         job.attempts += 1
+        job.leases += 1
         job.due = now + job.ttr
         q.counts[JobState.RESERVED] += 1
         heapq.heappush(q.leases, (job.due, job.id, job.version))
@@ -361,11 +368,64 @@ class MemoryBackend:
             priority=best.priority,
             attempts=best.attempts,
             ttr=best.ttr,
-            receipt=str(best.attempts),
+            receipt=str(best.leases),
         )
 
     def reserve(self, queues: Sequence[str], timeout: float | None) -> Reservation | None:
         """Reserve the most urgent ready job; wait on a condition, woken by puts and releases."""
+        jobs = self._reserve_up_to(queues, 1, timeout)
+        return jobs[0] if jobs else None
+
+    def reserve_many(
+        self, queues: Sequence[str], n: int, timeout: float | None
+    ) -> list[Reservation]:
+        """Reserve up to ``n`` ready jobs, most urgent first (see kue.BatchBackend)."""
+        check_reserve_n(n, self.capabilities)
+        return self._reserve_up_to(queues, n, timeout)
+
+    def settle_many(
+        self, acks: Sequence[Ack], give_back: Sequence[Reservation], queues: Sequence[str],
+        n: int, timeout: float | None,
+    ) -> BatchReply:
+        """Ack, give back, then reserve up to ``n`` (see kue.BatchBackend.settle_many)."""
+        check_reserve_n(n, self.capabilities, zero=True)
+        encoded = [None if a.fields is None else _as_json(a.fields) for a in acks]
+        store = self._store
+        lost: list[Reservation] = []
+        with store.cond:
+            for ack, fields in zip(acks, encoded, strict=True):
+                try:
+                    held = self._held(ack.job)
+                except ReservationLost:
+                    lost.append(ack.job)
+                    continue
+                store.remove(held)
+                if fields is not None:
+                    store.records.update((ack.job.queue, ack.job.id), fields, ack.ttl)
+                    store.records_version += 1
+            if any(f is not None for f in encoded):
+                store.records_changed.notify_all()
+            for job in give_back:
+                self._give_back_locked(job)
+            if give_back:
+                store.cond.notify_all()
+        reserved = self._reserve_up_to(queues, n, timeout) if n else []
+        return BatchReply(reserved, lost)
+
+    def _give_back_locked(self, r: Reservation) -> None:
+        """Make a held job ready in its place, its attempt not counted; skip one not held."""
+        store = self._store
+        job = store.jobs.get(r.id)
+        if (job is None or job.state is not JobState.RESERVED or str(job.leases) != r.receipt
+                or job.due <= store.clock()):
+            return
+        job.attempts -= 1
+        store.make_ready(job)
+
+    def _reserve_up_to(
+        self, queues: Sequence[str], n: int, timeout: float | None
+    ) -> list[Reservation]:
+        """Wait up to ``timeout`` for the first ready job, then take up to n - 1 more."""
         store = self._store
         deadline = None if timeout is None else time.monotonic() + timeout
         with store.cond:
@@ -373,10 +433,13 @@ class MemoryBackend:
                 now = store.clock()
                 job = self._take(queues, now)
                 if job is not None:
-                    return job
+                    jobs = [job]
+                    while len(jobs) < n and (job := self._take(queues, now)) is not None:
+                        jobs.append(job)
+                    return jobs
                 wait = None if deadline is None else deadline - time.monotonic()
                 if wait is not None and wait <= 0:
-                    return None
+                    return []
                 wakeup = store.next_wakeup(
                     [q for n in queues if (q := store.queues.get(n)) is not None])
                 if wakeup is not None:
@@ -394,7 +457,7 @@ class MemoryBackend:
             store.make_ready(job)
             store.cond.notify_all()
             raise ReservationLost(r.queue, r.id, "its ttr ran out")
-        if job is None or job.state is not JobState.RESERVED or str(job.attempts) != r.receipt:
+        if job is None or job.state is not JobState.RESERVED or str(job.leases) != r.receipt:
             raise ReservationLost(r.queue, r.id)
         return job
 

@@ -40,7 +40,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,9 @@ from urllib.parse import urlsplit
 from kue.backends import sqlite_records as records
 from kue.backends import sqlite_unique as unique
 from kue.spi import (
+    Ack,
     BackendUnavailable,
+    BatchReply,
     Capabilities,
     ConfigError,
     JobInfo,
@@ -59,6 +61,7 @@ from kue.spi import (
     QueueStats,
     Reservation,
     ReservationLost,
+    check_reserve_n,
     hookimpl,
     read_options,
 )
@@ -101,6 +104,7 @@ CAPABILITIES = Capabilities(
     delete_by_id=True,
     records=True,
     unique_put=True,
+    reserve_many=True,
 )
 
 READY, DELAYED, RESERVED, BURIED = 0, 1, 2, 3
@@ -157,6 +161,9 @@ _HAS_DUE = f"SELECT 1 FROM kue_jobs WHERE queue = ? AND state IN (1, 2) AND {_DU
 _NEXT_DUE = f"SELECT MIN(due) FROM kue_jobs WHERE queue = ? AND state IN (1, 2) AND {_DUE_INDEX}"
 _FIRST_READY = "SELECT id, priority FROM kue_jobs WHERE queue = ? AND state = 0 " \
     "ORDER BY priority, id LIMIT 1"
+#: A give-back adds this to ``attempts`` less the attempt it took back, so the column (the
+#: receipt) never repeats a value while the attempts reported, the column modulo this, drop.
+ATTEMPT_SPAN = 2**32
 _HELD = "id = ? AND state = 2 AND attempts = ? AND due > ?"
 #: A held job becomes its done record; ``due`` is minus the record's expiry (see complete).
 _COMPLETE = f"UPDATE kue_jobs SET state = {DONE}, due = ?, body = ? WHERE {_HELD}"
@@ -205,6 +212,23 @@ def _take_sql(n_queues: int) -> str:
     return (
         "UPDATE kue_jobs SET state = 2, attempts = attempts + 1, due = ? + ttr "
         f"WHERE id = ({pick}) RETURNING id, queue, body, priority, attempts, ttr"
+    )
+
+
+def _take_many_sql(n_queues: int) -> str:
+    """One statement that reserves up to ``?`` most urgent ready jobs of ``n_queues`` queues.
+
+    The rows come back in no set order (RETURNING's); the caller sorts them. Over
+    :data:`MAX_COMPOUND` queues the names are one JSON array parameter.
+    """
+    if n_queues > MAX_COMPOUND:
+        names = "SELECT value FROM json_each(?)"
+    else:
+        names = ", ".join("?" * n_queues)
+    return (
+        "UPDATE kue_jobs SET state = 2, attempts = attempts + 1, due = ? + ttr "
+        f"WHERE id IN (SELECT id FROM kue_jobs WHERE queue IN ({names}) AND state = 0 "
+        "ORDER BY priority, id LIMIT ?) RETURNING id, queue, body, priority, attempts, ttr"
     )
 
 
@@ -327,6 +351,7 @@ class SQLiteBackend:
         self._local = threading.local()
         self._wakeup = _wakeup_for(self.path)
         self._take_sql: dict[int, str] = {}
+        self._take_many_sql: dict[int, str] = {}
         conn = self._conn()
         conn.executescript(SCHEMA + records.SCHEMA + unique.SCHEMA)
         columns = {row[1] for row in conn.execute("PRAGMA table_info(kue_jobs)")}
@@ -478,7 +503,78 @@ class SQLiteBackend:
             return None
         job_id, queue, body, priority, attempts, ttr = row
         return Reservation(queue=queue, id=str(job_id), body=bytes(body), priority=priority,
-                           attempts=attempts, ttr=ttr, receipt=str(attempts))
+                           attempts=attempts % ATTEMPT_SPAN, ttr=ttr, receipt=str(attempts))
+
+    def _take_many(self, conn: sqlite3.Connection, queues: Sequence[str],
+                   n: int) -> list[Reservation]:
+        """Reserve up to ``n`` ready jobs in one statement; most urgent first."""
+        now = self._clock.now()
+        self._promote(conn, queues, now)
+        sql = self._take_many_sql.get(len(queues))
+        if sql is None:
+            sql = self._take_many_sql[len(queues)] = _take_many_sql(len(queues))
+        names = (json.dumps(list(queues)),) if len(queues) > MAX_COMPOUND else tuple(queues)
+        rows = conn.execute(sql, (now, *names, n)).fetchall()
+        rows.sort(key=lambda row: (row[3], row[0]))
+        return [Reservation(queue=queue, id=str(job_id), body=bytes(body), priority=priority,
+                            attempts=attempts % ATTEMPT_SPAN, ttr=ttr, receipt=str(attempts))
+                for job_id, queue, body, priority, attempts, ttr in rows]
+
+    def reserve_many(
+        self, queues: Sequence[str], n: int, timeout: float | None
+    ) -> list[Reservation]:
+        """Reserve up to ``n`` ready jobs in one statement (see kue.BatchBackend)."""
+        check_reserve_n(n, self.capabilities)
+        if n == 1:
+            job = self.reserve(queues, timeout)
+            return [] if job is None else [job]
+        found: list[Reservation] = []
+
+        def take() -> Reservation | None:
+            found.extend(self._take_many(self._conn(), queues, n))
+            return found[0] if found else None
+
+        self._wait_for(queues, timeout, take)
+        return found
+
+    def settle_many(
+        self, acks: Sequence[Ack], give_back: Sequence[Reservation], queues: Sequence[str],
+        n: int, timeout: float | None,
+    ) -> BatchReply:
+        """Ack, give back and reserve in one transaction (see kue.BatchBackend.settle_many)."""
+        check_reserve_n(n, self.capabilities, zero=True)
+        docs = [None if a.fields is None else self._record_doc(a.job, a.fields) for a in acks]
+        lost: list[Reservation] = []
+        reserved: list[Reservation] = []
+        completed = 0
+        with self._write() as conn:
+            now = self._clock.now()
+            for ack, doc in zip(acks, docs, strict=True):
+                held = (int(ack.job.id), int(ack.job.receipt), now)
+                if doc is None:
+                    cur = conn.execute(f"DELETE FROM kue_jobs WHERE {_HELD}", held)
+                else:
+                    cur = conn.execute(_COMPLETE, (-(time.time() + ack.ttl), doc, *held))
+                    completed += cur.rowcount
+                if cur.rowcount != 1:
+                    lost.append(ack.job)
+            for job in give_back:
+                conn.execute(f"UPDATE kue_jobs SET state = 0, due = 0, "
+                             f"attempts = attempts - 1 + {ATTEMPT_SPAN} WHERE {_HELD}",
+                             (int(job.id), int(job.receipt), now))
+            if n:
+                reserved = self._take_many(conn, queues, n)
+        if give_back:
+            self._notify()
+        if completed:
+            before = self._completed
+            self._completed += completed
+            if self._completed // records.PURGE_BATCH != before // records.PURGE_BATCH:
+                self._purge_done(acks[0].job.queue)
+            self._records_changed.notify()
+        if n and not reserved and timeout != 0:
+            reserved = self.reserve_many(queues, n, timeout)
+        return BatchReply(reserved, lost)
 
     def _next_due(self, queues: Sequence[str]) -> float | None:
         conn = self._conn()
@@ -487,11 +583,16 @@ class SQLiteBackend:
 
     def reserve(self, queues: Sequence[str], timeout: float | None) -> Reservation | None:
         """Reserve the most urgent ready job; wait for a put, a due job or the timeout."""
+        return self._wait_for(queues, timeout, lambda: self._try_take(queues))
+
+    def _wait_for(self, queues: Sequence[str], timeout: float | None,
+                  take: Callable[[], Reservation | None]) -> Reservation | None:
+        """Call ``take`` until it reserves, waiting between calls for a put or a due job."""
         deadline = None if timeout is None else time.monotonic() + timeout
         conn = self._conn()
         while True:
             version = conn.execute("PRAGMA data_version").fetchone()[0]
-            job = self._try_take(queues)
+            job = take()
             if job is not None:
                 return job
             due = self._next_due(queues)
@@ -606,7 +707,7 @@ class SQLiteBackend:
         with self._write() as conn:
             self._promote(conn, [queue], self._clock.now())
             row = conn.execute(
-                "SELECT id, body, priority, attempts FROM kue_jobs "
+                f"SELECT id, body, priority, attempts % {ATTEMPT_SPAN} FROM kue_jobs "
                 f"WHERE queue = ? AND {order[state]} LIMIT 1",
                 (queue,),
             ).fetchone()
@@ -639,12 +740,7 @@ class SQLiteBackend:
         the minus puts the newest record's entry in ``kue_jobs_due`` first among its queue's
         done rows, next to the reserved row's entry it replaces: one index page written.)
         """
-        # The row keeps state, attempts and priority; None values stay, as they override
-        # the notes (a cleared error) when read.
-        record = {k: v for k, v in fields.items() if k not in _IN_ROW}
-        if "name" not in record or "enqueued_at" not in record:  # the worker gives both
-            record = {**_envelope_fields(job.body), **record}
-        doc = _encode(record)
+        doc = self._record_doc(job, fields)
         # The record's expiry is on the wall clock (records outlive boots); the lease is not.
         expires = time.time() + ttl
         cur = self._conn().execute(_COMPLETE, (-expires, doc, int(job.id),
@@ -655,6 +751,16 @@ class SQLiteBackend:
         if self._completed % records.PURGE_BATCH == 0:
             self._purge_done(job.queue)
         self._records_changed.notify()
+
+    @staticmethod
+    def _record_doc(job: Reservation, fields: Mapping[str, Any]) -> str:
+        """The done record ``complete`` stores in the row; TypeError or ValueError if not JSON."""
+        # The row keeps state, attempts and priority; None values stay, as they override
+        # the notes (a cleared error) when read.
+        record = {k: v for k, v in fields.items() if k not in _IN_ROW}
+        if "name" not in record or "enqueued_at" not in record:  # the worker gives both
+            record = {**_envelope_fields(job.body), **record}
+        return _encode(record)
 
     def _purge_done(self, queue: str) -> None:
         """Remove a batch of expired done records of ``queue`` and of the notes table."""
@@ -683,7 +789,8 @@ class SQLiteBackend:
         except ValueError:
             return notes
         row = conn.execute(
-            f"SELECT record, body, attempts, priority FROM kue_jobs WHERE id = ? AND queue = ? "
+            f"SELECT record, body, attempts % {ATTEMPT_SPAN}, priority FROM kue_jobs "
+            f"WHERE id = ? AND queue = ? "
             f"AND state = {DONE} AND due < ?", (key, queue, -time.time()),
         ).fetchone()
         if row is None:
@@ -728,7 +835,8 @@ class SQLiteBackend:
         except ValueError:
             return None
         row = self._conn().execute(
-            "SELECT state, priority, attempts, due, body FROM kue_jobs WHERE id = ? AND queue = ?",
+            f"SELECT state, priority, attempts % {ATTEMPT_SPAN}, due, body FROM kue_jobs "
+            "WHERE id = ? AND queue = ?",
             (key, queue),
         ).fetchone()
         if row is None or row[0] == DONE:
@@ -751,7 +859,8 @@ class SQLiteBackend:
     def buried(self, queue: str, limit: int, offset: int) -> list[JobInfo]:
         """Buried jobs of ``queue``, the most recently buried first (``due`` is the bury order)."""
         rows = self._conn().execute(
-            "SELECT id, body, priority, attempts FROM kue_jobs WHERE queue = ? AND state = 3 "
+            f"SELECT id, body, priority, attempts % {ATTEMPT_SPAN} FROM kue_jobs "
+            "WHERE queue = ? AND state = 3 "
             f"AND {_DUE_INDEX} ORDER BY due DESC, id DESC LIMIT ? OFFSET ?",
             (queue, limit, offset),
         ).fetchall()

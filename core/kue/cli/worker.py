@@ -14,7 +14,7 @@ from types import FrameType
 
 import pluggy
 
-from kue.backend import Backend
+from kue.backend import MAX_BATCH_RESERVE, Backend
 from kue.config import Settings, backend_name, load_settings, mask_url
 from kue.errors import ConfigError, KueError
 from kue.job import DEFAULT_TIME_LIMIT, check_time_limit, registry
@@ -29,6 +29,7 @@ from kue.worker.logs import configure_logging
 from kue.worker.scheduler import Scheduler
 from kue.worker.supervisor import Supervisor
 from kue.worker.threads import ThreadedWorker
+from kue.worker.worker import DEFAULT_PREFETCH, PREFETCH_WINDOW
 
 __all__ = ["build_parser", "main"]
 
@@ -83,6 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
         "child; async def jobs still run, one at a time; not with -c)",
     )
     p.add_argument(
+        "--prefetch", type=_prefetch, default=DEFAULT_PREFETCH, metavar="N",
+        help="most jobs one worker process (or --threads thread, or -c child) holds at once. "
+        "It takes more than one per round trip only while the queue is deep, keeps every "
+        "held job's lease renewed, starts a held job only within "
+        f"{PREFETCH_WINDOW * 1000:g} ms of reserving it (so a more urgent job waits at "
+        "most that plus one job's run) and gives back the jobs it has not started when "
+        "stopped. Used with one queue on backends that reserve in batches (memory, sqlite, "
+        f"redis). 1 turns it off (default {DEFAULT_PREFETCH})",
+    )
+    p.add_argument(
         "--time-limit", type=_time_limit, default=DEFAULT_TIME_LIMIT, metavar="SECONDS",
         help="longest one attempt of a job that sets no time_limit may run before it is "
         f"stopped and counted as failed (default {DEFAULT_TIME_LIMIT:g}; 0 for no limit)",
@@ -122,6 +133,14 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _prefetch(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_BATCH_RESERVE:
+        raise argparse.ArgumentTypeError(
+            f"must be from 1 to {MAX_BATCH_RESERVE} jobs, got {value}")
     return value
 
 
@@ -208,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_jobs=args.max_jobs, max_jobs_per_child=args.max_jobs_per_child,
             shutdown_timeout=args.shutdown_timeout, ttr_grace=args.ttr_grace,
             time_limit=args.time_limit, result_ttl=args.result_ttl, records_for=records_for,
-            scheduler=scheduler,
+            scheduler=scheduler, prefetch=args.prefetch,
         )
         status = supervisor.run()
         if args.burst:
@@ -229,10 +248,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif threads > 1:
         worker = ThreadedWorker(backend, settings.queues, threads, plugin_manager=pm,
                                 name=name, time_limit=args.time_limit, records=records,
-                                result_ttl=args.result_ttl)
+                                result_ttl=args.result_ttl, prefetch=args.prefetch)
     else:
         worker = Worker(backend, settings.queues, plugin_manager=pm, name=name,
-                        time_limit=args.time_limit, records=records, result_ttl=args.result_ttl)
+                        time_limit=args.time_limit, records=records, result_ttl=args.result_ttl,
+                        prefetch=args.prefetch)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if worker.stopping:

@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 import pluggy
@@ -28,7 +28,7 @@ from kue.job import DEFAULT_TIME_LIMIT, lookup
 from kue.records import DEFAULT_RESULT_TTL
 from kue.status import Records
 from kue.worker.lease import LeaseKeeper
-from kue.worker.worker import Worker
+from kue.worker.worker import DEFAULT_PREFETCH, Worker
 
 __all__ = ["Reporter", "child_main"]
 
@@ -36,6 +36,8 @@ log = logging.getLogger("kue.worker")
 PR_SET_PDEATHSIG = 1
 #: Largest body a child passes to the supervisor for settling its job should the child die.
 BODY_REPORT_LIMIT = 64 * 1024
+#: Bytes of held jobs per report line: well under PIPE_BUF (4096), so each line is atomic.
+HELD_LINE = 3000
 
 
 class Reporter:
@@ -80,6 +82,22 @@ class Reporter:
     def renewed(self, job: Reservation) -> None:
         """Tell the supervisor this child renewed its job's lease: it is alive, not frozen."""
         self._send({"event": "beat", "id": job.id, "t": time.monotonic()})
+
+    def batch(self, jobs: Sequence[Reservation]) -> None:
+        """Tell the supervisor the jobs this child's last round trip reserved (prefetch)."""
+        rows = [[j.queue, j.id, j.receipt, j.attempts, j.priority, j.ttr] for j in jobs]
+        event = "held"
+        # Lines under PIPE_BUF are written atomically: a long batch goes in several.
+        while True:
+            chunk: list[list[object]] = []
+            size = 0
+            while rows and (not chunk or size + len(json.dumps(rows[0])) < HELD_LINE):
+                size += len(json.dumps(rows[0])) + 1
+                chunk.append(rows.pop(0))
+            self._send({"event": event, "jobs": chunk})
+            event = "held+"
+            if not rows:
+                return
 
     def ready(self) -> None:
         """Tell the supervisor this child has its backend and is about to take jobs."""
@@ -127,6 +145,7 @@ def child_main(
     result_ttl: float = DEFAULT_RESULT_TTL,
     records_for: Callable[[Backend], Records] | None = None,
     signal_mask: set[int | signal.Signals] | None = None,
+    prefetch: int = DEFAULT_PREFETCH,
 ) -> int:
     """Run a worker in this (forked) child until stopped; returns the exit status.
 
@@ -155,9 +174,10 @@ def child_main(
     keeper = LeaseKeeper(backend)
     records = records_for(backend) if records_for is not None else Records.of(backend)
     worker = Worker(backend, queues, plugin_manager=pm, name=name, time_limit=time_limit,
-                    keeper=keeper, records=records, result_ttl=result_ttl)
+                    keeper=keeper, records=records, result_ttl=result_ttl, prefetch=prefetch)
     reporter = Reporter(report_fd, worker)
     keeper.on_renew = reporter.renewed
+    worker.on_batch = reporter.batch
     pm.register(reporter, name="kue.supervisor-reporter")
     reporter.ready()
     if stop:

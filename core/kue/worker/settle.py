@@ -7,6 +7,7 @@ and the hooks are the same whichever mode ran the job.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 import pluggy
 
-from kue.backend import Backend, FusedBackend, Reservation
+from kue.backend import Ack, Backend, FusedBackend, Reservation
 from kue.backoff import Backoff
 from kue.codec import DecodeError, Envelope, decode
 from kue.errors import (
@@ -81,6 +82,12 @@ class Admitted:
     def build(self) -> Job:
         """The Job instance with the envelope's arguments."""
         return self.job_class(*self.envelope.args, **self.envelope.kwargs)
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is JSON as it is, with no need to try encoding it."""
+    return value is None or type(value) in (str, int, bool) or (
+        type(value) is float and value == value and value not in (float("inf"), float("-inf")))
 
 
 class JobSettler:
@@ -213,6 +220,40 @@ class JobSettler:
         notify(self.pm, "kue_job_succeeded", job=job, envelope=admitted.envelope,
                duration=duration)
         return next_job
+
+    def succeeded_later(self, job: Reservation, admitted: Admitted, started: float,
+                        result: Any) -> Ack:
+        """As :meth:`succeeded`, but the delete is left to the caller: the returned Ack.
+
+        The prefetching worker sends the acks of a batch with its next reserve
+        (``BatchBackend.settle_many``). Where the backend keeps records the Ack carries the
+        record (written with the delete); a results store gets it now.
+        """
+        duration = time.monotonic() - started
+        ttl = self._result_ttl(job, admitted)
+        ack = Ack(job)
+        if ttl > 0 and self.records.store is not None:
+            fields = self._done_fields(job, admitted, started, result)
+            if self.records.native:
+                if not _plain(result):
+                    try:  # the batch must not fail on one job's value: check it here
+                        json.dumps(result, allow_nan=False)
+                    except (TypeError, ValueError) as exc:
+                        fields = self._without_result(job, admitted, fields, exc)
+                ack = Ack(job, fields, ttl)
+            else:
+                try:
+                    self._record(job, fields, ttl)
+                except (TypeError, ValueError) as exc:
+                    self._record(job, self._without_result(job, admitted, fields, exc), ttl)
+        self.count(succeeded=1)
+        name = admitted.envelope.job
+        if log.isEnabledFor(logging.INFO):
+            log.info("done job %s %s on %s (attempt %d, %.3f s)", name, job.id, job.queue,
+                     job.attempts, duration, extra=job_fields(name, job, duration))
+        notify(self.pm, "kue_job_succeeded", job=job, envelope=admitted.envelope,
+               duration=duration)
+        return ack
 
     def failed(self, job: Reservation, admitted: Admitted, exc: BaseException,
                started: float) -> str:

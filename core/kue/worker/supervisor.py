@@ -39,7 +39,7 @@ from types import FrameType
 
 import pluggy
 
-from kue.backend import Backend, Reservation
+from kue.backend import Backend, BatchBackend, Reservation
 from kue.errors import BackendUnavailable, KueError, ReservationLost, UnknownJob
 from kue.hookcalls import notify
 from kue.job import DEFAULT_TIME_LIMIT, lookup
@@ -49,6 +49,7 @@ from kue.validation import retry_delay_within
 from kue.worker.child import child_main
 from kue.worker.scheduler import Scheduler
 from kue.worker.settle import WorkerStats
+from kue.worker.worker import DEFAULT_PREFETCH
 
 __all__ = ["MAX_QUICK_DEATHS", "ChildRecord", "Supervisor"]
 
@@ -74,6 +75,9 @@ class ChildRecord:
     jobs_started: int = 0
     ready: bool = False
     last_beat: float = 0.0
+    #: The jobs the child's last round trip reserved, with prefetch: (queue, id, receipt,
+    #: attempts, priority, ttr) each.
+    held: list[list[object]] = field(default_factory=list)
     #: Why the supervisor killed this child: "frozen", "time limit" or "shutdown".
     killed_for: str = ""
 
@@ -111,6 +115,7 @@ class Supervisor:
         child enforces itself, before the kill.
     :param time_limit: the limit of jobs that set none (passed to each child).
     :param result_ttl: seconds a done job's record is kept (0: none).
+    :param prefetch: most jobs each child holds at once (see :class:`~kue.worker.Worker`).
     :param records_for: opens where a child writes job records, given its backend.
     :param scheduler: puts periodic ticks from the supervisor's own loop (``--scheduler``),
         never from the children, until the pool stops.
@@ -132,6 +137,7 @@ class Supervisor:
         result_ttl: float = DEFAULT_RESULT_TTL,
         records_for: Callable[[Backend], Records] | None = None,
         scheduler: Scheduler | None = None,
+        prefetch: int = DEFAULT_PREFETCH,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -146,6 +152,7 @@ class Supervisor:
         self.ttr_grace = ttr_grace
         self.time_limit = time_limit
         self.result_ttl = result_ttl
+        self.prefetch = prefetch
         self.records_for = records_for
         self.scheduler = scheduler
         self.children: dict[int, ChildRecord] = {}
@@ -209,7 +216,7 @@ class Supervisor:
                     write_fd, self.open_backend, self.queues, self.pm, burst=self.burst,
                     max_jobs=self.max_jobs_per_child, name=f"child {slot} pid {os.getpid()}",
                     time_limit=self.time_limit, result_ttl=self.result_ttl,
-                    records_for=self.records_for, signal_mask=mask,
+                    records_for=self.records_for, signal_mask=mask, prefetch=self.prefetch,
                 )
             except BaseException:
                 log.exception("worker child %d failed", os.getpid())
@@ -247,6 +254,12 @@ class Supervisor:
             child.jobs_started += 1
         elif doc.get("event") == "beat":
             child.last_beat = time.monotonic()
+        elif doc.get("event") in ("held", "held+"):
+            rows = doc.get("jobs")
+            if doc["event"] == "held":
+                child.held = []
+            if isinstance(rows, list):
+                child.held.extend(rows)
         elif doc.get("event") == "end":
             child.current = None
             self.stats.jobs_finished += 1
@@ -291,6 +304,8 @@ class Supervisor:
                 self._settle_orphan(job, how, retry=child.killed_for != "shutdown")
         elif code != 0:
             log.warning("child %d exited (%s)", child.pid, how)
+        if code != 0 and child.held:
+            self._give_back_held(child, None if job is None else str(job["id"]))
         if code != 0 and not child.ready:
             self._quick_deaths += 1
             self._respawn_at = time.monotonic() + min(0.1 * 2 ** self._quick_deaths, 5.0)
@@ -366,6 +381,28 @@ class Supervisor:
         except KueError as exc:
             log.warning("could not settle job %s of a dead child (%s); its ttr will", job["id"],
                         exc)
+
+    def _give_back_held(self, child: ChildRecord, in_hand: str | None) -> None:
+        """Give back at once the prefetched jobs of a child that died (not the one it ran).
+
+        Jobs it had not started are ready again for the other children, their attempt not
+        counted; jobs it finished whose ack had not gone yet run again (a duplicate, tied to
+        the death). Those already settled are skipped by the backend (receipts never repeat).
+        """
+        backend = self._supervisor_backend()
+        if not isinstance(backend, BatchBackend):
+            return
+        jobs = [Reservation(queue=str(q), id=str(i), body=b"", priority=int(str(p)),
+                            attempts=int(str(a)), ttr=float(str(t)), receipt=str(r))
+                for q, i, r, a, p, t in child.held if str(i) != in_hand]
+        try:
+            backend.settle_many((), jobs, (), 0, 0)
+        except KueError as exc:
+            log.warning("could not give back the %d prefetched jobs of dead child %d (%s); "
+                        "their ttr will", len(jobs), child.pid, exc)
+            return
+        self.stats.released_after_death += len(jobs)
+        log.warning("gave back the %d prefetched jobs of dead child %d", len(jobs), child.pid)
 
     def _police(self, now: float) -> float | None:
         """Kill children past a job's time limit or frozen; returns the next such deadline."""

@@ -27,7 +27,7 @@ from kue.records import DEFAULT_RESULT_TTL
 from kue.status import Records
 from kue.worker.lease import LeaseKeeper
 from kue.worker.timers import TimerThread
-from kue.worker.worker import StopWaiting, Worker, WorkerStats
+from kue.worker.worker import DEFAULT_PREFETCH, StopWaiting, Worker, WorkerStats
 
 __all__ = ["THREAD_IDLE_TIMEOUT", "ThreadedWorker"]
 
@@ -49,6 +49,7 @@ class ThreadedWorker:
         thread (see :mod:`kue.worker.limits` for what cannot be interrupted).
     :param records: where job records go (the backend's own if it keeps them, by default).
     :param result_ttl: seconds a done job's record is kept (0: none).
+    :param prefetch: most jobs each thread holds at once (see :class:`~kue.worker.Worker`).
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class ThreadedWorker:
         time_limit: float = DEFAULT_TIME_LIMIT,
         records: Records | None = None,
         result_ttl: float = DEFAULT_RESULT_TTL,
+        prefetch: int = DEFAULT_PREFETCH,
     ) -> None:
         if threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
@@ -72,7 +74,7 @@ class ThreadedWorker:
             Worker(backend, queues, plugin_manager=plugin_manager, name=f"{name} thread {i}",
                    idle_timeout=THREAD_IDLE_TIMEOUT, time_limit=time_limit,
                    keeper=self.keeper, timers=self._timers, records=records,
-                   result_ttl=result_ttl)
+                   result_ttl=result_ttl, prefetch=prefetch)
             for i in range(1, threads + 1)
         ]
         self._done = threading.Event()

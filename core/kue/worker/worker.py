@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
 
 import pluggy
 
-from kue.backend import Backend, FusedBackend, Reservation
+from kue.backend import Ack, Backend, BatchBackend, FusedBackend, Reservation
 from kue.backoff import Backoff
 from kue.errors import BackendUnavailable, ReservationLost
 from kue.hookcalls import notify
@@ -33,8 +35,8 @@ from kue.worker.settle import Admitted, JobSettler, WorkerStats
 from kue.worker.timers import TimerThread
 
 __all__ = [
-    "IDLE_RESERVE_TIMEOUT", "StopWaiting", "Worker", "WorkerStats",
-    "current_job", "reserve_next",
+    "DEFAULT_PREFETCH", "IDLE_RESERVE_TIMEOUT", "PREFETCH_WINDOW", "StopWaiting", "Worker",
+    "WorkerStats", "current_job", "reserve_next",
 ]
 
 log = logging.getLogger("kue.worker")
@@ -42,6 +44,18 @@ log = logging.getLogger("kue.worker")
 #: Longest one reserve blocks when idle. A stop signal interrupts the wait (see
 #: :meth:`Worker.interrupt`), so this only bounds how often an idle worker wakes.
 IDLE_RESERVE_TIMEOUT = 20.0
+
+#: Most jobs one worker thread holds at once by default (``--prefetch``). 16 jobs per round
+#: trip leave the round trip a sixteenth of its one-job cost, past which the worker's own
+#: per-job work dominates (see bench/README.md); more would only hold more jobs away from
+#: other workers.
+DEFAULT_PREFETCH = 16
+#: Longest a prefetched job may wait in the worker to be started, counted from the round trip
+#: that reserved it; past this the jobs not started are given back and the worker asks the
+#: server again, so a more urgent job put meanwhile waits at most this plus one job's run.
+PREFETCH_WINDOW = 0.01
+#: Weight of the newest job in the worker's running mean of one job's run time.
+_RUN_WEIGHT = 0.2
 
 
 def reserve_next(backend: Backend, queues: Sequence[str], timeout: float) -> Reservation | None:
@@ -87,6 +101,12 @@ class Worker:
     :param records: where job records go (the backend's own if it keeps them, by default).
     :param result_ttl: seconds the record of a done job is kept, for jobs that set no
         ``result_ttl`` (0: write no records).
+    :param prefetch: most jobs held at once (1: none prefetched). Used where the backend
+        reserves in batches (``capabilities.reserve_many``) and the worker has one queue; see
+        :meth:`run` for when it prefetches and what it promises about urgency.
+    :param prefetch_window: longest a prefetched job waits to be started (seconds).
+    :param clock: the monotonic clock the prefetch window is measured on (tests pass their
+        own).
     """
 
     def __init__(
@@ -103,9 +123,16 @@ class Worker:
         timers: TimerThread | None = None,
         records: Records | None = None,
         result_ttl: float = DEFAULT_RESULT_TTL,
+        prefetch: int = DEFAULT_PREFETCH,
+        prefetch_window: float = PREFETCH_WINDOW,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not queues:
             raise ValueError("a worker needs at least one queue name")
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
+            raise ValueError(f"prefetch must be a whole number of jobs >= 1, got {prefetch!r}")
+        if not prefetch_window >= 0:
+            raise ValueError(f"prefetch_window must be >= 0 seconds, got {prefetch_window!r}")
         self.backend = backend
         self.queues = list(queues)
         self.pm = plugin_manager or get_plugin_manager()
@@ -121,6 +148,19 @@ class Worker:
         self._fused = backend.capabilities.delete_and_reserve and isinstance(
             backend, FusedBackend
         )
+        caps = backend.capabilities
+        self.prefetch = min(prefetch, caps.max_reserve) if caps.reserve_many else 1
+        self._batched = (self.prefetch > 1 and len(self.queues) == 1
+                         and isinstance(backend, BatchBackend))
+        self.prefetch_window = prefetch_window
+        self._clock = clock
+        #: Running mean of one job's run, settling included, on ``clock`` (seconds).
+        self._mean_run = 0.0
+        #: Called (prefetch only) with the jobs each round trip reserved, while batches hold
+        #: more than one: a prefork child tells its supervisor, which gives them back at
+        #: once should the child die (else they would wait for their ttr).
+        self.on_batch: Callable[[Sequence[Reservation]], None] | None = None
+        self._reported = False
         self._stop = threading.Event()
         self._waiting = False
         self.current: Reservation | None = None
@@ -162,6 +202,12 @@ class Worker:
         notify(self.pm, "kue_worker_started", worker=self)
         log.info("worker %s started on queues %s with jobs %s", self.name,
                  ", ".join(self.queues), ", ".join(sorted(registry())) or "(none)")
+        if self._batched:
+            try:
+                self._run_batched(burst, max_jobs)
+            finally:
+                self._finish()
+            return self.stats
         backoff = Backoff()
         # A job the fused delete-and-reserve call already reserved: it is in hand, so it runs
         # even if a stop was asked for meanwhile.
@@ -189,13 +235,165 @@ class Worker:
                     continue
                 in_hand = self.process(reserved, fetch_next=self._may_fetch(max_jobs))
         finally:
-            log.info("worker %s stopping", self.name)
-            notify(self.pm, "kue_worker_stopping", worker=self)
-            if self._own_keeper:
-                self.keeper.close()
-            if self._own_timers:
-                self._timers.close()
+            self._finish()
         return self.stats
+
+    def _finish(self) -> None:
+        log.info("worker %s stopping", self.name)
+        notify(self.pm, "kue_worker_stopping", worker=self)
+        if self._own_keeper:
+            self.keeper.close()
+        if self._own_timers:
+            self._timers.close()
+
+    # -- prefetching ----------------------------------------------------------------------
+
+    def _run_batched(self, burst: bool, max_jobs: int | None) -> None:
+        """The loop with prefetch: several jobs per round trip while the queue is deep.
+
+        Each round trip (``settle_many``) acks the jobs finished since the last one, gives
+        back the jobs not started and reserves the next batch. The batch starts at one job
+        and doubles while batches come back full (the queue is deep), up to ``prefetch`` and
+        to as many jobs as the running mean of one job's run fits in ``prefetch_window``;
+        a batch that comes back short (the queue ran dry) starts again at one, and an idle
+        worker blocks for one job, as without prefetch. Every job held, started or not, has
+        its lease renewed by the keeper until it is acked or given back.
+
+        Urgency: a prefetched job is started only within ``prefetch_window`` of the round trip
+        that reserved it; the rest are given back in the next round trip, which reserves the
+        most urgent jobs anew. So a job put while this worker holds less urgent ones is
+        reserved, at the latest, ``prefetch_window`` plus one job's run (the job started last)
+        after it was put. A stop (SIGTERM) gives back every job not started at once, after
+        the job in hand.
+        """
+        backend: BatchBackend = self.backend  # type: ignore[assignment]
+        held: deque[Reservation] = deque()
+        acks: list[Ack] = []
+        want = 1
+        batch_at = 0.0
+        backoff = Backoff()
+        try:
+            while True:
+                stopping = self._stop.is_set() or (
+                    max_jobs is not None and self.stats.handled >= max_jobs)
+                if held and not stopping and self._clock() - batch_at <= self.prefetch_window:
+                    self._run_held(held.popleft(), acks)
+                    continue
+                give_back = list(held)
+                held.clear()
+                room = self.prefetch if max_jobs is None else min(
+                    self.prefetch, max_jobs - self.stats.handled)
+                n = 0 if stopping else max(1, min(want, room))
+                try:
+                    reserved = self._settle_batch(backend, acks, give_back, n)
+                except BackendUnavailable as exc:
+                    if stopping:
+                        log.warning("%s; %d finished and %d prefetched jobs come back after "
+                                    "their ttr", exc, len(acks), len(give_back))
+                        acks.clear()
+                        return
+                    held.extend(give_back)  # still ours, and renewed: given back next time
+                    batch_at = -float("inf")
+                    wait = backoff.next()
+                    log.warning("%s; retrying in %.1f s", exc, wait)
+                    self._stop.wait(wait)
+                    continue
+                backoff.reset()
+                if stopping:
+                    self._report_batch([])
+                    return
+                if reserved:
+                    want = self._next_want(n, len(reserved))
+                elif burst:
+                    self._report_batch([])
+                    return
+                else:
+                    self._report_batch([])
+                    want = 1
+                    try:
+                        reserved = self._block_for_job(backend)
+                    except StopWaiting:
+                        return
+                    except BackendUnavailable as exc:
+                        wait = backoff.next()
+                        log.warning("%s; retrying in %.1f s", exc, wait)
+                        self._stop.wait(wait)
+                        continue
+                for job in reserved:
+                    self.keeper.hold(job)
+                held.extend(reserved)
+                self._report_batch(reserved)
+                batch_at = self._clock()
+        finally:
+            if held or acks:  # an exception: settle what can be settled, give back the rest
+                try:
+                    self._settle_batch(backend, acks, list(held), 0)
+                except Exception as exc:  # the jobs come back after their ttr
+                    log.warning("could not give back %d prefetched jobs: %s", len(held), exc)
+
+    def _report_batch(self, reserved: Sequence[Reservation]) -> None:
+        """Tell ``on_batch`` the jobs now held, when several are, or once after they were."""
+        if self.on_batch is None or (len(reserved) <= 1 and not self._reported):
+            return
+        self._reported = len(reserved) > 1
+        self.on_batch(reserved)
+
+    def _settle_batch(self, backend: BatchBackend, acks: list[Ack], give_back: list[Reservation],
+                      n: int) -> list[Reservation]:
+        """Ack ``acks``, give back ``give_back``, reserve up to ``n`` without waiting.
+
+        ``acks`` is emptied once sent; a lost ack is counted as lost.
+        """
+        if not acks and not give_back and n == 0:
+            return []
+        for ack in acks:
+            if not self.keeper.drop(ack.job):
+                log.warning("lease of finished job %s on %s was lost before its ack",
+                            ack.job.id, ack.job.queue)
+        for job in give_back:
+            self.keeper.drop(job)
+        try:
+            reply = backend.settle_many(acks, give_back, self.queues, n, 0)
+        except BaseException:
+            for job in [*(ack.job for ack in acks), *give_back]:
+                self.keeper.hold(job)  # not sent: keep renewing them until they are
+            raise
+        acks.clear()
+        for job in reply.lost:
+            self.settler.lost(job, ReservationLost(job.queue, job.id))
+        return reply.reserved
+
+    def _block_for_job(self, backend: BatchBackend) -> list[Reservation]:
+        """Wait, idle, for one job (a stop signal ends the wait at once: StopWaiting)."""
+        if self._stop.is_set():
+            raise StopWaiting
+        self._waiting = True
+        try:
+            return backend.reserve_many(self.queues, 1, self.idle_timeout)
+        finally:
+            self._waiting = False
+
+    def _next_want(self, asked: int, got: int) -> int:
+        """How many jobs the next round trip asks for, given how the last one came back."""
+        if got < asked:
+            return 1  # the queue ran dry: no deeper than what is ready
+        fits = self.prefetch
+        if self._mean_run > 0 and self.prefetch_window < self._mean_run * self.prefetch:
+            fits = max(1, int(self.prefetch_window / self._mean_run))
+        return max(1, min(asked * 2, self.prefetch, fits))
+
+    def _run_held(self, job: Reservation, acks: list[Ack]) -> None:
+        """Run one prefetched job; its ack, if it succeeded, is added to ``acks``."""
+        began = self._clock()
+        if not self.keeper.drop(job):  # its lease lapsed while it waited: not ours to run
+            self.settler.count(handled=1)
+            self.settler.lost(job, ReservationLost(job.queue, job.id, "its lease was lost "
+                                                   "before it started"))
+            return
+        self.process(job, acks=acks)
+        took = self._clock() - began
+        self._mean_run = took if self._mean_run == 0 else (
+            self._mean_run + _RUN_WEIGHT * (took - self._mean_run))
 
     def _reserve_next(self, timeout: float) -> Reservation | None:
         """The next job, taking the queues in the order given (see :func:`reserve_next`)."""
@@ -216,11 +414,14 @@ class Worker:
             and (max_jobs is None or self.stats.handled + 1 < max_jobs)
         )
 
-    def process(self, job: Reservation, *, fetch_next: bool = False) -> Reservation | None:
+    def process(self, job: Reservation, *, fetch_next: bool = False,
+                acks: list[Ack] | None = None) -> Reservation | None:
         """Run one reserved job and settle it: delete, release for retry, or bury.
 
         With ``fetch_next`` and a backend that offers the fused call, deleting a finished job
         also reserves the next ready one (one round trip instead of two), which is returned.
+        With ``acks``, a finished job is not deleted here: its ack is added to the list (and
+        its lease kept renewed) for the next batched round trip.
         """
         self.current = job
         self.settler.count(handled=1)
@@ -230,7 +431,7 @@ class Worker:
             if admitted is None:
                 outcome = "buried"
                 return None
-            outcome, next_job = self._run_and_settle(job, admitted, fetch_next)
+            outcome, next_job = self._run_and_settle(job, admitted, fetch_next, acks)
             return next_job
         except (ReservationLost, BackendUnavailable) as exc:
             self.settler.lost(job, exc)
@@ -239,8 +440,8 @@ class Worker:
             notify(self.pm, "kue_job_settled", job=job, outcome=outcome)
         return None
 
-    def _run_and_settle(self, job: Reservation, admitted: Admitted,
-                        fetch_next: bool) -> tuple[str, Reservation | None]:
+    def _run_and_settle(self, job: Reservation, admitted: Admitted, fetch_next: bool,
+                        acks: list[Ack] | None = None) -> tuple[str, Reservation | None]:
         assert self._limiter is not None
         started = self.settler.started(job, admitted)
         self.keeper.hold(job)
@@ -254,5 +455,9 @@ class Worker:
             self.keeper.drop(job)
         if error is not None:
             return self.settler.failed(job, admitted, error, started), None
+        if acks is not None:
+            acks.append(self.settler.succeeded_later(job, admitted, started, result))
+            self.keeper.hold(job)  # renewed until the ack is sent
+            return "deleted", None
         next_from = self.queues if fetch_next else None
         return "deleted", self.settler.succeeded(job, admitted, started, result, next_from)

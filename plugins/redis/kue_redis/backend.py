@@ -80,7 +80,9 @@ from redis.crc import key_slot
 from redis.retry import Retry
 
 from kue.spi import (
+    Ack,
     BackendUnavailable,
+    BatchReply,
     Capabilities,
     ConfigError,
     JobInfo,
@@ -90,6 +92,7 @@ from kue.spi import (
     QueueStats,
     Reservation,
     ReservationLost,
+    check_reserve_n,
 )
 from kue_redis.keys import QueueKeys, meta_pattern, queue_of_meta
 from kue_redis.lane import ScriptLane
@@ -128,6 +131,9 @@ _KEY_CACHE_SIZE = 4096
 #: The most jobs one kick moves: Lua's numbers are doubles, exact to 2**53, and a kick of
 #: more than the ids a queue could hold moves them all anyway.
 MAX_KICK = 2**32 - 1
+#: A give-back (settle_many.lua) adds this to a job's reservation count less the attempt it
+#: took back: the count, a reservation's receipt, never repeats; attempts are it modulo this.
+ATTEMPT_SPAN = 2**32
 #: A script's answer for an ack that found no such job (see ``held`` in lua/common.lua).
 _NO_SUCH_JOB = -2
 
@@ -263,6 +269,7 @@ class RedisBackend:
             delete_and_reserve=True,
             records=True,
             unique_put=True,
+            reserve_many=True,
         )
         self._retry = Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), s.retries)
         self._pool: redis.ConnectionPool | None = None
@@ -449,6 +456,77 @@ class RedisBackend:
             raise ReservationLost(job.queue, job.id, "its ttr ran out" if lost == -1 else "")
         return self._wait_for_job(names, script_keys, wake_keys, deadline, found)
 
+    def reserve_many(
+        self, queues: Sequence[str], n: int, timeout: float | None
+    ) -> list[Reservation]:
+        """Reserve up to ``n`` ready jobs in one script (see kue.BatchBackend)."""
+        check_reserve_n(n, self.capabilities)
+        return self.settle_many((), (), queues, n, timeout).reserved
+
+    def settle_many(
+        self, acks: Sequence[Ack], give_back: Sequence[Reservation], queues: Sequence[str],
+        n: int, timeout: float | None,
+    ) -> BatchReply:
+        """Ack, give back and reserve in one script (see kue.BatchBackend.settle_many).
+
+        On a cluster whose queues of the call span slots, the acks, give-backs and reserve
+        are sent one by one instead.
+        """
+        check_reserve_n(n, self.capabilities, zero=True)
+        ack_args = [[] if a.fields is None else packed_args(a.fields, a.ttl) for a in acks]
+        names, script_keys, wake_keys = self._reserve_keys(queues) if n else ([], [], [])
+        involved = [*(a.job.queue for a in acks), *(j.queue for j in give_back), *names]
+        if not self._one_slot(list(dict.fromkeys(involved))):
+            return self._settle_spread(acks, give_back, names, n, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        keys: list[str] = []
+        args: list[ScriptArg] = [len(acks), len(give_back), n]
+        for ack, extra in zip(acks, ack_args, strict=True):
+            qk = self._keys(ack.job.queue)
+            keys += [*qk.job_keys, *qk.record_keys(ack.job.id)]
+            if extra:
+                args += [ack.job.id, ack.job.receipt, len(extra) - 2, *extra]
+            else:
+                args += [ack.job.id, ack.job.receipt, -1]
+        for job in give_back:
+            keys += self._keys(job.queue).job_keys
+            args += [job.id, job.receipt]
+        lost_codes, found, wait = self._run("settle_many", [*keys, *script_keys], args)
+        lost = [acks[int(lost_codes[i]) - 1].job for i in range(0, len(lost_codes), 2)
+                if not self._done_before(int(lost_codes[i + 1]))]
+        reserved = [self._reservation(names[int(f[0]) - 1], f) for f in found]
+        if not reserved and n and timeout != 0:
+            first = self._wait_for_job(names, script_keys, wake_keys, deadline, list(wait))
+            if first is not None:
+                reserved = [first]
+                if n > 1:
+                    reserved += self.settle_many((), (), names, n - 1, 0).reserved
+        return BatchReply(reserved, lost)
+
+    def _settle_spread(
+        self, acks: Sequence[Ack], give_back: Sequence[Reservation], names: list[str], n: int,
+        timeout: float | None,
+    ) -> BatchReply:
+        """settle_many one call at a time, for queues in different cluster slots."""
+        lost: list[Reservation] = []
+        for ack in acks:
+            try:
+                if ack.fields is None:
+                    self.delete(ack.job)
+                else:
+                    self.complete(ack.job, ack.fields, ack.ttl)
+            except ReservationLost:
+                lost.append(ack.job)
+        for back in give_back:
+            self.settle_many((), [back], [], 0, 0)
+        reserved: list[Reservation] = []
+        while len(reserved) < n:
+            job = self.reserve(names, timeout if not reserved else 0)
+            if job is None:
+                break
+            reserved.append(job)
+        return BatchReply(reserved, lost)
+
     def _done_before(self, result: int) -> bool:
         """Whether an ack that found no such job was resent: its first send did the work."""
         return result == _NO_SUCH_JOB and self._lane is not None and self._lane.resent()
@@ -543,15 +621,15 @@ class RedisBackend:
 
     @staticmethod
     def _reservation(queue: str, found: list[Any]) -> Reservation:
-        attempts = int(found[4])
+        leases = int(found[4])
         return Reservation(
             queue=queue,
             id=_text(found[1]),
             body=bytes(found[2]),
             priority=int(found[3]),
-            attempts=attempts,
+            attempts=leases % ATTEMPT_SPAN,
             ttr=int(found[5]) / 1000,
-            receipt=str(attempts),
+            receipt=str(leases),
         )
 
     # -- acting on a reservation -------------------------------------------------------------
@@ -603,7 +681,7 @@ class RedisBackend:
             body=bytes(found[1]),
             priority=int(found[2]),
             state=st,
-            attempts=int(found[3]),
+            attempts=int(found[3]) % ATTEMPT_SPAN,
         )
 
     def stats(self, queue: str) -> QueueStats:
@@ -734,7 +812,7 @@ class RedisBackend:
             body=bytes(found[1]),
             priority=int(found[2]),
             state=JobState(state),
-            attempts=int(found[3]),
+            attempts=int(found[3]) % ATTEMPT_SPAN,
             due_in=left / 1000 if left >= 0 else None,
         )
 
@@ -814,7 +892,7 @@ class RedisBackend:
                 body=bytes(body),
                 priority=int(priority),
                 state=JobState.BURIED,
-                attempts=int(attempts),
+                attempts=int(attempts) % ATTEMPT_SPAN,
             )
             for job_id, body, priority, attempts in found
         ]

@@ -33,6 +33,7 @@ SCRIPT_NAMES = (
     "put", "put_many", "reserve", "head", "delete", "delete_reserve", "release", "bury", "touch",
     "kick", "peek", "stats", "complete", "complete_reserve", "update_record", "read_record",
     "job_info", "watch_record", "unwatch_record", "buried", "kick_job", "put_unique", "claim",
+    "settle_many",
 )
 
 ScriptArg = str | bytes | int
