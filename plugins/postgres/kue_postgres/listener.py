@@ -75,6 +75,8 @@ class Listener:
                     backoff.reset()
                     while not self.closed:
                         for note in conn.notifies(timeout=_STOP_CHECK):
+                            if self.closed:  # close() woke it: stop now, not at the timeout
+                                break
                             self._woken((note.payload,))
             except psycopg.Error as exc:
                 self.conn = None
