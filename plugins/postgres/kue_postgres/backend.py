@@ -2,11 +2,15 @@
 
 Tables, indexes and functions are in :mod:`kue_postgres.schema`; they are created on first use
 and migrated by version. Every operation is one statement or one function call, so one round
-trip: ``kue_reserve`` moves due delayed jobs and lapsed leases back to ready and reserves the
-most urgent ready job (priority, then put order) with ``FOR UPDATE SKIP LOCKED``, so consumers
-never wait on each other's rows; ``delete_and_reserve`` and ``complete_and_reserve`` finish a job
-(and write its record) and reserve the next in one call. Leases and delays are counted on the
-server's clock (``statement_timestamp()``), so the clocks of client machines do not matter.
+trip: a reserve takes the most urgent of the ready jobs, due delayed jobs and lapsed leases
+(priority, then put order) with ``FOR UPDATE SKIP LOCKED``, so consumers never wait on each
+other's rows; ``delete_and_reserve`` and ``complete_and_reserve`` finish a job (and write its
+record) and reserve the next in one statement. Leases and delays are counted on the server's
+clock (``statement_timestamp()``), so the clocks of client machines do not matter.
+
+Unique puts (``kue_put_unique``) and claims (``kue_claim``, so this database can be the
+``results`` store of beanstalkd or SQS) are plpgsql functions that lock the key's row, then
+decide in a statement of their own, which sees what the previous holder of the lock committed.
 
 A blocked reserve holds no connection: it waits on a :class:`~kue_postgres.listener.Listener`
 (one LISTEN connection per process) that a put, release or kick of its queues wakes through
