@@ -297,7 +297,8 @@ class Queue:
         queued or running; otherwise push nothing and return that job's id (its handle's
         ``created`` is False). The key is held until its job is done or buried, or for
         ``unique_for`` seconds (default one day), whichever comes first. Native on memory,
-        sqlite and redis; beanstalkd and SQS need a ``results`` store (see docs/periodic.md).
+        sqlite, redis and postgres; beanstalkd and SQS need a ``results`` store (see
+        docs/periodic.md).
         """
         if unique_key is not None or unique_for is not None:
             if connection is not None:
@@ -498,7 +499,7 @@ def open_results(url: str, backend: Backend, pm: pluggy.PluginManager) -> Record
         store.close()
         raise ConfigError(
             f"results URL {mask_url(url)} names the {store.capabilities.name} backend, which "
-            "keeps no job records; use a sqlite:/// or redis:// URL"
+            "keeps no job records; use a sqlite:///, redis:// or postgresql:// URL"
         )
     return store
 

@@ -1,10 +1,10 @@
 """Job records: what a person can ask about a job by the id ``put`` returned.
 
 A record store keeps, per job, a small JSON document: the result once the job is done, its last
-error, its progress. Backends that can (memory, sqlite, redis) keep records natively and write
-the record of a finished job in the same atomic step as its delete (:class:`RecordingBackend`);
-beanstalkd and SQS point at another backend's store with a ``results`` URL, as Celery's result
-backend does (:mod:`kue.status` combines the two).
+error, its progress. Backends that can (memory, sqlite, redis, postgres) keep records natively
+and write the record of a finished job in the same atomic step as its delete
+(:class:`RecordingBackend`); beanstalkd and SQS point at another backend's store with a
+``results`` URL, as Celery's result backend does (:mod:`kue.status` combines the two).
 """
 
 from __future__ import annotations

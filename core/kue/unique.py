@@ -5,8 +5,9 @@ tick's key derives from its schedule and time, so every scheduler of a fleet put
 job results). Two ways, by backend:
 
 - **natively** where the backend is a :class:`kue.backend.UniqueBackend`
-  (``capabilities.unique_put``: memory, sqlite, redis): the check and the put are one atomic
-  step on the server (a lock, a write transaction, a Lua script). Nothing can come between.
+  (``capabilities.unique_put``: memory, sqlite, redis, postgres): the check and the put are
+  one atomic step on the server (a lock, a write transaction, a Lua script, a row lock).
+  Nothing can come between.
 - **through a claim** in the record store where it is not (beanstalkd and SQS, with a
   ``results`` store: :class:`kue.records.ClaimStore`). The caller first claims the key with a
   *pending* mark for :data:`PENDING_TTL` seconds, then puts the job, then replaces the mark with
@@ -73,7 +74,7 @@ def put_unique(
         raise Unsupported(
             backend.capabilities.name,
             "unique puts (capability unique_put=False): give it a results store that can hold "
-            "them (results = \"sqlite:///...\" or \"redis://...\")",
+            "them (results = \"sqlite:///...\", \"redis://...\" or \"postgresql://...\")",
         )
     return _claimed_put(backend, store, records, queue, body, priority, delay, ttr, key, ttl,
                         until_done)

@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--results", metavar="URL",
         help="where job records (status, result, last error) live for a backend that keeps "
-        "none itself (beanstalk, sqs): a sqlite:/// or redis:// URL (default: config)",
+        "none itself (beanstalk, sqs): a sqlite:///, redis:// or postgresql:// URL (default: "
+        "config)",
     )
     p.add_argument(
         "--import", dest="imports", action="append", metavar="MODULE",

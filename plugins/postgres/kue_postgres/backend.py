@@ -2,11 +2,15 @@
 
 Tables, indexes and functions are in :mod:`kue_postgres.schema`; they are created on first use
 and migrated by version. Every operation is one statement or one function call, so one round
-trip: ``kue_reserve`` moves due delayed jobs and lapsed leases back to ready and reserves the
-most urgent ready job (priority, then put order) with ``FOR UPDATE SKIP LOCKED``, so consumers
-never wait on each other's rows; ``delete_and_reserve`` and ``complete_and_reserve`` finish a job
-(and write its record) and reserve the next in one call. Leases and delays are counted on the
-server's clock (``statement_timestamp()``), so the clocks of client machines do not matter.
+trip: a reserve takes the most urgent of the ready jobs, due delayed jobs and lapsed leases
+(priority, then put order) with ``FOR UPDATE SKIP LOCKED``, so consumers never wait on each
+other's rows; ``delete_and_reserve`` and ``complete_and_reserve`` finish a job (and write its
+record) and reserve the next in one statement. Leases and delays are counted on the server's
+clock (``statement_timestamp()``), so the clocks of client machines do not matter.
+
+Unique puts (``kue_put_unique``) and claims (``kue_claim``, so this database can be the
+``results`` store of beanstalkd or SQS) are plpgsql functions that lock the key's row, then
+decide in a statement of their own, which sees what the previous holder of the lock committed.
 
 A blocked reserve holds no connection: it waits on a :class:`~kue_postgres.listener.Listener`
 (one LISTEN connection per process) that a put, release or kick of its queues wakes through
@@ -47,7 +51,7 @@ from kue.spi import (
     Reservation,
     ReservationLost,
 )
-from kue_postgres.listener import Listener
+from kue_postgres.listener import MAX_WAIT_SLICE, Listener
 from kue_postgres.schema import MIGRATIONS, Names, migration_sql
 from kue_postgres.settings import PostgresSettings, parse_settings
 
@@ -64,7 +68,14 @@ CAPABILITIES = Capabilities(
     durable=True,
     shared=True,
     delete_and_reserve=True,
+    # Due times are kept and compared on the server's clock to the microsecond, and a waiting
+    # reserve sleeps until the next due time the server reported, or until a NOTIFY (sent at
+    # commit, delivered in a millisecond or two): late by a round trip and a thread's wake-up.
+    # 50 ms leaves room for a few round trips to a database on another machine of the LAN.
+    timing_tolerance=0.05,
+    delete_by_id=True,
     records=True,
+    unique_put=True,
     transactional_put=True,
 )
 #: A pooled connection idle longer than this (seconds) is checked before use, so one left
@@ -75,6 +86,11 @@ CONNECT_TIMEOUT = 5.0
 #: Most expired records one sweep removes; a sweep runs every SWEEP_EVERY finished jobs.
 SWEEP_BATCH = 500
 SWEEP_EVERY = 200
+#: Every KEY_SWEEP_EVERY-th unique put or claim of a backend object also removes up to
+#: SWEEP_BATCH expired unique keys and claims.
+KEY_SWEEP_EVERY = 100
+#: PostgreSQL's largest bigint: a kick of more jobs than this moves them all anyway.
+MAX_BIGINT = 2**63 - 1
 
 _READY, _DELAYED, _RESERVED, _BURIED = 0, 1, 2, 3
 _STATES = {_READY: JobState.READY, _DELAYED: JobState.DELAYED, _RESERVED: JobState.RESERVED,
@@ -190,9 +206,13 @@ class PostgresBackend:
             "SELECT extract(epoch FROM min(n.due) - statement_timestamp())::float8 FROM "
             f"unnest(%s::text[]) AS q(name) CROSS JOIN LATERAL (SELECT j.due FROM {t}jobs j "
             "WHERE j.queue = q.name AND j.state IN (1, 2) ORDER BY j.due LIMIT 1) n")
+        self._sql_put_unique = (
+            f"SELECT o_id, o_stored FROM {t}put_unique(%s::text, %s::text, %s::float8, "
+            "%s::boolean, %s::int2, %s::int8, %s::float8, %s::float8, %s::bytea)")
         self._state_lock = threading.Lock()
         self._state_now: _State | None = None
         self._finished = 0
+        self._key_writes = 0
         self._migrate()
         _LIVE.add(self)
 
@@ -343,6 +363,47 @@ class PostgresBackend:
         except psycopg.OperationalError as exc:
             raise PutAmbiguous(self.url, f"the caller's connection failed: {exc}") from exc
 
+    # -- unique puts and claims (kue.spi.UniqueBackend, kue.spi.ClaimStore) ----------------
+
+    def put_unique(
+        self, queue: str, body: bytes, priority: int, delay: float, ttr: float, key: str,
+        ttl: float, until_done: bool,
+    ) -> tuple[str, bool]:
+        """Insert a job under ``key`` unless a live job holds it (one call, one transaction).
+
+        ``kue_put_unique`` locks the key's row, so concurrent puts with one key take turns,
+        and decides from the holder's job row whether the key is still held.
+        """
+        params = (queue, key, ttl, until_done, _DELAYED if delay > 0 else _READY, priority,
+                  delay if delay > 0 else None, ttr, body)
+        row = self._run(lambda conn: conn.execute(self._sql_put_unique, params).fetchone(),
+                        put=True)
+        self._key_written()
+        return str(row[0]), bool(row[1])
+
+    def claim(self, namespace: str, key: str, value: str, ttl: float,
+              expect: str | None) -> str | None:
+        """Set ``key`` to ``value`` for ``ttl`` s if it holds ``expect`` (kue.spi.ClaimStore).
+
+        One call of ``kue_claim``, which compares and sets under the key's row lock.
+        """
+        row = self._one(f"SELECT {self.names.t}claim(%s::text, %s::text, %s::text, "
+                        "%s::float8, %s::text)", (namespace, key, value, ttl, expect))
+        self._key_written()
+        return None if row[0] is None else str(row[0])
+
+    def _key_written(self) -> None:
+        """Every KEY_SWEEP_EVERY-th key write, remove a batch of expired keys and claims."""
+        self._key_writes += 1
+        if self._key_writes % KEY_SWEEP_EVERY == 0:
+            t = self.names.t
+            self._run(lambda conn: conn.execute(
+                f"WITH u AS (DELETE FROM {t}unique WHERE ctid = ANY (ARRAY(SELECT ctid FROM "
+                f"{t}unique WHERE expires <= statement_timestamp() LIMIT %(n)s FOR UPDATE "
+                f"SKIP LOCKED))) DELETE FROM {t}claims WHERE ctid = ANY (ARRAY(SELECT ctid "
+                f"FROM {t}claims WHERE expires <= statement_timestamp() LIMIT %(n)s FOR "
+                "UPDATE SKIP LOCKED))", {"n": SWEEP_BATCH}))
+
     # -- reserving -------------------------------------------------------------------------
 
     @staticmethod
@@ -438,7 +499,9 @@ class PostgresBackend:
             wait = None if due is None else max(due, 0.001)
             if deadline is not None:
                 wait = deadline - now if wait is None else min(wait, deadline - now)
-            listener.wait(names, mark, 3600.0 if wait is None else wait)
+            # A timeout beyond any clock (or none) waits in slices, looking again after each.
+            listener.wait(names, mark,
+                          MAX_WAIT_SLICE if wait is None else min(wait, MAX_WAIT_SLICE))
 
     def reserve(self, queues: Sequence[str], timeout: float | None) -> Reservation | None:
         """Reserve the most urgent ready job of ``queues``; wait up to ``timeout`` s."""
@@ -523,15 +586,16 @@ class PostgresBackend:
         sql = (
             f"WITH b AS (SELECT id FROM {t}jobs WHERE queue = %(q)s AND state = 3 "
             "ORDER BY buried LIMIT %(n)s FOR UPDATE SKIP LOCKED), "
-            f"d AS (SELECT id FROM {t}jobs WHERE queue = %(q)s AND state = 1 "
-            "AND NOT EXISTS (SELECT 1 FROM b) ORDER BY due, id LIMIT %(n)s "
+            f"d AS (SELECT id FROM {t}jobs WHERE queue = %(q)s AND state = 1 AND due > "
+            "statement_timestamp() AND NOT EXISTS (SELECT 1 FROM b) ORDER BY due, id "
+            "LIMIT %(n)s "
             "FOR UPDATE SKIP LOCKED), "
             f"k AS (UPDATE {t}jobs SET state = 0, due = NULL, buried = NULL "
             "WHERE id IN (SELECT id FROM b UNION ALL SELECT id FROM d) RETURNING id) "
             f"SELECT count(*), (SELECT pg_notify('{chan}', %(q)s) WHERE EXISTS "
             "(SELECT 1 FROM k)) FROM k"
         )
-        row = self._one(sql, {"q": queue, "n": n})
+        row = self._one(sql, {"q": queue, "n": min(n, MAX_BIGINT)})
         return int(row[0])
 
     def peek(self, queue: str, state: JobState) -> JobInfo | None:
@@ -569,9 +633,8 @@ class PostgresBackend:
 
     def delete_by_id(self, queue: str, job_id: str) -> bool:
         """Delete a job that is not reserved, by id (for admin tools); False if not found."""
-        try:
-            key = int(job_id)
-        except ValueError:
+        key = _job_key(job_id)
+        if key is None:
             return False
         t = self.names.t
         row = self._one(
@@ -640,9 +703,8 @@ class PostgresBackend:
 
     def job_info(self, queue: str, job_id: str) -> JobInfo | None:
         """The live job with this id, in whatever state."""
-        try:
-            key = int(job_id)
-        except ValueError:
+        key = _job_key(job_id)
+        if key is None:
             return None
         listener = self._state().listeners.get(self.names.records_channel)
         if listener is not None:
@@ -676,9 +738,8 @@ class PostgresBackend:
 
     def kick_job(self, queue: str, job_id: str) -> bool:
         """Move one buried job to ready by id; False if ``queue`` has no such buried job."""
-        try:
-            key = int(job_id)
-        except ValueError:
+        key = _job_key(job_id)
+        if key is None:
             return False
         row = self._one(
             f"WITH k AS (UPDATE {self.names.t}jobs SET state = 0, buried = NULL WHERE id = %(id)s "
@@ -702,6 +763,14 @@ class PostgresBackend:
         state.pool.close()
         for listener in state.listeners.values():
             listener.thread.join(1.0)
+
+
+def _job_key(job_id: str) -> int | None:
+    """The row id a job id names, or None if it names no row (not a bigint's digits)."""
+    if not job_id.isascii() or not job_id.isdigit() or len(job_id) > 19:
+        return None
+    key = int(job_id)
+    return key if key <= MAX_BIGINT else None
 
 
 def _fetch_one(conn: Any, sql: str, params: Mapping[str, Any]) -> Any:

@@ -21,7 +21,7 @@ from typing import Any
 
 from kue.spi import Backoff
 
-__all__ = ["Listener"]
+__all__ = ["MAX_WAIT_SLICE", "Listener"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 HISTORY = 4096
 #: Seconds between checks, in the listener thread only, that the backend was not closed.
 _STOP_CHECK = 5.0
+#: The longest single wait on the condition; a longer timeout waits in slices of this
+#: (``threading.Condition.wait`` raises OverflowError past ``threading.TIMEOUT_MAX``).
+MAX_WAIT_SLICE = 3600.0
 
 
 class Listener:
@@ -72,6 +75,8 @@ class Listener:
                     backoff.reset()
                     while not self.closed:
                         for note in conn.notifies(timeout=_STOP_CHECK):
+                            if self.closed:  # close() woke it: stop now, not at the timeout
+                                break
                             self._woken((note.payload,))
             except psycopg.Error as exc:
                 self.conn = None
@@ -115,7 +120,7 @@ class Listener:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self.cond.wait(left)
+                self.cond.wait(min(left, MAX_WAIT_SLICE))
             return True
 
     def seq_mark(self) -> tuple[int, int]:
@@ -143,7 +148,7 @@ class Listener:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
-                self.cond.wait(left)
+                self.cond.wait(min(left, MAX_WAIT_SLICE))
 
     def close(self) -> None:
         """Stop the thread at its next wake-up (the backend sends it one)."""

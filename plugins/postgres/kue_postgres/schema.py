@@ -21,6 +21,19 @@ Names carry the configured schema and prefix (``public`` and ``kue`` by default)
                  last error and progress of jobs (text ids, so the table can also be another
                  backend's ``results`` store).
 
+``kue_unique``   one row per (queue, key) :meth:`put_unique` stored a job under: the job's id,
+                 when the key expires, and whether it is freed sooner, once that job is done
+                 (its row deleted) or buried (``until_done``). Whether a key is held is
+                 decided when it is next asked for, from the job's row, so finishing a job
+                 (the worker's hot path) writes nothing here. ``kue_put_unique`` checks and
+                 puts under the key row's lock, one call.
+``kue_claims``   one value per (namespace, key) with its expiry: the compare-and-set of
+                 :meth:`kue.records.ClaimStore.claim` (``kue_claim``), through which
+                 beanstalkd and SQS take unique jobs and periodic ticks when this database is
+                 their ``results`` store.
+
+Expired keys and claims are removed a batch at a time by later writes.
+
 Every operation is one statement (:mod:`kue_postgres.backend` builds them), so one round trip;
 the function ``kue_merge_record`` merges a record (as :meth:`update_record` does). Puts,
 releases and kicks notify channel ``<schema>.<prefix>_jobs`` with the queue's name; record
@@ -106,8 +119,109 @@ $$;
 
 """
 
+# Version 2: unique keys (put_unique) and claims (ClaimStore.claim). Both functions are
+# VOLATILE plpgsql, so each statement in them takes a fresh snapshot: after a row lock was
+# granted (the caller waited for whoever held it to commit), the next statement sees what that
+# holder committed, the job it put included. Read committed is enough; nothing is retried.
+_V2 = """
+CREATE TABLE {t}unique (
+    queue text NOT NULL,
+    key text NOT NULL,
+    job_id bigint NOT NULL,
+    expires timestamptz NOT NULL,
+    until_done boolean NOT NULL,
+    PRIMARY KEY (queue, key)
+) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.05,
+        autovacuum_vacuum_cost_delay = 0);
+CREATE INDEX {prefix}_unique_expires ON {t}unique (expires);
+
+CREATE TABLE {t}claims (
+    namespace text NOT NULL,
+    key text NOT NULL,
+    value text NOT NULL,
+    expires timestamptz NOT NULL,
+    PRIMARY KEY (namespace, key)
+) WITH (fillfactor = 80, autovacuum_vacuum_scale_factor = 0.05,
+        autovacuum_vacuum_cost_delay = 0);
+CREATE INDEX {prefix}_claims_expires ON {t}claims (expires);
+
+CREATE FUNCTION {t}put_unique(p_queue text, p_key text, p_ttl double precision,
+                              p_until_done boolean, p_state smallint, p_priority bigint,
+                              p_delay double precision, p_ttr double precision, p_body bytea,
+                              OUT o_id bigint, OUT o_stored boolean)
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    held {t}unique%ROWTYPE;
+BEGIN
+    LOOP
+        -- The key's row exists from here on (a placeholder that holds nothing, if new); a
+        -- concurrent first put with the key waits here for the other's commit.
+        INSERT INTO {t}unique (queue, key, job_id, expires, until_done)
+        VALUES (p_queue, p_key, 0, '-infinity', false) ON CONFLICT DO NOTHING;
+        SELECT * INTO held FROM {t}unique WHERE queue = p_queue AND key = p_key FOR UPDATE;
+        EXIT WHEN FOUND;  -- else an expiry sweep removed it in between: insert it again
+    END LOOP;
+    -- A fresh snapshot: the holder's job is visible if it was put, even a moment ago.
+    IF held.expires > statement_timestamp() AND (NOT held.until_done OR EXISTS (
+            SELECT 1 FROM {t}jobs j WHERE j.id = held.job_id AND j.state IN (0, 1, 2))) THEN
+        o_id := held.job_id;
+        o_stored := false;
+        RETURN;
+    END IF;
+    INSERT INTO {t}jobs (queue, state, priority, due, ttr, body)
+    VALUES (p_queue, p_state, p_priority,
+            statement_timestamp() + p_delay * interval '1 second', p_ttr, p_body)
+    RETURNING id INTO o_id;
+    UPDATE {t}unique SET job_id = o_id,
+                         expires = statement_timestamp() + p_ttl * interval '1 second',
+                         until_done = p_until_done
+    WHERE queue = p_queue AND key = p_key;
+    PERFORM pg_notify('{jobs_channel}', p_queue);
+    o_stored := true;
+END;
+$$;
+
+CREATE FUNCTION {t}claim(p_namespace text, p_key text, p_value text, p_ttl double precision,
+                         p_expect text) RETURNS text
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_value text;
+    v_live boolean;
+BEGIN
+    LOOP
+        IF p_expect IS NULL THEN
+            INSERT INTO {t}claims (namespace, key, value, expires)
+            VALUES (p_namespace, p_key, p_value,
+                    statement_timestamp() + p_ttl * interval '1 second')
+            ON CONFLICT DO NOTHING;
+            IF FOUND THEN
+                RETURN NULL;
+            END IF;
+        END IF;
+        -- Locked, this is the row's latest committed version.
+        SELECT c.value, c.expires > statement_timestamp() INTO v_value, v_live
+        FROM {t}claims c WHERE c.namespace = p_namespace AND c.key = p_key FOR UPDATE;
+        IF NOT FOUND THEN
+            IF p_expect IS NOT NULL THEN
+                RETURN '';
+            END IF;
+            CONTINUE;  -- an expiry sweep removed it in between: insert again
+        END IF;
+        IF (p_expect IS NULL AND NOT v_live) OR (p_expect IS NOT NULL AND v_live
+                AND v_value = p_expect) THEN
+            UPDATE {t}claims SET value = p_value,
+                                 expires = statement_timestamp() + p_ttl * interval '1 second'
+            WHERE namespace = p_namespace AND key = p_key;
+            RETURN NULL;
+        END IF;
+        RETURN CASE WHEN v_live THEN v_value ELSE '' END;
+    END LOOP;
+END;
+$$;
+"""
+
 #: The layouts in order: MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1,)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 
 
 def migration_sql(names: Names, step: int) -> str:

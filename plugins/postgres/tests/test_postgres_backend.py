@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest import count_round_trips, raw
+from postgres_support import count_round_trips, raw
 
 import kue
 from kue_postgres.backend import PostgresBackend

@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from conftest import Ledger, raw, record, start_workers, stop_workers
+from postgres_support import Ledger, raw, record, start_workers, stop_workers
 
 import kue
 from kue_contract.servers import LocalServer

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import Ledger, raw, record
+from postgres_support import Ledger, raw, record
 from sqlalchemy.orm import Session
 
 import kue
