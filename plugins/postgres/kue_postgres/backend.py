@@ -83,6 +83,8 @@ CAPABILITIES = Capabilities(
 IDLE_CHECK = 2.0
 #: Seconds to wait for a pooled connection (and to connect) before an attempt fails.
 CONNECT_TIMEOUT = 5.0
+#: Seconds a call waits for a pooled connection before it opens one of its own.
+POOL_WAIT = 0.5
 #: Most expired records one sweep removes; a sweep runs every SWEEP_EVERY finished jobs.
 SWEEP_BATCH = 500
 SWEEP_EVERY = 200
@@ -247,18 +249,27 @@ class PostgresBackend:
             have committed it), and :class:`PutAmbiguous` says so.
         """
         import psycopg
+        from psycopg_pool import PoolTimeout
 
         backoff, failures = Backoff(), 0
         while True:
             state = self._state()
             sent = False
             try:
-                with state.pool.connection() as conn:
-                    sent = True
-                    try:
+                try:
+                    with state.pool.connection(timeout=POOL_WAIT) as conn:
+                        sent = True
+                        try:
+                            return op(conn)
+                        finally:
+                            state.used[conn] = time.monotonic()
+                except PoolTimeout:
+                    # After an outage the pool reconnects on its own backoff (1 s, doubling),
+                    # which can outlast a job's ttr: a worker that cannot renew its lease would
+                    # lose its job. A connection of its own for this call keeps it going.
+                    with self._connect() as conn:
+                        sent = True
                         return op(conn)
-                    finally:
-                        state.used[conn] = time.monotonic()
             except psycopg.OperationalError as exc:
                 detail = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
                 if put and sent:
