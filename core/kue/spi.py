@@ -40,13 +40,16 @@ from kue.options import Option, OptionValues, parse_bool, read_options
 from kue.process import current_pid
 from kue.records import DEFAULT_RESULT_TTL, NOTES_TTL, RecordingBackend, RecordState, RecordStore
 from kue.status import InspectableBackend
+from kue.validation import MAX_QUEUE_NAME, QUEUE_NAME_RULE, check_queue_name
 
 __all__ = [
     "DEFAULT_PRIORITY",
     "DEFAULT_RESULT_TTL",
     "DEFAULT_TTR",
     "MAX_PRIORITY",
+    "MAX_QUEUE_NAME",
     "NOTES_TTL",
+    "QUEUE_NAME_RULE",
     "Backend",
     "BackendUnavailable",
     "Backoff",
@@ -71,6 +74,7 @@ __all__ = [
     "Reservation",
     "ReservationLost",
     "Unsupported",
+    "check_queue_name",
     "current_pid",
     "declared_unsupported",
     "hookimpl",

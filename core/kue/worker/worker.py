@@ -25,6 +25,7 @@ from kue.job import DEFAULT_TIME_LIMIT, registry
 from kue.plugins import get_plugin_manager
 from kue.records import DEFAULT_RESULT_TTL
 from kue.status import Records
+from kue.validation import check_queue_name
 from kue.worker.current import current_job
 from kue.worker.execute import run_here
 from kue.worker.lease import LeaseKeeper
@@ -106,6 +107,8 @@ class Worker:
     ) -> None:
         if not queues:
             raise ValueError("a worker needs at least one queue name")
+        for queue in queues:
+            check_queue_name(queue)
         self.backend = backend
         self.queues = list(queues)
         self.pm = plugin_manager or get_plugin_manager()
