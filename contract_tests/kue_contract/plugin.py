@@ -40,7 +40,7 @@ __all__ = [
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Add ``--kue-backend``, ``--kue-url``, ``--kue-url-param`` and ``--kue-servers``."""
+    """Add the suite's ``--kue-*`` options (``--kue-backend``, ``--kue-url``, ...)."""
     group = parser.getgroup("kue", "kue contract suite")
     group.addoption(
         "--kue-backend", metavar="NAME",
@@ -74,6 +74,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "always containers, or always local processes on free loopback ports (default auto). "
         "Containers use the project's images (nox -s images) and find podman's service on "
         "/run/kue-podman.sock when DOCKER_HOST is unset",
+    )
+    group.addoption(
+        "--kue-hypothesis", choices=("quick", "thorough"), default="quick",
+        help="size of the state machine that compares the backend with the memory model: "
+        "quick (8 examples of 30 steps, the default, for CI) or thorough (100 of 60)",
     )
 
 

@@ -89,6 +89,14 @@ BASE_CAPABILITIES = Capabilities(
     timing_tolerance=1.0,
     max_batch=1000,
     delete_and_reserve=True,
+    extra={
+        # Found by the contract's state machine: under a steady stream of commands from
+        # other connections, beanstalkd 1.12 can keep a reservation whose ttr ran out for
+        # many seconds (stats-job: state reserved, time-left negative). The machine then
+        # exercises ttr expiry with long ttrs only; the ttr contract tests still hold.
+        "ttr_expiry_late_under_load": "beanstalkd 1.12 may time a reservation out many "
+        "seconds after its ttr while other connections keep it busy",
+    },
 )
 
 #: How long a reserve sleeps between tries while this connection holds a job in the last
