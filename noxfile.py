@@ -107,6 +107,58 @@ def conformance(session: nox.Session) -> None:
         session.error(f"contract cases failed; see {', '.join(failed)}")
 
 
+#: What ``nox -s mutants`` mutates: a module of core, judged by the contract suite alone.
+MUTANT_TARGETS = {"memory": "kue/backends/memory.py", "sqlite": "kue/backends/sqlite.py"}
+#: Where it works: a scratch copy of core's package and the contract suite per target (outside
+#: the workspace's pytest configuration), kept between runs so mutmut resumes.
+MUTANTS = ROOT / ".mutants"
+
+
+@nox.session
+def mutants(session: nox.Session) -> None:
+    """Mutation testing of the memory and sqlite backends against the contract suite alone.
+
+    For each backend (or only those named after ``--``: ``nox -s mutants -- memory``) mutmut
+    mutates its module in a scratch copy of ``kue`` and runs, for each mutant, the contract
+    tests that call the mutated function (``-p kue_contract --kue-backend=NAME``), four mutants
+    at a time. A mutant is killed when a test fails or times out. Prints mutmut's summary and
+    every survivor; docs/contract.md records the last result. Slow (an hour or more), so not
+    in the default sessions. ``KUE_MUTANTS_FRESH=1`` starts over instead of resuming.
+    """
+    import shutil
+
+    targets = session.posargs or list(MUTANT_TARGETS)
+    mutmut = str(Path(sys.executable).with_name("mutmut"))
+    for target in targets:
+        module = MUTANT_TARGETS[target]
+        work = MUTANTS / target
+        if os.environ.get("KUE_MUTANTS_FRESH") and work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True, exist_ok=True)
+        for package, source in (("kue", ROOT / "core" / "kue"),
+                                ("kue_contract", ROOT / "contract_tests" / "kue_contract")):
+            shutil.rmtree(work / package, ignore_errors=True)
+            shutil.copytree(source, work / package,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        (work / "pyproject.toml").write_text(
+            "# Written by nox -s mutants.\n"
+            "[tool.mutmut]\n"
+            'source_paths = ["kue"]\n'
+            f'only_mutate = ["{module}"]\n'
+            'also_copy = ["kue_contract"]\n'
+            f'pytest_add_cli_args = ["-p", "kue_contract", "--kue-backend={target}", '
+            '"-p", "no:cacheprovider"]\n'
+            'pytest_add_cli_args_test_selection = ["kue_contract/test_contract.py"]\n'
+            "# Stop pytest's search for a configuration here, not at the workspace's.\n"
+            "[tool.pytest.ini_options]\n"
+            'addopts = ""\n'
+        )
+        session.chdir(work)
+        session.run(mutmut, "run", "--max-children", "4", external=True)
+        session.run(mutmut, "results", external=True)
+    session.chdir(ROOT)
+
+
 @nox.session
 def contract_cluster(session: nox.Session) -> None:
     """The contract suite against the redis backend on a three-node Redis Cluster.

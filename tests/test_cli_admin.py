@@ -234,3 +234,16 @@ def test_the_installed_kue_script_runs(tmp_path: Path) -> None:
                            "hello"], capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert kue.connect(f"sqlite:///{tmp_path}/k.sqlite3", queue="q").peek() is not None
+
+
+@pytest.mark.parametrize("argv", [["put", "}mail", "x"], ["peek", "a.b"], ["stats", "ok", "{s}m"],
+                                  ["buried", "-x"], ["kick", "a b"]])
+def test_a_queue_name_outside_the_rule_is_refused_before_connecting(
+    capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    # A URL that cannot be opened: the name is refused before anything tries.
+    code, out, err = run(capsys, "--url", "redis://127.0.0.1:1/0", *argv[:1], "--", *argv[1:])
+    assert code == 2 and out == ""
+    bad = next(a for a in argv[1:] if a not in ("ok", "x"))
+    assert err.startswith(f"kue {argv[0]}: queue name {bad!r} is not valid: a queue name is 1 "
+                          "to 48 ASCII letters"), err

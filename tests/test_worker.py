@@ -170,6 +170,19 @@ def test_bad_configuration_exits_two_with_one_clear_line(tmp_path: Path) -> None
     assert "Traceback" not in proc.stderr
 
 
+def test_a_queue_name_outside_the_rule_exits_two_before_connecting(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "kue.cli.worker", "--url", "redis://127.0.0.1:1/0",
+         "-q", "default", "-q", "{shop}mail"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=30,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "kue-worker: queue name '{shop}mail' is not valid: a queue name is 1 to 48 ASCII "
+        "letters, digits, '_' and '-', not starting with '-'"
+    )
+
+
 def test_several_queues_are_taken_in_the_order_given(ledger: Path) -> None:
     high = kue.connect("memory://order", queue="high")
     low = kue.connect("memory://order", queue="low")

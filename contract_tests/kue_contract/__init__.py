@@ -24,6 +24,7 @@ from kue_contract.plugin import (
     pytest_terminal_summary,
     queue,
     requires_capabilities,
+    restartable_server,
 )
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "pytest_terminal_summary",
     "queue",
     "requires_capabilities",
+    "restartable_server",
 ]

@@ -16,9 +16,10 @@ from kue.plugins import get_plugin_manager, open_backend
 from kue.queue import open_results
 from kue.records import RecordStore
 from kue_contract.report import Report
-from kue_contract.servers import MODES, ServerSpec, ServerUnavailable, serve, spec_for
+from kue_contract.servers import MODES, Server, ServerSpec, ServerUnavailable, serve, spec_for
 
 __all__ = [
+    "RestartableServer",
     "connect_again",
     "kue_backend",
     "kue_backend_name",
@@ -33,12 +34,13 @@ __all__ = [
     "pytest_terminal_summary",
     "queue",
     "requires_capabilities",
+    "restartable_server",
     "with_url_params",
 ]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Add ``--kue-backend``, ``--kue-url``, ``--kue-url-param`` and ``--kue-servers``."""
+    """Add the suite's ``--kue-*`` options (``--kue-backend``, ``--kue-url``, ...)."""
     group = parser.getgroup("kue", "kue contract suite")
     group.addoption(
         "--kue-backend", metavar="NAME",
@@ -72,6 +74,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "always containers, or always local processes on free loopback ports (default auto). "
         "Containers use the project's images (nox -s images) and find podman's service on "
         "/run/kue-podman.sock when DOCKER_HOST is unset",
+    )
+    group.addoption(
+        "--kue-hypothesis", choices=("quick", "thorough"), default="quick",
+        help="size of the state machine that compares the backend with the memory model: "
+        "quick (8 examples of 30 steps, the default, for CI) or thorough (100 of 60)",
     )
 
 
@@ -263,6 +270,47 @@ def connect_again(
     yield connect
     for backend in opened:
         backend.close()
+
+
+class RestartableServer:
+    """A server the suite owns and may restart; :attr:`url` carries the ``--kue-url-param``."""
+
+    def __init__(self, server: Server, params: Sequence[str]) -> None:
+        self.server, self.params = server, list(params)
+
+    @property
+    def url(self) -> str:
+        """The backend URL of the server as it runs now."""
+        return with_url_params(self.server.url, self.params)
+
+    def restart(self) -> None:
+        """Stop the server as ``docker stop`` does and start it again: same port, same files."""
+        self.server.stop()
+        self.server.start()
+
+
+@pytest.fixture
+def restartable_server(
+    request: pytest.FixtureRequest, kue_backend_name: str
+) -> Iterator[RestartableServer]:
+    """A server of the backend's own, started with its spec's ``durable`` arguments.
+
+    Skipped, naming the reason, where the suite cannot restart a server: with ``--kue-url`` (a
+    server it does not own), or when the plugin's throwaway server keeps nothing across a
+    restart (a spec with a binary but no ``durable`` arguments, such as the SQS emulator). A
+    spec without a binary (sqlite) restarts by closing every connection and opening the same
+    file again.
+    """
+    if request.config.getoption("--kue-url"):
+        pytest.skip("--kue-url names a server this suite does not own, so it cannot restart it")
+    spec = spec_for(kue_backend_name)
+    if spec.binary is not None and not spec.durable:
+        pytest.skip(f"the {kue_backend_name} plugin's throwaway server ({spec.label}) has no "
+                    "durable arguments: it keeps nothing across a restart")
+    params: list[str] = request.config.getoption("--kue-url-param") or []
+    mode = str(request.config.getoption("--kue-servers"))
+    with serve(spec, mode, *spec.durable) as server:
+        yield RestartableServer(server, params)
 
 
 @pytest.fixture

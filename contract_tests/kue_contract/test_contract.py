@@ -9,6 +9,7 @@ from kue_contract.suite import (
     BuryContract,
     ConcurrencyContract,
     DelayContract,
+    DurabilityContract,
     EdgesContract,
     ListingContract,
     ModelContract,
@@ -70,6 +71,10 @@ class TestValidation(ValidationContract):
 
 class TestEdges(EdgesContract):
     """Empty input, long batches and the declared limits, alike everywhere."""
+
+
+class TestDurability(DurabilityContract):
+    """A durable backend keeps its jobs across a server restart."""
 
 
 class TestConcurrency(ConcurrencyContract):

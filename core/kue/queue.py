@@ -131,8 +131,7 @@ class Queue:
         plugin_manager: pluggy.PluginManager | None = None,
         results: RecordStore | None = None,
     ) -> None:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a queue name must be a non-empty string, got {name!r}")
+        validation.check_queue_name(name)
         self.backend = backend
         self.name = name
         self.url = url
@@ -476,8 +475,10 @@ def connect(
     """Open ``queue`` on the backend ``url`` names; with no URL, the configured one.
 
     The URL's scheme names the backend (``redis://``, ``sqlite:///path``, ``memory://NAME``).
-    Only that backend's plugin is imported.
+    Only that backend's plugin is imported. A queue name outside the portable rule
+    (:func:`kue.validation.check_queue_name`) is refused before the backend is opened.
     """
+    validation.check_queue_name(queue)
     settings = load_settings({"url": url})
     opts = {**settings.options, **(options or {})}
     pm = plugin_manager or get_plugin_manager()

@@ -46,6 +46,7 @@ from kue.options import Option, OptionValues, parse_bool, read_options
 from kue.process import current_pid
 from kue.records import DEFAULT_RESULT_TTL, NOTES_TTL, RecordingBackend, RecordState, RecordStore
 from kue.status import InspectableBackend
+from kue.validation import MAX_QUEUE_NAME, QUEUE_NAME_RULE, check_queue_name
 
 __all__ = [
     "DEFAULT_PRIORITY",
@@ -53,7 +54,9 @@ __all__ = [
     "DEFAULT_TTR",
     "MAX_BATCH_RESERVE",
     "MAX_PRIORITY",
+    "MAX_QUEUE_NAME",
     "NOTES_TTL",
+    "QUEUE_NAME_RULE",
     "Ack",
     "Backend",
     "BackendUnavailable",
@@ -82,6 +85,7 @@ __all__ = [
     "ReservationLost",
     "TransactionalBackend",
     "Unsupported",
+    "check_queue_name",
     "check_reserve_n",
     "current_pid",
     "declared_unsupported",

@@ -6,6 +6,7 @@ Each error names the value and the limit it broke, so a caller can fix it withou
 from __future__ import annotations
 
 import math
+import re
 
 from kue.backend import MAX_PRIORITY, Capabilities
 from kue.errors import JobTooBig, Unsupported
@@ -16,6 +17,7 @@ __all__ = [
     "check_delay",
     "check_priority",
     "check_put",
+    "check_queue_name",
     "check_queues",
     "check_timeout",
     "check_ttr",
@@ -115,8 +117,45 @@ def check_count(n: object) -> int:
     return n
 
 
+#: Longest queue name, in characters. SQS allows 80 for a whole queue name, of which kue's
+#: longest suffix takes 12 (``-b4294967295``, a priority band's companion; ``-buried`` is 7) and
+#: a FIFO backend's ``.fifo`` 5 more: 63 left, of which 48 for the name leaves 15 for the SQS
+#: URL's ``prefix=``. beanstalkd (200 bytes) and Redis allow more.
+MAX_QUEUE_NAME = 48
+
+#: ASCII letters, digits, ``_`` and ``-``, not starting with ``-``: what beanstalkd tube names
+#: (which also allow ``+/;.$()``), SQS queue names (no other punctuation) and Redis Cluster keys
+#: (braces would move a key's hash tag, see docs/concepts.md) all accept.
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")
+
+QUEUE_NAME_RULE = (
+    f"1 to {MAX_QUEUE_NAME} ASCII letters, digits, '_' and '-', not starting with '-'"
+)
+
+
+def check_queue_name(name: object) -> str:
+    """Return ``name`` if it is a portable queue name, else raise TypeError or ValueError.
+
+    One rule on every backend (:data:`QUEUE_NAME_RULE`), so a queue that works on one works
+    on all: a name that one backend would refuse or mangle (a brace on Redis Cluster, a dot on
+    SQS, a ``+`` on SQS, a name SQS's 80 characters cannot hold) is refused before any I/O.
+    """
+    if not isinstance(name, str):
+        raise TypeError(
+            f"a queue name must be a str, got {name!r} of type {type(name).__name__}"
+        )
+    if len(name) > MAX_QUEUE_NAME:
+        raise ValueError(
+            f"queue name {name[:60]!r}{'...' if len(name) > 60 else ''} is {len(name)} "
+            f"characters, over the limit of {MAX_QUEUE_NAME}; a queue name is {QUEUE_NAME_RULE}"
+        )
+    if not _QUEUE_NAME.fullmatch(name):
+        raise ValueError(f"queue name {name!r} is not valid: a queue name is {QUEUE_NAME_RULE}")
+    return name
+
+
 def check_queues(queues: object) -> list[str]:
-    """Return ``queues`` as a list if it is a non-empty list or tuple of queue names."""
+    """Return ``queues`` as a list if it is a non-empty list or tuple of valid queue names."""
     if isinstance(queues, str) or not isinstance(queues, list | tuple):
         raise TypeError(
             f"queues must be a list of queue names, got {queues!r} of type "
@@ -125,8 +164,7 @@ def check_queues(queues: object) -> list[str]:
     if not queues:
         raise ValueError("reserve_from needs at least one queue name, got an empty list")
     for name in queues:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a queue name must be a non-empty string, got {name!r}")
+        check_queue_name(name)
     return list(queues)
 
 

@@ -10,6 +10,7 @@ from kue_contract.suite.batch import BatchContract
 from kue_contract.suite.blocking import BlockingContract
 from kue_contract.suite.bury import BuryContract, PeekContract, UnsupportedContract
 from kue_contract.suite.concurrency import ConcurrencyContract
+from kue_contract.suite.durability import DurabilityContract
 from kue_contract.suite.edges import EdgesContract
 from kue_contract.suite.listing import ListingContract
 from kue_contract.suite.model import ModelContract
@@ -26,6 +27,7 @@ __all__ = [
     "BuryContract",
     "ConcurrencyContract",
     "DelayContract",
+    "DurabilityContract",
     "EdgesContract",
     "ListingContract",
     "ModelContract",

@@ -14,10 +14,12 @@ from typing import Any
 import pytest
 
 import kue
+from kue.backend import JobInfo, JobState
 from kue.plugins import new_plugin_manager
-from kue.records import RecordState
+from kue.records import ClaimStore, RecordState
+from kue.status import InspectableBackend
 from kue.worker import Worker
-from kue_contract.helpers import wait_for
+from kue_contract.helpers import SCHEDULING, wait_for
 
 #: Records of these tests' jobs expire quickly unless a test says otherwise.
 SHORT_TTL = 600.0
@@ -211,3 +213,68 @@ class RecordsContract:
 
     def test_an_unknown_id_has_no_status(self, records_queue: kue.Queue) -> None:
         assert records_queue.status("999999999") is None
+
+    def test_job_info_reports_every_field_of_a_live_job(self, queue: kue.Queue) -> None:
+        backend = queue.backend
+        if not isinstance(backend, InspectableBackend):
+            pytest.skip(f"the {backend.capabilities.name} backend reports no job by id "
+                        "(kue.status.InspectableBackend)")
+        caps = queue.capabilities
+        ready = queue.put(b"ready", priority=7, ttr=3600)
+        info = backend.job_info(queue.name, ready)
+        assert info == JobInfo(queue.name, ready, b"ready", 7, JobState.READY, 0, due_in=None)
+        job = queue.reserve(timeout=5)
+        assert job is not None and job.id == ready
+        info = backend.job_info(queue.name, ready)
+        assert info is not None and (info.queue, info.id, info.state, info.attempts) == (
+            queue.name, ready, JobState.RESERVED, 1)
+        assert info.due_in is not None and 3500 < info.due_in <= 3600 + caps.timing_tolerance
+        job.delete()
+        assert backend.job_info(queue.name, ready) is None
+        if caps.delay:
+            later = queue.put(b"later", priority=3, delay=3600)
+            info = backend.job_info(queue.name, later)
+            assert info is not None and (info.id, info.state, info.attempts) == (
+                later, JobState.DELAYED, 0)
+            assert info.due_in is not None and 3500 < info.due_in <= 3600 + caps.timing_tolerance
+            assert backend.job_info(queue.name + "x", later) is None  # another queue's id
+
+    def test_claims_set_a_free_key_once_compare_and_set_and_expire(
+        self, records_queue: kue.Queue
+    ) -> None:
+        store = records_queue.records.store
+        if not isinstance(store, ClaimStore):
+            pytest.skip("the record store keeps no claims (kue.records.ClaimStore)")
+        ns = records_queue.name
+        assert store.claim(ns, "k", "a", 600, None) is None
+        assert store.claim(ns, "k", "b", 600, None) == "a"  # held: the live value says by whom
+        assert store.claim(ns, "k", "b", 600, "x") == "a"  # compare and set: wrong value
+        assert store.claim(ns, "k", "b", 600, "a") is None
+        assert store.claim(ns, "k", "c", 600, None) == "b"
+        assert store.claim(ns, "free", "v", 600, "a") == ""  # expecting a value of a free key
+        assert store.claim(ns + "x", "k", "other", 600, None) is None  # namespaces are apart
+        assert store.claim(ns, "k", "c", 600, None) == "b"
+        # A claim lasts its ttl, then the key is free again.
+        assert store.claim(ns, "short", "v", 1.0, None) is None
+        assert store.claim(ns, "short", "w", 600, None) == "v"
+        tolerance = records_queue.capabilities.timing_tolerance + SCHEDULING
+        wait_for(lambda: store.claim(ns, "short", "w", 600, None) is None,
+                 timeout=1.0 + tolerance + 5)
+        assert store.claim(ns, "short", "x", 600, None) == "w"
+        # Of many callers racing for one free key, exactly one sets it.
+        outcomes: list[str | None] = []
+        lock = threading.Lock()
+
+        def race(value: str) -> None:
+            got = store.claim(ns, "raced", value, 600, None)
+            with lock:
+                outcomes.append(got)
+
+        threads = [threading.Thread(target=race, args=(f"v{i}",)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert len(outcomes) == 8 and outcomes.count(None) == 1
+        winner = store.claim(ns, "raced", "late", 600, None)
+        assert winner is not None and all(o in (None, winner) for o in outcomes)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 import kue
+from kue.backend import Backend
+from kue.validation import MAX_QUEUE_NAME
 from kue_contract.helpers import drain
 
 MAX = 2**32 - 1
@@ -16,6 +20,26 @@ BAD_DELAYS = [-1, -0.001, math.nan, math.inf, True, "1", None]
 BAD_TTRS = [0, -1, math.nan, math.inf, False, "60", None]
 #: Bodies larger than this are not built in memory just to test the limit.
 LARGEST_TESTED_BODY = 256 * 2**20
+#: Names outside kue's portable rule, each accepted by some backend but not all (or by none):
+#: a brace moves a Redis Cluster hash tag ("}x" spread one queue over eight slots), SQS refuses
+#: dots, plus and slashes, beanstalkd a leading hyphen, SQS more than 80 characters in all.
+BAD_QUEUE_NAMES = ["", "}x", "{shop}mail", "a.b", "a+b", "a/b", "x;y", "(x)", "$x", "-x",
+                   "a b", "a:b", "\u00e9t\u00e9", "tab\t", "x" * (MAX_QUEUE_NAME + 1)]
+#: Names inside it, the longest included.
+GOOD_QUEUE_NAMES = ["_", "a-b_C9", "0", "x-" + "y" * (MAX_QUEUE_NAME - 2)]
+
+
+class _NoIO:
+    """A backend stand-in that fails the test on any call: proof that nothing was sent."""
+
+    def __init__(self, real: Backend) -> None:
+        self.capabilities = real.capabilities
+
+    def __getattr__(self, name: str) -> Any:
+        def called(*args: object, **kwargs: object) -> None:
+            raise AssertionError(f"backend.{name}{args} was called for a refused queue name")
+
+        return called
 
 
 def _assert_untouched(queue: kue.Queue, witness: bytes) -> None:
@@ -25,6 +49,35 @@ def _assert_untouched(queue: kue.Queue, witness: bytes) -> None:
 
 class ValidationContract:
     """Every invalid value raises TypeError or ValueError, naming it, before any I/O."""
+
+    @pytest.mark.parametrize("name", BAD_QUEUE_NAMES, ids=repr)
+    def test_a_queue_name_outside_the_portable_rule_is_refused_before_any_io(
+        self, queue: kue.Queue, kue_backend: Backend, kue_url: str, name: str
+    ) -> None:
+        queue.put(b"witness")
+        spy: Any = _NoIO(kue_backend)
+        refusals: list[Callable[[], object]] = [
+            lambda: kue.Queue(spy, name),
+            lambda: kue.Queue(spy, queue.name).reserve_from([queue.name, name], timeout=0),
+            lambda: kue.connect(f"{kue_backend.capabilities.name}://not-opened", queue=name),
+        ]
+        for refused in refusals:
+            with pytest.raises(ValueError, match="queue name") as info:
+                refused()
+            message = str(info.value)
+            assert repr(name[:60]) in message and f"1 to {MAX_QUEUE_NAME} ASCII" in message
+        _assert_untouched(queue, b"witness")
+
+    @pytest.mark.parametrize("name", GOOD_QUEUE_NAMES, ids=lambda n: f"{n[:8]}..{len(n)}")
+    def test_every_name_inside_the_rule_works(self, kue_backend: Backend, kue_url: str,
+                                              name: str) -> None:
+        queue = kue.Queue(kue_backend, name, url=kue_url)
+        drain(queue)  # a name is not fresh: leave nothing of an earlier run behind
+        queue.put(b"one")
+        job = queue.reserve(timeout=5)
+        assert job is not None and job.body == b"one" and job.queue == name
+        job.delete()
+        assert queue.stats().total == 0
 
     @pytest.mark.parametrize("priority", BAD_PRIORITIES, ids=repr)
     def test_an_invalid_priority_is_refused(self, queue: kue.Queue, priority: object) -> None:

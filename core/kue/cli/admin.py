@@ -20,6 +20,7 @@ from kue.cli import admin_commands, admin_records, admin_schedules
 from kue.cli.admin_commands import EXIT_OK
 from kue.errors import KueError
 from kue.job import DEFAULT_PRIORITY, DEFAULT_TTR
+from kue.validation import check_queue_name
 
 __all__ = ["COMMANDS", "EXIT_ERROR", "build_parser", "main"]
 
@@ -309,6 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = COMMANDS[args.command]
     try:
+        # Queue names on the command line follow the portable rule: refused before connecting.
+        for queue in [getattr(args, "queue", None), *(getattr(args, "queues", None) or [])]:
+            if queue is not None:
+                check_queue_name(queue)
         return command(args, sys.stdout)
     except KeyboardInterrupt:
         return 130

@@ -23,6 +23,7 @@ from kue.queue import open_results
 from kue.records import DEFAULT_RESULT_TTL
 from kue.schedules import schedules_for
 from kue.status import Records
+from kue.validation import check_queue_name
 from kue.worker import Worker
 from kue.worker.concurrent import ConcurrentWorker
 from kue.worker.logs import configure_logging
@@ -188,11 +189,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             {"url": args.url, "queues": args.queues, "import": args.imports,
              "results": args.results}
         )
+        for queue in settings.queues:
+            check_queue_name(queue)
         import_modules(settings.imports)
         pm = get_plugin_manager()
         name = backend_name(settings.url)
         load_backend_plugin(name, pm)
-    except KueError as exc:
+    except (KueError, ValueError, TypeError) as exc:
         print(f"kue-worker: {exc}", file=sys.stderr)
         return 2
 

@@ -34,6 +34,7 @@ from kue.job import DEFAULT_TIME_LIMIT, is_async, registry
 from kue.plugins import get_plugin_manager
 from kue.records import DEFAULT_RESULT_TTL
 from kue.status import Records
+from kue.validation import check_queue_name
 from kue.worker.aio import limited
 from kue.worker.current import RunningJob, with_current
 from kue.worker.execute import run_here
@@ -90,6 +91,8 @@ class ConcurrentWorker:
                              f"and {threads}")
         if not queues:
             raise ValueError("a worker needs at least one queue name")
+        for queue in queues:
+            check_queue_name(queue)
         self.backend = backend
         self.queues = list(queues)
         self.coroutines = coroutines

@@ -45,7 +45,7 @@ from kue.hookcalls import notify
 from kue.job import DEFAULT_TIME_LIMIT, lookup
 from kue.records import DEFAULT_RESULT_TTL
 from kue.status import Records
-from kue.validation import retry_delay_within
+from kue.validation import check_queue_name, retry_delay_within
 from kue.worker.child import child_main
 from kue.worker.scheduler import Scheduler
 from kue.worker.settle import WorkerStats
@@ -141,6 +141,8 @@ class Supervisor:
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        for queue in queues:
+            check_queue_name(queue)
         self.open_backend = open_backend
         self.queues = queues
         self.concurrency = concurrency

@@ -27,6 +27,7 @@ from kue.job import DEFAULT_TIME_LIMIT, registry
 from kue.plugins import get_plugin_manager
 from kue.records import DEFAULT_RESULT_TTL
 from kue.status import Records
+from kue.validation import check_queue_name
 from kue.worker.current import current_job
 from kue.worker.execute import run_here
 from kue.worker.lease import LeaseKeeper
@@ -133,6 +134,8 @@ class Worker:
             raise ValueError(f"prefetch must be a whole number of jobs >= 1, got {prefetch!r}")
         if not prefetch_window >= 0:
             raise ValueError(f"prefetch_window must be >= 0 seconds, got {prefetch_window!r}")
+        for queue in queues:
+            check_queue_name(queue)
         self.backend = backend
         self.queues = list(queues)
         self.pm = plugin_manager or get_plugin_manager()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable
 
@@ -9,7 +10,8 @@ import greenstalk
 import pytest
 
 import kue
-from kue_beanstalk.backend import BeanstalkBackend
+from kue.errors import ReservationLost
+from kue_beanstalk.backend import LATE_TTR, BeanstalkBackend
 from kue_beanstalk.connection import Connection
 from kue_contract.servers import LocalServer
 
@@ -162,3 +164,25 @@ def test_the_watch_list_follows_the_queues_asked_for(
 def test_reserve_needs_a_queue(backend: BeanstalkBackend) -> None:
     with pytest.raises(ValueError, match="at least one queue"):
         backend.reserve([], 0)
+
+
+def test_an_ack_past_ttr_and_tolerance_is_lost_even_while_beanstalkd_still_holds_the_job(
+    server: LocalServer, backend: BeanstalkBackend, tube: str
+) -> None:
+    # A steady stream of short connections (here one stats-job each, every 0.1 s) can keep
+    # beanstalkd 1.12 from timing the reservation out for seconds: the holder's acks must
+    # still be lost after ttr + the tolerance, and the job ready for the next consumer.
+    job_id = backend.put(tube, b"x", 5, 0, 2)
+    held = backend.reserve([tube], 0)
+    assert held is not None and held.id == job_id
+    deadline = time.monotonic() + 2 + LATE_TTR + 0.5
+    while time.monotonic() < deadline:
+        with socket.create_connection(("127.0.0.1", server.port)) as busy:
+            busy.sendall(b"stats-job %s\r\n" % job_id.encode())
+            busy.recv(4096)
+        time.sleep(0.1)
+    with pytest.raises(ReservationLost, match="ttr ran out"):
+        backend.release(held, 1, 0)
+    again = backend.reserve([tube], 5)
+    assert again is not None and (again.id, again.priority, again.attempts) == (job_id, 5, 2)
+    backend.delete(again)

@@ -13,8 +13,8 @@ default ``hz 10``); a put, release or kick wakes a blocked reserve at once.
 
 Redis Cluster (``?cluster=true``): every script touches one queue's keys, which share a hash
 tag, so each queue works on a cluster. A reserve over several queues runs one script and one
-BLPOP when their keys share a slot (queue names with a common hash tag, see
-:mod:`kue_redis.keys`); over queues in different slots it asks each queue for its next job
+BLPOP when their keys share a slot (a backend opened with ``slot=NAME`` puts all its queues in
+one, see :mod:`kue_redis.keys`); over queues in different slots it asks each queue for its next job
 (one ``head`` script each), reserves from the most urgent, and while none is ready blocks in
 BLPOP on one queue's wake-up list after another, ``_SPREAD_SLICE`` seconds each, so a put to
 one of those queues is seen within about that slice times the number of queues.
@@ -94,7 +94,7 @@ from kue.spi import (
     ReservationLost,
     check_reserve_n,
 )
-from kue_redis.keys import QueueKeys, meta_pattern, queue_of_meta
+from kue_redis.keys import QueueKeys, meta_pattern, queue_of_meta, slot_tag
 from kue_redis.lane import ScriptLane
 from kue_redis.scripts import Client, ScriptArg, load_scripts, run_pipelined
 from kue_redis.settings import RedisSettings, parse_settings
@@ -347,7 +347,8 @@ class RedisBackend:
         if keys is None:
             if len(self._key_cache) >= _KEY_CACHE_SIZE:
                 self._key_cache.clear()
-            keys = self._key_cache[queue] = QueueKeys.of(self.settings.prefix, queue)
+            keys = QueueKeys.of(self.settings.prefix, queue, self.settings.slot)
+            self._key_cache[queue] = keys
         return keys
 
     def _check_body(self, body: bytes) -> None:
@@ -863,10 +864,14 @@ class RedisBackend:
             if doubtful:
                 pipe = client.pipeline(transaction=False)
                 for name in doubtful:
-                    pipe.type(self._keys(name).seq)
+                    pipe.type(QueueKeys.of(prefix, name).seq)
                 for name, kind in zip(doubtful, pipe.execute(), strict=True):
                     if _text(kind) != "string":
                         names.discard(name)
+        # The names read back carry the slot's tag (see kue_redis.keys): keep this backend's.
+        head = slot_tag(self.settings.slot)
+        if head:
+            return sorted(name[len(head):] for name in names if name.startswith(head))
         return sorted(names)
 
     def buried(self, queue: str, limit: int, offset: int) -> list[JobInfo]:

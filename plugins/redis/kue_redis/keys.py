@@ -56,20 +56,29 @@ deleted only once ``meta`` is gone), where the same name's ``seq`` key would be 
 record (a hash) or nothing.
 
 Redis Cluster: each script touches only keys of one hash tag, so every queue works on a
-cluster. Queues whose names share a hash tag of their own, such as ``{shop}mail`` and
-``{shop}sms`` (their keys' tag is then ``{shop``), live in one slot, and a reserve over them
-is one script and one blocking BLPOP as on a single server; a reserve over queues in
-different slots asks each queue in turn (see :mod:`kue_redis.backend`).
+cluster. kue's portable queue names hold no braces (:func:`kue.spi.check_queue_name`), so each
+queue's tag is its own name and queues spread over the cluster's slots. A backend opened with
+``slot=SLOT`` puts ``{SLOT}`` before every queue's name inside the tag instead:
+``P:{{SLOT}NAME}:ready``, whose hash tag is ``{SLOT``, so every queue of that backend lives in
+one slot, and a reserve over several of them is one script and one blocking BLPOP as on a
+single server; a reserve over queues in different slots asks each queue in turn (see
+:mod:`kue_redis.backend`). Listing (:func:`queue_of_meta`) reads back the whole tag; the
+backend keeps the names that start with its own ``{SLOT}`` and strips it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_PREFIX", "QueueKeys", "meta_pattern", "queue_of_meta"]
+__all__ = ["DEFAULT_PREFIX", "QueueKeys", "meta_pattern", "queue_of_meta", "slot_tag"]
 
 #: The prefix of every key kue writes, unless the URL says ``?prefix=``.
 DEFAULT_PREFIX = "kue"
+
+
+def slot_tag(slot: str) -> str:
+    """What starts the tag of every queue of a backend with ``slot=SLOT``: ``{SLOT}``, or ""."""
+    return f"{{{slot}}}" if slot else ""
 
 
 #: What a glob pattern of SCAN MATCH reads as special, escaped with a backslash.
@@ -124,11 +133,15 @@ class QueueKeys:
     put_keys: tuple[str, ...]
 
     @classmethod
-    def of(cls, prefix: str, queue: str) -> QueueKeys:
-        """The keys of ``queue``; raises ValueError for an empty or non-string name."""
+    def of(cls, prefix: str, queue: str, slot: str = "") -> QueueKeys:
+        """The keys of ``queue``; raises ValueError for an empty or non-string name.
+
+        With a ``slot`` (the URL's ``slot=``), the queue's tag starts with ``{slot}``, which makes
+        the keys' hash tag ``{slot``: every queue of that backend in one cluster slot.
+        """
         if not isinstance(queue, str) or not queue:
             raise ValueError(f"a queue name must be a non-empty string, got {queue!r}")
-        base = f"{prefix}:{{{queue}}}:"
+        base = f"{prefix}:{{{slot_tag(slot)}{queue}}}:"
         r, d, v, bu, bo, m, w, s = (
             base + name for name in ("ready", "delayed", "reserved", "buried", "body", "meta",
                                      "wake", "seq")

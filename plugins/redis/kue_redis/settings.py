@@ -9,6 +9,8 @@ pass through to :meth:`redis.ConnectionPool.from_url`), read by :func:`kue.optio
 ``cluster``    ``true`` if the URL names a node of a Redis Cluster (default ``false``); the
                client then learns the other nodes from it
 ``socket_timeout``  seconds a socket read may take (default 30; handed to redis-py)
+``slot``       a name (kue's queue-name rule) that puts every queue of this backend in one
+               Redis Cluster slot (default: none, each queue in its own name's slot)
 
 The same names are accepted in ``options`` (``[tool.kue.options]``); the URL wins. Any other
 name is refused unless redis-py reads it from a URL (:data:`CLIENT_OPTIONS`, ``ssl_*``).
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from kue.spi import ConfigError, Option, mask_url, read_options
+from kue.spi import QUEUE_NAME_RULE, ConfigError, Option, check_queue_name, mask_url, read_options
 from kue_redis.keys import DEFAULT_PREFIX
 
 __all__ = [
@@ -54,6 +56,7 @@ OPTIONS = (
     Option("cluster", "bool", False, "the URL names a node of a Redis Cluster"),
     Option("socket_timeout", "seconds", DEFAULT_SOCKET_TIMEOUT,
            "seconds a socket read may take (passed to redis-py)"),
+    Option("slot", "str", "", "put every queue of this backend in one cluster slot named so"),
 )
 #: Query names redis-py reads from a URL (redis.connection.parse_url), besides ``ssl_*``.
 CLIENT_OPTIONS = frozenset({
@@ -79,6 +82,8 @@ class RedisSettings:
     retries: int = DEFAULT_RETRIES
     socket_timeout: float = DEFAULT_SOCKET_TIMEOUT
     cluster: bool = False
+    #: Every queue's keys carry the hash tag ``{slot`` (one cluster slot); "" for none.
+    slot: str = ""
     client_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -98,6 +103,15 @@ def parse_settings(url: str, options: Mapping[str, Any] | None = None) -> RedisS
             f"prefix={prefix!r} in {masked} must be non-empty and free of braces "
             "(braces would move the hash tag)"
         )
+    slot = values["slot"]
+    if slot:
+        try:
+            check_queue_name(slot)
+        except ValueError:
+            raise ConfigError(
+                f"slot={slot!r} in {masked}: a slot name follows the queue-name rule, "
+                f"{QUEUE_NAME_RULE}"
+            ) from None
     if values["cluster"] and parts.path not in ("", "/", "/0"):
         raise ConfigError(
             f"database {parts.path.lstrip('/')!r} in {masked}: a Redis Cluster has only database 0"
@@ -111,5 +125,6 @@ def parse_settings(url: str, options: Mapping[str, Any] | None = None) -> RedisS
         retries=values["retries"],
         socket_timeout=values["socket_timeout"],
         cluster=values["cluster"],
+        slot=slot,
         client_kwargs={"socket_timeout": values["socket_timeout"]},
     )

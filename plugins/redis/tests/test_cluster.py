@@ -51,21 +51,34 @@ def test_queues_on_three_nodes_keep_priority_and_put_order_across_them(
     assert cluster_keys(cluster, prefix) == set()
 
 
-def test_queues_sharing_a_hash_tag_live_in_one_slot_and_reserve_in_one_script(
+def test_a_slot_option_puts_every_queue_in_one_slot_and_reserves_in_one_script(
     make_cluster_backend: Callable[[], RedisBackend], prefix: str
 ) -> None:
-    backend = make_cluster_backend()
-    names = ["{shop}mail", "{shop}sms"]
-    slots = {key_slot(k.encode()) for n in names for k in QueueKeys.of(prefix, n).job_keys}
-    assert len(slots) == 1
-    backend.put(names[1], b"sms", 5, 0, 30)
-    backend.put(names[0], b"mail", 5, 0, 30)
-    first = backend.reserve(names, 0)
-    assert first is not None and first.body == b"sms"
-    second = backend.delete_and_reserve(first, names, 0)
-    assert second is not None and second.body == b"mail" and second.queue == names[0]
-    backend.delete(second)
-    assert cluster_keys(backend.client, prefix) == set()  # type: ignore[arg-type]
+    plain = make_cluster_backend()
+    backend = RedisBackend(f"{plain.settings.url}&slot=shop")
+    try:
+        names = ["mail", "sms"]
+        keys = [k for n in names for k in QueueKeys.of(prefix, n, "shop").job_keys]
+        slots = {key_slot(k.encode()) for k in keys}
+        assert len(slots) == 1
+        assert len({key_slot(QueueKeys.of(prefix, n).ready.encode()) for n in names}) == 2
+        backend.put(names[1], b"sms", 5, 0, 30)
+        backend.put(names[0], b"mail", 5, 0, 30)
+        plain.put("mail", b"not in the slot", 5, 0, 30)
+        assert backend.list_queues() == names
+        assert plain.stats("mail").ready == 1 and backend.stats("mail").ready == 1
+        first = backend.reserve(names, 0)
+        assert first is not None and first.body == b"sms"
+        second = backend.delete_and_reserve(first, names, 0)
+        assert second is not None and second.body == b"mail" and second.queue == names[0]
+        backend.delete(second)
+        assert backend.list_queues() == []
+        only = plain.reserve(["mail"], 0)
+        assert only is not None and only.body == b"not in the slot"
+        plain.delete(only)
+        assert cluster_keys(backend.client, prefix) == set()  # type: ignore[arg-type]
+    finally:
+        backend.close()
 
 
 @pytest.mark.parametrize("spread", [False, True], ids=["one queue", "queues on two nodes"])

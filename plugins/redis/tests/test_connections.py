@@ -6,6 +6,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -15,7 +16,9 @@ from kue.backend import PutItem, QueueStats
 from kue.errors import BackendUnavailable, ConfigError, JobTooBig, ReservationLost
 from kue_contract.servers import ServerUnavailable, free_port, serve
 from kue_redis.backend import RedisBackend
+from kue_redis.keys import QueueKeys
 from kue_redis.server import SERVER
+from kue_redis.settings import parse_settings
 
 from redis_support import blocked_clients, wait_until
 
@@ -301,3 +304,16 @@ def test_kick_with_a_count_over_luas_exact_integers_moves_what_there_is(
     assert backend.kick("kick", 10**17) == 2
     backend.put("kick", b"later", 0, 600, 60)
     assert backend.kick("kick", 2**64) == 1
+
+
+@pytest.mark.parametrize("slot", ["}x", "{shop}", "a.b", "-x", "x" * 49])
+def test_a_slot_outside_the_queue_name_rule_is_refused_naming_it(slot: str) -> None:
+    with pytest.raises(ConfigError, match=r"slot=.*queue-name rule, 1 to 48 ASCII letters"):
+        parse_settings(f"redis://127.0.0.1:1/0?slot={quote(slot)}")
+
+
+def test_a_slot_puts_its_tag_before_every_queue_name_in_the_keys() -> None:
+    settings = parse_settings("redis://127.0.0.1:1/0?slot=shop&prefix=p")
+    assert settings.slot == "shop"
+    assert QueueKeys.of("p", "mail", settings.slot).ready == "p:{{shop}mail}:ready"
+    assert QueueKeys.of("p", "mail").ready == "p:{mail}:ready"
