@@ -7,7 +7,7 @@ from typing import Any
 
 import kue
 
-__all__ = ["consume_until_empty", "consume_url", "reserve_once"]
+__all__ = ["consume_together", "consume_until_empty", "consume_url", "reserve_once"]
 
 
 def consume_until_empty(queue: kue.Queue, idle: float = 1.0, limit: float = 120.0) -> list[str]:
@@ -28,6 +28,22 @@ def consume_url(url: str, queue_name: str) -> list[str]:
     queue = kue.connect(url, queue=queue_name)
     try:
         return consume_until_empty(queue)
+    finally:
+        queue.close()
+
+
+def consume_together(url: str, queue_name: str, start: Any, results: Any) -> None:
+    """In a spawned process: connect, wait at ``start`` for the others, drain, report the ids.
+
+    ``start`` is a multiprocessing Barrier shared by every consumer, so that none drains the
+    queue before the others have even started (spawning a process takes a good share of a
+    second on a loaded machine); ``results`` a multiprocessing Queue.
+    """
+    queue = kue.connect(url, queue=queue_name)
+    try:
+        queue.stats()  # connected: draining starts at once after the barrier
+        start.wait(timeout=120)
+        results.put(consume_until_empty(queue))
     finally:
         queue.close()
 

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 import kue
-from kue_contract.consumers import consume_until_empty, consume_url
+from kue_contract.consumers import consume_together, consume_until_empty
 
 CONSUMERS = 8
 def _fill(queue: kue.Queue, n: int) -> set[str]:
@@ -57,8 +57,14 @@ class ConcurrencyContract:
     ) -> None:
         expected = _fill(queue, kue_contract_jobs)
         ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(CONSUMERS) as pool:
-            results = pool.starmap(consume_url, [(queue.url, queue.name)] * CONSUMERS)
+        start, out = ctx.Barrier(CONSUMERS), ctx.Queue()
+        procs = [ctx.Process(target=consume_together, args=(queue.url, queue.name, start, out))
+                 for _ in range(CONSUMERS)]
+        for proc in procs:
+            proc.start()
+        results = [out.get(timeout=300) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=60)
         _check(results, expected)
         if queue.capabilities.parallel:  # else consumers take turns, and one may take them all
             assert sum(1 for ids in results if ids) >= 2, "only one process got any job"
