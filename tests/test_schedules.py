@@ -75,41 +75,38 @@ def backend(request: pytest.FixtureRequest) -> MemoryBackend:
 # -- DST: a daily job neither skips nor doubles ---------------------------------------------
 
 
-def test_a_daily_0230_job_runs_once_on_the_spring_forward_day_at_0300(
-        backend: MemoryBackend) -> None:
-    clock = Clock(berlin(2026, 3, 27, 12))
+# 02:30 does not exist on 29 March: the job runs once, as the clocks jump to 03:00.
+SPRING_FORWARD = (
+    (2026, 3, 27), (2026, 3, 31),
+    ["2026-03-28T02:30:00+01:00", "2026-03-29T03:00:00+02:00",
+     "2026-03-30T02:30:00+02:00", "2026-03-31T02:30:00+02:00"],
+    ["2026-03-28T03:00:00+01:00", "2026-03-29T03:00:00+02:00",
+     "2026-03-30T03:00:00+02:00", "2026-03-31T03:00:00+02:00"])
+# 02:30 comes twice on 25 October (+02:00, then +01:00): the job runs at the first only.
+FALL_BACK = (
+    (2026, 10, 23), (2026, 10, 27),
+    ["2026-10-24T02:30:00+02:00", "2026-10-25T02:30:00+02:00",
+     "2026-10-26T02:30:00+01:00", "2026-10-27T02:30:00+01:00"],
+    ["2026-10-24T03:00:00+02:00", "2026-10-25T03:00:00+01:00",
+     "2026-10-26T03:00:00+01:00", "2026-10-27T03:00:00+01:00"])
+
+
+@pytest.mark.parametrize(("start", "stop", "at_0230", "at_0300"),
+                         [SPRING_FORWARD, FALL_BACK], ids=["spring-forward", "fall-back"])
+def test_a_daily_0230_job_runs_once_a_day_across_a_clock_change(
+        backend: MemoryBackend, start: tuple[int, int, int], stop: tuple[int, int, int],
+        at_0230: list[str], at_0300: list[str]) -> None:
+    clock = Clock(berlin(*start, 12))
     s = scheduler(backend, clock,
                   Schedule(name="at-0230", job="test_schedules.report", cron="30 2 * * *",
                            tz="Europe/Berlin"),
                   Schedule(name="at-0300", job="test_schedules.report", cron="0 3 * * *",
                            tz="Europe/Berlin"))
-    ticks = run_until(s, clock, berlin(2026, 3, 31, 12))
-    # 02:30 does not exist on 29 March: the job runs once, as the clocks jump to 03:00.
-    assert local(ticks, "at-0230") == [
-        "2026-03-28T02:30:00+01:00", "2026-03-29T03:00:00+02:00",
-        "2026-03-30T02:30:00+02:00", "2026-03-31T02:30:00+02:00"]
-    assert local(ticks, "at-0300") == [
-        "2026-03-28T03:00:00+01:00", "2026-03-29T03:00:00+02:00",
-        "2026-03-30T03:00:00+02:00", "2026-03-31T03:00:00+02:00"]
+    ticks = run_until(s, clock, berlin(*stop, 12))
+    assert local(ticks, "at-0230") == at_0230
+    assert local(ticks, "at-0300") == at_0300
     assert all(t.created for t in ticks)
     assert kue.Queue(backend, "reports").stats().ready == 8
-
-
-def test_a_daily_0230_job_runs_once_on_the_fall_back_day(backend: MemoryBackend) -> None:
-    clock = Clock(berlin(2026, 10, 23, 12))
-    s = scheduler(backend, clock,
-                  Schedule(name="at-0230", job="test_schedules.report", cron="30 2 * * *",
-                           tz="Europe/Berlin"),
-                  Schedule(name="at-0300", job="test_schedules.report", cron="0 3 * * *",
-                           tz="Europe/Berlin"))
-    ticks = run_until(s, clock, berlin(2026, 10, 27, 12))
-    # 02:30 comes twice on 25 October (+02:00, then +01:00): the job runs at the first only.
-    assert local(ticks, "at-0230") == [
-        "2026-10-24T02:30:00+02:00", "2026-10-25T02:30:00+02:00",
-        "2026-10-26T02:30:00+01:00", "2026-10-27T02:30:00+01:00"]
-    assert local(ticks, "at-0300") == [
-        "2026-10-24T03:00:00+02:00", "2026-10-25T03:00:00+01:00",
-        "2026-10-26T03:00:00+01:00", "2026-10-27T03:00:00+01:00"]
 
 
 def test_a_half_hourly_job_runs_in_both_passes_of_the_repeated_hour(
