@@ -1,26 +1,23 @@
 """Set up a container engine and build the contract suite's server images, without a registry.
 
 ``nox -s images`` runs this (containers/README.md says each step): install podman, runc,
-pax-utils, redis-server and beanstalkd when missing; write containers.conf; start podman's
-Docker API service on ``unix:///run/kue-podman.sock`` or reuse it; build one image per backend
-spec that names one (hook ``kue_contract_server``): ``podman build`` of a ``FROM scratch``
-Containerfile over this machine's files, the spec's binary and the libraries lddtree lists, or
-for moto this Python and the spec's distributions; nothing is pulled, and each image builds on
-its own; then run the redis image as the suite does and PING it. Run as root.
+pax-utils, redis-server, beanstalkd and postgresql when missing; write containers.conf; start
+podman's Docker API service on ``unix:///run/kue-podman.sock`` or reuse it; build one image per
+backend spec that names one (hook ``kue_contract_server``): ``podman build`` of a ``FROM
+scratch`` Containerfile over this machine's files, the spec's binary and the libraries lddtree
+lists, or for moto this Python and the spec's distributions; nothing is pulled, and each image
+builds on its own; then run the redis image as the suite does and PING it. Run as root.
 Usage: ``python containers/build_images.py [--only redis,beanstalkd,moto] [--no-setup]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.metadata as metadata
 import importlib.util
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -29,15 +26,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import psutil
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 from kue.plugins import backend_entry_points
-from kue_contract.servers import (
-    KUE_PODMAN_SOCKET as SOCKET,
-)
+from kue_contract.servers import KUE_PODMAN_SOCKET as SOCKET
 from kue_contract.servers import (
     TESTCONTAINERS_ENV,
     ContainerServer,
     ServerSpec,
     ServerUnavailable,
+    engine_answers,
     run_as,
     run_setup,
     spec_for,
@@ -48,7 +48,7 @@ SERVICE_LOG = Path("/var/log/kue-podman-service.log")
 #: The system's PATH, never a checkout's virtual environment, which may be deleted while the
 #: service runs (podman looks up conmon and runc on it); lddtree's ``python3`` is Debian's.
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-SERVICE_ARGV = ("podman", "system", "service", "--time=0", f"unix://{SOCKET}")
+SERVICE_ARGV = ["podman", "system", "service", "--time=0", f"unix://{SOCKET}"]
 CONTAINERS_CONF = Path("/etc/containers/containers.conf")
 CONTAINERS_CONF_TEXT = """\
 # Written by kue's containers/build_images.py (nox -s images).
@@ -79,9 +79,7 @@ NEEDED_PACKAGES = {"podman": "podman", "runc": "runc", "lddtree": "pax-utils",
 #: Parts of the standard library a server never imports (tests alone are 120 MB).
 STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip",
                "lib2to3", "pydoc_data", "distutils"}
-
-
-TAG = sys.implementation.cache_tag
+TAG = sys.implementation.cache_tag  #: the compiled files' tag, ``cpython-311``
 
 
 class BuildError(RuntimeError):
@@ -105,10 +103,7 @@ def run(argv: Sequence[str], check: bool = True,
     return proc
 
 
-# --- the engine -------------------------------------------------------------------------------
-
-
-def install_engine() -> None:
+def install_packages() -> None:
     """Install what :data:`NEEDED_PACKAGES` lists with apt-get when any command is missing."""
     missing = [pkg for cmd, pkg in NEEDED_PACKAGES.items() if shutil.which(cmd) is None]
     if not missing:
@@ -127,87 +122,53 @@ def write_engine_config() -> None:
     if CONTAINERS_CONF.exists():
         if CONTAINERS_CONF.read_text() == CONTAINERS_CONF_TEXT:
             return say(f"{CONTAINERS_CONF} is up to date")
-        backup = CONTAINERS_CONF.with_suffix(".conf.kue-backup")
-        shutil.copy2(CONTAINERS_CONF, backup)
-        say(f"kept the previous {CONTAINERS_CONF} as {backup}")
+        shutil.copy2(CONTAINERS_CONF, CONTAINERS_CONF.with_suffix(".conf.kue-backup"))
+        say(f"kept the previous {CONTAINERS_CONF} as *.kue-backup")
     CONTAINERS_CONF.parent.mkdir(parents=True, exist_ok=True)
     CONTAINERS_CONF.write_text(CONTAINERS_CONF_TEXT)
     say(f"wrote {CONTAINERS_CONF}")
 
 
-def service_answers(timeout: float = 2.0) -> bool:
-    """True if the Docker API on :data:`SOCKET` answers its ping."""
-    try:
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(timeout)
-            sock.connect(SOCKET)
-            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: podman\r\n\r\n")
-            reply = sock.recv(4096)
-    except OSError:
-        return False
-    return reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n", 1)[0]
-
-
 def start_service(*, replace: bool = False) -> bool:
     """Start podman's API service on :data:`SOCKET`, or reuse one; True if one was reused.
 
-    :param replace: stop the services running on :data:`SOCKET` and start a new one.
+    :param replace: stop the services running on :data:`SOCKET` (SIGTERM, then SIGKILL after
+        10 s) and start a new one.
     """
-    if not replace and service_answers():
+    if not replace and engine_answers(f"unix://{SOCKET}"):
         say(f"podman's API service already answers on unix://{SOCKET}")
         return True
-    if replace:
-        stop_services()
+    old = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == SERVICE_ARGV]
+    for proc in old:
+        proc.terminate()
+    for proc in psutil.wait_procs(old, timeout=10)[1]:
+        proc.kill()
     Path(SOCKET).unlink(missing_ok=True)  # left by a service that died, or replaced
     SERVICE_LOG.parent.mkdir(parents=True, exist_ok=True)
     with SERVICE_LOG.open("ab") as log:
         # A session of its own and no inherited pipes: it outlives this script and nox.
-        proc = subprocess.Popen(SERVICE_ARGV, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd="/",
-                                env={**os.environ, "PATH": SYSTEM_PATH})
+        service = subprocess.Popen(SERVICE_ARGV, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True, cwd="/",
+                                   env={**os.environ, "PATH": SYSTEM_PATH})
     deadline = time.monotonic() + 20
-    while not service_answers():
-        if proc.poll() is not None or time.monotonic() > deadline:
+    while not engine_answers(f"unix://{SOCKET}"):
+        if service.poll() is not None or time.monotonic() > deadline:
             raise BuildError(f"podman's API service did not answer on {SOCKET} (exit code "
-                             f"{proc.poll()}); its log {SERVICE_LOG}:\n"
+                             f"{service.poll()}); its log {SERVICE_LOG}:\n"
                              f"{SERVICE_LOG.read_text(errors='replace')[-2000:]}")
         time.sleep(0.1)
-    say(f"started podman's API service on unix://{SOCKET} (pid {proc.pid}, log {SERVICE_LOG})")
+    say(f"started podman's API service on unix://{SOCKET} (pid {service.pid}, log "
+        f"{SERVICE_LOG})")
     return False
-
-
-def stop_services(timeout: float = 10.0) -> None:
-    """Stop every process whose command line is :data:`SERVICE_ARGV`: SIGTERM, then SIGKILL."""
-    def ours() -> list[int]:
-        found = []
-        for entry in Path("/proc").iterdir():
-            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to read
-                argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-                if entry.name.isdigit() and tuple(argv[:-1]) == SERVICE_ARGV:
-                    found.append(int(entry.name))
-        return found
-
-    deadline = time.monotonic() + timeout
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in ours():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        while ours() and time.monotonic() < deadline:
-            time.sleep(0.05)
-    say(f"stopped podman's API service on unix://{SOCKET}")
-
-
-# --- images -----------------------------------------------------------------------------------
 
 
 def specs() -> dict[str, ServerSpec]:
     """Every installed backend's spec that names an image, by the image's short name."""
     found = {}
     for name in sorted(backend_entry_points()):
-        with contextlib.suppress(ServerUnavailable):
-            spec = spec_for(name)
-            if spec.image:
-                found[spec.image.rpartition("/")[2].split(":")[0].removeprefix("kue-")] = spec
+        spec = spec_for(name)
+        if spec.image:
+            found[spec.image.rpartition("/")[2].split(":")[0].removeprefix("kue-")] = spec
     return found
 
 
@@ -262,9 +223,6 @@ def python_files(spec: ServerSpec) -> tuple[dict[str, Path], str]:
 
 def dependency_closure(requirements: Sequence[str]) -> list[metadata.Distribution]:
     """The installed distributions ``requirements`` need, with their extras and markers."""
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
-
     extras: dict[str, set[str]] = {}
     dists: dict[str, metadata.Distribution] = {}
     todo = [Requirement(r) for r in requirements]
@@ -279,10 +237,8 @@ def dependency_closure(requirements: Sequence[str]) -> list[metadata.Distributio
         except metadata.PackageNotFoundError as exc:
             raise BuildError(f"{req.name} is not installed in {sys.prefix}, and the image is "
                              "built from what is installed: sync the workspace") from exc
-        for dep in map(Requirement, dists[name].requires or []):
-            if dep.marker is None or any(dep.marker.evaluate({"extra": e})
-                                         for e in extras[name] | {""}):
-                todo.append(dep)
+        todo += [dep for dep in map(Requirement, dists[name].requires or []) if dep.marker is None
+                 or any(dep.marker.evaluate({"extra": e}) for e in extras[name] | {""})]
     return [dists[n] for n in sorted(dists)]
 
 
@@ -297,19 +253,14 @@ def build(short: str, spec: ServerSpec) -> None:
     if spec.python:
         files, entrypoint = python_files(spec)
     else:
-        binary = shutil.which(str(spec.binary))  # not resolved: a link's name picks the program
-        if binary is None:
-            raise BuildError(f"`{spec.binary}` is not on PATH. {spec.install_hint}")
+        binary = str(shutil.which(str(spec.binary)))  # a link's name picks the program
         files, entrypoint = {binary: Path(binary)}, binary
-    for extra in spec.files:  # directories whole (PostgreSQL's share and lib directories)
-        root = Path(extra)
-        for path in [root] if root.is_file() else sorted(root.rglob("*")):
-            if path.is_file():
-                files[str(path)] = path
+    for root in map(Path, spec.files):  # directories whole (PostgreSQL's share and lib)
+        files.update({str(p): p for p in [root, *root.rglob("*")] if p.is_file()})
     with tempfile.TemporaryDirectory(prefix=f"kue-image-{short}-") as scratch:
         context = Path(scratch) / "context"
         count = add_files(context, files)
-        (context / "tmp").mkdir(mode=0o1777)
+        (context / "tmp").mkdir()
         (context / "tmp").chmod(0o1777)
         user = _image_user(spec, Path(scratch), context)
         if spec.setup:  # run here, at build time: the image's /tmp holds what they made
@@ -371,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         reused = False
         if not args.no_setup:
-            install_engine()
+            install_packages()
             write_engine_config()
             reused = start_service()
         wanted = specs()
@@ -392,7 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"the running API service cannot run containers ({exc}); starting a new one")
             start_service(replace=True)
             smoke_test(wanted["redis"])
-    except (BuildError, OSError, KeyError, subprocess.TimeoutExpired) as exc:
+    except (BuildError, ServerUnavailable, OSError, KeyError,
+            subprocess.TimeoutExpired) as exc:
         print(f"[images] FAILED while {step}: {exc}\n[images] this machine cannot run the "
               "contract suite's containers; the suite still runs with local processes "
               "(--kue-servers=local)", file=sys.stderr, flush=True)
