@@ -13,10 +13,11 @@ Usage: ``python containers/build_images.py [--only redis,beanstalkd,moto] [--no-
 from __future__ import annotations
 
 import argparse
-import importlib.metadata as metadata
+import compileall
 import importlib.util
 import json
 import os
+import py_compile
 import shutil
 import subprocess
 import sys
@@ -27,22 +28,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
 
 from kue.plugins import backend_entry_points
+from kue_contract import servers
 from kue_contract.servers import KUE_PODMAN_SOCKET as SOCKET
-from kue_contract.servers import (
-    TESTCONTAINERS_ENV,
-    ContainerServer,
-    ServerSpec,
-    ServerUnavailable,
-    engine_answers,
-    run_as,
-    run_setup,
-    spec_for,
-    version_of,
-)
+from kue_contract.servers import ServerSpec, ServerUnavailable
 
 SERVICE_LOG = Path("/var/log/kue-podman-service.log")
 #: The system's PATH, never a checkout's virtual environment, which may be deleted while the
@@ -79,7 +69,6 @@ NEEDED_PACKAGES = {"podman": "podman", "runc": "runc", "lddtree": "pax-utils",
 #: Parts of the standard library a server never imports (tests alone are 120 MB).
 STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip",
                "lib2to3", "pydoc_data", "distutils"}
-TAG = sys.implementation.cache_tag  #: the compiled files' tag, ``cpython-311``
 
 
 class BuildError(RuntimeError):
@@ -135,7 +124,7 @@ def start_service(*, replace: bool = False) -> bool:
     :param replace: stop the services running on :data:`SOCKET` (SIGTERM, then SIGKILL after
         10 s) and start a new one.
     """
-    if not replace and engine_answers(f"unix://{SOCKET}"):
+    if not replace and servers.engine_answers(f"unix://{SOCKET}"):
         say(f"podman's API service already answers on unix://{SOCKET}")
         return True
     old = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == SERVICE_ARGV]
@@ -151,7 +140,7 @@ def start_service(*, replace: bool = False) -> bool:
                                    stderr=subprocess.STDOUT, start_new_session=True, cwd="/",
                                    env={**os.environ, "PATH": SYSTEM_PATH})
     deadline = time.monotonic() + 20
-    while not engine_answers(f"unix://{SOCKET}"):
+    while not servers.engine_answers(f"unix://{SOCKET}"):
         if service.poll() is not None or time.monotonic() > deadline:
             raise BuildError(f"podman's API service did not answer on {SOCKET} (exit code "
                              f"{service.poll()}); its log {SERVICE_LOG}:\n"
@@ -166,7 +155,7 @@ def specs() -> dict[str, ServerSpec]:
     """Every installed backend's spec that names an image, by the image's short name."""
     found = {}
     for name in sorted(backend_entry_points()):
-        spec = spec_for(name)
+        spec = servers.spec_for(name)
         if spec.image:
             found[spec.image.rpartition("/")[2].split(":")[0].removeprefix("kue-")] = spec
     return found
@@ -189,8 +178,12 @@ def add_files(context: Path, files: dict[str, Path]) -> int:
     return len(sources) + len(listed)
 
 
-def python_files(spec: ServerSpec) -> tuple[dict[str, Path], str]:
-    """The running Python (interpreter, trimmed stdlib), the spec's distributions, -m module."""
+def python_files(spec: ServerSpec, scratch: Path) -> tuple[dict[str, Path], str]:
+    """The running Python (interpreter, trimmed stdlib), the spec's distributions, -m module.
+
+    uv installs the distributions into ``scratch`` at the versions this environment has, and
+    compiles them (else each start spends seconds compiling).
+    """
     prefix, ver = Path(sys.base_prefix), f"{sys.version_info[0]}.{sys.version_info[1]}"
     interpreter = (prefix / "bin" / f"python{ver}").resolve()
     stdlib = Path(sysconfig.get_paths(vars={"installed_base": str(prefix),
@@ -201,16 +194,18 @@ def python_files(spec: ServerSpec) -> tuple[dict[str, Path], str]:
         if not (top in STDLIB_SKIP or top.startswith("config-") or path.is_dir()
                 or ".opt-" in path.name or path.name.startswith("_tkinter")):
             files[str(path)] = path
+    uv, pins, installed = [os.environ.get("UV", "uv"), "pip"], scratch / "pins", scratch / "site"
+    pins.write_text(run([*uv, "freeze", "--exclude-editable", "--python", sys.executable]).stdout)
+    run([*uv, "install", "--quiet", "--python", sys.executable, "--target", str(installed),
+         "--constraints", str(pins), "--link-mode=copy", *spec.python])
     site = stdlib / "site-packages"
-    for dist in dependency_closure(spec.python):
-        base = Path(str(dist.locate_file(""))).resolve()
-        for entry in dist.files or []:
-            source = Path(str(dist.locate_file(entry))).resolve()
-            if source.is_file() and source.is_relative_to(base) and source.suffix != ".pyc":
-                files[str(site / source.relative_to(base))] = source
-                pyc = source.parent / "__pycache__" / f"{source.stem}.{TAG}.pyc"
-                if source.suffix == ".py" and pyc.is_file():  # compiled here: seconds a start
-                    files[str(site / pyc.relative_to(base))] = pyc
+    # Compiled under the image's path and checked by the source's hash, not its time: the
+    # same files give the same image, which podman's cache then keeps.
+    compileall.compile_dir(installed, ddir=str(site), quiet=1, workers=0,
+                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+    for path in filter(Path.is_file, installed.rglob("*")):
+        os.utime(path, (0, 0))
+        files[str(site / path.relative_to(installed))] = path
     if spec.args[:1] == ("-m",):  # the module the server runs, in empty parent packages
         module = importlib.util.find_spec(spec.args[1])
         assert module is not None and module.origin is not None, spec.args[1]
@@ -221,50 +216,29 @@ def python_files(spec: ServerSpec) -> tuple[dict[str, Path], str]:
     return files, str(interpreter)
 
 
-def dependency_closure(requirements: Sequence[str]) -> list[metadata.Distribution]:
-    """The installed distributions ``requirements`` need, with their extras and markers."""
-    extras: dict[str, set[str]] = {}
-    dists: dict[str, metadata.Distribution] = {}
-    todo = [Requirement(r) for r in requirements]
-    while todo:
-        req = todo.pop()
-        name = canonicalize_name(req.name)
-        if name in extras and set(req.extras) <= extras[name]:
-            continue
-        extras[name] = extras.get(name, set()) | set(req.extras)
-        try:
-            dists[name] = dists.get(name) or metadata.distribution(req.name)
-        except metadata.PackageNotFoundError as exc:
-            raise BuildError(f"{req.name} is not installed in {sys.prefix}, and the image is "
-                             "built from what is installed: sync the workspace") from exc
-        todo += [dep for dep in map(Requirement, dists[name].requires or []) if dep.marker is None
-                 or any(dep.marker.evaluate({"extra": e}) for e in extras[name] | {""})]
-    return [dists[n] for n in sorted(dists)]
-
-
 def build(short: str, spec: ServerSpec) -> None:
     """Build the spec's image from this machine's files; tag it with the full version too."""
     started, image = time.monotonic(), str(spec.image)
-    version = version_of(spec).rsplit(" ", 1)[-1]
+    version = servers.version_of(spec).rsplit(" ", 1)[-1]
     repo, _, tag = image.rpartition(":")
     if version.split(".")[:len(tag.split("."))] != tag.split("."):
         raise BuildError(f"{spec.label} here is version {version}, but the plugin's spec names "
                          f"the image {image}: change the image in the plugin's server module")
-    if spec.python:
-        files, entrypoint = python_files(spec)
-    else:
-        binary = str(shutil.which(str(spec.binary)))  # a link's name picks the program
-        files, entrypoint = {binary: Path(binary)}, binary
-    for root in map(Path, spec.files):  # directories whole (PostgreSQL's share and lib)
-        files.update({str(p): p for p in [root, *root.rglob("*")] if p.is_file()})
     with tempfile.TemporaryDirectory(prefix=f"kue-image-{short}-") as scratch:
+        if spec.python:
+            files, entrypoint = python_files(spec, Path(scratch))
+        else:
+            binary = str(shutil.which(str(spec.binary)))  # a link's name picks the program
+            files, entrypoint = {binary: Path(binary)}, binary
+        for root in map(Path, spec.files):  # directories whole (PostgreSQL's share and lib)
+            files.update({str(p): p for p in [root, *root.rglob("*")] if p.is_file()})
         context = Path(scratch) / "context"
         count = add_files(context, files)
         (context / "tmp").mkdir()
         (context / "tmp").chmod(0o1777)
         user = _image_user(spec, Path(scratch), context)
         if spec.setup:  # run here, at build time: the image's /tmp holds what they made
-            run_setup(spec, {"host": "0.0.0.0", "port": spec.container_port,
+            servers.run_setup(spec, {"host": "0.0.0.0", "port": spec.container_port,
                              "scratch": context / "tmp", "uid": "image"}, context / "tmp")
         cmd = spec.argv(host="0.0.0.0", port=spec.container_port, scratch="/tmp")
         owned = (f"COPY --chown={user} tmp /tmp\nUSER {user}\n") if user else ""
@@ -288,7 +262,7 @@ def _image_user(spec: ServerSpec, scratch: Path, context: Path) -> str:
     The image gets /etc/passwd and /etc/group lines for it (a server may look its user up),
     and the build directories become readable by it, so its setup can run there.
     """
-    ids = run_as(spec.user)
+    ids = servers.run_as(spec.user)
     if not ids:
         return ""
     uid, gid = ids["user"], ids["group"]
@@ -304,7 +278,7 @@ def smoke_test(spec: ServerSpec) -> None:
     """Run the redis image as the contract suite does and PING it on 127.0.0.1."""
     started = time.monotonic()
     try:
-        with ContainerServer(spec) as server:
+        with servers.ContainerServer(spec) as server:
             say(f"{spec.image} answered PING on 127.0.0.1:{server.port} through the API "
                 f"service ({time.monotonic() - started:.1f} s): this machine runs containers")
     except ServerUnavailable as exc:
@@ -349,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               "contract suite's containers; the suite still runs with local processes "
               "(--kue-servers=local)", file=sys.stderr, flush=True)
         return 1
-    for key, value in {"DOCKER_HOST": f"unix://{SOCKET}", **TESTCONTAINERS_ENV}.items():
+    for key, value in {"DOCKER_HOST": f"unix://{SOCKET}", **servers.TESTCONTAINERS_ENV}.items():
         print(f"export {key}={value}", flush=True)
     return 1 if failed else 0
 
