@@ -20,7 +20,7 @@ from sphinx.util.docutils import SphinxDirective
 
 import kue
 from kue.plugins import backend_entry_points, open_backend
-from kue_contract.servers import spec_for, throwaway
+from kue_contract.servers import ServerUnavailable, spec_for, throwaway
 
 __all__ = ["CapabilitiesDirective", "capability_columns", "capability_meanings", "setup"]
 
@@ -132,7 +132,10 @@ class CapabilitiesDirective(SphinxDirective):
             raise self.error(f"no backend {name!r}; installed: {sorted(backend_entry_points())}")
         given = self.options.get("variants")
         variants = given.split() if given is not None else spec_for(name).variants
-        return [capabilities_table(capability_columns(name, variants))]
+        try:
+            return [capabilities_table(capability_columns(name, variants))]
+        except ServerUnavailable as exc:  # says how to install the server
+            raise self.error(f"the {name} table needs its throwaway server: {exc}") from exc
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
