@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import importlib.util
 import json
 import os
@@ -58,7 +59,6 @@ KNOWN_ERRORS = {
     "RLIMIT_NOFILE": "set default_ulimits = [] in [containers] of containers.conf",
     "hybrid mode": 'set runtime = "runc" in [engine] of containers.conf',
     "cgroups": 'use runc with cgroup_manager = "cgroupfs" (no systemd here)',
-    "HostConfig": "set TESTCONTAINERS_CONNECTION_MODE=docker_host",
 }
 #: Commands the test command's sessions need, by the Debian package that brings each.
 #: PostgreSQL's server binaries are not on PATH on Debian (/usr/lib/postgresql/N/bin); its
@@ -155,9 +155,10 @@ def specs() -> dict[str, ServerSpec]:
     """Every installed backend's spec that names an image, by the image's short name."""
     found = {}
     for name in sorted(backend_entry_points()):
-        spec = servers.spec_for(name)
-        if spec.image:
-            found[spec.image.rpartition("/")[2].split(":")[0].removeprefix("kue-")] = spec
+        with contextlib.suppress(ServerUnavailable):  # a plugin that describes no server
+            spec = servers.spec_for(name)
+            if spec.image:
+                found[spec.image.rpartition("/")[2].split(":")[0].removeprefix("kue-")] = spec
     return found
 
 
