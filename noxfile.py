@@ -52,7 +52,8 @@ def contract(session: nox.Session, backend: str) -> None:
 def images(session: nox.Session) -> None:
     """Set up rootful podman and build the contract suite's server images, with no registry.
 
-    See containers/build_images.py; arguments after ``--`` go to it (``--only moto``, ``--force``).
+    See containers/build_images.py; arguments after ``--`` go to it (``--only moto``,
+    ``--no-setup``).
     """
     session.run(sys.executable, str(ROOT / "containers" / "build_images.py"), *session.posargs,
                 external=True)

@@ -11,13 +11,15 @@ from contextlib import contextmanager
 
 from kue_contract.servers import throwaway
 
+#: The backends the cross-backend benchmarks compare.
 BACKENDS = ("memory", "sqlite", "redis", "beanstalk", "sqs")
 
 
 @contextmanager
 def backend_url(name: str) -> Iterator[str]:
-    """Start what ``name`` needs (a server on a free 127.0.0.1 port, or a file); yield its URL."""
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}: one of {', '.join(BACKENDS)}")
+    """Start what ``name`` needs (a server on a free 127.0.0.1 port, or a file); yield its URL.
+
+    An unknown name raises :class:`kue.errors.UnknownBackend`, which lists the installed ones.
+    """
     with throwaway(name, "local") as server:
         yield server.url

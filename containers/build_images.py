@@ -1,26 +1,25 @@
 """Set up a container engine and build the contract suite's server images, without a registry.
 
 ``nox -s images`` runs this (containers/README.md says each step): install podman, runc,
-pax-utils, redis-server and beanstalkd when missing; write containers.conf; start podman's
-Docker API service on ``unix:///run/kue-podman.sock`` or reuse it; build one image per backend
-spec that names one (hook ``kue_contract_server``): ``podman build`` of a ``FROM scratch``
-Containerfile over this machine's files, the spec's binary and the libraries lddtree lists, or
-for moto this Python and the spec's distributions; nothing is pulled, and each image builds on
-its own; then run the redis image as the suite does and PING it. Run as root.
+pax-utils, redis-server, beanstalkd and postgresql when missing; write containers.conf; start
+podman's Docker API service on ``unix:///run/kue-podman.sock`` or reuse it; build one image per
+backend spec that names one (hook ``kue_contract_server``): ``podman build`` of a ``FROM
+scratch`` Containerfile over this machine's files, the spec's binary and the libraries lddtree
+lists, or for moto this Python and the spec's distributions; nothing is pulled, and each image
+builds on its own; then run the redis image as the suite does and PING it. Run as root.
 Usage: ``python containers/build_images.py [--only redis,beanstalkd,moto] [--no-setup]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
-import importlib.metadata as metadata
 import importlib.util
 import json
 import os
+import py_compile
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -29,26 +28,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import psutil
+
 from kue.plugins import backend_entry_points
-from kue_contract.servers import (
-    KUE_PODMAN_SOCKET as SOCKET,
-)
-from kue_contract.servers import (
-    TESTCONTAINERS_ENV,
-    ContainerServer,
-    ServerSpec,
-    ServerUnavailable,
-    run_as,
-    run_setup,
-    spec_for,
-    version_of,
-)
+from kue_contract import servers
+from kue_contract.servers import KUE_PODMAN_SOCKET as SOCKET
+from kue_contract.servers import ServerSpec, ServerUnavailable
 
 SERVICE_LOG = Path("/var/log/kue-podman-service.log")
 #: The system's PATH, never a checkout's virtual environment, which may be deleted while the
 #: service runs (podman looks up conmon and runc on it); lddtree's ``python3`` is Debian's.
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-SERVICE_ARGV = ("podman", "system", "service", "--time=0", f"unix://{SOCKET}")
+SERVICE_ARGV = ["podman", "system", "service", "--time=0", f"unix://{SOCKET}"]
 CONTAINERS_CONF = Path("/etc/containers/containers.conf")
 CONTAINERS_CONF_TEXT = """\
 # Written by kue's containers/build_images.py (nox -s images).
@@ -68,7 +59,6 @@ KNOWN_ERRORS = {
     "RLIMIT_NOFILE": "set default_ulimits = [] in [containers] of containers.conf",
     "hybrid mode": 'set runtime = "runc" in [engine] of containers.conf',
     "cgroups": 'use runc with cgroup_manager = "cgroupfs" (no systemd here)',
-    "HostConfig": "set TESTCONTAINERS_CONNECTION_MODE=docker_host",
 }
 #: Commands the test command's sessions need, by the Debian package that brings each.
 #: PostgreSQL's server binaries are not on PATH on Debian (/usr/lib/postgresql/N/bin); its
@@ -79,9 +69,6 @@ NEEDED_PACKAGES = {"podman": "podman", "runc": "runc", "lddtree": "pax-utils",
 #: Parts of the standard library a server never imports (tests alone are 120 MB).
 STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip",
                "lib2to3", "pydoc_data", "distutils"}
-
-
-TAG = sys.implementation.cache_tag
 
 
 class BuildError(RuntimeError):
@@ -105,10 +92,7 @@ def run(argv: Sequence[str], check: bool = True,
     return proc
 
 
-# --- the engine -------------------------------------------------------------------------------
-
-
-def install_engine() -> None:
+def install_packages() -> None:
     """Install what :data:`NEEDED_PACKAGES` lists with apt-get when any command is missing."""
     missing = [pkg for cmd, pkg in NEEDED_PACKAGES.items() if shutil.which(cmd) is None]
     if not missing:
@@ -127,85 +111,52 @@ def write_engine_config() -> None:
     if CONTAINERS_CONF.exists():
         if CONTAINERS_CONF.read_text() == CONTAINERS_CONF_TEXT:
             return say(f"{CONTAINERS_CONF} is up to date")
-        backup = CONTAINERS_CONF.with_suffix(".conf.kue-backup")
-        shutil.copy2(CONTAINERS_CONF, backup)
-        say(f"kept the previous {CONTAINERS_CONF} as {backup}")
+        shutil.copy2(CONTAINERS_CONF, CONTAINERS_CONF.with_suffix(".conf.kue-backup"))
+        say(f"kept the previous {CONTAINERS_CONF} as *.kue-backup")
     CONTAINERS_CONF.parent.mkdir(parents=True, exist_ok=True)
     CONTAINERS_CONF.write_text(CONTAINERS_CONF_TEXT)
     say(f"wrote {CONTAINERS_CONF}")
 
 
-def service_answers(timeout: float = 2.0) -> bool:
-    """True if the Docker API on :data:`SOCKET` answers its ping."""
-    try:
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(timeout)
-            sock.connect(SOCKET)
-            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: podman\r\n\r\n")
-            reply = sock.recv(4096)
-    except OSError:
-        return False
-    return reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n", 1)[0]
-
-
 def start_service(*, replace: bool = False) -> bool:
     """Start podman's API service on :data:`SOCKET`, or reuse one; True if one was reused.
 
-    :param replace: stop the services running on :data:`SOCKET` and start a new one.
+    :param replace: stop the services running on :data:`SOCKET` (SIGTERM, then SIGKILL after
+        10 s) and start a new one.
     """
-    if not replace and service_answers():
+    if not replace and servers.engine_answers(f"unix://{SOCKET}"):
         say(f"podman's API service already answers on unix://{SOCKET}")
         return True
-    if replace:
-        stop_services()
+    old = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == SERVICE_ARGV]
+    for proc in old:
+        proc.terminate()
+    for proc in psutil.wait_procs(old, timeout=10)[1]:
+        proc.kill()
     Path(SOCKET).unlink(missing_ok=True)  # left by a service that died, or replaced
     SERVICE_LOG.parent.mkdir(parents=True, exist_ok=True)
     with SERVICE_LOG.open("ab") as log:
         # A session of its own and no inherited pipes: it outlives this script and nox.
-        proc = subprocess.Popen(SERVICE_ARGV, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd="/",
-                                env={**os.environ, "PATH": SYSTEM_PATH})
+        service = subprocess.Popen(SERVICE_ARGV, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True, cwd="/",
+                                   env={**os.environ, "PATH": SYSTEM_PATH})
     deadline = time.monotonic() + 20
-    while not service_answers():
-        if proc.poll() is not None or time.monotonic() > deadline:
+    while not servers.engine_answers(f"unix://{SOCKET}"):
+        if service.poll() is not None or time.monotonic() > deadline:
             raise BuildError(f"podman's API service did not answer on {SOCKET} (exit code "
-                             f"{proc.poll()}); its log {SERVICE_LOG}:\n"
+                             f"{service.poll()}); its log {SERVICE_LOG}:\n"
                              f"{SERVICE_LOG.read_text(errors='replace')[-2000:]}")
         time.sleep(0.1)
-    say(f"started podman's API service on unix://{SOCKET} (pid {proc.pid}, log {SERVICE_LOG})")
+    say(f"started podman's API service on unix://{SOCKET} (pid {service.pid}, log "
+        f"{SERVICE_LOG})")
     return False
-
-
-def stop_services(timeout: float = 10.0) -> None:
-    """Stop every process whose command line is :data:`SERVICE_ARGV`: SIGTERM, then SIGKILL."""
-    def ours() -> list[int]:
-        found = []
-        for entry in Path("/proc").iterdir():
-            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to read
-                argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-                if entry.name.isdigit() and tuple(argv[:-1]) == SERVICE_ARGV:
-                    found.append(int(entry.name))
-        return found
-
-    deadline = time.monotonic() + timeout
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        for pid in ours():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        while ours() and time.monotonic() < deadline:
-            time.sleep(0.05)
-    say(f"stopped podman's API service on unix://{SOCKET}")
-
-
-# --- images -----------------------------------------------------------------------------------
 
 
 def specs() -> dict[str, ServerSpec]:
     """Every installed backend's spec that names an image, by the image's short name."""
     found = {}
     for name in sorted(backend_entry_points()):
-        with contextlib.suppress(ServerUnavailable):
-            spec = spec_for(name)
+        with contextlib.suppress(ServerUnavailable):  # a plugin that describes no server
+            spec = servers.spec_for(name)
             if spec.image:
                 found[spec.image.rpartition("/")[2].split(":")[0].removeprefix("kue-")] = spec
     return found
@@ -228,8 +179,12 @@ def add_files(context: Path, files: dict[str, Path]) -> int:
     return len(sources) + len(listed)
 
 
-def python_files(spec: ServerSpec) -> tuple[dict[str, Path], str]:
-    """The running Python (interpreter, trimmed stdlib), the spec's distributions, -m module."""
+def python_files(spec: ServerSpec, scratch: Path) -> tuple[dict[str, Path], str]:
+    """The running Python (interpreter, trimmed stdlib), the spec's distributions, -m module.
+
+    uv installs the distributions into ``scratch`` at the versions this environment has, and
+    compiles them (else each start spends seconds compiling).
+    """
     prefix, ver = Path(sys.base_prefix), f"{sys.version_info[0]}.{sys.version_info[1]}"
     interpreter = (prefix / "bin" / f"python{ver}").resolve()
     stdlib = Path(sysconfig.get_paths(vars={"installed_base": str(prefix),
@@ -240,16 +195,18 @@ def python_files(spec: ServerSpec) -> tuple[dict[str, Path], str]:
         if not (top in STDLIB_SKIP or top.startswith("config-") or path.is_dir()
                 or ".opt-" in path.name or path.name.startswith("_tkinter")):
             files[str(path)] = path
+    uv, pins, installed = [os.environ.get("UV", "uv"), "pip"], scratch / "pins", scratch / "site"
+    pins.write_text(run([*uv, "freeze", "--exclude-editable", "--python", sys.executable]).stdout)
+    run([*uv, "install", "--quiet", "--python", sys.executable, "--target", str(installed),
+         "--constraints", str(pins), "--link-mode=copy", *spec.python])
     site = stdlib / "site-packages"
-    for dist in dependency_closure(spec.python):
-        base = Path(str(dist.locate_file(""))).resolve()
-        for entry in dist.files or []:
-            source = Path(str(dist.locate_file(entry))).resolve()
-            if source.is_file() and source.is_relative_to(base) and source.suffix != ".pyc":
-                files[str(site / source.relative_to(base))] = source
-                pyc = source.parent / "__pycache__" / f"{source.stem}.{TAG}.pyc"
-                if source.suffix == ".py" and pyc.is_file():  # compiled here: seconds a start
-                    files[str(site / pyc.relative_to(base))] = pyc
+    # Compiled under the image's path and checked by the source's hash, not its time: the
+    # same files give the same image, which podman's cache then keeps.
+    compileall.compile_dir(installed, ddir=str(site), quiet=1, workers=0,
+                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+    for path in filter(Path.is_file, installed.rglob("*")):
+        os.utime(path, (0, 0))
+        files[str(site / path.relative_to(installed))] = path
     if spec.args[:1] == ("-m",):  # the module the server runs, in empty parent packages
         module = importlib.util.find_spec(spec.args[1])
         assert module is not None and module.origin is not None, spec.args[1]
@@ -260,60 +217,29 @@ def python_files(spec: ServerSpec) -> tuple[dict[str, Path], str]:
     return files, str(interpreter)
 
 
-def dependency_closure(requirements: Sequence[str]) -> list[metadata.Distribution]:
-    """The installed distributions ``requirements`` need, with their extras and markers."""
-    from packaging.requirements import Requirement
-    from packaging.utils import canonicalize_name
-
-    extras: dict[str, set[str]] = {}
-    dists: dict[str, metadata.Distribution] = {}
-    todo = [Requirement(r) for r in requirements]
-    while todo:
-        req = todo.pop()
-        name = canonicalize_name(req.name)
-        if name in extras and set(req.extras) <= extras[name]:
-            continue
-        extras[name] = extras.get(name, set()) | set(req.extras)
-        try:
-            dists[name] = dists.get(name) or metadata.distribution(req.name)
-        except metadata.PackageNotFoundError as exc:
-            raise BuildError(f"{req.name} is not installed in {sys.prefix}, and the image is "
-                             "built from what is installed: sync the workspace") from exc
-        for dep in map(Requirement, dists[name].requires or []):
-            if dep.marker is None or any(dep.marker.evaluate({"extra": e})
-                                         for e in extras[name] | {""}):
-                todo.append(dep)
-    return [dists[n] for n in sorted(dists)]
-
-
 def build(short: str, spec: ServerSpec) -> None:
     """Build the spec's image from this machine's files; tag it with the full version too."""
     started, image = time.monotonic(), str(spec.image)
-    version = version_of(spec).rsplit(" ", 1)[-1]
+    version = servers.version_of(spec).rsplit(" ", 1)[-1]
     repo, _, tag = image.rpartition(":")
     if version.split(".")[:len(tag.split("."))] != tag.split("."):
         raise BuildError(f"{spec.label} here is version {version}, but the plugin's spec names "
                          f"the image {image}: change the image in the plugin's server module")
-    if spec.python:
-        files, entrypoint = python_files(spec)
-    else:
-        binary = shutil.which(str(spec.binary))  # not resolved: a link's name picks the program
-        if binary is None:
-            raise BuildError(f"`{spec.binary}` is not on PATH. {spec.install_hint}")
-        files, entrypoint = {binary: Path(binary)}, binary
-    for extra in spec.files:  # directories whole (PostgreSQL's share and lib directories)
-        root = Path(extra)
-        for path in [root] if root.is_file() else sorted(root.rglob("*")):
-            if path.is_file():
-                files[str(path)] = path
     with tempfile.TemporaryDirectory(prefix=f"kue-image-{short}-") as scratch:
+        if spec.python:
+            files, entrypoint = python_files(spec, Path(scratch))
+        else:
+            binary = str(shutil.which(str(spec.binary)))  # a link's name picks the program
+            files, entrypoint = {binary: Path(binary)}, binary
+        for root in map(Path, spec.files):  # directories whole (PostgreSQL's share and lib)
+            files.update({str(p): p for p in [root, *root.rglob("*")] if p.is_file()})
         context = Path(scratch) / "context"
         count = add_files(context, files)
-        (context / "tmp").mkdir(mode=0o1777)
+        (context / "tmp").mkdir()
         (context / "tmp").chmod(0o1777)
         user = _image_user(spec, Path(scratch), context)
         if spec.setup:  # run here, at build time: the image's /tmp holds what they made
-            run_setup(spec, {"host": "0.0.0.0", "port": spec.container_port,
+            servers.run_setup(spec, {"host": "0.0.0.0", "port": spec.container_port,
                              "scratch": context / "tmp", "uid": "image"}, context / "tmp")
         cmd = spec.argv(host="0.0.0.0", port=spec.container_port, scratch="/tmp")
         owned = (f"COPY --chown={user} tmp /tmp\nUSER {user}\n") if user else ""
@@ -337,7 +263,7 @@ def _image_user(spec: ServerSpec, scratch: Path, context: Path) -> str:
     The image gets /etc/passwd and /etc/group lines for it (a server may look its user up),
     and the build directories become readable by it, so its setup can run there.
     """
-    ids = run_as(spec.user)
+    ids = servers.run_as(spec.user)
     if not ids:
         return ""
     uid, gid = ids["user"], ids["group"]
@@ -353,7 +279,7 @@ def smoke_test(spec: ServerSpec) -> None:
     """Run the redis image as the contract suite does and PING it on 127.0.0.1."""
     started = time.monotonic()
     try:
-        with ContainerServer(spec) as server:
+        with servers.ContainerServer(spec) as server:
             say(f"{spec.image} answered PING on 127.0.0.1:{server.port} through the API "
                 f"service ({time.monotonic() - started:.1f} s): this machine runs containers")
     except ServerUnavailable as exc:
@@ -371,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         reused = False
         if not args.no_setup:
-            install_engine()
+            install_packages()
             write_engine_config()
             reused = start_service()
         wanted = specs()
@@ -392,12 +318,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"the running API service cannot run containers ({exc}); starting a new one")
             start_service(replace=True)
             smoke_test(wanted["redis"])
-    except (BuildError, OSError, KeyError, subprocess.TimeoutExpired) as exc:
+    except (BuildError, ServerUnavailable, OSError, KeyError,
+            subprocess.TimeoutExpired) as exc:
         print(f"[images] FAILED while {step}: {exc}\n[images] this machine cannot run the "
               "contract suite's containers; the suite still runs with local processes "
               "(--kue-servers=local)", file=sys.stderr, flush=True)
         return 1
-    for key, value in {"DOCKER_HOST": f"unix://{SOCKET}", **TESTCONTAINERS_ENV}.items():
+    for key, value in {"DOCKER_HOST": f"unix://{SOCKET}", **servers.TESTCONTAINERS_ENV}.items():
         print(f"export {key}={value}", flush=True)
     return 1 if failed else 0
 

@@ -16,7 +16,15 @@ from kue.plugins import get_plugin_manager, open_backend
 from kue.queue import open_results
 from kue.records import RecordStore
 from kue_contract.report import Report
-from kue_contract.servers import MODES, Server, ServerSpec, ServerUnavailable, serve, spec_for
+from kue_contract.servers import (
+    MODES,
+    Server,
+    ServerSpec,
+    ServerUnavailable,
+    serve,
+    spec_for,
+    throwaway,
+)
 
 __all__ = [
     "RestartableServer",
@@ -27,6 +35,7 @@ __all__ = [
     "kue_results",
     "kue_url",
     "make_queue",
+    "plugin_fixtures",
     "pytest_addoption",
     "pytest_configure",
     "pytest_runtest_makereport",
@@ -329,3 +338,47 @@ def requires_capabilities(request: pytest.FixtureRequest) -> None:
     for name in needed:
         if not getattr(caps, name):
             pytest.skip(f"the {caps.name} backend declares capability {name}=False")
+
+
+def plugin_fixtures(backend: str, server_url: str, isolate: str) -> tuple[object, ...]:
+    """Fixtures for a plugin's own tests, from its server spec; bind them in its conftest.py.
+
+    ``redis_url, prefix, url, make_backend, backend = plugin_fixtures("redis", "redis_url",
+    "prefix")`` gives, in order: ``server_url`` (session-wide: the URL of the backend's
+    throwaway server, a local process), ``isolate`` (a fresh ``t<hex>`` token per test),
+    ``url`` (the server's URL with ``isolate=<token>`` added, so tests keep apart: a key
+    prefix, a schema), ``make_backend`` (opens backends on ``url`` or a URL given, all closed
+    after the test) and ``backend`` (one such backend).
+    """
+
+    @pytest.fixture(scope="session", name=server_url)
+    def _server_url() -> Iterator[str]:
+        with throwaway(backend, "local") as server:
+            yield server.url
+
+    @pytest.fixture(name=isolate)
+    def _isolate() -> str:
+        return f"t{uuid.uuid4().hex[:12]}"
+
+    @pytest.fixture(name="url")
+    def _url(request: pytest.FixtureRequest) -> str:
+        token = request.getfixturevalue(isolate)
+        return with_url_params(request.getfixturevalue(server_url), [f"{isolate}={token}"])
+
+    @pytest.fixture(name="make_backend")
+    def _make_backend(url: str) -> Iterator[Callable[..., Backend]]:
+        made: list[Backend] = []
+
+        def make(at: str | None = None) -> Backend:
+            made.append(open_backend(backend, at or url))
+            return made[-1]
+
+        yield make
+        for opened in made:
+            opened.close()
+
+    @pytest.fixture(name="backend")
+    def _backend(make_backend: Callable[..., Backend]) -> Backend:
+        return make_backend()
+
+    return _server_url, _isolate, _url, _make_backend, _backend

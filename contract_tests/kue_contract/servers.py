@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import functools
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -33,11 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import pluggy
+from mirakuru import TCPExecutor
+from mirakuru.exceptions import ExecutorError
 
 __all__ = ["KUE_PODMAN_SOCKET", "LABEL", "MODES", "TESTCONTAINERS_ENV", "ContainerServer",
            "LocalServer", "Server", "ServerSpec", "ServerUnavailable", "container_engine_answers",
-           "free_port", "hand_over", "run_as", "run_setup", "serve", "spec_for", "throwaway",
-           "version_of"]
+           "engine_answers", "free_port", "run_as", "run_setup", "serve", "spec_for",
+           "throwaway", "version_of"]
 
 #: Values of ``--kue-servers`` (and ``KUE_SERVERS``).
 MODES = ("auto", "containers", "local")
@@ -48,8 +51,6 @@ LABEL = "org.kue.contract"
 TESTCONTAINERS_ENV = {"TESTCONTAINERS_RYUK_DISABLED": "true", "TC_HOST": "127.0.0.1",
                       "TESTCONTAINERS_CONNECTION_MODE": "docker_host"}
 _BUILD_HINT = "build the project's images with `nox -s images` (podman, no registry needed)"
-_LIVE: dict[str, Any] = {}  # this process's containers not yet removed
-_LIVE_LOCK = threading.Lock()
 
 
 class ServerUnavailable(RuntimeError):
@@ -158,8 +159,6 @@ def run_as(user: str) -> dict[str, Any]:
     """
     if not user or os.geteuid() != 0:
         return {}
-    import pwd
-
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
@@ -169,31 +168,23 @@ def run_as(user: str) -> dict[str, Any]:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
-def hand_over(path: Path, user: str) -> None:
-    """Give ``path`` (a directory, recursively) to ``user`` when this process is root."""
-    ids = run_as(user)
-    if ids:
-        for item in [path, *path.rglob("*")]:
-            os.chown(item, ids["user"], ids["group"], follow_symlinks=False)
-
-
 def run_setup(spec: ServerSpec, where: dict[str, object], cwd: Path) -> None:
-    """Run the spec's :attr:`ServerSpec.setup` commands in ``cwd``, as its user.
+    """Give ``cwd`` to the spec's user, then run its :attr:`ServerSpec.setup` commands there.
 
     :raises ServerUnavailable: a command failed; the message has its output.
     """
-    hand_over(cwd, spec.user)
+    ids = run_as(spec.user)
+    for item in [cwd, *cwd.rglob("*")] if ids else []:
+        os.chown(item, ids["user"], ids["group"], follow_symlinks=False)
     for command in spec.setup:
         argv = [arg.format(**where) for arg in command]
         try:
-            done = subprocess.run(argv, cwd=str(cwd), capture_output=True, text=True,
-                                  timeout=120, stdin=subprocess.DEVNULL, **run_as(spec.user))
+            subprocess.run(argv, cwd=str(cwd), capture_output=True, text=True, timeout=120,
+                           stdin=subprocess.DEVNULL, check=True, **ids)
         except (OSError, subprocess.SubprocessError) as exc:
-            raise ServerUnavailable(f"{spec.label} setup `{' '.join(argv)}` failed: {exc}. "
-                                    f"{spec.install_hint}") from exc
-        if done.returncode != 0:
-            raise ServerUnavailable(f"{spec.label} setup `{' '.join(argv)}` failed ("
-                                    f"{done.returncode}):\n{(done.stdout + done.stderr)[-2000:]}")
+            output = f"{getattr(exc, 'stdout', '') or ''}{getattr(exc, 'stderr', '') or ''}"
+            raise ServerUnavailable(f"{spec.label} setup `{' '.join(argv)}` failed: {exc}\n"
+                                    f"{output[-2000:]}\n{spec.install_hint}") from exc
 
 
 class Server:
@@ -242,45 +233,51 @@ class Server:
         self.remove()
 
 
+class _Process(TCPExecutor):
+    """mirakuru's TCPExecutor, ready once the spec's check passes, in a session it shares.
+
+    mirakuru calls setsid, and Linux's autogroup scheduling then gives the server a CPU share
+    of its own, which changes the contract suite's timing and the benchmarks' figures. In its
+    own process group, mirakuru's killpg still reaches it.
+    """
+
+    def __init__(self, spec: ServerSpec, argv: list[str], port: int, **kw: Any) -> None:
+        super().__init__(argv, "127.0.0.1", port, **kw)
+        self.spec = spec
+
+    def after_start_check(self) -> bool:
+        return _answers(self.spec, self.port, local=True)
+
+    @property
+    def _popen_kwargs(self) -> dict[str, Any]:
+        kw = dict(super()._popen_kwargs)
+        kw.pop("preexec_fn", None)
+        return {**kw, "process_group": 0}
+
+
 class LocalServer(Server):
     """The spec's binary as a local process on a free 127.0.0.1 port, through mirakuru."""
 
-    _exec: Any = None
+    _exec: _Process | None = None
 
     def start(self) -> None:  # noqa: D102
-        from mirakuru import HTTPExecutor, TCPExecutor
-        from mirakuru.exceptions import ExecutorError
-
         self.described = version_of(self.spec)  # fails with the install hint when missing
         log = self.scratch / "server.log"
         if self._exec is None:
             self.port = free_port()
-            argv = [str(shutil.which(str(self.spec.binary))),
-                    *self.spec.argv(*self.extra, **self.where())]
             run_setup(self.spec, self.where(), self.scratch)
             self._log = log.open("ab")
-            kw: dict[str, Any] = dict(cwd=str(self.scratch), timeout=30, sleep=0.02,
-                                      stdin=subprocess.DEVNULL, stdout=self._log,
-                                      stderr=subprocess.STDOUT,
-                                      popen_kwargs=run_as(self.spec.user))
-            self._exec = (_same_session(HTTPExecutor)(
-                argv, f"http://127.0.0.1:{self.port}{self.spec.http}", status=r"\d+", **kw)
-                if self.spec.http else _same_session(TCPExecutor)(argv, "127.0.0.1", self.port,
-                                                                  **kw))
-        problem = ""
+            self._exec = _Process(self.spec, [str(shutil.which(str(self.spec.binary))),
+                                              *self.spec.argv(*self.extra, **self.where())],
+                                  self.port, cwd=str(self.scratch), timeout=30, sleep=0.02,
+                                  stdin=subprocess.DEVNULL, stdout=self._log,
+                                  stderr=subprocess.STDOUT, popen_kwargs=run_as(self.spec.user))
         try:
             self._exec.start()
         except ExecutorError as exc:
-            problem = str(exc)
-        deadline = time.monotonic() + 30
-        while not problem and self.spec.probe_locally and not _answers(self.spec, self.port):
-            if not self._exec.running() or time.monotonic() > deadline:
-                problem = f"no answer to its probe on 127.0.0.1:{self.port}"
-            time.sleep(0.02)
-        if problem:
-            raise ServerUnavailable(f"{self.spec.label} did not start: {problem}\n"
+            raise ServerUnavailable(f"{self.spec.label} did not start: {exc}\n"
                                     f"{log.read_text(errors='replace')[-2000:]}\n"
-                                    f"{self.spec.install_hint}")
+                                    f"{self.spec.install_hint}") from exc
         super().start()
 
     def stop(self, timeout: int = 10) -> None:  # noqa: D102
@@ -293,6 +290,7 @@ class LocalServer(Server):
 
     def send(self, sig: signal.Signals) -> None:
         """Send ``sig`` to the process (SIGSTOP hangs it; SIGUSR1 drains beanstalkd)."""
+        assert self._exec is not None and self._exec.process is not None, "not started"
         self._exec.process.send_signal(sig)
 
     def remove(self) -> None:  # noqa: D102
@@ -306,31 +304,16 @@ class LocalServer(Server):
         return f"local process {self.described}"
 
 
-def _same_session(executor: type[Any]) -> type[Any]:
-    """``executor`` starting its process in a group of its own but not a session of its own.
-
-    mirakuru calls setsid, and Linux's autogroup scheduling then gives the server a CPU share
-    of its own, which changes the contract suite's timing and the benchmarks' figures. In its
-    own process group, mirakuru's killpg still reaches it.
-    """
-
-    class SameSession(executor):  # type: ignore[misc]
-        @property
-        def _popen_kwargs(self) -> dict[str, Any]:
-            kw = dict(super()._popen_kwargs)
-            kw.pop("preexec_fn", None)
-            return {**kw, "process_group": 0}
-
-    return SameSession
-
-
 class ContainerServer(Server):
     """The spec's image in a container, its port published on a fixed port of 127.0.0.1."""
 
     _tc: Any = None
 
-    def _ready(self, timeout: float = 30.0) -> None:
-        deadline, box = time.monotonic() + timeout, self._tc.get_wrapped_container()
+    def start(self) -> None:  # noqa: D102
+        if self._tc is None:
+            self._create()
+        box, deadline = self._tc.get_wrapped_container(), time.monotonic() + 30
+        box.start()  # a no-op on a running container
         while not _answers(self.spec, self.port):
             box.reload()
             if box.status != "running" or time.monotonic() > deadline:
@@ -338,13 +321,6 @@ class ContainerServer(Server):
                                         f"127.0.0.1:{self.port}\n"
                                         f"{bytes(box.logs()).decode(errors='replace')[-2000:]}")
             time.sleep(0.05)
-
-    def start(self) -> None:  # noqa: D102
-        if self._tc is None:
-            self._create()
-        else:
-            self._tc.get_wrapped_container().start()
-        self._ready()
         super().start()
 
     def _create(self) -> None:
@@ -361,15 +337,14 @@ class ContainerServer(Server):
                 host="0.0.0.0", port=self.spec.container_port, scratch="/tmp")))
             try:
                 self._tc = tc.start()
-                break
+                atexit.register(self.remove)  # a process that never leaves its block
+                return
             except Exception as exc:
                 with contextlib.suppress(Exception):
                     tc.stop()
                 if attempt == 2 or "address already in use" not in str(exc).lower():
                     raise ServerUnavailable(f"container {self.spec.image} did not start: "
                                             f"{exc}") from exc
-        with _LIVE_LOCK:
-            _LIVE[tc.get_container_id()] = tc
 
     def stop(self, timeout: int = 10) -> None:  # noqa: D102
         self._tc.get_wrapped_container().stop(timeout=timeout)
@@ -381,8 +356,7 @@ class ContainerServer(Server):
     def remove(self) -> None:  # noqa: D102
         tc, self._tc = self._tc, None
         if tc is not None:
-            with _LIVE_LOCK:
-                _LIVE.pop(tc.get_container_id(), None)
+            atexit.unregister(self.remove)
             tc.stop()
         super().remove()
 
@@ -410,21 +384,27 @@ def throwaway(name: str, mode: str | None = None, *extra: str) -> Server:
     return serve(spec_for(name), mode or os.environ.get("KUE_SERVERS", "auto"), *extra)
 
 
-def _answers(spec: ServerSpec, port: int) -> bool:
-    """One readiness check of the server on 127.0.0.1:``port``, as the spec says."""
+def _answers(spec: ServerSpec, port: int, local: bool = False) -> bool:
+    """One readiness check on 127.0.0.1:``port``: any HTTP answer, else the probe's reply.
+
+    A ``local`` process skips the probe unless the spec says :attr:`~ServerSpec.probe_locally`.
+    """
     try:
         if spec.http is not None:
             with contextlib.suppress(urllib.error.HTTPError):  # any HTTP answer will do
                 urllib.request.urlopen(f"http://127.0.0.1:{port}{spec.http}", timeout=2).close()
             return True
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            if not spec.probe or (local and not spec.probe_locally):
+                return True
             sock.sendall(spec.probe)
-            return sock.recv(64).startswith(spec.reply) if spec.probe else True
+            return sock.recv(64).startswith(spec.reply)
     except OSError:
         return False
 
 
-def _ping(base_url: str | None) -> bool:
+def engine_answers(base_url: str | None) -> bool:
+    """True if the Docker API at ``base_url`` (None: ``DOCKER_HOST`` or Docker's socket) pings."""
     try:
         import docker  # type: ignore[import-untyped, unused-ignore]
 
@@ -440,21 +420,19 @@ def container_engine_answers() -> bool:
     """True if a Docker-API engine answers; finds podman's service when DOCKER_HOST is unset."""
     for key, value in TESTCONTAINERS_ENV.items():
         os.environ.setdefault(key, value)
-    if _ping(None):
+    if engine_answers(None):
         return True
-    kue_host = f"unix://{KUE_PODMAN_SOCKET}"
-    if os.environ.get("DOCKER_HOST") or not Path(KUE_PODMAN_SOCKET).exists() or \
-            not _ping(kue_host):
+    if os.environ.get("DOCKER_HOST") or not engine_answers(f"unix://{KUE_PODMAN_SOCKET}"):
         return False
-    os.environ["DOCKER_HOST"] = kue_host
+    os.environ["DOCKER_HOST"] = f"unix://{KUE_PODMAN_SOCKET}"
     return True
 
 
 def _require_image(spec: ServerSpec) -> None:
     """Raise :class:`ServerUnavailable` unless an engine answers and holds the spec's image.
 
-    Also, once per process: set testcontainers up, remove containers of killed sessions, and
-    make SIGTERM unwind (Python's default runs no ``finally``), so containers go.
+    Also, once per process: remove containers of killed sessions, and make SIGTERM unwind
+    (Python's default runs no ``finally``), so containers go.
     """
     if not container_engine_answers():
         where = os.environ.get("DOCKER_HOST") or f"Docker's socket, or {KUE_PODMAN_SOCKET}"
@@ -468,7 +446,7 @@ def _require_image(spec: ServerSpec) -> None:
         _once()
         with contextlib.closing(docker.from_env(timeout=5)) as client:
             client.images.get(spec.image)
-    except Exception as exc:  # no testcontainers, ImageNotFound, or the engine failing
+    except Exception as exc:  # ImageNotFound, or the engine failing
         raise ServerUnavailable(f"the container image {spec.image} ({spec.label}) cannot be "
                                 f"had: {_BUILD_HINT}, or use --kue-servers=local ({exc!r})"
                                 ) from exc
@@ -477,13 +455,7 @@ def _require_image(spec: ServerSpec) -> None:
 @functools.cache
 def _once() -> None:
     import docker  # type: ignore[import-untyped, unused-ignore]
-    from testcontainers.core.config import ConnectionMode
-    from testcontainers.core.config import testcontainers_config as config
 
-    # testcontainers reads its settings at import: write them in case that came first.
-    config.ryuk_disabled = os.environ["TESTCONTAINERS_RYUK_DISABLED"] in ("1", "true", "yes")
-    config.tc_host_override = os.environ["TC_HOST"]
-    config.connection_mode_override = ConnectionMode(os.environ["TESTCONTAINERS_CONNECTION_MODE"])
     with contextlib.suppress(Exception), contextlib.closing(docker.from_env(timeout=10)) as c:
         for box in c.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
             host, _, pid = str(box.labels.get(f"{LABEL}.owner", "")).rpartition(":")
@@ -496,13 +468,3 @@ def _once() -> None:
             raise KeyboardInterrupt(f"signal {signum}")
 
         signal.signal(signal.SIGTERM, interrupt)
-
-
-@atexit.register
-def _remove_live_containers() -> None:
-    with _LIVE_LOCK:
-        left = list(_LIVE.values())
-        _LIVE.clear()
-    for container in left:
-        with contextlib.suppress(Exception):
-            container.stop()

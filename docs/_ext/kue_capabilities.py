@@ -2,17 +2,16 @@
 
 ``{kue-capabilities} NAME`` renders one row per field of :class:`kue.Capabilities`, with the
 value the backend declares and the field's meaning from the class docstring, so the table can
-never disagree with the code. Memory and SQLite are opened; the server backends' capabilities
-are read from their plugin packages without a server.
+never disagree with the code. Every backend is opened the same way, on the throwaway server its
+plugin describes (hook ``kue_contract_server``); the ``:variants:`` option adds a column per
+variant, as URL parameters (default: the variants the spec names).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from docutils import nodes  # type: ignore[import-untyped]  # no types-docutils in the venv
@@ -20,69 +19,31 @@ from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
 import kue
+from kue.plugins import backend_entry_points, open_backend
+from kue_contract.servers import ServerUnavailable, spec_for, throwaway
 
-__all__ = ["CapabilitiesDirective", "capability_meanings", "capability_sources", "setup"]
-
-
-def _opened(url: str) -> kue.Capabilities:
-    queue = kue.connect(url, queue="docs")
-    try:
-        caps: kue.Capabilities = queue.capabilities
-        return caps
-    finally:
-        queue.close()
+__all__ = ["CapabilitiesDirective", "capability_columns", "capability_meanings", "setup"]
 
 
-def _memory() -> list[tuple[str, kue.Capabilities]]:
-    return [("value", _opened("memory://docs-capabilities"))]
+def capability_columns(name: str, variants: Sequence[str]) -> list[tuple[str, kue.Capabilities]]:
+    """What backend ``name`` declares, as it runs: (column title, capabilities) pairs.
 
-
-def _sqlite() -> list[tuple[str, kue.Capabilities]]:
-    with tempfile.TemporaryDirectory(prefix="kue-docs-") as tmp:
-        return [("value", _opened(f"sqlite:///{Path(tmp) / 'kue.sqlite3'}"))]
-
-
-def _redis() -> list[tuple[str, kue.Capabilities]]:
-    from kue_redis.backend import RedisBackend
-
-    # The constructor only prepares a connection pool; nothing connects to this address.
-    backend = RedisBackend("redis://127.0.0.1:6379/0")
-    return [("value", backend.capabilities)]
-
-
-def _beanstalk() -> list[tuple[str, kue.Capabilities]]:
-    from kue_beanstalk.backend import BASE_CAPABILITIES
-
-    return [("value", BASE_CAPABILITIES)]
-
-
-def _sqs() -> list[tuple[str, kue.Capabilities]]:
-    from kue_sqs.backend import capabilities_for
-    from kue_sqs.settings import parse_settings
-
-    return [
-        ("value", capabilities_for(parse_settings("sqs://?region=us-east-1", {}))),
-        ("with bands=0,100,1000",
-         capabilities_for(parse_settings("sqs://?region=us-east-1&bands=0,100,1000", {}))),
-        ("with fifo=1",
-         capabilities_for(parse_settings("sqs://?region=us-east-1&fifo=1", {}))),
-        ("with fifo=1&fifo_group=job",
-         capabilities_for(parse_settings("sqs://?region=us-east-1&fifo=1&fifo_group=job", {}))),
-    ]
-
-
-def _postgres() -> list[tuple[str, kue.Capabilities]]:
-    from kue_postgres.backend import CAPABILITIES
-
-    return [("value", CAPABILITIES)]
-
-
-def capability_sources() -> dict[str, Callable[[], list[tuple[str, kue.Capabilities]]]]:
-    """For each backend name, how to get its capabilities: (column title, capabilities) pairs."""
-    return {
-        "memory": _memory, "sqlite": _sqlite, "redis": _redis,
-        "beanstalk": _beanstalk, "sqs": _sqs, "postgres": _postgres,
-    }
+    The backend is opened on its plugin's throwaway server (a local process started from the
+    plugin's :class:`~kue_contract.servers.ServerSpec`, or a fresh file or store for a backend
+    without one), at the server's URL and then with each of ``variants`` (URL parameters, such
+    as ``fifo=1``) added to it.
+    """
+    columns = []
+    with throwaway(name, "local") as server:
+        for variant in ["", *variants]:
+            url = f"{server.url}{'&' if '?' in server.url else '?'}{variant}" if variant \
+                else server.url
+            backend = open_backend(name, url)
+            try:
+                columns.append((f"with {variant}" if variant else "value", backend.capabilities))
+            finally:
+                backend.close()
+    return columns
 
 
 def capability_meanings() -> dict[str, str]:
@@ -155,17 +116,26 @@ def capabilities_table(columns: list[tuple[str, kue.Capabilities]]) -> nodes.tab
 
 
 class CapabilitiesDirective(SphinxDirective):
-    """``{kue-capabilities} NAME``: the capabilities table of backend NAME."""
+    """``{kue-capabilities} NAME``: the capabilities table of backend NAME.
+
+    Option ``:variants:``: space-separated URL parameters, one column each
+    (``bands=0,100,1000 fifo=1``); without it, the variants the backend's server spec names.
+    """
 
     required_arguments = 1
+    option_spec = {"variants": str}
 
     def run(self) -> list[nodes.Node]:
-        """Build the table; an unknown name is an error that lists the known ones."""
+        """Build the table; an unknown name is an error that lists the installed backends."""
         name = self.arguments[0]
-        sources = capability_sources()
-        if name not in sources:
-            raise self.error(f"no capabilities source for {name!r}; known: {sorted(sources)}")
-        return [capabilities_table(sources[name]())]
+        if name not in backend_entry_points():
+            raise self.error(f"no backend {name!r}; installed: {sorted(backend_entry_points())}")
+        given = self.options.get("variants")
+        variants = given.split() if given is not None else spec_for(name).variants
+        try:
+            return [capabilities_table(capability_columns(name, variants))]
+        except ServerUnavailable as exc:  # says how to install the server
+            raise self.error(f"the {name} table needs its throwaway server: {exc}") from exc
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

@@ -3,50 +3,21 @@
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from kue_contract.servers import serve
+from kue_contract.plugin import plugin_fixtures
 from kue_redis.backend import RedisBackend
-from kue_redis.server import SERVER, local_cluster
+from kue_redis.server import local_cluster
 
 # The test modules import redis_support as a top-level module.
 sys.path.insert(0, str(Path(__file__).parent))
 
-
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    with serve(SERVER, "local") as server:
-        yield server.url
-
-
-@pytest.fixture
-def prefix() -> str:
-    """A key prefix of this test's own, so keyspace checks see only its keys."""
-    return f"t{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def make_backend(redis_url: str, prefix: str) -> Iterator[Callable[[], RedisBackend]]:
-    made: list[RedisBackend] = []
-
-    def make() -> RedisBackend:
-        backend = RedisBackend(f"{redis_url}?prefix={prefix}")
-        made.append(backend)
-        return backend
-
-    yield make
-    for backend in made:
-        backend.close()
-
-
-@pytest.fixture
-def backend(make_backend: Callable[[], RedisBackend]) -> RedisBackend:
-    return make_backend()
+#: ``prefix`` is a key prefix of the test's own, so keyspace checks see only its keys.
+redis_url, prefix, url, make_backend, backend = plugin_fixtures("redis", "redis_url", "prefix")
 
 
 @pytest.fixture(scope="session")
