@@ -11,6 +11,9 @@ connection expects next (see :meth:`Connection.note_reserved`) is sent along wit
 one round trip when the guess is right, as it is for a consumer draining a queue, two when not.
 ``delete_and_reserve`` (``capabilities.delete_and_reserve``, the worker's hot path) sends the
 delete with that pair, so a worker pays one round trip per job when jobs are waiting.
+``settle_many`` (``capabilities.reserve_many``, the worker's prefetch) writes a batch's deletes,
+give-backs, reserves and guessed ``stats-job`` commands at once: one round trip per batch (see
+:mod:`kue_beanstalk.batch`).
 
 Every command goes through :class:`Connection`, whose reader alone reads its socket: that is
 what lets several commands share one write. greenstalk supplies the errors replies are read
