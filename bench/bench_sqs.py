@@ -68,7 +68,7 @@ def run(bench: Bench) -> None:
     with backend_url("sqs") as url:
         raw = RawBoto(url)
         spec = Spec("sqs (moto_server)", url, raw, ops=bench.count(150), batch=BATCH,
-                    workers=bench.count(600), fill_batch=BATCH, prefetch=(1, None))
+                    workers=bench.count(150), fill_batch=BATCH, prefetch=(1, None))
         res = measure(bench, spec)
         raw.close()
     on, off = res.kue["worker, 1 process"], res.kue["worker, 1 process, prefetch off"]
