@@ -6,9 +6,11 @@ greenstalk has no pipelining, so its "put_many" is as many single puts; kue's pu
 a batch in one write and reads the replies together.
 
 The "reserve+delete" row is ``Queue.reserve`` then ``delete()``: two calls, as a consumer
-that holds a job between them does. The worker uses ``delete_and_reserve`` instead (one write of
-delete, reserve and stats-job per job); the fused table measures that drain against
-greenstalk's two-call loop and against the same pipeline sent raw, without the stats-job.
+that holds a job between them does. The worker with prefetch off uses ``delete_and_reserve``
+(one write of delete, reserve and stats-job per job); the fused table measures that drain
+against greenstalk's two-call loop and against the same pipeline sent raw, without the
+stats-job. With prefetch on (the default) the worker acks a batch and reserves the next in one
+write (``settle_many``); its row is measured against greenstalk's reserve + delete loop.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def run(bench: Bench) -> None:
     with backend_url("beanstalk") as url:
         raw = RawGreenstalk(url)
         spec = Spec("beanstalk", url, raw, ops=bench.count(5000), batch=BATCH,
-                    workers=bench.count(20000))
+                    workers=bench.count(20000), prefetch=(1, None))
         res = measure(bench, spec)
         fused, _ = fused_table(bench, url, raw, bench.count(5000))
         raw.close()
@@ -121,6 +123,12 @@ def run(bench: Bench) -> None:
         k, r = res.kue[case], res.raw[case]
         bench.target(f"beanstalk {case} >= {goal}x raw greenstalk",
                      f"{k / r:.2f}x ({k:,.0f} vs {r:,.0f})", k / r >= goal)
+    on, off = res.kue["worker, 1 process"], res.kue["worker, 1 process, prefetch off"]
+    r = res.raw["reserve+delete"]
+    bench.target("beanstalkd worker 1 process (prefetch on) >= 2x greenstalk reserve+delete",
+                 f"{on / r:.2f}x ({on:,.0f} vs {r:,.0f}; prefetch off {off / r:.2f}x)",
+                 on / r >= 2)
+    bench.results["beanstalk.worker"] = on
     m, p = res.kue[many], res.kue["put (single)"]
     bench.target("beanstalk put_many >= 3x kue single put", f"{m / p:.2f}x ({m:,.0f} vs {p:,.0f})",
                  m / p >= 3)

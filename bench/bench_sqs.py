@@ -3,7 +3,10 @@
 Run: ``python bench/bench_sqs.py [--runs R] [--quick]``.
 
 moto is slow and slows down as queues grow, so the counts are small; the numbers compare the
-two clients on the same server, not SQS itself. Batches are of 10, SQS's limit.
+two clients on the same server, not SQS itself. Batches are of 10, SQS's limit. The worker
+runs with prefetch off (one ReceiveMessage and one DeleteMessage per job) and on (one
+ReceiveMessage of up to 10 messages and one DeleteMessageBatch per batch); both rows are
+measured against boto3's one-message receive + delete loop.
 """
 
 from __future__ import annotations
@@ -65,9 +68,15 @@ def run(bench: Bench) -> None:
     with backend_url("sqs") as url:
         raw = RawBoto(url)
         spec = Spec("sqs (moto_server)", url, raw, ops=bench.count(150), batch=BATCH,
-                    workers=bench.count(150), fill_batch=BATCH)
-        measure(bench, spec)
+                    workers=bench.count(150), fill_batch=BATCH, prefetch=(1, None))
+        res = measure(bench, spec)
         raw.close()
+    on, off = res.kue["worker, 1 process"], res.kue["worker, 1 process, prefetch off"]
+    r = res.raw["reserve+delete"]
+    bench.target("sqs worker 1 process (prefetch on) >= 5x boto3 one-message receive+delete",
+                 f"{on / r:.2f}x ({on:,.0f} vs {r:,.0f}; prefetch off {off / r:.2f}x)",
+                 on / r >= 5)
+    bench.results["sqs.worker"] = on
 
 
 if __name__ == "__main__":

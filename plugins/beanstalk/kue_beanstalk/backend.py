@@ -11,6 +11,9 @@ connection expects next (see :meth:`Connection.note_reserved`) is sent along wit
 one round trip when the guess is right, as it is for a consumer draining a queue, two when not.
 ``delete_and_reserve`` (``capabilities.delete_and_reserve``, the worker's hot path) sends the
 delete with that pair, so a worker pays one round trip per job when jobs are waiting.
+``settle_many`` (``capabilities.reserve_many``, the worker's prefetch) writes a batch's deletes,
+give-backs, reserves and guessed ``stats-job`` commands at once: one round trip per batch (see
+:mod:`kue_beanstalk.batch`).
 
 Every command goes through :class:`Connection`, whose reader alone reads its socket: that is
 what lets several commands share one write. greenstalk supplies the errors replies are read
@@ -23,6 +26,7 @@ reserve on the same connection, because only that connection may act on the job.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +35,9 @@ from typing import Any, TypeVar
 import greenstalk
 
 from kue.spi import (
+    Ack,
     BackendUnavailable,
+    BatchReply,
     Capabilities,
     JobInfo,
     JobState,
@@ -41,14 +47,30 @@ from kue.spi import (
     Reservation,
     ReservationLost,
     Unsupported,
+    check_reserve_n,
 )
-from kue_beanstalk.connection import Connection, ConnectionLost, Held
+from kue_beanstalk.batch import (
+    MAX_RESERVE,
+    GiveBacks,
+    give_back_command,
+    held_reservation,
+    settle_on,
+)
+from kue_beanstalk.connection import (
+    DELETE_MARGIN,
+    LATE_TTR,
+    SPECULATION_MAX_WAIT,
+    Connection,
+    ConnectionLost,
+    Held,
+)
 from kue_beanstalk.pool import ConnectionPool
 from kue_beanstalk.settings import SCHEME, BeanstalkSettings
 from kue_beanstalk.wire import (
     DEFAULT_TUBE,
     MAX_UINT32,
     Command,
+    JobFields,
     Reply,
     check_tube,
     ignore_command,
@@ -64,7 +86,7 @@ from kue_beanstalk.wire import (
     whole_seconds,
 )
 
-__all__ = ["BASE_CAPABILITIES", "BeanstalkBackend"]
+__all__ = ["BASE_CAPABILITIES", "LATE_TTR", "BeanstalkBackend"]
 
 T = TypeVar("T")
 
@@ -89,6 +111,8 @@ BASE_CAPABILITIES = Capabilities(
     timing_tolerance=1.0,
     max_batch=1000,
     delete_and_reserve=True,
+    reserve_many=True,
+    max_reserve=MAX_RESERVE,
     extra={
         # Found by the contract's state machine: under a steady stream of commands from
         # other connections, beanstalkd 1.12 can keep a reservation whose ttr ran out for
@@ -103,20 +127,8 @@ BASE_CAPABILITIES = Capabilities(
 #: second of its ttr (beanstalkd answers DEADLINE_SOON at once until that job is finished,
 #: touched or times out).
 DEADLINE_SOON_POLL = 0.05
-#: A job this close to its deadline is touched before it is deleted, so that a delete can
-#: never remove a job whose reservation already ran out (beanstalkd deletes ready jobs too).
-DELETE_MARGIN = 0.25
-#: Seconds past a held job's ttr after which an ack by its holder raises ReservationLost even
-#: if beanstalkd still has it reserved (then it is released, as a timeout would have): under
-#: a steady stream of commands beanstalkd 1.12 can time a reservation out seconds late, and
-#: the contract says acks after ttr + timing_tolerance are lost.
-LATE_TTR = 1.0
 #: Most bytes one pipelined write of ``put_many`` carries.
 MAX_PIPELINE_BYTES = 4 * 2**20
-#: A ``stats-job`` sent along with a reserve dates the reservation from before the send; one
-#: whose reply took longer than this (a reserve that waited) asks again, so the deadline kept
-#: for the job errs early by less than a second in all (see ``EXPIRY_SLACK`` in the pool).
-SPECULATION_MAX_WAIT = 0.5
 #: Tube names already checked; past this many the cache starts over.
 _TUBE_CACHE_SIZE = 4096
 #: beanstalkd's job ids are 64-bit; a larger number would be a BAD_FORMAT that costs the
@@ -164,6 +176,7 @@ class BeanstalkBackend:
         self._max_body = self.capabilities.max_body
         # Checking a tube name with its regular expression is a measurable share of a put.
         self._tubes: set[str] = set()
+        self._given = GiveBacks()
 
     # -- errors --------------------------------------------------------------------------
 
@@ -382,7 +395,7 @@ class BeanstalkBackend:
         job_id = int(reply.values[0])
         guessed = conn.guess
         conn.note_reserved(job_id)
-        fields: tuple[str, int, int, int, int] | None = None
+        fields: JobFields | None = None
         asked = conn.sent
         if guessed == job_id and time.monotonic() - asked < SPECULATION_MAX_WAIT:
             speculated = replies[1]
@@ -393,19 +406,7 @@ class BeanstalkBackend:
             fields = conn.job_stats(job_id)
             if fields is None:
                 return None  # deleted by another client in between: nothing to hand out
-        tube, priority, ttr, left, reserves = fields
-        # time-left is rounded down and counted from a moment after ``asked``, so the job is
-        # surely still reserved before asked + time-left.
-        conn.hold(job_id, Held(reserves, ttr, asked + left))
-        return Reservation(
-            queue=tube,
-            id=str(job_id),
-            body=reply.body,
-            priority=priority,
-            attempts=reserves,
-            ttr=float(ttr),
-            receipt=f"{conn.token}:{reserves}",
-        )
+        return held_reservation(conn, job_id, reply.body, fields, asked, self._given)
 
     def delete_and_reserve(
         self, job: Reservation, queues: Sequence[str], timeout: float | None
@@ -430,6 +431,7 @@ class BeanstalkBackend:
             deleted, rest = replies[0], replies[1:]
             if isinstance(deleted, Reply):
                 conn.held.pop(job_id, None)
+                self._given.forget(job_id)
                 try:
                     return self._reserved(conn, rest)
                 except ConnectionLost:
@@ -448,6 +450,105 @@ class BeanstalkBackend:
             return found
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         return self.reserve(queues, remaining)
+
+    # -- batches (kue.BatchBackend) --------------------------------------------------------
+
+    def reserve_many(
+        self, queues: Sequence[str], n: int, timeout: float | None
+    ) -> list[Reservation]:
+        """Reserve up to ``n`` ready jobs of ``queues`` in one write (see kue.BatchBackend).
+
+        ``n`` reserve-with-timeout 0 commands and the guessed ``stats-job`` of each go out
+        together; with nothing ready it waits for one job as :meth:`reserve` does.
+        """
+        check_reserve_n(n, self.capabilities)
+        if n == 1:
+            job = self.reserve(queues, timeout)
+            return [] if job is None else [job]
+        return self.settle_many((), (), queues, n, timeout).reserved
+
+    def settle_many(
+        self, acks: Sequence[Ack], give_back: Sequence[Reservation], queues: Sequence[str],
+        n: int, timeout: float | None,
+    ) -> BatchReply:
+        """Delete ``acks``, give back ``give_back``, reserve up to ``n`` (kue.BatchBackend).
+
+        One write when the jobs are this thread's (see :mod:`kue_beanstalk.batch`).
+        A give-back is a release with the job's priority and no delay: ready at once in its
+        place. beanstalkd counts the reserve all the same; this process remembers it and
+        counts it off when it reserves the job again (see :class:`kue_beanstalk.batch.
+        GiveBacks`). beanstalkd keeps no records, so an Ack must carry no ``fields`` (the
+        worker writes records to its results store). Jobs another connection of this process
+        reserved are settled over that connection first, one command each.
+        """
+        check_reserve_n(n, self.capabilities, zero=True)
+        for ack in acks:
+            if ack.fields is not None:
+                raise ValueError(f"an Ack of job {ack.job.id} carries record fields, but "
+                                 "beanstalkd keeps no records: write them to a results store")
+        tubes = self._tube_list(queues) if n else []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        token = self._pool.token()
+        mine = f"{token}:"
+        own_acks = [a for a in acks if a.job.receipt.startswith(mine)]
+        own_backs = [j for j in give_back if j.receipt.startswith(mine)]
+        lost = self._settle_elsewhere([a for a in acks if not a.job.receipt.startswith(mine)],
+                                      [j for j in give_back if not j.receipt.startswith(mine)])
+        try:
+            reply = self._settle_here(own_acks, own_backs, tubes, n, deadline)
+        except ConnectionLost as exc:
+            if own_acks or own_backs or not exc.retry_safe:
+                raise
+            reply = self._settle_here([], [], tubes, n, deadline)
+        return BatchReply(reply.reserved, lost + reply.lost)
+
+    def _settle_elsewhere(self, acks: Sequence[Ack], give_back: Sequence[Reservation]
+                          ) -> list[Reservation]:
+        """Settle jobs reserved by other connections of this process; returns the lost acks."""
+        lost: list[Reservation] = []
+        for ack in acks:
+            try:
+                self.delete(ack.job)
+            except ReservationLost:
+                lost.append(ack.job)
+        for job in give_back:
+            with contextlib.suppress(ReservationLost):  # no longer held: skipped
+                self._act(job, "release", self._give_back_held)
+        return lost
+
+    def _give_back_held(self, conn: Connection, job_id: int, held: Held) -> None:
+        """Give back one held job unstarted: released with its priority, no delay."""
+        conn.held.pop(job_id, None)
+        fields = conn.job_stats(job_id)
+        if fields is None:
+            return
+        (reply,) = conn.pipeline([give_back_command(job_id, fields.priority)], "release")
+        if isinstance(reply, Reply):
+            self._given.add(job_id)
+
+    def _settle_here(self, acks: Sequence[Ack], give_back: Sequence[Reservation],
+                     tubes: Sequence[str], n: int, deadline: float | None) -> BatchReply:
+        """:meth:`settle_many` of this thread's jobs, on this thread's connection."""
+        conn = self._pool.acquire(check=False)
+        try:
+            if n:
+                self._watch(conn, tubes)
+            settled = settle_on(conn, acks, give_back, n, self._given)
+            reserved = settled.reserved
+            if n and not reserved and (deadline is None or time.monotonic() < deadline):
+                first = self._reserve_on(conn, tubes, deadline)  # waits, as reserve does
+                if first is not None:
+                    reserved = [first]
+                    if n > 1:
+                        reserved += settle_on(conn, (), (), n - 1, self._given).reserved
+            return BatchReply(reserved, settled.lost)
+        except ConnectionLost:
+            self._pool.forget(conn)
+            raise
+        finally:
+            if not conn.closed:
+                self._pool.finished(conn)
+            conn.lock.release()
 
     @staticmethod
     def _give_back(conn: Connection, job_id: int) -> None:
@@ -521,6 +622,7 @@ class BeanstalkBackend:
     def delete(self, job: Reservation) -> None:
         """Delete a job this consumer holds (touched first if its ttr is nearly out)."""
         self._act(job, "delete", self._delete_held)
+        self._given.forget(int(job.id))
 
     @classmethod
     def _delete_held(cls, conn: Connection, job_id: int, held: Held) -> None:
@@ -617,7 +719,8 @@ class BeanstalkBackend:
                 body=reply.body,
                 priority=int(stats["pri"]),
                 state=state,
-                attempts=int(stats["reserves"]),
+                attempts=self._given.attempts(int(reply.values[0]), int(stats["reserves"]),
+                                              at_least=0),
             )
         return None
 
@@ -733,7 +836,9 @@ class BeanstalkBackend:
             left = float(stats["time-left"]) if state in (JobState.DELAYED,
                                                           JobState.RESERVED) else None
             return JobInfo(queue=tube, id=job_id, body=reply.body, priority=int(stats["pri"]),
-                           state=state, attempts=int(stats["reserves"]), due_in=left)
+                           state=state,
+                           attempts=self._given.attempts(key, int(stats["reserves"]), at_least=0),
+                           due_in=left)
 
         return self._retrying(op)
 

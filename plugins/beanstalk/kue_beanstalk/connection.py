@@ -40,13 +40,22 @@ from kue_beanstalk.wire import (
     DEFAULT_TUBE,
     ERRORS,
     Command,
+    JobFields,
     Reply,
     job_fields,
     parse_stats,
     stats_job_command,
 )
 
-__all__ = ["PROTOCOL_ERRORS", "Connection", "ConnectionLost", "Held"]
+__all__ = [
+    "DELETE_MARGIN",
+    "LATE_TTR",
+    "PROTOCOL_ERRORS",
+    "SPECULATION_MAX_WAIT",
+    "Connection",
+    "ConnectionLost",
+    "Held",
+]
 
 #: Replies that mean client and server no longer agree on where a command starts.
 PROTOCOL_ERRORS: tuple[type[Exception], ...] = (
@@ -61,6 +70,19 @@ MAX_HELD = 100_000
 #: Largest step between job ids that :meth:`Connection.note_reserved` takes as a pattern
 #: (about the number of consumers taking turns on one queue).
 MAX_GUESS_STEP = 16
+
+#: A job this close to its deadline is touched before it is deleted, so that a delete can
+#: never remove a job whose reservation already ran out (beanstalkd deletes ready jobs too).
+DELETE_MARGIN = 0.25
+#: Seconds past a held job's ttr after which an ack by its holder raises ReservationLost even
+#: if beanstalkd still has it reserved (then it is released, as a timeout would have): under
+#: a steady stream of commands beanstalkd 1.12 can time a reservation out seconds late, and
+#: the contract says acks after ttr + timing_tolerance are lost.
+LATE_TTR = 1.0
+#: A ``stats-job`` sent along with a reserve dates the reservation from before the send; one
+#: whose reply took longer than this (a reserve that waited) asks again, so the deadline kept
+#: for the job errs early by less than a second in all (see ``EXPIRY_SLACK`` in the pool).
+SPECULATION_MAX_WAIT = 0.5
 
 
 class ConnectionLost(BackendUnavailable):
@@ -322,8 +344,8 @@ class Connection:
         """
         return self.stats(stats_job_command(job_id), "stats-job")
 
-    def job_fields(self, reply: Reply) -> tuple[str, int, int, int, int]:
-        """Tube, priority, ttr, time left and reserves of a ``stats-job`` reply.
+    def job_fields(self, reply: Reply) -> JobFields:
+        """What kue needs of a ``stats-job`` reply (:class:`kue_beanstalk.wire.JobFields`).
 
         A garbled reply drops the connection.
         """
@@ -332,7 +354,7 @@ class Connection:
         except (ValueError, KeyError) as exc:
             raise self.lost("stats-job", ValueError(f"unreadable stats-job: {exc!r}")) from exc
 
-    def job_stats(self, job_id: int) -> tuple[str, int, int, int, int] | None:
+    def job_stats(self, job_id: int) -> JobFields | None:
         """:meth:`job_fields` of a job by id, or None if beanstalkd does not know it."""
         (reply,) = self.pipeline([stats_job_command(job_id)], "stats-job")
         if isinstance(reply, greenstalk.NotFoundError):

@@ -107,6 +107,12 @@ class ConnectionPool:
         conn.lock.acquire()
         return conn
 
+    def token(self) -> str:
+        """The token of the calling thread's connection (opened if it has none yet)."""
+        conn = self.acquire(check=False)
+        conn.lock.release()
+        return conn.token
+
     # -- finding the connection of a reservation -----------------------------------------
 
     def owner(self, token: str) -> Connection | None:

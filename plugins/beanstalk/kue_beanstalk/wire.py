@@ -22,6 +22,7 @@ __all__ = [
     "MAX_TUBE_NAME",
     "MAX_UINT32",
     "Command",
+    "JobFields",
     "Reply",
     "check_tube",
     "ignore_command",
@@ -183,14 +184,30 @@ _JOB_FIELDS = re.compile(
 )
 
 
-def job_fields(body: bytes) -> tuple[str, int, int, int, int]:
-    """Tube, priority, ttr, time left and ``reserves`` from a ``stats-job`` reply body.
+class JobFields(NamedTuple):
+    """What a ``stats-job`` reply says of a job that kue needs.
+
+    :param reserves: beanstalkd's count of reserves: the identity of one reservation, and
+        (less the give-backs this process made, see :class:`kue_beanstalk.batch.GiveBacks`)
+        kue's attempts.
+    """
+
+    tube: str
+    priority: int
+    ttr: int
+    left: int
+    reserves: int
+
+
+def job_fields(body: bytes) -> JobFields:
+    """What kue needs of a ``stats-job`` reply body.
 
     :raises ValueError: the body is not a stats-job reply (KeyError too, for missing fields).
     """
     found = _JOB_FIELDS.search(body)
     if found is not None:
         tube, pri, ttr, left, reserves = found.groups()
-        return tube.decode("ascii"), int(pri), int(ttr), int(left), int(reserves)
+        return JobFields(tube.decode("ascii"), int(pri), int(ttr), int(left), int(reserves))
     f = parse_stats(body)
-    return f["tube"], int(f["pri"]), int(f["ttr"]), int(f["time-left"]), int(f["reserves"])
+    return JobFields(f["tube"], int(f["pri"]), int(f["ttr"]), int(f["time-left"]),
+                     int(f["reserves"]))

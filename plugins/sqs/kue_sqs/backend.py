@@ -56,7 +56,9 @@ from typing import TYPE_CHECKING
 
 from kue.spi import (
     DEFAULT_TTR,
+    Ack,
     Backoff,
+    BatchReply,
     Capabilities,
     JobInfo,
     JobState,
@@ -66,9 +68,11 @@ from kue.spi import (
     Reservation,
     ReservationLost,
     Unsupported,
+    check_reserve_n,
 )
+from kue_sqs.batches import Batches
 from kue_sqs.client import QueueDirectory, QueueInfo, guarded, make_client
-from kue_sqs.errors import PutManyFailed, SqsError
+from kue_sqs.errors import PutManyFailed, SqsError, refused_receipt
 from kue_sqs.layout import BURIED_SUFFIX, FIFO_SUFFIX, Layout
 from kue_sqs.leases import Leases
 from kue_sqs.message import (
@@ -114,8 +118,6 @@ POLL_MARGIN = 0.25
 TAIL_POLL = 0.1
 #: How often put_many sends the entries SQS failed (not the sender's fault) before giving up.
 BATCH_RETRIES = 3
-_LOST_CODES = ("ReceiptHandleIsInvalid", "MessageNotInflight",
-               "AWS.SimpleQueueService.MessageNotInflight")
 
 
 def capabilities_for(settings: SqsSettings) -> Capabilities:
@@ -162,6 +164,11 @@ def capabilities_for(settings: SqsSettings) -> Capabilities:
         # polls each in turn for 1 s.
         timing_tolerance=1.0,
         max_batch=10,
+        # Batches need a give-back that keeps the job's place and counts no attempt: a FIFO
+        # queue in put order has neither a re-sent copy (it joins the back) nor a visible-again
+        # message (SQS counts the receive).
+        reserve_many=not ordered,
+        max_reserve=10,
         extra=extra,
     )
 
@@ -240,9 +247,7 @@ class _Outgoing:
 
 def _lost(exc: SqsError) -> bool:
     """True if SQS refused a receipt handle: expired, unknown, or its message not in flight."""
-    if exc.code in _LOST_CODES:
-        return True
-    return exc.code == "InvalidParameterValue" and "receipt" in str(exc).lower()
+    return refused_receipt(exc.code, str(exc))
 
 
 def _meta_value(msg: MessageTypeDef) -> str | None:
@@ -301,6 +306,8 @@ class SqsBackend:
         self._native = native_max_delay
         self._wall = wall_clock
         self._guess: dict[str, int] = {}
+        self._batches = Batches(self._client, url, self._leases, self._where,
+                                self._give_back_copy)
 
     # -- putting ---------------------------------------------------------------------------
 
@@ -445,21 +452,25 @@ class SqsBackend:
             self._client.delete_message(QueueUrl=url, ReceiptHandle=receipt)
 
     def _try(
-        self, queue: str, info: QueueInfo, wait: int, deadline: float | None
-    ) -> Reservation | None:
-        """One ReceiveMessage on one SQS queue; the reservation, or None.
+        self, queue: str, info: QueueInfo, wait: int, deadline: float | None, count: int = 1
+    ) -> list[Reservation]:
+        """One ReceiveMessage of up to ``count`` messages on one SQS queue; the reservations.
 
         A receive that does not wait answers at once, so only a long poll (``wait`` > 0) can
         answer after ``deadline``, and only its visibility may have started well after the
-        request did: its message gets the ttr again from a known time.
+        request did: its messages get the ttr again from a known time.
         """
         started = time.monotonic()
         guess = self._guess.get(info.url, int(DEFAULT_TTR))
-        for msg in self._receive(info.url, wait, guess):
+        found: list[Reservation] = []
+        for msg in self._receive(info.url, wait, guess, count):
             if wait == 0:
-                return self._admit(queue, info, msg, started, guess, None)
-            return self._admit(queue, info, msg, started, 0, deadline)
-        return None
+                job = self._admit(queue, info, msg, started, guess, None)
+            else:
+                job = self._admit(queue, info, msg, started, 0, deadline)
+            if job is not None:
+                found.append(job)
+        return found
 
     def _admit(
         self, queue: str, info: QueueInfo, msg: MessageTypeDef, started: float, guess: int,
@@ -527,6 +538,23 @@ class SqsBackend:
         each in turn for 1 s) for as long as the timeout leaves room, and the last part of the
         timeout, too short for a long poll, is polled every 0.1 s.
         """
+        found = self._take(queues, 1, timeout)
+        return found[0] if found else None
+
+    def reserve_many(
+        self, queues: Sequence[str], n: int, timeout: float | None
+    ) -> list[Reservation]:
+        """Receive up to ``n`` (at most 10) messages, the most urgent band first.
+
+        One ReceiveMessage of up to ``n`` messages per SQS queue asked, without waiting, until
+        ``n`` are in hand; with none ready it waits as :meth:`reserve` does, and returns what
+        the receive that found some gave.
+        """
+        check_reserve_n(n, self.capabilities)
+        return self._take(queues, n, timeout)
+
+    def _take(self, queues: Sequence[str], n: int, timeout: float | None) -> list[Reservation]:
+        """Up to ``n`` reservations of ``queues`` (see :meth:`reserve` for the waiting)."""
         if not queues:
             raise ValueError("reserve needs at least one queue name")
         names = [self._layout.check(q) for q in queues]
@@ -534,13 +562,16 @@ class SqsBackend:
         deadline = None if timeout is None else time.monotonic() + timeout
         longest = self.settings.wait if len(targets) == 1 else 1
         while True:
+            found: list[Reservation] = []
             for queue, info in targets:
-                job = self._try(queue, info, 0, deadline)
-                if job is not None:
-                    return job
+                found += self._try(queue, info, 0, deadline, n - len(found))
+                if len(found) == n:
+                    break
+            if found:
+                return found
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
-                return None
+                return []
             if left is not None and left < 1 + POLL_MARGIN:
                 time.sleep(min(TAIL_POLL, left))
                 continue
@@ -549,9 +580,34 @@ class SqsBackend:
                 if left is not None and left < 1 + POLL_MARGIN:
                     break
                 wait = longest if left is None else min(longest, int(left - POLL_MARGIN))
-                job = self._try(queue, info, wait, deadline)
-                if job is not None:
-                    return job
+                found = self._try(queue, info, wait, deadline, n)
+                if found:
+                    return found
+
+    def settle_many(
+        self, acks: Sequence[Ack], give_back: Sequence[Reservation], queues: Sequence[str],
+        n: int, timeout: float | None,
+    ) -> BatchReply:
+        """Ack, give back, then reserve up to ``n`` (see kue.BatchBackend.settle_many).
+
+        Acks: DeleteMessageBatch per SQS queue and 10 messages (an entry SQS refuses for its
+        receipt handle, or a reservation this process knows ran out or was settled, is
+        lost). Give-backs: the job is sent again with its attempts less the one given back
+        (SendMessageBatch), then its message deleted (DeleteMessageBatch): SQS counts every
+        receive of a message, so a message made visible again would count the give-back as
+        an attempt. A receipt this process does not know (another process's) is made visible
+        again instead (ChangeMessageVisibilityBatch to 0), the give-back counted. SQS has no
+        call that acks and receives at once: the reserve is one ReceiveMessage more.
+        """
+        check_reserve_n(n, self.capabilities, zero=True)
+        for ack in acks:
+            if ack.fields is not None:
+                raise ValueError(f"an Ack of job {ack.job.id} carries record fields, but SQS "
+                                 "keeps no records: write them to a results store")
+        lost = self._batches.delete(acks)
+        self._batches.give_back(give_back)
+        reserved = self._take(queues, n, timeout) if n else []
+        return BatchReply(reserved, lost)
 
     # -- acting on a reservation -----------------------------------------------------------
 
@@ -580,6 +636,20 @@ class SqsBackend:
             job.queue, info, 0, job.body, priority, delay, job.ttr, base=job.attempts,
             job_id=job.id, dedup=resent_dedup_id(job.id, job.receipt),
         ))
+
+    def _give_back_copy(
+        self, job: Reservation, index: int
+    ) -> tuple[str, SendMessageBatchRequestEntryTypeDef]:
+        """Where to send a copy of ``job`` given back unstarted, and its batch entry.
+
+        The copy carries the job's id, priority and ttr, and its attempts less the one given
+        back, so the next receive counts the attempt it was.
+        """
+        info = self._queues.get(self._layout.name_for(job.queue, job.priority))
+        out = self._prepare(job.queue, info, index, job.body, job.priority, 0, job.ttr,
+                            base=job.attempts - 1, job_id=job.id,
+                            dedup=resent_dedup_id(job.id, job.receipt))
+        return info.url, out.entry()
 
     def delete(self, job: Reservation) -> None:
         """DeleteMessage; ReservationLost if this reservation ran out or was finished."""

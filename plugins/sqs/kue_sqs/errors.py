@@ -9,7 +9,18 @@ from kue.spi import KueError
 if TYPE_CHECKING:
     from botocore.exceptions import ClientError
 
-__all__ = ["PutManyFailed", "SqsError"]
+__all__ = ["LOST_CODES", "PutManyFailed", "SqsError", "refused_receipt"]
+
+#: SQS error codes that mean a receipt handle no longer names a message in flight.
+LOST_CODES = ("ReceiptHandleIsInvalid", "MessageNotInflight",
+              "AWS.SimpleQueueService.MessageNotInflight")
+
+
+def refused_receipt(code: str, message: str) -> bool:
+    """True if SQS refused a receipt handle: expired, unknown, or its message not in flight."""
+    if code in LOST_CODES:
+        return True
+    return code == "InvalidParameterValue" and "receipt" in message.lower()
 
 
 class SqsError(KueError):
