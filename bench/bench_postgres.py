@@ -16,7 +16,9 @@ table of its own in the same database:
   ``delete_and_reserve`` (the worker's hot path).
 
 procrastinate (the peer) runs its no-op async task with one worker (concurrency 1) on the same
-server; kue's worker runs ``bench_jobs.noop`` as one ``kue-worker`` process.
+server; kue's worker runs ``bench_jobs.noop`` as one ``kue-worker`` process, with prefetch off
+(``--prefetch 1``: one fused statement per job) and on (the default: ``settle_many`` acks the
+finished jobs and reserves the next batch in one statement).
 
 Churn (``--churn``, default 1,000,000 jobs): one producer keeps a queue about 10,000 deep
 with ``put_many`` while two consumers drain it with ``delete_and_reserve``; the sizes of the
@@ -35,7 +37,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
-from harness import Bench, Table, fmt_rate, fmt_ratio, median, rate_of, timed
+from harness import Bench, Table, fmt_rate, fmt_ratio, fused_drain_table, median, rate_of
 from ops import KueClient, Spec, measure
 from peer_procrastinate import ProcrastinatePeer
 
@@ -104,20 +106,13 @@ class RawPostgres:
 def fused_table(bench: Bench, url: str, raw: RawPostgres, n: int) -> tuple[float, float]:
     """kue's ``delete_and_reserve`` drain against the raw fused statement; adds a table."""
     client = KueClient(url, f"bench-{uuid.uuid4().hex[:8]}")
-    kue_rates, raw_rates = [], []
-    for _ in range(bench.runs):
-        client.fill(n, 1000)
-        kue_rates.append(rate_of(n, timed(lambda: client.drain_fused(n))))
-        raw.put_many([b"x" * 110] * n, 1000)
-        raw_rates.append(rate_of(n, timed(lambda: raw.drain_fused(n))))
-    k, r = median(kue_rates), median(raw_rates)
-    table = Table(f"postgres: the worker's fused call (jobs/s, median of {bench.runs})",
-                  ["operation", "kue", "raw fused statement", "kue/raw"])
-    table.add("delete_and_reserve drain", fmt_rate(k), fmt_rate(r), fmt_ratio(k, r))
-    table.notes.append(f"{n:,} jobs; one round trip per job on both sides")
-    bench.table(table)
-    client.close()
-    return k, r
+    try:
+        return fused_drain_table(
+            bench, "postgres", "raw fused statement", n,
+            (lambda k: client.fill(k, 1000), client.drain_fused),
+            (lambda k: raw.put_many([b"x" * 110] * k, 1000), raw.drain_fused))
+    finally:
+        client.close()
 
 
 def peer_table(bench: Bench, url: str, kue_put: float, kue_worker: float, n: int) -> float:
@@ -155,7 +150,7 @@ def run(bench: Bench) -> None:
         url = server.url
         raw = RawPostgres(url)
         spec = Spec("postgres", url, raw, ops=bench.count(5000), batch=BATCH,
-                    workers=bench.count(20000), notes=[
+                    workers=bench.count(20000), prefetch=(1, None), notes=[
                         "throwaway cluster, fsync off (a commit is written, not flushed)"])
         res = measure(bench, spec)
         fused_table(bench, url, raw, bench.count(5000))
@@ -174,7 +169,9 @@ def run(bench: Bench) -> None:
         bench.target(f"postgres {case} >= {goal}x {what}", f"{k / r:.2f}x ({k:,.0f} vs {r:,.0f})",
                      k / r >= goal)
     w = res.kue["worker, 1 process"]
-    bench.target("postgres worker 1 process >= 2,000 jobs/s", f"{w:,.0f} jobs/s", w >= 2000)
+    off = res.kue["worker, 1 process, prefetch off"]
+    bench.target("postgres worker 1 process >= 2,000 jobs/s", f"{w:,.0f} jobs/s (prefetch off "
+                 f"{off:,.0f})", w >= 2000)
     bench.target("postgres worker >= 2x procrastinate", f"{ratio:.2f}x", ratio >= 2)
     bench.results["postgres.worker"] = w
 
