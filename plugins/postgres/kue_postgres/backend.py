@@ -246,11 +246,12 @@ class PostgresBackend:
         t = self.names.t
         self._held = ("id = %(id)s AND state = 2 AND attempts = %(receipt)s "
                       "AND due > statement_timestamp()")
+        # Single-row statements notify in RETURNING: no CTE to materialize.
         self._sql_put = (
-            f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) VALUES "
+            f"INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) VALUES "
             "(%(q)s, %(state)s, %(priority)s, statement_timestamp() + %(delay)s::float8 * "
-            "interval '1 second', %(ttr)s, %(body)s) RETURNING id) "
-            f"SELECT j.id FROM j, pg_notify('{self.names.jobs_channel}', %(q)s)"
+            "interval '1 second', %(ttr)s, %(body)s) "
+            f"RETURNING id, pg_notify('{self.names.jobs_channel}', queue)"
         )
         self._sql_put_many = (
             f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
@@ -266,11 +267,11 @@ class PostgresBackend:
         self._settle_cache: dict[Shape, str] = {}
         take = self._take_sql(False, True, True)
         with_record = take[:take.index(", r AS")]  # fin, rec and note
-        without = self._take_sql(False, True, False)
+        #: Finish a held job: a row if it was held, none if not.
         self._finish_sql = {
-            record: f"{cte} SELECT (SELECT count(*) FROM fin), (SELECT count(*) FROM note)"
-            for record, cte in ((True, with_record),
-                                (False, without[:without.index(", r AS")]))
+            True: f"{with_record} SELECT 1, (SELECT count(*) FROM note) FROM fin",
+            False: f"DELETE FROM {t}jobs WHERE {self._held} RETURNING 1, "
+                   f"pg_notify('{self.names.records_channel}', queue || '/' || id)",
         }
         self._next_due = (
             "SELECT extract(epoch FROM min(n.due) - statement_timestamp())::float8 FROM "
@@ -522,7 +523,8 @@ class PostgresBackend:
         put order) and the first due delayed job or lapsed lease; the better of them is
         marked reserved. ``FOR UPDATE SKIP LOCKED`` passes over rows other consumers are
         taking. With ``finish``, nothing is reserved unless the finish found the job held;
-        the last column says whether it did.
+        the last column says whether it did. Without, it is one UPDATE that returns no row
+        when nothing is ready.
         """
         key = (multi, finish, record)
         found = self._take_cache.get(key)
@@ -555,6 +557,14 @@ class PostgresBackend:
         due = (f"(SELECT j.id, j.priority FROM {t}jobs j WHERE {which} AND j.state IN (1, 2) "
                f"AND j.due <= statement_timestamp(){gate} ORDER BY j.priority, j.id LIMIT 1 "
                "FOR UPDATE SKIP LOCKED)")
+        if not finish:  # one UPDATE of the better candidate, as a raw SKIP LOCKED loop does
+            sql = (f"UPDATE {t}jobs j SET state = 2, attempts = j.attempts + 1, due = "
+                   "statement_timestamp() + j.ttr * interval '1 second' WHERE j.id = (SELECT "
+                   f"c.id FROM (SELECT * FROM {ready} r UNION ALL SELECT * FROM {due} d) c "
+                   "ORDER BY c.priority, c.id LIMIT 1) "
+                   "RETURNING j.id, j.queue, j.body, j.priority, j.attempts, j.ttr, 1")
+            self._take_cache[key] = sql
+            return sql
         parts.append(f"r AS {ready}")
         parts.append(f"d AS {due}")
         parts.append("best AS (SELECT c.id FROM (SELECT * FROM r UNION ALL SELECT * FROM d) c "
@@ -614,6 +624,8 @@ class PostgresBackend:
         def look(at_first: bool) -> Reservation | None:
             sql, params = first if at_first and first is not None else plain
             row = self._run(partial(_fetch_one, sql=sql, params=params))
+            if row is None:  # the plain reserve found nothing
+                return None
             if not row[6]:
                 raise _Lost()
             return None if row[0] is None else self._reservation(row)
@@ -730,7 +742,7 @@ class PostgresBackend:
     def _finish(self, job: Reservation, fields: Mapping[str, Any] | None, ttl: float) -> None:
         sql = self._finish_sql[fields is not None]
         row = self._one(sql, self._finish_params(job, fields, ttl))
-        if not row[0]:
+        if row is None:
             raise ReservationLost(job.queue, job.id)
         self._finished_one(fields is not None)
 
