@@ -9,7 +9,7 @@ loses no commit). The raw baseline is the least a PostgreSQL queue with leases d
 table of its own in the same database:
 
 - put: one INSERT per job (its own transaction);
-- put_many: one ``INSERT ... SELECT FROM unnest(...)`` per batch;
+- put_many: one ``INSERT ... SELECT FROM unnest(...)`` per batch, the bodies a binary array;
 - reserve+delete: ``UPDATE ... WHERE id = (SELECT ... ORDER BY priority, id LIMIT 1 FOR UPDATE
   SKIP LOCKED) RETURNING`` then ``DELETE``: two round trips per job, as kue's reserve + delete;
 - fused: one statement that deletes the last job and reserves the next, against kue's
@@ -54,7 +54,8 @@ CREATE TABLE raw_jobs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, state
 CREATE INDEX raw_jobs_ready ON raw_jobs (priority, id) WHERE state = 0;
 """
 RAW_INSERT = "INSERT INTO raw_jobs (priority, body) VALUES (%s, %s)"
-RAW_INSERT_MANY = ("INSERT INTO raw_jobs (priority, body) SELECT %s, b FROM unnest(%s::bytea[]) "
+# The bodies go as a binary array (%b), as kue sends them: in text, psycopg escapes each one.
+RAW_INSERT_MANY = ("INSERT INTO raw_jobs (priority, body) SELECT %s, b FROM unnest(%b::bytea[]) "
                    "AS u(b)")
 RAW_TAKE = ("UPDATE raw_jobs SET state = 1, due = now() + interval '60 s' WHERE id = (SELECT id "
             "FROM raw_jobs WHERE state = 0 ORDER BY priority, id LIMIT 1 FOR UPDATE SKIP LOCKED) "

@@ -257,7 +257,8 @@ class PostgresBackend:
             f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
             "SELECT %(q)s, CASE WHEN u.d > 0 THEN 1 ELSE 0 END, u.p, CASE WHEN u.d > 0 THEN "
             "statement_timestamp() + u.d * interval '1 second' END, u.t, u.b FROM "
-            "unnest(%(p)s::bigint[], %(d)s::float8[], %(t)s::float8[], %(b)s::bytea[]) "
+            # Arrays go in binary (%b): no text escaping of each body.
+            "unnest(%(p)b::bigint[], %(d)b::float8[], %(t)b::float8[], %(b)b::bytea[]) "
             "WITH ORDINALITY AS u(p, d, t, b, n) ORDER BY u.n RETURNING id) "
             # pg_notify in an uncorrelated subquery runs once per statement, not once per row.
             f"SELECT j.id, (SELECT pg_notify('{self.names.jobs_channel}', %(q)s)) FROM j "
@@ -422,8 +423,9 @@ class PostgresBackend:
                 "delay": delay if delay > 0 else None, "ttr": ttr, "body": body}
 
     def _put_many_params(self, queue: str, items: Sequence[PutItem]) -> dict[str, Any]:
-        return {"q": queue, "p": [i.priority for i in items], "d": [i.delay for i in items],
-                "t": [i.ttr for i in items], "b": [i.body for i in items]}
+        return {"q": queue, "p": [int(i.priority) for i in items],
+                "d": [float(i.delay) for i in items], "t": [float(i.ttr) for i in items],
+                "b": [bytes(i.body) for i in items]}
 
     def put(self, queue: str, body: bytes, priority: int, delay: float, ttr: float) -> str:
         """Insert one job (one statement) and notify the queue's waiters on commit."""

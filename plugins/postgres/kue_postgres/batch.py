@@ -49,9 +49,11 @@ def settle_sql(names: Names, shape: Shape) -> str:
     held = "j.state = 2 AND j.due > statement_timestamp()"
     if shape.acks:
         parts.append(
-            "acks AS (SELECT * FROM unnest(%(aid)s::bigint[], %(arc)s::bigint[], "
-            "%(aset)s::jsonb[], %(aun)s::jsonb[], %(attl)s::float8[]) WITH ORDINALITY "
-            "AS a(id, rc, fset, funset, ttl, n))")
+            # Arrays go in binary (%b): psycopg escapes a text array's JSON elements with a
+            # regular expression per element, which cost more than the round trip.
+            "acks AS (SELECT * FROM unnest(%(aid)b::bigint[], %(arc)b::bigint[], "
+            "%(aset)b::text[]::jsonb[], %(aun)b::text[]::jsonb[], %(attl)b::float8[]) WITH "
+            "ORDINALITY AS a(id, rc, fset, funset, ttl, n))")
         parts.append(f"fin AS (DELETE FROM {t}jobs j USING acks a WHERE j.id = a.id AND "
                      f"j.attempts = a.rc AND {held} RETURNING j.id, j.attempts, j.queue)")
         if shape.records:
@@ -72,7 +74,7 @@ def settle_sql(names: Names, shape: Shape) -> str:
     if shape.back:
         parts.append(
             f"back AS (UPDATE {t}jobs j SET state = 0, due = NULL, attempts = j.attempts - 1 "
-            f"+ {ATTEMPT_SPAN} FROM unnest(%(bid)s::bigint[], %(brc)s::bigint[]) AS b(id, rc) "
+            f"+ {ATTEMPT_SPAN} FROM unnest(%(bid)b::bigint[], %(brc)b::bigint[]) AS b(id, rc) "
             f"WHERE j.id = b.id AND j.attempts = b.rc AND {held} RETURNING j.queue)")
         parts.append(f"wake AS (SELECT pg_notify('{names.jobs_channel}', x.queue) FROM "
                      "(SELECT DISTINCT queue FROM back) x)")
