@@ -675,18 +675,24 @@ class PostgresBackend:
                       bid=[int(j.id) for j in give_back],
                       brc=[int(j.receipt) for j in give_back])
         records = any(a is not None for a in aset)
-        shape = Shape(acks=bool(sent), records=records, back=bool(give_back), reserve=n > 0,
-                      multi=len(queues) > 1)
+        # Jobs given back must be reservable by this call's reserve, in their place: that
+        # reserve then goes as a second statement (a snapshot that sees them), pipelined.
+        then = bool(give_back) and n > 0
+        shape = Shape(acks=bool(sent), records=records, back=bool(give_back),
+                      reserve=n > 0 and not then, multi=len(queues) > 1)
         plain = Shape(acks=False, records=False, back=False, reserve=True, multi=shape.multi)
-        settled: list[bool] = []
+        first_sql = [self._settle_sql(shape), *([self._settle_sql(plain)] if then else [])]
 
         def look(at_first: bool) -> list[Reservation] | None:
-            rows = self._run(partial(_fetch_all, sql=self._settle_sql(
-                shape if at_first else plain), params=params))
             if at_first:
-                settled.append(True)
-                for position in rows[0][6] or ():
+                settled, *more = self._run(partial(_fetch_pipelined, sqls=first_sql,
+                                                   params=params))
+                for position in settled[0][6] or ():
                     lost_at.add(sent[position - 1])
+                rows = more[0] if more else settled
+            else:
+                rows = self._run(partial(_fetch_all, sql=self._settle_sql(plain),
+                                         params=params))
             found = [self._reservation(row) for row in rows if row[0] is not None]
             return found or None
 
@@ -980,6 +986,16 @@ def _job_key(job_id: str) -> int | None:
 def _fetch_one(conn: Any, sql: str, params: Mapping[str, Any]) -> Any:
     """The first row of ``sql`` on ``conn``, results in binary."""
     return conn.execute(sql, params, binary=True).fetchone()
+
+
+def _fetch_pipelined(conn: Any, sqls: Sequence[str],
+                     params: Mapping[str, Any]) -> list[list[Any]]:
+    """The rows of each of ``sqls`` (one round trip: pipelined when more than one)."""
+    if len(sqls) == 1:
+        return [_fetch_all(conn, sqls[0], params)]
+    with conn.pipeline():
+        cursors = [conn.execute(sql, params, binary=True) for sql in sqls]
+    return [cur.fetchall() for cur in cursors]
 
 
 def _fetch_all(conn: Any, sql: str, params: Mapping[str, Any]) -> list[Any]:

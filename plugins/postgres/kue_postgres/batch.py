@@ -4,7 +4,9 @@ It acks finished jobs (deletes each one still held and merges its record), gives
 not started (ready again at once in their place, the attempt not counted), then reserves up
 to n jobs, most urgent first, with ``FOR UPDATE SKIP LOCKED``: one round trip, one
 transaction. Parts with nothing to do are left out, so each shape is its own prepared
-statement.
+statement. A call that gives jobs back and reserves sends the reserve as a second statement in
+the same pipeline (still one round trip): one statement's snapshot would not see the jobs it
+gave back, and they may be the most urgent.
 
 Attempts and receipts: a reservation's receipt is the row's ``attempts`` column; its attempt
 count is that modulo :data:`ATTEMPT_SPAN`. A give-back takes one attempt off and adds the span,
