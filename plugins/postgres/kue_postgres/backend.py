@@ -267,7 +267,7 @@ class PostgresBackend:
         self._take_cache: dict[tuple[bool, bool, bool], str] = {}
         self._settle_cache: dict[Shape, str] = {}
         take = self._take_sql(False, True, True)
-        with_record = take[:take.index(", r AS")]  # fin, rec and note
+        with_record = take[:take.index(", took AS")]  # fin, rec and note
         #: Finish a held job: a row if it was held, none if not.
         self._finish_sql = {
             True: f"{with_record} SELECT 1, (SELECT count(*) FROM note) FROM fin",
@@ -559,22 +559,17 @@ class PostgresBackend:
         due = (f"(SELECT j.id, j.priority FROM {t}jobs j WHERE {which} AND j.state IN (1, 2) "
                f"AND j.due <= statement_timestamp(){gate} ORDER BY j.priority, j.id LIMIT 1 "
                "FOR UPDATE SKIP LOCKED)")
-        if not finish:  # one UPDATE of the better candidate, as a raw SKIP LOCKED loop does
-            sql = (f"UPDATE {t}jobs j SET state = 2, attempts = j.attempts + 1, due = "
-                   "statement_timestamp() + j.ttr * interval '1 second' WHERE j.id = (SELECT "
-                   f"c.id FROM (SELECT * FROM {ready} r UNION ALL SELECT * FROM {due} d) c "
-                   "ORDER BY c.priority, c.id LIMIT 1) "
-                   "RETURNING j.id, j.queue, j.body, j.priority, j.attempts, j.ttr, 1")
+        # One UPDATE of the better candidate, as a raw SKIP LOCKED loop does.
+        take = (f"UPDATE {t}jobs j SET state = 2, attempts = j.attempts + 1, due = "
+                "statement_timestamp() + j.ttr * interval '1 second' WHERE j.id = (SELECT "
+                f"c.id FROM (SELECT * FROM {ready} r UNION ALL SELECT * FROM {due} d) c "
+                "ORDER BY c.priority, c.id LIMIT 1) "
+                "RETURNING j.id, j.queue, j.body, j.priority, j.attempts, j.ttr")
+        if not finish:
+            sql = f"{take}, 1"
             self._take_cache[key] = sql
             return sql
-        parts.append(f"r AS {ready}")
-        parts.append(f"d AS {due}")
-        parts.append("best AS (SELECT c.id FROM (SELECT * FROM r UNION ALL SELECT * FROM d) c "
-                     "ORDER BY c.priority, c.id LIMIT 1)")
-        parts.append(f"took AS (UPDATE {t}jobs j SET state = 2, attempts = j.attempts + 1, "
-                     "due = statement_timestamp() + j.ttr * interval '1 second' FROM best "
-                     "WHERE j.id = best.id RETURNING j.id, j.queue, j.body, j.priority, "
-                     "j.attempts, j.ttr)")
+        parts.append(f"took AS ({take})")
         held = ("(SELECT count(*) FROM fin) + 0 * (SELECT count(*) FROM note)" if finish
                 else "1")
         sql = ("WITH " + ", ".join(parts) + " SELECT took.id, took.queue, took.body, "
