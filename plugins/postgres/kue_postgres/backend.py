@@ -186,6 +186,7 @@ class _State:
         #: shared by checkout per call.
         self.held: weakref.WeakSet[_Held] = weakref.WeakSet()
         self.held_max = backend.settings.pool_size // 2
+        self.holding = 0
 
     def _check(self, conn: Any) -> None:
         """Ping a connection that sat idle a while (a restarted server broke it)."""
@@ -205,18 +206,32 @@ class _State:
             return held
         from psycopg_pool import PoolTimeout
 
+        with self.lock:  # a slot first, so no lock is held while the pool is waited on
+            if self.holding >= self.held_max:
+                return None
+            self.holding += 1
+        try:
+            conn = self.pool.getconn(timeout=POOL_WAIT)
+        except PoolTimeout:
+            self._released(None)
+            return None
+        held = _Held(conn)
         with self.lock:
-            if len(self.held) >= self.held_max:
-                return None
-            try:
-                conn = self.pool.getconn(timeout=POOL_WAIT)
-            except PoolTimeout:
-                return None
-            held = _Held(conn)
             self.held.add(held)
         self.local.held = held
-        weakref.finalize(held, _give_back, self.pool, conn)
+        weakref.finalize(held, self._released, conn).atexit = False
         return held
+
+    def _released(self, conn: Any) -> None:
+        """Free a thread's slot once its connection is let go (thread ended, or dropped).
+
+        The connection goes back to the pool, which discards it if it was closed.
+        """
+        with self.lock:
+            self.holding -= 1
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                self.pool.putconn(conn)
 
     def drop(self, held: _Held) -> None:
         """Stop holding ``held``'s connection (it broke, or a call was cut off mid-way)."""
@@ -226,12 +241,6 @@ class _State:
             self.held.discard(held)
         with contextlib.suppress(Exception):
             held.conn.close()
-
-
-def _give_back(pool: ConnectionPool[Any], conn: Any) -> None:
-    """Return a thread's connection to the pool once the thread is gone."""
-    with contextlib.suppress(Exception):
-        pool.putconn(conn)
 
 
 class PostgresBackend:
