@@ -262,16 +262,24 @@ class PostgresBackend:
             "interval '1 second', %(ttr)s, %(body)s) "
             f"RETURNING id, pg_notify('{self.names.jobs_channel}', queue)"
         )
+        notify_once = (  # in an uncorrelated subquery: once per statement, not per row
+            f"SELECT j.id, (SELECT pg_notify('{self.names.jobs_channel}', %(q)s)) FROM j "
+            "ORDER BY j.id")
+        # Arrays go in binary (%b): no text escaping of each body.
         self._sql_put_many = (
             f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
             "SELECT %(q)s, CASE WHEN u.d > 0 THEN 1 ELSE 0 END, u.p, CASE WHEN u.d > 0 THEN "
             "statement_timestamp() + u.d * interval '1 second' END, u.t, u.b FROM "
-            # Arrays go in binary (%b): no text escaping of each body.
             "unnest(%(p)b::bigint[], %(d)b::float8[], %(t)b::float8[], %(b)b::bytea[]) "
-            "WITH ORDINALITY AS u(p, d, t, b, n) ORDER BY u.n RETURNING id) "
-            # pg_notify in an uncorrelated subquery runs once per statement, not once per row.
-            f"SELECT j.id, (SELECT pg_notify('{self.names.jobs_channel}', %(q)s)) FROM j "
-            "ORDER BY j.id"
+            f"WITH ORDINALITY AS u(p, d, t, b, n) ORDER BY u.n RETURNING id) {notify_once}"
+        )
+        #: The same when every item has the same priority, delay and ttr (the usual batch):
+        #: one array instead of four.
+        self._sql_put_many_alike = (
+            f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
+            "SELECT %(q)s, %(state)s, %(priority)s, statement_timestamp() + %(delay)s::float8 "
+            "* interval '1 second', %(ttr)s, u.b FROM unnest(%(b)b::bytea[]) WITH ORDINALITY "
+            f"AS u(b, n) ORDER BY u.n RETURNING id) {notify_once}"
         )
         self._take_cache: dict[tuple[bool, bool, bool], str] = {}
         self._settle_cache: dict[Shape, str] = {}
@@ -431,10 +439,19 @@ class PostgresBackend:
         return {"q": queue, "state": _DELAYED if delay > 0 else _READY, "priority": priority,
                 "delay": delay if delay > 0 else None, "ttr": ttr, "body": body}
 
-    def _put_many_params(self, queue: str, items: Sequence[PutItem]) -> dict[str, Any]:
-        return {"q": queue, "p": [int(i.priority) for i in items],
-                "d": [float(i.delay) for i in items], "t": [float(i.ttr) for i in items],
-                "b": [bytes(i.body) for i in items]}
+    def _put_many_args(self, queue: str,
+                       items: Sequence[PutItem]) -> tuple[str, dict[str, Any]]:
+        """The put_many statement for ``items`` and its parameters."""
+        first = items[0]
+        if all(i.priority == first.priority and i.delay == first.delay and i.ttr == first.ttr
+               for i in items):
+            params = self._put_params(queue, b"", first.priority, first.delay, first.ttr)
+            params["b"] = [bytes(i.body) for i in items]
+            return self._sql_put_many_alike, params
+        return self._sql_put_many, {
+            "q": queue, "p": [int(i.priority) for i in items],
+            "d": [float(i.delay) for i in items], "t": [float(i.ttr) for i in items],
+            "b": [bytes(i.body) for i in items]}
 
     def put(self, queue: str, body: bytes, priority: int, delay: float, ttr: float) -> str:
         """Insert one job (one statement) and notify the queue's waiters on commit."""
@@ -444,8 +461,10 @@ class PostgresBackend:
 
     def put_many(self, queue: str, items: Sequence[PutItem]) -> list[str]:
         """Insert several jobs in one statement (one round trip, one transaction)."""
-        params = self._put_many_params(queue, items)
-        rows = self._run(lambda conn: conn.execute(self._sql_put_many, params).fetchall(),
+        if not items:
+            return []
+        sql, params = self._put_many_args(queue, items)
+        rows = self._run(lambda conn: conn.execute(sql, params).fetchall(),
                          put=True)
         return [str(row[0]) for row in rows]
 
@@ -459,8 +478,9 @@ class PostgresBackend:
     def put_many_in(self, connection: object, queue: str, items: Sequence[PutItem]) -> list[str]:
         """Insert several jobs on the caller's connection, in its open transaction (if any)."""
         conn = raw_connection(connection)
-        return [str(row[0]) for row in self._on(conn, self._sql_put_many,
-                                                self._put_many_params(queue, items))]
+        if not items:
+            return []
+        return [str(row[0]) for row in self._on(conn, *self._put_many_args(queue, items))]
 
     def _on(self, conn: psycopg.Connection[Any], sql: str,
             params: Mapping[str, Any]) -> list[Any]:
