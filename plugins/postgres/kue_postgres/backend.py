@@ -21,8 +21,15 @@ the same INSERT on the caller's connection (psycopg, a SQLAlchemy session or con
 Django's), inside whatever transaction it has open. Rolled back, no job; committed, the job is
 there and its NOTIFY (sent only on commit) wakes a waiting worker.
 
+Batches (:class:`kue.spi.BatchBackend`): ``settle_many`` acks finished jobs (with their
+records), gives back unstarted ones and reserves up to n more in one statement
+(:mod:`kue_postgres.batch`); when it both gives back and reserves, the reserve is a second
+statement in the same pipeline, so it can take the jobs just given back.
+
 Connections come from a :class:`psycopg_pool.ConnectionPool` per process (a forked child opens
-its own; the parent's sockets are never written to by the child). An operation that loses its
+its own; the parent's sockets are never written to by the child). A thread keeps the connection
+it first took for its later calls (up to half the pool's size of threads do; the others check
+one out per call), so the hot path has no pool checkout. An operation that loses its
 connection is retried with :class:`kue.spi.Backoff` on a fresh one; a put is retried only if
 it was never sent, since the server may have committed it before the connection broke.
 """
