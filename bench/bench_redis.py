@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
-from harness import Bench, Table, fmt_rate, fmt_ratio, median, rate_of, timed
+from harness import Bench, fused_drain_table
 from ops import KueClient, Spec, measure
 from servers import backend_url
 
@@ -109,22 +109,14 @@ def fused_table(bench: Bench, url: str, n: int) -> tuple[float, float]:
     """kue's ``delete_and_reserve`` drain against the raw fused script; adds a table."""
     client = KueClient(url, f"bench-{uuid.uuid4().hex[:8]}")
     raw = RawRedis(url)
-    kue_rates, raw_rates = [], []
-
-    for _ in range(bench.runs):
-        client.fill(n, 1000)
-        kue_rates.append(rate_of(n, timed(lambda: client.drain_fused(n))))
-        raw.put_many([b"x" * 110] * n, 1000)
-        raw_rates.append(rate_of(n, timed(lambda: raw.drain_fused(n))))
-    k, r = median(kue_rates), median(raw_rates)
-    table = Table(f"redis: the worker's fused call (jobs/s, median of {bench.runs})",
-                  ["operation", "kue", "raw fused script", "kue/raw"])
-    table.add("delete_and_reserve drain", fmt_rate(k), fmt_rate(r), fmt_ratio(k, r))
-    table.notes.append(f"{n:,} jobs; one round trip per job on both sides")
-    bench.table(table)
-    client.close()
-    raw.close()
-    return k, r
+    try:
+        return fused_drain_table(
+            bench, "redis", "raw fused script", n,
+            (lambda k: client.fill(k, 1000), client.drain_fused),
+            (lambda k: raw.put_many([b"x" * 110] * k, 1000), raw.drain_fused))
+    finally:
+        client.close()
+        raw.close()
 
 
 def run(bench: Bench) -> None:

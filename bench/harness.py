@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -162,6 +163,35 @@ def rate_of(n: int, seconds: float) -> float:
 def median_rate(bench: Bench, n: int, run: Callable[[], float]) -> float:
     """The median over ``bench.runs`` of ``n / run()``, where ``run`` returns seconds."""
     return median([rate_of(n, run()) for _ in range(bench.runs)])
+
+
+def fused_drain_table(
+    bench: Bench,
+    backend: str,
+    raw_label: str,
+    n: int,
+    kue_side: tuple[Callable[[int], object], Callable[[int], object]],
+    raw_side: tuple[Callable[[int], object], Callable[[int], object]],
+) -> tuple[float, float]:
+    """kue's fused ``delete_and_reserve`` drain against a raw fused call; adds the table.
+
+    Each side is a (fill, drain) pair: ``fill(n)`` puts ``n`` jobs (untimed), ``drain(n)``
+    takes them one fused round trip per job (timed). The sides take turns within each of
+    ``bench.runs`` runs; returns the median rates (kue, raw) in jobs/s.
+    """
+    kue_rates: list[float] = []
+    raw_rates: list[float] = []
+    for _ in range(bench.runs):
+        for (fill, drain), rates in ((kue_side, kue_rates), (raw_side, raw_rates)):
+            fill(n)
+            rates.append(rate_of(n, timed(partial(drain, n))))
+    k, r = median(kue_rates), median(raw_rates)
+    table = Table(f"{backend}: the worker's fused call (jobs/s, median of {bench.runs})",
+                  ["operation", "kue", raw_label, "kue/raw"])
+    table.add("delete_and_reserve drain", fmt_rate(k), fmt_rate(r), fmt_ratio(k, r))
+    table.notes.append(f"{n:,} jobs; one round trip per job on both sides")
+    bench.table(table)
+    return k, r
 
 
 # -- job bodies -------------------------------------------------------------------------------

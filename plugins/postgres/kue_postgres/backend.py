@@ -21,8 +21,15 @@ the same INSERT on the caller's connection (psycopg, a SQLAlchemy session or con
 Django's), inside whatever transaction it has open. Rolled back, no job; committed, the job is
 there and its NOTIFY (sent only on commit) wakes a waiting worker.
 
+Batches (:class:`kue.spi.BatchBackend`): ``settle_many`` acks finished jobs (with their
+records), gives back unstarted ones and reserves up to n more in one statement
+(:mod:`kue_postgres.batch`); when it both gives back and reserves, the reserve is a second
+statement in the same pipeline, so it can take the jobs just given back.
+
 Connections come from a :class:`psycopg_pool.ConnectionPool` per process (a forked child opens
-its own; the parent's sockets are never written to by the child). An operation that loses its
+its own; the parent's sockets are never written to by the child). A thread keeps the connection
+it first took for its later calls (up to half the pool's size of threads do; the others check
+one out per call), so the hot path has no pool checkout. An operation that loses its
 connection is retried with :class:`kue.spi.Backoff` on a fresh one; a put is retried only if
 it was never sent, since the server may have committed it before the connection broke.
 """
@@ -41,8 +48,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kue.spi import (
+    Ack,
     BackendUnavailable,
     Backoff,
+    BatchReply,
     Capabilities,
     JobInfo,
     JobState,
@@ -50,7 +59,9 @@ from kue.spi import (
     QueueStats,
     Reservation,
     ReservationLost,
+    check_reserve_n,
 )
+from kue_postgres.batch import ATTEMPT_SPAN, Shape, settle_sql
 from kue_postgres.listener import MAX_WAIT_SLICE, Listener
 from kue_postgres.schema import MIGRATIONS, Names, migration_sql
 from kue_postgres.settings import PostgresSettings, parse_settings
@@ -62,6 +73,7 @@ if TYPE_CHECKING:
 __all__ = ["CAPABILITIES", "IDLE_CHECK", "PostgresBackend", "PutAmbiguous", "raw_connection"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 CAPABILITIES = Capabilities(
     name="postgres",
@@ -77,6 +89,7 @@ CAPABILITIES = Capabilities(
     records=True,
     unique_put=True,
     transactional_put=True,
+    reserve_many=True,
 )
 #: A pooled connection idle longer than this (seconds) is checked before use, so one left
 #: broken by a server restart is replaced instead of failing an operation.
@@ -146,8 +159,21 @@ def raw_connection(connection: object) -> psycopg.Connection[Any]:
     )
 
 
+class _Held:
+    """One thread's own connection, taken from the pool, and when it was last used."""
+
+    __slots__ = ("__weakref__", "conn", "used")
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.used = time.monotonic()
+
+
 class _State:
-    """What one process holds: its pool and listeners (a forked child makes its own)."""
+    """What one process holds: its pool, threads' own connections, listeners.
+
+    A forked child makes its own.
+    """
 
     def __init__(self, backend: PostgresBackend) -> None:
         from psycopg_pool import ConnectionPool
@@ -161,12 +187,67 @@ class _State:
         )
         self.listeners: dict[str, Listener] = {}
         self.lock = threading.Lock()
+        #: The calling thread's own connection (a _Held), if it has one.
+        self.local = threading.local()
+        #: Connections threads hold now; at most ``held_max`` (half the pool), the rest is
+        #: shared by checkout per call.
+        self.held: weakref.WeakSet[_Held] = weakref.WeakSet()
+        self.held_max = backend.settings.pool_size // 2
+        self.holding = 0
 
     def _check(self, conn: Any) -> None:
         """Ping a connection that sat idle a while (a restarted server broke it)."""
         last = self.used.get(conn)
         if last is None or time.monotonic() - last > IDLE_CHECK:
             conn.execute("")
+
+    def hold(self) -> _Held | None:
+        """The calling thread's own connection: taken from the pool on its first call.
+
+        None when half the pool is held already, or the pool has none free at once: the
+        call then checks one out for itself. The connection goes back to the pool when the
+        thread ends.
+        """
+        held: _Held | None = getattr(self.local, "held", None)
+        if held is not None:
+            return held
+        from psycopg_pool import PoolTimeout
+
+        with self.lock:  # a slot first, so no lock is held while the pool is waited on
+            if self.holding >= self.held_max:
+                return None
+            self.holding += 1
+        try:
+            conn = self.pool.getconn(timeout=POOL_WAIT)
+        except PoolTimeout:
+            self._released(None)
+            return None
+        held = _Held(conn)
+        with self.lock:
+            self.held.add(held)
+        self.local.held = held
+        weakref.finalize(held, self._released, conn).atexit = False
+        return held
+
+    def _released(self, conn: Any) -> None:
+        """Free a thread's slot once its connection is let go (thread ended, or dropped).
+
+        The connection goes back to the pool, which discards it if it was closed.
+        """
+        with self.lock:
+            self.holding -= 1
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                self.pool.putconn(conn)
+
+    def drop(self, held: _Held) -> None:
+        """Stop holding ``held``'s connection (it broke, or a call was cut off mid-way)."""
+        if getattr(self.local, "held", None) is held:
+            del self.local.held
+        with self.lock:
+            self.held.discard(held)
+        with contextlib.suppress(Exception):
+            held.conn.close()
 
 
 class PostgresBackend:
@@ -181,28 +262,41 @@ class PostgresBackend:
         t = self.names.t
         self._held = ("id = %(id)s AND state = 2 AND attempts = %(receipt)s "
                       "AND due > statement_timestamp()")
+        # Single-row statements notify in RETURNING: no CTE to materialize.
         self._sql_put = (
-            f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) VALUES "
+            f"INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) VALUES "
             "(%(q)s, %(state)s, %(priority)s, statement_timestamp() + %(delay)s::float8 * "
-            "interval '1 second', %(ttr)s, %(body)s) RETURNING id) "
-            f"SELECT j.id FROM j, pg_notify('{self.names.jobs_channel}', %(q)s)"
+            "interval '1 second', %(ttr)s, %(body)s) "
+            f"RETURNING id, pg_notify('{self.names.jobs_channel}', queue)"
         )
+        notify_once = (  # in an uncorrelated subquery: once per statement, not per row
+            f"SELECT j.id, (SELECT pg_notify('{self.names.jobs_channel}', %(q)s)) FROM j "
+            "ORDER BY j.id")
+        # Arrays go in binary (%b): no text escaping of each body.
         self._sql_put_many = (
             f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
             "SELECT %(q)s, CASE WHEN u.d > 0 THEN 1 ELSE 0 END, u.p, CASE WHEN u.d > 0 THEN "
             "statement_timestamp() + u.d * interval '1 second' END, u.t, u.b FROM "
-            "unnest(%(p)s::bigint[], %(d)s::float8[], %(t)s::float8[], %(b)s::bytea[]) "
-            "WITH ORDINALITY AS u(p, d, t, b, n) ORDER BY u.n RETURNING id) "
-            f"SELECT j.id FROM j, pg_notify('{self.names.jobs_channel}', %(q)s) ORDER BY j.id"
+            "unnest(%(p)b::bigint[], %(d)b::float8[], %(t)b::float8[], %(b)b::bytea[]) "
+            f"WITH ORDINALITY AS u(p, d, t, b, n) ORDER BY u.n RETURNING id) {notify_once}"
+        )
+        #: The same when every item has the same priority, delay and ttr (the usual batch):
+        #: one array instead of four.
+        self._sql_put_many_alike = (
+            f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
+            "SELECT %(q)s, %(state)s, %(priority)s, statement_timestamp() + %(delay)s::float8 "
+            "* interval '1 second', %(ttr)s, u.b FROM unnest(%(b)b::bytea[]) WITH ORDINALITY "
+            f"AS u(b, n) ORDER BY u.n RETURNING id) {notify_once}"
         )
         self._take_cache: dict[tuple[bool, bool, bool], str] = {}
+        self._settle_cache: dict[Shape, str] = {}
         take = self._take_sql(False, True, True)
-        with_record = take[:take.index(", r AS")]  # fin, rec and note
-        without = self._take_sql(False, True, False)
+        with_record = take[:take.index(", took AS")]  # fin, rec and note
+        #: Finish a held job: a row if it was held, none if not.
         self._finish_sql = {
-            record: f"{cte} SELECT (SELECT count(*) FROM fin), (SELECT count(*) FROM note)"
-            for record, cte in ((True, with_record),
-                                (False, without[:without.index(", r AS")]))
+            True: f"{with_record} SELECT 1, (SELECT count(*) FROM note) FROM fin",
+            False: f"DELETE FROM {t}jobs WHERE {self._held} RETURNING 1, "
+                   f"pg_notify('{self.names.records_channel}', queue || '/' || id)",
         }
         self._next_due = (
             "SELECT extract(epoch FROM min(n.due) - statement_timestamp())::float8 FROM "
@@ -251,11 +345,35 @@ class PostgresBackend:
         import psycopg
         from psycopg_pool import PoolTimeout
 
+        idle = psycopg.pq.TransactionStatus.IDLE
         backoff, failures = Backoff(), 0
         while True:
             state = self._state()
             sent = False
             try:
+                held = state.hold()
+                if held is not None:
+                    conn = held.conn
+                    if time.monotonic() - held.used > IDLE_CHECK:
+                        try:  # a server restart may have broken it: find out before sending
+                            conn.execute("")
+                        except psycopg.OperationalError:
+                            state.drop(held)
+                            raise
+                    sent = True
+                    try:
+                        return op(conn)
+                    except psycopg.OperationalError:
+                        state.drop(held)
+                        raise
+                    except BaseException:
+                        # Cut off between a send and its reply (a signal, a stop): no later
+                        # call may read this call's reply, so the connection goes.
+                        if conn.info.transaction_status != idle:
+                            state.drop(held)
+                        raise
+                    finally:
+                        held.used = time.monotonic()
                 try:
                     with state.pool.connection(timeout=POOL_WAIT) as conn:
                         sent = True
@@ -328,9 +446,19 @@ class PostgresBackend:
         return {"q": queue, "state": _DELAYED if delay > 0 else _READY, "priority": priority,
                 "delay": delay if delay > 0 else None, "ttr": ttr, "body": body}
 
-    def _put_many_params(self, queue: str, items: Sequence[PutItem]) -> dict[str, Any]:
-        return {"q": queue, "p": [i.priority for i in items], "d": [i.delay for i in items],
-                "t": [i.ttr for i in items], "b": [i.body for i in items]}
+    def _put_many_args(self, queue: str,
+                       items: Sequence[PutItem]) -> tuple[str, dict[str, Any]]:
+        """The put_many statement for ``items`` and its parameters."""
+        first = items[0]
+        if all(i.priority == first.priority and i.delay == first.delay and i.ttr == first.ttr
+               for i in items):
+            params = self._put_params(queue, b"", first.priority, first.delay, first.ttr)
+            params["b"] = [bytes(i.body) for i in items]
+            return self._sql_put_many_alike, params
+        return self._sql_put_many, {
+            "q": queue, "p": [int(i.priority) for i in items],
+            "d": [float(i.delay) for i in items], "t": [float(i.ttr) for i in items],
+            "b": [bytes(i.body) for i in items]}
 
     def put(self, queue: str, body: bytes, priority: int, delay: float, ttr: float) -> str:
         """Insert one job (one statement) and notify the queue's waiters on commit."""
@@ -340,8 +468,10 @@ class PostgresBackend:
 
     def put_many(self, queue: str, items: Sequence[PutItem]) -> list[str]:
         """Insert several jobs in one statement (one round trip, one transaction)."""
-        params = self._put_many_params(queue, items)
-        rows = self._run(lambda conn: conn.execute(self._sql_put_many, params).fetchall(),
+        if not items:
+            return []
+        sql, params = self._put_many_args(queue, items)
+        rows = self._run(lambda conn: conn.execute(sql, params).fetchall(),
                          put=True)
         return [str(row[0]) for row in rows]
 
@@ -355,8 +485,9 @@ class PostgresBackend:
     def put_many_in(self, connection: object, queue: str, items: Sequence[PutItem]) -> list[str]:
         """Insert several jobs on the caller's connection, in its open transaction (if any)."""
         conn = raw_connection(connection)
-        return [str(row[0]) for row in self._on(conn, self._sql_put_many,
-                                                self._put_many_params(queue, items))]
+        if not items:
+            return []
+        return [str(row[0]) for row in self._on(conn, *self._put_many_args(queue, items))]
 
     def _on(self, conn: psycopg.Connection[Any], sql: str,
             params: Mapping[str, Any]) -> list[Any]:
@@ -421,7 +552,7 @@ class PostgresBackend:
     def _reservation(row: Any) -> Reservation:
         job_id, queue, body, priority, attempts, ttr = row[:6]
         return Reservation(queue=queue, id=str(job_id), body=bytes(body), priority=priority,
-                           attempts=attempts, ttr=ttr, receipt=str(attempts))
+                           attempts=attempts % ATTEMPT_SPAN, ttr=ttr, receipt=str(attempts))
 
     def _take_sql(self, multi: bool, finish: bool, record: bool) -> str:
         """One statement: optionally finish a held job (and write its record), then reserve.
@@ -430,7 +561,8 @@ class PostgresBackend:
         put order) and the first due delayed job or lapsed lease; the better of them is
         marked reserved. ``FOR UPDATE SKIP LOCKED`` passes over rows other consumers are
         taking. With ``finish``, nothing is reserved unless the finish found the job held;
-        the last column says whether it did.
+        the last column says whether it did. Without, it is one UPDATE that returns no row
+        when nothing is ready.
         """
         key = (multi, finish, record)
         found = self._take_cache.get(key)
@@ -463,14 +595,17 @@ class PostgresBackend:
         due = (f"(SELECT j.id, j.priority FROM {t}jobs j WHERE {which} AND j.state IN (1, 2) "
                f"AND j.due <= statement_timestamp(){gate} ORDER BY j.priority, j.id LIMIT 1 "
                "FOR UPDATE SKIP LOCKED)")
-        parts.append(f"r AS {ready}")
-        parts.append(f"d AS {due}")
-        parts.append("best AS (SELECT c.id FROM (SELECT * FROM r UNION ALL SELECT * FROM d) c "
-                     "ORDER BY c.priority, c.id LIMIT 1)")
-        parts.append(f"took AS (UPDATE {t}jobs j SET state = 2, attempts = j.attempts + 1, "
-                     "due = statement_timestamp() + j.ttr * interval '1 second' FROM best "
-                     "WHERE j.id = best.id RETURNING j.id, j.queue, j.body, j.priority, "
-                     "j.attempts, j.ttr)")
+        # One UPDATE of the better candidate, as a raw SKIP LOCKED loop does.
+        take = (f"UPDATE {t}jobs j SET state = 2, attempts = j.attempts + 1, due = "
+                "statement_timestamp() + j.ttr * interval '1 second' WHERE j.id = (SELECT "
+                f"c.id FROM (SELECT * FROM {ready} r UNION ALL SELECT * FROM {due} d) c "
+                "ORDER BY c.priority, c.id LIMIT 1) "
+                "RETURNING j.id, j.queue, j.body, j.priority, j.attempts, j.ttr")
+        if not finish:
+            sql = f"{take}, 1"
+            self._take_cache[key] = sql
+            return sql
+        parts.append(f"took AS ({take})")
         held = ("(SELECT count(*) FROM fin) + 0 * (SELECT count(*) FROM note)" if finish
                 else "1")
         sql = ("WITH " + ", ".join(parts) + " SELECT took.id, took.queue, took.body, "
@@ -482,29 +617,26 @@ class PostgresBackend:
     def _take_params(self, queues: Sequence[str]) -> dict[str, Any]:
         return {"qs": list(queues), "q1": queues[0]}
 
-    def _wait_for_job(self, queues: Sequence[str], timeout: float | None,
-                      first: tuple[str, dict[str, Any]] | None = None) -> Reservation | None:
-        """Reserve from ``queues``, waiting for NOTIFY, the next due time or the timeout.
+    def _waiting(self, queues: Sequence[str], timeout: float | None,
+                 look: Callable[[bool], R | None]) -> R | None:
+        """Call ``look(first)`` until it finds something, waiting between looks.
 
-        ``first`` (a finish-and-reserve statement and its parameters) replaces the first look.
+        A wait ends on a NOTIFY, at the next due time, or at the timeout. ``first`` is True
+        on the first look only (a settle or finish runs then, and only then).
         """
         names = list(queues)
         deadline = None if timeout is None else time.monotonic() + timeout
         listener = self._listener(self.names.jobs_channel) if timeout != 0 else None
-        sql, params = first or (self._take_sql(len(names) > 1, False, False),
-                                self._take_params(names))
+        first = True
         while True:
             mark = listener.mark(names) if listener is not None else (0, 0)
-            row = self._run(partial(_fetch_one, sql=sql, params=params))
-            if not row[6]:
-                raise _Lost()
-            if row[0] is not None:
-                return self._reservation(row)
+            found = look(first)
+            first = False
+            if found is not None:
+                return found
             now = time.monotonic()
             if listener is None or (deadline is not None and now >= deadline):
                 return None
-            sql, params = (self._take_sql(len(names) > 1, False, False),
-                           self._take_params(names))
             due = self._one(self._next_due, (names,))[0]
             # A due job another consumer is moving: look again soon, not in a tight loop.
             wait = None if due is None else max(due, 0.001)
@@ -514,9 +646,101 @@ class PostgresBackend:
             listener.wait(names, mark,
                           MAX_WAIT_SLICE if wait is None else min(wait, MAX_WAIT_SLICE))
 
+    def _wait_for_job(self, queues: Sequence[str], timeout: float | None,
+                      first: tuple[str, dict[str, Any]] | None = None) -> Reservation | None:
+        """Reserve from ``queues``, waiting for NOTIFY, the next due time or the timeout.
+
+        ``first`` (a finish-and-reserve statement and its parameters) replaces the first look.
+        """
+        plain = (self._take_sql(len(queues) > 1, False, False), self._take_params(queues))
+
+        def look(at_first: bool) -> Reservation | None:
+            sql, params = first if at_first and first is not None else plain
+            row = self._run(partial(_fetch_one, sql=sql, params=params))
+            if row is None:  # the plain reserve found nothing
+                return None
+            if not row[6]:
+                raise _Lost()
+            return None if row[0] is None else self._reservation(row)
+
+        return self._waiting(queues, timeout, look)
+
     def reserve(self, queues: Sequence[str], timeout: float | None) -> Reservation | None:
         """Reserve the most urgent ready job of ``queues``; wait up to ``timeout`` s."""
         return self._wait_for_job(queues, timeout)
+
+    # -- batches (kue.spi.BatchBackend) ----------------------------------------------------
+
+    def reserve_many(self, queues: Sequence[str], n: int,
+                     timeout: float | None) -> list[Reservation]:
+        """Reserve up to ``n`` ready jobs of ``queues`` in one statement, most urgent first."""
+        check_reserve_n(n, self.capabilities)
+        return self.settle_many((), (), queues, n, timeout).reserved
+
+    def settle_many(self, acks: Sequence[Ack], give_back: Sequence[Reservation],
+                    queues: Sequence[str], n: int, timeout: float | None) -> BatchReply:
+        """Ack, give back and reserve up to ``n`` in one statement (kue.BatchBackend).
+
+        If nothing was ready, later looks (after a NOTIFY or a due time) only reserve.
+        """
+        check_reserve_n(n, self.capabilities, zero=True)
+        params: dict[str, Any] = {"n": n, "qs": list(queues), "q1": queues[0] if queues else ""}
+        sent: list[int] = []  # positions in acks of those sent
+        lost_at: set[int] = set()
+        seen: set[tuple[int, int]] = set()
+        aid, arc, aset, aun, attl = [], [], [], [], []
+        for at, ack in enumerate(acks):
+            key = (int(ack.job.id), int(ack.job.receipt))
+            if key in seen:  # the first ack of this reservation settles it; this one is late
+                lost_at.add(at)
+                continue
+            seen.add(key)
+            set_json, unset = (None, []) if ack.fields is None else _record_args(ack.fields)
+            sent.append(at)
+            aid.append(key[0])
+            arc.append(key[1])
+            aset.append(set_json)
+            aun.append(_encode(unset))
+            attl.append(float(ack.ttl))
+        params.update(aid=aid, arc=arc, aset=aset, aun=aun, attl=attl,
+                      bid=[int(j.id) for j in give_back],
+                      brc=[int(j.receipt) for j in give_back])
+        records = any(a is not None for a in aset)
+        # Jobs given back must be reservable by this call's reserve, in their place: that
+        # reserve then goes as a second statement (a snapshot that sees them), pipelined.
+        then = bool(give_back) and n > 0
+        shape = Shape(acks=bool(sent), records=records, back=bool(give_back),
+                      reserve=n > 0 and not then, multi=len(queues) > 1)
+        plain = Shape(acks=False, records=False, back=False, reserve=True, multi=shape.multi)
+        first_sql = [self._settle_sql(shape), *([self._settle_sql(plain)] if then else [])]
+
+        def look(at_first: bool) -> list[Reservation] | None:
+            if at_first:
+                settled, *more = self._run(partial(_fetch_pipelined, sqls=first_sql,
+                                                   params=params))
+                for position in settled[0][6] or ():
+                    lost_at.add(sent[position - 1])
+                rows = more[0] if more else settled
+            else:
+                rows = self._run(partial(_fetch_all, sql=self._settle_sql(plain),
+                                         params=params))
+            found = [self._reservation(row) for row in rows if row[0] is not None]
+            return found or None
+
+        if n == 0 or timeout == 0:
+            reserved = look(True) or []
+        else:
+            reserved = self._waiting(queues, timeout, look) or []
+        if records:
+            self._finished_one(True, len(sent) - len(lost_at & set(sent)))
+        lost = [acks[at].job for at in sorted(lost_at)]
+        return BatchReply(reserved, lost)
+
+    def _settle_sql(self, shape: Shape) -> str:
+        found = self._settle_cache.get(shape)
+        if found is None:
+            found = self._settle_cache[shape] = settle_sql(self.names, shape)
+        return found
 
     def _finish_params(self, job: Reservation,
                        fields: Mapping[str, Any] | None, ttl: float) -> dict[str, Any]:
@@ -557,7 +781,7 @@ class PostgresBackend:
     def _finish(self, job: Reservation, fields: Mapping[str, Any] | None, ttl: float) -> None:
         sql = self._finish_sql[fields is not None]
         row = self._one(sql, self._finish_params(job, fields, ttl))
-        if not row[0]:
+        if row is None:
             raise ReservationLost(job.queue, job.id)
         self._finished_one(fields is not None)
 
@@ -630,7 +854,7 @@ class PostgresBackend:
         row = self._one(sql, {"q": queue})
         if row is None:
             return None
-        return JobInfo(queue, str(row[0]), bytes(row[1]), row[2], state, row[3])
+        return JobInfo(queue, str(row[0]), bytes(row[1]), row[2], state, row[3] % ATTEMPT_SPAN)
 
     def stats(self, queue: str) -> QueueStats:
         """Counts per state; due delayed jobs and lapsed leases count as ready."""
@@ -668,12 +892,13 @@ class PostgresBackend:
         """Delete a held job and merge ``fields`` into its record, in one transaction."""
         self._finish(job, fields, ttl)
 
-    def _finished_one(self, recorded: bool) -> None:
+    def _finished_one(self, recorded: bool, count: int = 1) -> None:
         """Every SWEEP_EVERY finished jobs with records, remove a batch of expired records."""
-        if not recorded:
+        if not recorded or count <= 0:
             return
-        self._finished += 1
-        if self._finished % SWEEP_EVERY == 0:
+        before = self._finished
+        self._finished += count
+        if self._finished // SWEEP_EVERY != before // SWEEP_EVERY:
             t = self.names.t
             self._run(lambda conn: conn.execute(
                 f"DELETE FROM {t}records WHERE ctid = ANY (ARRAY(SELECT ctid FROM {t}records "
@@ -728,7 +953,8 @@ class PostgresBackend:
         state, priority, attempts, due_in, body = row
         if state in (_DELAYED, _RESERVED) and due_in <= 0:
             state = _READY  # due, or a lapsed lease: the next reserve hands it out
-        return JobInfo(queue, job_id, bytes(body), priority, _STATES[state], attempts,
+        return JobInfo(queue, job_id, bytes(body), priority, _STATES[state],
+                       attempts % ATTEMPT_SPAN,
                        due_in=due_in if state in (_DELAYED, _RESERVED) else None)
 
     # -- admin listing (kue.spi.QueueListing, kue.spi.JobBrowser) --------------------------
@@ -745,7 +971,8 @@ class PostgresBackend:
             f"SELECT id, body, priority, attempts FROM {self.names.t}jobs WHERE queue = %s AND "
             "state = 3 ORDER BY buried DESC LIMIT %s OFFSET %s", (queue, limit, offset)
         ).fetchall())
-        return [JobInfo(queue, str(i), bytes(b), p, JobState.BURIED, a) for i, b, p, a in rows]
+        return [JobInfo(queue, str(i), bytes(b), p, JobState.BURIED, a % ATTEMPT_SPAN)
+                for i, b, p, a in rows]
 
     def kick_job(self, queue: str, job_id: str) -> bool:
         """Move one buried job to ready by id; False if ``queue`` has no such buried job."""
@@ -771,6 +998,9 @@ class PostgresBackend:
             with contextlib.suppress(Exception), state.pool.connection() as conn:
                 for channel in state.listeners:
                     conn.execute("SELECT pg_notify(%s, '')", (channel,))
+        for held in list(state.held):
+            with contextlib.suppress(Exception):
+                held.conn.close()
         state.pool.close()
         for listener in state.listeners.values():
             listener.thread.join(1.0)
@@ -787,6 +1017,21 @@ def _job_key(job_id: str) -> int | None:
 def _fetch_one(conn: Any, sql: str, params: Mapping[str, Any]) -> Any:
     """The first row of ``sql`` on ``conn``, results in binary."""
     return conn.execute(sql, params, binary=True).fetchone()
+
+
+def _fetch_pipelined(conn: Any, sqls: Sequence[str],
+                     params: Mapping[str, Any]) -> list[list[Any]]:
+    """The rows of each of ``sqls`` (one round trip: pipelined when more than one)."""
+    if len(sqls) == 1:
+        return [_fetch_all(conn, sqls[0], params)]
+    with conn.pipeline():
+        cursors = [conn.execute(sql, params, binary=True) for sql in sqls]
+    return [cur.fetchall() for cur in cursors]
+
+
+def _fetch_all(conn: Any, sql: str, params: Mapping[str, Any]) -> list[Any]:
+    """The rows of ``sql`` on ``conn``, results in binary."""
+    return conn.execute(sql, params, binary=True).fetchall()  # type: ignore[no-any-return]
 
 
 class _Lost(Exception):

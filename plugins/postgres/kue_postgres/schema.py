@@ -8,8 +8,9 @@ Names carry the configured schema and prefix (``public`` and ``kue`` by default)
 ``kue_jobs``     one row per live job: ``id`` (identity, so also the put order), ``queue``,
                  ``state`` (0 ready, 1 delayed, 2 reserved, 3 buried), ``priority``, ``due``
                  (delayed: when it is ready; reserved: when the lease runs out; both on the
-                 server's clock), ``ttr`` (seconds), ``attempts`` (reservations so far: also
-                 the receipt that tells a holder from a stale one), ``buried`` (the bury order,
+                 server's clock), ``ttr`` (seconds), ``attempts`` (reservations so far, modulo
+                 2**32; the whole value is the receipt that tells a holder from a stale one,
+                 and a job given back unstarted adds 2**32 - 1 to it), ``buried`` (the bury order,
                  from the sequence ``kue_bury_order``), ``body``.
                  Indexes: the primary key; ``kue_jobs_ready (queue, priority, id) WHERE state =
                  0`` (the reserve order); ``kue_jobs_timed (queue, due) WHERE state IN (1, 2)``
@@ -220,8 +221,15 @@ END;
 $$;
 """
 
+# Version 3: batched reservations. A job given back unstarted keeps its attempt count but needs
+# a receipt no earlier holder has: ``attempts`` holds the count plus a multiple of 2**32
+# (kue_postgres.batch.ATTEMPT_SPAN), so it grows to bigint.
+_V3 = """
+ALTER TABLE {t}jobs ALTER COLUMN attempts TYPE bigint;
+"""
+
 #: The layouts in order: MIGRATIONS[n] takes a database from version n to n + 1.
-MIGRATIONS: tuple[str, ...] = (_V1, _V2)
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
 
 
 def migration_sql(names: Names, step: int) -> str:

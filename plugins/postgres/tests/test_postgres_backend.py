@@ -10,6 +10,7 @@ import pytest
 from postgres_support import count_round_trips, raw
 
 import kue
+from kue.backend import Ack
 from kue_postgres.backend import PostgresBackend
 from kue_postgres.schema import MIGRATIONS
 
@@ -126,6 +127,28 @@ def test_delete_and_reserve_is_one_round_trip(backend: PostgresBackend) -> None:
     with pytest.raises(kue.ReservationLost):
         backend.delete_and_reserve(first, ["f"], 0)
     assert backend.stats("f").reserved == 1, "a lost finish reserves nothing"
+
+
+def test_settle_many_acks_with_records_gives_back_and_reserves_in_one_round_trip(
+    backend: PostgresBackend,
+) -> None:
+    backend.put_many("s", [kue.PutItem(f"{i}".encode(), priority=i) for i in range(6)])
+    held = backend.reserve_many(["s"], 4, 0)
+    assert [j.body for j in held] == [b"0", b"1", b"2", b"3"]
+    backend.update_record("s", held[1].id, {"progress": 0.5, "note": "kept"}, 60)
+    trips = count_round_trips(backend)
+    reply = backend.settle_many(
+        [Ack(held[0]), Ack(held[1], {"state": "done", "progress": None}, 60)],
+        held[2:], ["s"], 3, 0)
+    assert trips[0] == 1, "settle_many took more than one round trip"
+    assert reply.lost == []
+    assert [(j.body, j.attempts) for j in reply.reserved] == [(b"2", 1), (b"3", 1), (b"4", 1)]
+    assert backend.read_record("s", held[1].id) == {"state": "done", "note": "kept"}
+    assert backend.stats("s") == kue.QueueStats(ready=1, reserved=3)
+    # The given-back reservations are stale now: acking them changes nothing.
+    reply = backend.settle_many([Ack(held[2])], (), ["s"], 0, 0)
+    assert reply.lost == [held[2]]
+    assert backend.stats("s") == kue.QueueStats(ready=1, reserved=3)
 
 
 def test_a_done_record_is_written_in_the_same_transaction_as_the_delete(
