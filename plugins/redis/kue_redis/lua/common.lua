@@ -84,6 +84,28 @@ local function wake(key, n)
   end
 end
 
+-- Store one new job: its meta, body, and its place in ready (or delayed, with delay ms > 0),
+-- and wake one reserver (a delayed job wakes reservers too: one blocked with a later bound
+-- must learn the new one). The put keys (seq, ready, delayed, body, meta, wake) follow
+-- KEYS[k]. A no-op if the id exists, so a resent put never stores the job twice; returns
+-- whether it stored the job. pri is a number, ttr ms as the client sent it.
+local function store_job(k, id, body, pri, delay, ttr)
+  local seq = take_seqs(KEYS[k + 1], 1)[1]
+  -- HSETNX both checks for the id and stores its meta (a resent put only wastes a seq number).
+  if redis.call('HSETNX', KEYS[k + 5], id, fmt(pri) .. ' ' .. seq .. ' ' .. ttr .. ' 0') == 0 then
+    return false
+  end
+  local member = seq .. ':' .. id
+  redis.call('HSET', KEYS[k + 4], id, body)
+  if delay > 0 then
+    redis.call('ZADD', KEYS[k + 3], fmt(now_ms() + delay), member)
+  else
+    redis.call('ZADD', KEYS[k + 2], fmt(pri), member)
+  end
+  wake(KEYS[k + 6], 1)
+  return true
+end
+
 -- Move due delayed jobs and expired reservations back to ready; returns how many moved.
 local function promote(ready, delayed, reserved, meta, now)
   local moved = 0
