@@ -42,18 +42,13 @@ def _name_json(name: str) -> str:
     return encode_basestring_ascii(name)
 
 
-def _number(value: float) -> str:
-    """A finite float as JSON text (``json.dumps`` writes the same)."""
-    return float.__repr__(value)
-
-
 def result_json(result: Any) -> str:
     """The JSON text of a job's result; TypeError or ValueError if JSON cannot hold it."""
     scalar = _SCALARS.get(type(result))
     if scalar is not None:
         return scalar(result)
     if type(result) is float and math.isfinite(result):
-        return _number(result)
+        return float.__repr__(result)
     return _encode(result)
 
 
@@ -81,13 +76,10 @@ def done_record(job: Reservation, name: str, enqueued_at: float, started: float,
         fields["result"] = None
         fields["result_error"] = f"not JSON-able: {exc}"
         return EncodedFields(fields, _encode(fields))
-    text = (
-        '{"state":"done","finished_at":' + _number(now)
-        + ',"started_at":' + _number(started_at)
-        + ',"attempts":' + int.__repr__(job.attempts)
-        + ',"priority":' + int.__repr__(job.priority)
-        + ',"name":' + _name_json(name)
-        + ',"enqueued_at":' + ("null" if enqueued is None else _number(enqueued))
-        + ',"error":null,"result":' + value + "}"
-    )
+    # One f-string: a finite float's repr is its JSON text, an int's decimal digits too.
+    enqueued_json = "null" if enqueued is None else repr(enqueued)
+    text = (f'{{"state":"done","finished_at":{now!r},"started_at":{started_at!r},'
+            f'"attempts":{job.attempts:d},"priority":{job.priority:d},'
+            f'"name":{_name_json(name)},"enqueued_at":{enqueued_json},'
+            f'"error":null,"result":{value}}}')
     return EncodedFields(fields, text)

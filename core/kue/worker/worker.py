@@ -28,6 +28,7 @@ from kue.plugins import get_plugin_manager
 from kue.records import DEFAULT_RESULT_TTL
 from kue.status import Records
 from kue.validation import check_queue_name
+from kue.worker.batch import BatchSizer, settle_batch
 from kue.worker.current import current_job
 from kue.worker.execute import run_here
 from kue.worker.lease import LeaseKeeper
@@ -37,7 +38,7 @@ from kue.worker.timers import TimerThread
 
 __all__ = [
     "DEFAULT_PREFETCH", "IDLE_RESERVE_TIMEOUT", "PREFETCH_WINDOW", "StopWaiting", "Worker",
-    "WorkerStats", "current_job", "reserve_next",
+    "WorkerStats", "check_prefetch", "current_job", "reserve_next",
 ]
 
 log = logging.getLogger("kue.worker")
@@ -55,8 +56,6 @@ DEFAULT_PREFETCH = 16
 #: that reserved it; past this the jobs not started are given back and the worker asks the
 #: server again, so a more urgent job put meanwhile waits at most this plus one job's run.
 PREFETCH_WINDOW = 0.01
-#: Weight of the newest job in the worker's running mean of one job's run time.
-_RUN_WEIGHT = 0.2
 
 
 def reserve_next(backend: Backend, queues: Sequence[str], timeout: float) -> Reservation | None:
@@ -73,6 +72,14 @@ def reserve_next(backend: Backend, queues: Sequence[str], timeout: float) -> Res
         if timeout == 0:
             return None
     return backend.reserve(queues, timeout)
+
+
+def check_prefetch(prefetch: int, window: float) -> None:
+    """Refuse a prefetch that is not a whole number of jobs >= 1, or a negative window."""
+    if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
+        raise ValueError(f"prefetch must be a whole number of jobs >= 1, got {prefetch!r}")
+    if not window >= 0:
+        raise ValueError(f"prefetch_window must be >= 0 seconds, got {window!r}")
 
 
 class StopWaiting(BaseException):
@@ -130,10 +137,7 @@ class Worker:
     ) -> None:
         if not queues:
             raise ValueError("a worker needs at least one queue name")
-        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
-            raise ValueError(f"prefetch must be a whole number of jobs >= 1, got {prefetch!r}")
-        if not prefetch_window >= 0:
-            raise ValueError(f"prefetch_window must be >= 0 seconds, got {prefetch_window!r}")
+        check_prefetch(prefetch, prefetch_window)
         for queue in queues:
             check_queue_name(queue)
         self.backend = backend
@@ -157,8 +161,7 @@ class Worker:
                          and isinstance(backend, BatchBackend))
         self.prefetch_window = prefetch_window
         self._clock = clock
-        #: Running mean of one job's run, settling included, on ``clock`` (seconds).
-        self._mean_run = 0.0
+        self._sizer = BatchSizer(self.prefetch, prefetch_window)
         #: Called (prefetch only) with the jobs each round trip reserved, while batches hold
         #: more than one: a prefork child tells its supervisor, which gives them back at
         #: once should the child die (else they would wait for their ttr).
@@ -272,7 +275,8 @@ class Worker:
         backend: BatchBackend = self.backend  # type: ignore[assignment]
         held: deque[Reservation] = deque()
         acks: list[Ack] = []
-        want = 1
+        sizer = self._sizer
+        sizer.reset()
         batch_at = 0.0
         backoff = Backoff()
         try:
@@ -286,7 +290,7 @@ class Worker:
                 held.clear()
                 room = self.prefetch if max_jobs is None else min(
                     self.prefetch, max_jobs - self.stats.handled)
-                n = 0 if stopping else max(1, min(want, room))
+                n = 0 if stopping else max(1, min(sizer.want, room))
                 try:
                     reserved = self._settle_batch(backend, acks, give_back, n)
                 except BackendUnavailable as exc:
@@ -306,13 +310,13 @@ class Worker:
                     self._report_batch([])
                     return
                 if reserved:
-                    want = self._next_want(n, len(reserved))
+                    sizer.got(n, len(reserved))
                 elif burst:
                     self._report_batch([])
                     return
                 else:
                     self._report_batch([])
-                    want = 1
+                    sizer.reset()
                     try:
                         reserved = self._block_for_job(backend)
                     except StopWaiting:
@@ -343,28 +347,8 @@ class Worker:
 
     def _settle_batch(self, backend: BatchBackend, acks: list[Ack], give_back: list[Reservation],
                       n: int) -> list[Reservation]:
-        """Ack ``acks``, give back ``give_back``, reserve up to ``n`` without waiting.
-
-        ``acks`` is emptied once sent; a lost ack is counted as lost.
-        """
-        if not acks and not give_back and n == 0:
-            return []
-        for ack in acks:
-            if not self.keeper.drop(ack.job):
-                log.warning("lease of finished job %s on %s was lost before its ack",
-                            ack.job.id, ack.job.queue)
-        for job in give_back:
-            self.keeper.drop(job)
-        try:
-            reply = backend.settle_many(acks, give_back, self.queues, n, 0)
-        except BaseException:
-            for job in [*(ack.job for ack in acks), *give_back]:
-                self.keeper.hold(job)  # not sent: keep renewing them until they are
-            raise
-        acks.clear()
-        for job in reply.lost:
-            self.settler.lost(job, ReservationLost(job.queue, job.id))
-        return reply.reserved
+        """Ack ``acks``, give back ``give_back``, reserve up to ``n`` (see settle_batch)."""
+        return settle_batch(backend, self.keeper, self.settler, self.queues, acks, give_back, n)
 
     def _block_for_job(self, backend: BatchBackend) -> list[Reservation]:
         """Wait, idle, for one job (a stop signal ends the wait at once: StopWaiting)."""
@@ -376,15 +360,6 @@ class Worker:
         finally:
             self._waiting = False
 
-    def _next_want(self, asked: int, got: int) -> int:
-        """How many jobs the next round trip asks for, given how the last one came back."""
-        if got < asked:
-            return 1  # the queue ran dry: no deeper than what is ready
-        fits = self.prefetch
-        if self._mean_run > 0 and self.prefetch_window < self._mean_run * self.prefetch:
-            fits = max(1, int(self.prefetch_window / self._mean_run))
-        return max(1, min(asked * 2, self.prefetch, fits))
-
     def _run_held(self, job: Reservation, acks: list[Ack]) -> None:
         """Run one prefetched job; its ack, if it succeeded, is added to ``acks``."""
         began = self._clock()
@@ -394,9 +369,7 @@ class Worker:
                                                    "before it started"))
             return
         self.process(job, acks=acks)
-        took = self._clock() - began
-        self._mean_run = took if self._mean_run == 0 else (
-            self._mean_run + _RUN_WEIGHT * (took - self._mean_run))
+        self._sizer.ran(self._clock() - began)
 
     def _reserve_next(self, timeout: float) -> Reservation | None:
         """The next job, taking the queues in the order given (see :func:`reserve_next`)."""
