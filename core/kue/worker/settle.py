@@ -64,7 +64,7 @@ class WorkerStats:
                 f"{self.lost} leases lost in {seconds:.1f} s")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Admitted:
     """A reserved job whose envelope decoded to a registered job it may still run."""
 

@@ -363,12 +363,12 @@ class Worker:
     def _run_held(self, job: Reservation, acks: list[Ack]) -> None:
         """Run one prefetched job; its ack, if it succeeded, is added to ``acks``."""
         began = self._clock()
-        if not self.keeper.drop(job):  # its lease lapsed while it waited: not ours to run
+        if self.keeper.lost(job):  # its lease lapsed while it waited: not ours to run
             self.settler.count(handled=1)
             self.settler.lost(job, ReservationLost(job.queue, job.id, "its lease was lost "
                                                    "before it started"))
             return
-        self.process(job, acks=acks)
+        self.process(job, acks=acks)  # held (renewed) from its reserve to its ack
         self._sizer.ran(self._clock() - began)
 
     def _reserve_next(self, timeout: float) -> Reservation | None:
@@ -396,8 +396,9 @@ class Worker:
 
         With ``fetch_next`` and a backend that offers the fused call, deleting a finished job
         also reserves the next ready one (one round trip instead of two), which is returned.
-        With ``acks``, a finished job is not deleted here: its ack is added to the list (and
-        its lease kept renewed) for the next batched round trip.
+        With ``acks``, ``job`` is one the keeper holds (prefetched): a finished job is not
+        deleted here, its ack is added to the list (its lease still renewed) for the next
+        batched round trip; settled any other way, it is held no more.
         """
         self.current = job
         self.settler.count(handled=1)
@@ -412,6 +413,8 @@ class Worker:
         except (ReservationLost, BackendUnavailable) as exc:
             self.settler.lost(job, exc)
         finally:
+            if acks is not None and outcome != "deleted":
+                self.keeper.drop(job)
             self.current = None
             notify(self.pm, "kue_job_settled", job=job, outcome=outcome)
         return None
@@ -420,7 +423,9 @@ class Worker:
                         acks: list[Ack] | None = None) -> tuple[str, Reservation | None]:
         assert self._limiter is not None
         started = self.settler.started(job, admitted)
-        self.keeper.hold(job)
+        # A prefetched job (``acks``) is held already, from its reserve until its ack is sent.
+        if acks is None:
+            self.keeper.hold(job)
         error: BaseException | None = None
         result = None
         try:
@@ -428,12 +433,12 @@ class Worker:
         except (Exception, TimeLimitExceeded) as exc:  # a job's failure never ends the worker
             error = exc
         finally:
-            self.keeper.drop(job)
+            if acks is None or error is not None:
+                self.keeper.drop(job)  # no renewal may land after it is settled here
         if error is not None:
             return self.settler.failed(job, admitted, error, started), None
         if acks is not None:
             acks.append(self.settler.succeeded_later(job, admitted, started, result))
-            self.keeper.hold(job)  # renewed until the ack is sent
             return "deleted", None
         next_from = self.queues if fetch_next else None
         return "deleted", self.settler.succeeded(job, admitted, started, result, next_from)
