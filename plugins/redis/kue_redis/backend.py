@@ -158,6 +158,10 @@ def _ms(seconds: float) -> int:
     return math.ceil(round(seconds * 1000, 6))
 
 
+#: ``_ms`` of the delays and ttrs a batch of puts repeats (most jobs of a batch share both).
+_batch_ms = functools.lru_cache(maxsize=256)(_ms)
+
+
 @functools.lru_cache(maxsize=64)
 def _ttl_ms(ttl: float | None) -> int:
     """A record's ttl as the scripts take it: ms, or -1 for none.
@@ -397,7 +401,7 @@ class RedisBackend:
             args: list[ScriptArg] = []
             for job_id, i in zip(ids[start : start + MAX_BATCH],
                                  items[start : start + MAX_BATCH], strict=True):
-                args += [job_id, i.body, i.priority, _ms(i.delay), _ms(i.ttr)]
+                args += (job_id, i.body, i.priority, _batch_ms(i.delay), _batch_ms(i.ttr))
             calls.append((keys, args))
         with self._guard():
             run_pipelined(self.client, self._scripts["put_many"], calls)
