@@ -162,9 +162,9 @@ class Worker:
         self.prefetch_window = prefetch_window
         self._clock = clock
         self._sizer = BatchSizer(self.prefetch, prefetch_window)
-        #: Called (prefetch only) with the jobs each round trip reserved, while batches hold
-        #: more than one: a prefork child tells its supervisor, which gives them back at
-        #: once should the child die (else they would wait for their ttr).
+        #: Called (prefetch only) with the jobs each round trip reserved: a prefork child
+        #: tells its supervisor, which gives them back at once should the child die (else
+        #: they would wait for their ttr).
         self.on_batch: Callable[[Sequence[Reservation]], None] | None = None
         self._reported = False
         self._stop = threading.Event()
@@ -339,10 +339,15 @@ class Worker:
                     log.warning("could not give back %d prefetched jobs: %s", len(held), exc)
 
     def _report_batch(self, reserved: Sequence[Reservation]) -> None:
-        """Tell ``on_batch`` the jobs now held, when several are, or once after they were."""
-        if self.on_batch is None or (len(reserved) <= 1 and not self._reported):
+        """Tell ``on_batch`` the jobs now held, or (once) that none are.
+
+        A batch of one job too: once it has run, its ack waits for the next round trip, and a
+        child killed before that round trip leaves a finished job only its supervisor can give
+        back at once (else it waits for its ttr).
+        """
+        if self.on_batch is None or (not reserved and not self._reported):
             return
-        self._reported = len(reserved) > 1
+        self._reported = bool(reserved)
         self.on_batch(reserved)
 
     def _settle_batch(self, backend: BatchBackend, acks: list[Ack], give_back: list[Reservation],
