@@ -5,7 +5,8 @@ Run: ``python bench/bench_scale.py [--quick]``.
 The queue is filled with put_many (untimed) to each depth in turn; at each depth K single
 puts are timed (depth d -> d + K), then K reserve + delete (back to d), median of the runs.
 The depths are 1,000, 10,000, 100,000 and 1,000,000 (filling to a million takes about a
-minute per backend on a 2-core machine); ``--quick`` divides them by ten.
+minute per backend on a 2-core machine); ``--full`` adds 10,000,000 (about ten minutes per
+backend to fill, and some 4 GB of memory on redis); ``--quick`` divides them by ten.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from ops import KueClient
 from servers import backend_url
 
 DEPTHS = (1_000, 10_000, 100_000, 1_000_000)
+#: Depths added with ``--full``.
+FULL_DEPTHS = (10_000_000,)
 
 
 def rates(bench: Bench, client: KueClient, template: list[bytes], k: int) -> tuple[float, float]:
@@ -29,7 +32,7 @@ def rates(bench: Bench, client: KueClient, template: list[bytes], k: int) -> tup
 
 def run(bench: Bench) -> None:
     """The scale table."""
-    depths: tuple[int, ...] = DEPTHS
+    depths: tuple[int, ...] = DEPTHS + FULL_DEPTHS if bench.full else DEPTHS
     if bench.quick:
         depths = tuple(d // 10 for d in depths)
     k = bench.count(2000)

@@ -119,10 +119,12 @@ class Bench:
 
     :param runs: runs per measurement; tables show the median.
     :param quick: much smaller counts, to check the bench itself works.
+    :param full: the largest sizes too, which take long (bench_scale's 10,000,000-job depth).
     """
 
     runs: int = 3
     quick: bool = False
+    full: bool = False
     tables: list[Table] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     #: Numbers one module measures and another compares with (e.g. kue's redis worker rate).
@@ -331,13 +333,16 @@ def main(runners: Sequence[Runner], argv: Sequence[str] | None = None) -> Bench:
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--quick", action="store_true",
                         help="a tenth of the counts: checks the bench works, numbers are rough")
+    parser.add_argument("--full", action="store_true",
+                        help="the largest sizes too (a queue 10,000,000 jobs deep in "
+                        "bench_scale: about 10 minutes per backend to fill)")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only these parts (repeat); names: "
                         + ", ".join(r.__module__ for r in runners))
     parser.add_argument("--readme", action="store_true",
                         help="write the tables and the machine into bench/README.md")
     args = parser.parse_args(argv)
-    bench = Bench(runs=args.runs, quick=args.quick)
+    bench = Bench(runs=args.runs, quick=args.quick, full=args.full)
     info = machine()
     print("## Machine\n")
     for k, v in info.items():

@@ -7,9 +7,11 @@ with no timed assertion.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,11 @@ import kue
 from kue.cli.worker import build_parser
 from kue.plugins import new_plugin_manager
 from kue.worker import Worker
+from kue.worker.concurrent import ConcurrentWorker
+
+#: The worker modes that prefetch: one job at a time, and ``--coroutines`` (one slot here, so
+#: the order jobs start in and the fake clock stay exact; the slots only add jobs in flight).
+KINDS = ["worker", "coroutines"]
 
 #: What the jobs below saw: (name, fake time at start, attempts).
 _SEEN: list[tuple[str, float, int]] = []
@@ -73,10 +80,19 @@ def _queue(name: str) -> kue.Queue:
     return kue.connect(f"memory://prefetch-{name}", queue="jobs")
 
 
+def _worker(kind: str, q: kue.Queue, prefetch: int, window: float,
+            clock: Callable[[], float] = time.monotonic) -> Worker | ConcurrentWorker:
+    if kind == "coroutines":
+        return ConcurrentWorker(q.backend, ["jobs"], 1, plugin_manager=new_plugin_manager(),
+                                prefetch=prefetch, prefetch_window=window, clock=clock)
+    return Worker(q.backend, ["jobs"], plugin_manager=new_plugin_manager(), prefetch=prefetch,
+                  prefetch_window=window, clock=clock)
+
+
 def _urgent_wait(window: float, run: Callable[[int], float], puts_at: int,
-                 ticks: int = 60) -> float:
+                 ticks: int = 60, kind: str = "worker") -> float:
     """How long (fake time) an urgent job put by tick ``puts_at`` waits to start."""
-    q = _queue(f"urgency-{window}-{puts_at}-{ticks}-{run(0)}-{run(ticks - 1)}")
+    q = _queue(f"urgency-{kind}-{window}-{puts_at}-{ticks}-{run(0)}-{run(ticks - 1)}")
     for i in range(ticks):
         q.push(tick.message(i, run(i)), priority=100)
     put_at: list[float] = []
@@ -87,9 +103,7 @@ def _urgent_wait(window: float, run: Callable[[int], float], puts_at: int,
             put_at.append(_CLOCK.now)
 
     _ON_TICK.append(maybe_put)
-    worker = Worker(q.backend, ["jobs"], plugin_manager=new_plugin_manager(), prefetch=16,
-                    prefetch_window=window, clock=_CLOCK)
-    stats = worker.run(burst=True)
+    stats = _worker(kind, q, 16, window, _CLOCK).run(burst=True)
     assert stats.succeeded == ticks + 1 and stats.lost == 0
     assert q.stats().total == 0
     # max_attempts is 1: a give-back counted as an attempt would have buried the job.
@@ -104,42 +118,46 @@ def _fast(i: int) -> float:
     return 0.001
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("puts_at", [3, 15, 31, 40])
-def test_an_urgent_job_waits_at_most_the_window_plus_one_jobs_run(puts_at: int) -> None:
+def test_an_urgent_job_waits_at_most_the_window_plus_one_jobs_run(puts_at: int,
+                                                                  kind: str) -> None:
     window = 0.01
-    assert _urgent_wait(window, _fast, puts_at) <= window + _fast(puts_at)
+    assert _urgent_wait(window, _fast, puts_at, kind=kind) <= window + _fast(puts_at)
 
 
-def test_without_the_window_an_urgent_job_would_wait_for_the_whole_batch() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_without_the_window_an_urgent_job_would_wait_for_the_whole_batch(kind: str) -> None:
     # The same run with an endless window: the bound above is the window's doing.
     window = 0.01
     # Tick 31 is the first of a batch of 16 (batches of 1, 2, 4, 8, 16, 16).
-    assert _urgent_wait(float("inf"), _fast, puts_at=31) > window + _fast(31)
+    assert _urgent_wait(float("inf"), _fast, puts_at=31, kind=kind) > window + _fast(31)
 
 
 def _fast_then_slow(i: int) -> float:
     return 0.0001 if i < 31 else 0.02
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("window", [0.01, float("inf")])
 def test_jobs_slower_than_the_mean_are_given_back_uncounted_when_the_window_ends(
-    window: float,
+    window: float, kind: str,
 ) -> None:
     """A batch sized for fast jobs meets slow ones: the jobs not started go back at once."""
     # Ticks 31 to 39 come in one batch sized for fast jobs; 31 puts the urgent job.
-    waited = _urgent_wait(window, _fast_then_slow, puts_at=31, ticks=40)
+    waited = _urgent_wait(window, _fast_then_slow, puts_at=31, ticks=40, kind=kind)
     if window < float("inf"):
         assert waited <= window + _fast_then_slow(31)
     else:  # the check fails without the window: the whole batch runs first
         assert waited > 8 * _fast_then_slow(31)
 
 
-def test_a_stop_gives_back_the_jobs_not_started_at_once() -> None:
-    q = _queue("stop")
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_stop_gives_back_the_jobs_not_started_at_once(kind: str) -> None:
+    q = _queue(f"stop-{kind}")
     for i in range(40):
         q.push(tick.message(i, 0.0), priority=100)
-    worker = Worker(q.backend, ["jobs"], plugin_manager=new_plugin_manager(), prefetch=16,
-                    prefetch_window=600, clock=_CLOCK)
+    worker = _worker(kind, q, 16, 600, _CLOCK)
     _ON_TICK.append(lambda i: worker.stop() if i == 9 else None)  # inside a batch of 8
     stats = worker.run()
     assert stats.succeeded == 10 and stats.lost == 0
@@ -149,13 +167,13 @@ def test_a_stop_gives_back_the_jobs_not_started_at_once() -> None:
     again.release()
 
 
-def test_prefetched_jobs_keep_their_leases_while_they_wait() -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_prefetched_jobs_keep_their_leases_while_they_wait(kind: str) -> None:
     """Jobs held longer than their ttr are renewed by the heartbeat: none is lost or rerun."""
-    q = _queue("leases")
+    q = _queue(f"leases-{kind}")
     for i in range(7):
         q.push(slow.message(i, 0.4), priority=100, ttr=1)
-    worker = Worker(q.backend, ["jobs"], plugin_manager=new_plugin_manager(), prefetch=4,
-                    prefetch_window=600)
+    worker = _worker(kind, q, 4, 600)
     stats = worker.run(burst=True)
     assert stats.succeeded == 7 and stats.lost == 0
     assert [name for name, _, _ in _SEEN] == [f"slow {i}" for i in range(7)]
@@ -170,9 +188,43 @@ def test_prefetch_needs_a_batching_backend_and_one_queue() -> None:
     assert Worker(q.backend, ["jobs"], prefetch=8).prefetch == 8
     assert not Worker(q.backend, ["jobs", "other"], prefetch=8)._batched
     assert not Worker(q.backend, ["jobs"], prefetch=1)._batched
+    assert ConcurrentWorker(q.backend, ["jobs"], 4, prefetch=8)._batched
+    assert not ConcurrentWorker(q.backend, ["jobs", "other"], 4, prefetch=8)._batched
+    assert not ConcurrentWorker(q.backend, ["jobs"], 4, prefetch=1)._batched
     for bad in (0, -1, True):
         with pytest.raises(ValueError, match="prefetch"):
             Worker(q.backend, ["jobs"], prefetch=bad)
+        with pytest.raises(ValueError, match="prefetch"):
+            ConcurrentWorker(q.backend, ["jobs"], 4, prefetch=bad)
+
+
+@kue.job(name="tests.prefetch.nap")
+async def nap(i: int) -> int:
+    """An async job that waits a little, so many are in flight at once."""
+    await asyncio.sleep(0.05)
+    return i
+
+
+def test_the_coroutines_worker_takes_batches_for_its_free_slots_and_acks_them_together() -> None:
+    q = _queue("coroutines-batches")
+    ids = [q.push(nap.message(i)) for i in range(300)]
+    worker = ConcurrentWorker(q.backend, ["jobs"], 50, plugin_manager=new_plugin_manager(),
+                              prefetch=16)
+    calls: list[tuple[int, int]] = []  # (acks, asked) per round trip
+    settle_many = q.backend.settle_many  # type: ignore[attr-defined]
+
+    def counting(acks: Any, give_back: Any, queues: Any, n: int, timeout: Any) -> Any:
+        calls.append((len(acks), n))
+        return settle_many(acks, give_back, queues, n, timeout)
+
+    q.backend.settle_many = counting  # type: ignore[attr-defined]
+    stats = worker.run(burst=True)
+    assert stats.succeeded == 300 and stats.lost == 0
+    assert q.stats().total == 0
+    assert [handle.result(timeout=1) for handle in ids if handle] == list(range(300))
+    assert max(asked for _, asked in calls) == 16, "never asked for a full batch"
+    assert max(acked for acked, _ in calls) > 1, "every job was acked on its own"
+    assert len(calls) < 150, f"{len(calls)} round trips for 300 jobs"
 
 
 def test_the_cli_refuses_a_prefetch_out_of_range(capsys: pytest.CaptureFixture[str]) -> None:

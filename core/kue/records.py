@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_RESULT_TTL",
     "NOTES_TTL",
     "ClaimStore",
+    "EncodedFields",
     "JobStatus",
     "RecordState",
     "RecordStore",
@@ -43,6 +44,22 @@ class RecordState(enum.StrEnum):
     DONE = "done"
     #: Its record expired, or it was deleted by hand: it was once here.
     GONE = "gone"
+
+
+class EncodedFields(dict[str, Any]):
+    """A record's fields together with their JSON text, encoded once by whoever made them.
+
+    The worker makes one per finished job: a backend may store :attr:`json` as it is instead
+    of encoding the fields again (the text is the fields' JSON object, None values as null).
+    Everywhere else it is the plain dict of the fields. Never changed once made.
+    """
+
+    __slots__ = ("json",)
+
+    def __init__(self, fields: Mapping[str, Any], json: str) -> None:
+        super().__init__(fields)
+        #: The fields as one compact JSON object.
+        self.json = json
 
 
 @runtime_checkable

@@ -44,7 +44,14 @@ from kue.job import DEFAULT_PRIORITY, DEFAULT_TTR
 from kue.listing import JobBrowser, QueueListing, declared_unsupported
 from kue.options import Option, OptionValues, parse_bool, read_options
 from kue.process import current_pid
-from kue.records import DEFAULT_RESULT_TTL, NOTES_TTL, RecordingBackend, RecordState, RecordStore
+from kue.records import (
+    DEFAULT_RESULT_TTL,
+    NOTES_TTL,
+    EncodedFields,
+    RecordingBackend,
+    RecordState,
+    RecordStore,
+)
 from kue.status import InspectableBackend
 from kue.validation import MAX_QUEUE_NAME, QUEUE_NAME_RULE, check_queue_name
 
@@ -66,6 +73,7 @@ __all__ = [
     "Capabilities",
     "ConfigError",
     "DeletableBackend",
+    "EncodedFields",
     "FusedBackend",
     "InspectableBackend",
     "JobBrowser",

@@ -54,6 +54,7 @@ from kue.spi import (
     BatchReply,
     Capabilities,
     ConfigError,
+    EncodedFields,
     JobInfo,
     JobState,
     Option,
@@ -755,6 +756,8 @@ class SQLiteBackend:
     @staticmethod
     def _record_doc(job: Reservation, fields: Mapping[str, Any]) -> str:
         """The done record ``complete`` stores in the row; TypeError or ValueError if not JSON."""
+        if isinstance(fields, EncodedFields):  # the worker's, encoded once; the row's own
+            return fields.json                  # state, attempts and priority win on read
         # The row keeps state, attempts and priority; None values stay, as they override
         # the notes (a cleared error) when read.
         record = {k: v for k, v in fields.items() if k not in _IN_ROW}

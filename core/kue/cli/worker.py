@@ -87,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--prefetch", type=_prefetch, default=DEFAULT_PREFETCH, metavar="N",
-        help="most jobs one worker process (or --threads thread, or -c child) holds at once. "
-        "It takes more than one per round trip only while the queue is deep, keeps every "
+        help="most jobs one worker process (or --threads thread, or -c child) holds at once; "
+        "with --coroutines, most jobs one round trip reserves. It takes more than one per "
+        "round trip only while the queue is deep, keeps every "
         "held job's lease renewed, starts a held job only within "
         f"{PREFETCH_WINDOW * 1000:g} ms of reserving it (so a more urgent job waits at "
         "most that plus one job's run) and gives back the jobs it has not started when "
@@ -248,7 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.coroutines is not None:
         worker = ConcurrentWorker(backend, settings.queues, args.coroutines, threads=threads,
                                   plugin_manager=pm, name=name, time_limit=args.time_limit,
-                                  records=records, result_ttl=args.result_ttl)
+                                  records=records, result_ttl=args.result_ttl,
+                                  prefetch=args.prefetch)
     elif threads > 1:
         worker = ThreadedWorker(backend, settings.queues, threads, plugin_manager=pm,
                                 name=name, time_limit=args.time_limit, records=records,

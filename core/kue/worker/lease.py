@@ -85,6 +85,23 @@ class LeaseKeeper:
                 return False
         return True
 
+    def lost(self, job: Reservation) -> bool:
+        """Whether a renewal found the lease of held ``job`` lost (it is then held no more).
+
+        The job stays held otherwise: the prefetching worker checks a job it held before
+        starting it, and keeps renewing it until the job's ack is sent.
+        """
+        key = _key(job)
+        if not self._lost:  # the hot path: no lease was ever lost
+            return False
+        with self._cond:
+            while self._renewing == key:
+                self._cond.wait()
+            if key in self._lost:
+                self._lost.discard(key)
+                return True
+        return False
+
     def close(self) -> None:
         """Stop the heartbeat thread."""
         self._timers.close()

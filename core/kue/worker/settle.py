@@ -7,7 +7,6 @@ and the hooks are the same whichever mode ran the job.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -30,10 +29,11 @@ from kue.errors import (
 from kue.hookcalls import notify
 from kue.interrupts import TimeLimitExceeded
 from kue.job import DEFAULT_TIME_LIMIT, Job, lookup
-from kue.records import DEFAULT_RESULT_TTL, NOTES_TTL
+from kue.records import DEFAULT_RESULT_TTL, NOTES_TTL, EncodedFields
 from kue.status import Records
 from kue.validation import retry_delay_within
 from kue.worker.current import RunningJob
+from kue.worker.done_record import done_record
 from kue.worker.failure import Failure
 from kue.worker.logs import job_fields
 
@@ -64,7 +64,7 @@ class WorkerStats:
                 f"{self.lost} leases lost in {seconds:.1f} s")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Admitted:
     """A reserved job whose envelope decoded to a registered job it may still run."""
 
@@ -82,12 +82,6 @@ class Admitted:
     def build(self) -> Job:
         """The Job instance with the envelope's arguments."""
         return self.job_class(*self.envelope.args, **self.envelope.kwargs)
-
-
-def _plain(value: Any) -> bool:
-    """Whether ``value`` is JSON as it is, with no need to try encoding it."""
-    return value is None or type(value) in (str, int, bool) or (
-        type(value) is float and value == value and value not in (float("inf"), float("-inf")))
 
 
 class JobSettler:
@@ -200,18 +194,11 @@ class JobSettler:
         if ttl > 0 and self.records.store is not None:
             fields = self._done_fields(job, admitted, started, result)
         if fields is not None and self.records.native:
-            try:
-                next_job = self._complete(job, fields, ttl, next_from)
-            except (TypeError, ValueError) as exc:  # raised before anything was written
-                fields = self._without_result(job, admitted, fields, exc)
-                next_job = self._complete(job, fields, ttl, next_from)
+            next_job = self._complete(job, fields, ttl, next_from)
         else:
             next_job = self._delete(job, next_from)
             if fields is not None:
-                try:
-                    self._record(job, fields, ttl)
-                except (TypeError, ValueError) as exc:  # raised before anything was written
-                    self._record(job, self._without_result(job, admitted, fields, exc), ttl)
+                self._record(job, fields, ttl)
         self.count(succeeded=1)
         name = admitted.envelope.job
         if log.isEnabledFor(logging.INFO):  # the fields cost a share of a fast job's time
@@ -234,18 +221,10 @@ class JobSettler:
         ack = Ack(job)
         if ttl > 0 and self.records.store is not None:
             fields = self._done_fields(job, admitted, started, result)
-            if self.records.native:
-                if not _plain(result):
-                    try:  # the batch must not fail on one job's value: check it here
-                        json.dumps(result, allow_nan=False)
-                    except (TypeError, ValueError) as exc:
-                        fields = self._without_result(job, admitted, fields, exc)
+            if self.records.native:  # written with the delete, the text as it was encoded
                 ack = Ack(job, fields, ttl)
             else:
-                try:
-                    self._record(job, fields, ttl)
-                except (TypeError, ValueError) as exc:
-                    self._record(job, self._without_result(job, admitted, fields, exc), ttl)
+                self._record(job, fields, ttl)
         self.count(succeeded=1)
         name = admitted.envelope.job
         if log.isEnabledFor(logging.INFO):
@@ -347,25 +326,10 @@ class JobSettler:
 
     @staticmethod
     def _done_fields(job: Reservation, admitted: Admitted, started: float,
-                     result: Any) -> dict[str, Any]:
-        """The record of a finished job; the store checks that ``result`` is JSON-able."""
-        now = time.time()
-        return {
-            "state": "done", "finished_at": now,
-            "started_at": now - (time.monotonic() - started), "attempts": job.attempts,
-            "priority": job.priority, "name": admitted.envelope.job,
-            "enqueued_at": admitted.envelope.enqueued_at or None, "error": None,
-            "result": result,
-        }
-
-    @staticmethod
-    def _without_result(job: Reservation, admitted: Admitted, fields: dict[str, Any],
-                        exc: Exception) -> dict[str, Any]:
-        """``fields`` with a result the store could not encode replaced by None and why."""
-        # The job succeeded; only its return value cannot be kept.
-        log.warning("job %s %s returned a value that is not JSON-able (%s); its record keeps "
-                    "None", admitted.envelope.job, job.id, exc)
-        return {**fields, "result": None, "result_error": f"not JSON-able: {exc}"}
+                     result: Any) -> EncodedFields:
+        """The record of a finished job, encoded once (a result JSON cannot hold: None)."""
+        envelope = admitted.envelope
+        return done_record(job, envelope.job, envelope.enqueued_at, started, result)
 
     def _record(self, job: Reservation, fields: dict[str, Any], ttl: float | None) -> None:
         """Merge fields into the job's record; a store that fails costs the record only.

@@ -28,6 +28,7 @@ from kue.plugins import get_plugin_manager
 from kue.records import DEFAULT_RESULT_TTL
 from kue.status import Records
 from kue.validation import check_queue_name
+from kue.worker.batch import BatchSizer, settle_batch
 from kue.worker.current import current_job
 from kue.worker.execute import run_here
 from kue.worker.lease import LeaseKeeper
@@ -37,7 +38,7 @@ from kue.worker.timers import TimerThread
 
 __all__ = [
     "DEFAULT_PREFETCH", "IDLE_RESERVE_TIMEOUT", "PREFETCH_WINDOW", "StopWaiting", "Worker",
-    "WorkerStats", "current_job", "reserve_next",
+    "WorkerStats", "check_prefetch", "current_job", "reserve_next",
 ]
 
 log = logging.getLogger("kue.worker")
@@ -55,8 +56,6 @@ DEFAULT_PREFETCH = 16
 #: that reserved it; past this the jobs not started are given back and the worker asks the
 #: server again, so a more urgent job put meanwhile waits at most this plus one job's run.
 PREFETCH_WINDOW = 0.01
-#: Weight of the newest job in the worker's running mean of one job's run time.
-_RUN_WEIGHT = 0.2
 
 
 def reserve_next(backend: Backend, queues: Sequence[str], timeout: float) -> Reservation | None:
@@ -73,6 +72,14 @@ def reserve_next(backend: Backend, queues: Sequence[str], timeout: float) -> Res
         if timeout == 0:
             return None
     return backend.reserve(queues, timeout)
+
+
+def check_prefetch(prefetch: int, window: float) -> None:
+    """Refuse a prefetch that is not a whole number of jobs >= 1, or a negative window."""
+    if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
+        raise ValueError(f"prefetch must be a whole number of jobs >= 1, got {prefetch!r}")
+    if not window >= 0:
+        raise ValueError(f"prefetch_window must be >= 0 seconds, got {window!r}")
 
 
 class StopWaiting(BaseException):
@@ -130,10 +137,7 @@ class Worker:
     ) -> None:
         if not queues:
             raise ValueError("a worker needs at least one queue name")
-        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 1:
-            raise ValueError(f"prefetch must be a whole number of jobs >= 1, got {prefetch!r}")
-        if not prefetch_window >= 0:
-            raise ValueError(f"prefetch_window must be >= 0 seconds, got {prefetch_window!r}")
+        check_prefetch(prefetch, prefetch_window)
         for queue in queues:
             check_queue_name(queue)
         self.backend = backend
@@ -157,11 +161,10 @@ class Worker:
                          and isinstance(backend, BatchBackend))
         self.prefetch_window = prefetch_window
         self._clock = clock
-        #: Running mean of one job's run, settling included, on ``clock`` (seconds).
-        self._mean_run = 0.0
-        #: Called (prefetch only) with the jobs each round trip reserved, while batches hold
-        #: more than one: a prefork child tells its supervisor, which gives them back at
-        #: once should the child die (else they would wait for their ttr).
+        self._sizer = BatchSizer(self.prefetch, prefetch_window)
+        #: Called (prefetch only) with the jobs each round trip reserved: a prefork child
+        #: tells its supervisor, which gives them back at once should the child die (else
+        #: they would wait for their ttr).
         self.on_batch: Callable[[Sequence[Reservation]], None] | None = None
         self._reported = False
         self._stop = threading.Event()
@@ -272,7 +275,8 @@ class Worker:
         backend: BatchBackend = self.backend  # type: ignore[assignment]
         held: deque[Reservation] = deque()
         acks: list[Ack] = []
-        want = 1
+        sizer = self._sizer
+        sizer.reset()
         batch_at = 0.0
         backoff = Backoff()
         try:
@@ -286,7 +290,7 @@ class Worker:
                 held.clear()
                 room = self.prefetch if max_jobs is None else min(
                     self.prefetch, max_jobs - self.stats.handled)
-                n = 0 if stopping else max(1, min(want, room))
+                n = 0 if stopping else max(1, min(sizer.want, room))
                 try:
                     reserved = self._settle_batch(backend, acks, give_back, n)
                 except BackendUnavailable as exc:
@@ -306,13 +310,13 @@ class Worker:
                     self._report_batch([])
                     return
                 if reserved:
-                    want = self._next_want(n, len(reserved))
+                    sizer.got(n, len(reserved))
                 elif burst:
                     self._report_batch([])
                     return
                 else:
                     self._report_batch([])
-                    want = 1
+                    sizer.reset()
                     try:
                         reserved = self._block_for_job(backend)
                     except StopWaiting:
@@ -335,36 +339,21 @@ class Worker:
                     log.warning("could not give back %d prefetched jobs: %s", len(held), exc)
 
     def _report_batch(self, reserved: Sequence[Reservation]) -> None:
-        """Tell ``on_batch`` the jobs now held, when several are, or once after they were."""
-        if self.on_batch is None or (len(reserved) <= 1 and not self._reported):
+        """Tell ``on_batch`` the jobs now held, or (once) that none are.
+
+        A batch of one job too: once it has run, its ack waits for the next round trip, and a
+        child killed before that round trip leaves a finished job only its supervisor can give
+        back at once (else it waits for its ttr).
+        """
+        if self.on_batch is None or (not reserved and not self._reported):
             return
-        self._reported = len(reserved) > 1
+        self._reported = bool(reserved)
         self.on_batch(reserved)
 
     def _settle_batch(self, backend: BatchBackend, acks: list[Ack], give_back: list[Reservation],
                       n: int) -> list[Reservation]:
-        """Ack ``acks``, give back ``give_back``, reserve up to ``n`` without waiting.
-
-        ``acks`` is emptied once sent; a lost ack is counted as lost.
-        """
-        if not acks and not give_back and n == 0:
-            return []
-        for ack in acks:
-            if not self.keeper.drop(ack.job):
-                log.warning("lease of finished job %s on %s was lost before its ack",
-                            ack.job.id, ack.job.queue)
-        for job in give_back:
-            self.keeper.drop(job)
-        try:
-            reply = backend.settle_many(acks, give_back, self.queues, n, 0)
-        except BaseException:
-            for job in [*(ack.job for ack in acks), *give_back]:
-                self.keeper.hold(job)  # not sent: keep renewing them until they are
-            raise
-        acks.clear()
-        for job in reply.lost:
-            self.settler.lost(job, ReservationLost(job.queue, job.id))
-        return reply.reserved
+        """Ack ``acks``, give back ``give_back``, reserve up to ``n`` (see settle_batch)."""
+        return settle_batch(backend, self.keeper, self.settler, self.queues, acks, give_back, n)
 
     def _block_for_job(self, backend: BatchBackend) -> list[Reservation]:
         """Wait, idle, for one job (a stop signal ends the wait at once: StopWaiting)."""
@@ -376,27 +365,16 @@ class Worker:
         finally:
             self._waiting = False
 
-    def _next_want(self, asked: int, got: int) -> int:
-        """How many jobs the next round trip asks for, given how the last one came back."""
-        if got < asked:
-            return 1  # the queue ran dry: no deeper than what is ready
-        fits = self.prefetch
-        if self._mean_run > 0 and self.prefetch_window < self._mean_run * self.prefetch:
-            fits = max(1, int(self.prefetch_window / self._mean_run))
-        return max(1, min(asked * 2, self.prefetch, fits))
-
     def _run_held(self, job: Reservation, acks: list[Ack]) -> None:
         """Run one prefetched job; its ack, if it succeeded, is added to ``acks``."""
         began = self._clock()
-        if not self.keeper.drop(job):  # its lease lapsed while it waited: not ours to run
+        if self.keeper.lost(job):  # its lease lapsed while it waited: not ours to run
             self.settler.count(handled=1)
             self.settler.lost(job, ReservationLost(job.queue, job.id, "its lease was lost "
                                                    "before it started"))
             return
-        self.process(job, acks=acks)
-        took = self._clock() - began
-        self._mean_run = took if self._mean_run == 0 else (
-            self._mean_run + _RUN_WEIGHT * (took - self._mean_run))
+        self.process(job, acks=acks)  # held (renewed) from its reserve to its ack
+        self._sizer.ran(self._clock() - began)
 
     def _reserve_next(self, timeout: float) -> Reservation | None:
         """The next job, taking the queues in the order given (see :func:`reserve_next`)."""
@@ -423,8 +401,9 @@ class Worker:
 
         With ``fetch_next`` and a backend that offers the fused call, deleting a finished job
         also reserves the next ready one (one round trip instead of two), which is returned.
-        With ``acks``, a finished job is not deleted here: its ack is added to the list (and
-        its lease kept renewed) for the next batched round trip.
+        With ``acks``, ``job`` is one the keeper holds (prefetched): a finished job is not
+        deleted here, its ack is added to the list (its lease still renewed) for the next
+        batched round trip; settled any other way, it is held no more.
         """
         self.current = job
         self.settler.count(handled=1)
@@ -439,6 +418,8 @@ class Worker:
         except (ReservationLost, BackendUnavailable) as exc:
             self.settler.lost(job, exc)
         finally:
+            if acks is not None and outcome != "deleted":
+                self.keeper.drop(job)
             self.current = None
             notify(self.pm, "kue_job_settled", job=job, outcome=outcome)
         return None
@@ -447,7 +428,9 @@ class Worker:
                         acks: list[Ack] | None = None) -> tuple[str, Reservation | None]:
         assert self._limiter is not None
         started = self.settler.started(job, admitted)
-        self.keeper.hold(job)
+        # A prefetched job (``acks``) is held already, from its reserve until its ack is sent.
+        if acks is None:
+            self.keeper.hold(job)
         error: BaseException | None = None
         result = None
         try:
@@ -455,12 +438,12 @@ class Worker:
         except (Exception, TimeLimitExceeded) as exc:  # a job's failure never ends the worker
             error = exc
         finally:
-            self.keeper.drop(job)
+            if acks is None or error is not None:
+                self.keeper.drop(job)  # no renewal may land after it is settled here
         if error is not None:
             return self.settler.failed(job, admitted, error, started), None
         if acks is not None:
             acks.append(self.settler.succeeded_later(job, admitted, started, result))
-            self.keeper.hold(job)  # renewed until the ack is sent
             return "deleted", None
         next_from = self.queues if fetch_next else None
         return "deleted", self.settler.succeeded(job, admitted, started, result, next_from)

@@ -85,6 +85,7 @@ from kue.spi import (
     BatchReply,
     Capabilities,
     ConfigError,
+    EncodedFields,
     JobInfo,
     JobState,
     JobTooBig,
@@ -100,8 +101,8 @@ from kue_redis.scripts import Client, ScriptArg, load_scripts, run_pipelined
 from kue_redis.settings import RedisSettings, parse_settings
 
 __all__ = [
-    "MAX_BATCH", "PACKED_FIELD", "RedisBackend", "packed_args", "parse_record", "record_args",
-    "record_digest",
+    "MAX_BATCH", "PACKED_FIELD", "RedisBackend", "packed_args", "packed_json", "parse_record",
+    "record_args", "record_digest",
 ]
 
 #: Jobs per put_many pipeline: one round trip each, small enough not to stall the server.
@@ -157,6 +158,10 @@ def _ms(seconds: float) -> int:
     return math.ceil(round(seconds * 1000, 6))
 
 
+#: ``_ms`` of the delays and ttrs a batch of puts repeats (most jobs of a batch share both).
+_batch_ms = functools.lru_cache(maxsize=256)(_ms)
+
+
 @functools.lru_cache(maxsize=64)
 def _ttl_ms(ttl: float | None) -> int:
     """A record's ttl as the scripts take it: ms, or -1 for none.
@@ -209,11 +214,23 @@ PACKED_FIELD = b"\x00packed"
 def packed_args(fields: Mapping[str, Any], ttl: float | None) -> list[ScriptArg]:
     """The ARGV tail of complete and complete_reserve (``write_packed`` in ``lua/common.lua``).
 
-    ttl in ms (-1: no expiry), the fields as one JSON object (None: removed), then their
-    names: one encoder call and one hash field for the write every finished job makes.
+    ttl in ms (-1: no expiry), then the fields as one JSON object (None: removed): one
+    encoder call and one hash field for the write every finished job makes. The field names
+    are not sent: the script reads them from the object only where a record was there before.
+    TypeError or ValueError if a value is not JSON-able.
     """
-    doc = fields if isinstance(fields, dict) else dict(fields)
-    return [_ttl_ms(ttl), _dumps(doc), *doc]
+    return [_ttl_ms(ttl), packed_json(fields)]
+
+
+def packed_json(fields: Mapping[str, Any]) -> str:
+    """``fields`` as one JSON object: the text the worker encoded, or encoded here."""
+    if isinstance(fields, EncodedFields):
+        return fields.json
+    return _dumps(fields if isinstance(fields, dict) else dict(fields))
+
+
+#: The ttl of an ack that deletes its job and writes no record (``lua/settle_many.lua``).
+_DELETE_ONLY = -2
 
 
 def parse_record(flat: Sequence[Any]) -> dict[str, Any]:
@@ -384,7 +401,7 @@ class RedisBackend:
             args: list[ScriptArg] = []
             for job_id, i in zip(ids[start : start + MAX_BATCH],
                                  items[start : start + MAX_BATCH], strict=True):
-                args += [job_id, i.body, i.priority, _ms(i.delay), _ms(i.ttr)]
+                args += (job_id, i.body, i.priority, _batch_ms(i.delay), _batch_ms(i.ttr))
             calls.append((keys, args))
         with self._guard():
             run_pipelined(self.client, self._scripts["put_many"], calls)
@@ -474,7 +491,8 @@ class RedisBackend:
         are sent one by one instead.
         """
         check_reserve_n(n, self.capabilities, zero=True)
-        ack_args = [[] if a.fields is None else packed_args(a.fields, a.ttl) for a in acks]
+        # Encoded first: a value that is not JSON-able raises before anything is sent.
+        docs = [None if a.fields is None else packed_json(a.fields) for a in acks]
         names, script_keys, wake_keys = self._reserve_keys(queues) if n else ([], [], [])
         involved = [*(a.job.queue for a in acks), *(j.queue for j in give_back), *names]
         if not self._one_slot(list(dict.fromkeys(involved))):
@@ -482,13 +500,15 @@ class RedisBackend:
         deadline = None if timeout is None else time.monotonic() + timeout
         keys: list[str] = []
         args: list[ScriptArg] = [len(acks), len(give_back), n]
-        for ack, extra in zip(acks, ack_args, strict=True):
-            qk = self._keys(ack.job.queue)
-            keys += [*qk.job_keys, *qk.record_keys(ack.job.id)]
-            if extra:
-                args += [ack.job.id, ack.job.receipt, len(extra) - 2, *extra]
+        for ack, doc in zip(acks, docs, strict=True):
+            job = ack.job
+            qk = self._keys(job.queue)
+            keys += qk.job_keys
+            keys += qk.record_keys(job.id)
+            if doc is None:
+                args += (job.id, job.receipt, _DELETE_ONLY)
             else:
-                args += [ack.job.id, ack.job.receipt, -1]
+                args += (job.id, job.receipt, _ttl_ms(ack.ttl), doc)
         for job in give_back:
             keys += self._keys(job.queue).job_keys
             args += [job.id, job.receipt]

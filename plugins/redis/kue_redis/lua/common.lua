@@ -84,6 +84,28 @@ local function wake(key, n)
   end
 end
 
+-- Store one new job: its meta, body, and its place in ready (or delayed, with delay ms > 0),
+-- and wake one reserver (a delayed job wakes reservers too: one blocked with a later bound
+-- must learn the new one). The put keys (seq, ready, delayed, body, meta, wake) follow
+-- KEYS[k]. A no-op if the id exists, so a resent put never stores the job twice; returns
+-- whether it stored the job. pri is a number, ttr ms as the client sent it.
+local function store_job(k, id, body, pri, delay, ttr)
+  local seq = take_seqs(KEYS[k + 1], 1)[1]
+  -- HSETNX both checks for the id and stores its meta (a resent put only wastes a seq number).
+  if redis.call('HSETNX', KEYS[k + 5], id, fmt(pri) .. ' ' .. seq .. ' ' .. ttr .. ' 0') == 0 then
+    return false
+  end
+  local member = seq .. ':' .. id
+  redis.call('HSET', KEYS[k + 4], id, body)
+  if delay > 0 then
+    redis.call('ZADD', KEYS[k + 3], fmt(now_ms() + delay), member)
+  else
+    redis.call('ZADD', KEYS[k + 2], fmt(pri), member)
+  end
+  wake(KEYS[k + 6], 1)
+  return true
+end
+
 -- Move due delayed jobs and expired reservations back to ready; returns how many moved.
 local function promote(ready, delayed, reserved, meta, now)
   local moved = 0
@@ -173,12 +195,15 @@ end
 -- reserved, body, meta, wake) follow KEYS[first]: lowest priority, then lowest seq.
 -- Returns {queue index (1-based), id, body, priority, attempts, ttr ms} for a job, or
 -- {0, ms until the earliest due job or lease deadline, or -1 if there is none}.
-local function reserve_job(first, now)
+-- ``promoted``: due jobs were already moved to ready at ``now`` (a batch's later reserves).
+local function reserve_job(first, now, promoted)
   local nq = (#KEYS - first + 1) / 6
   local best, best_member, best_pri, best_seq, best_more = nil, nil, nil, nil, false
   for q = 0, nq - 1 do
     local k = first - 1 + q * 6
-    promote(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 5], now)
+    if not promoted then
+      promote(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 5], now)
+    end
     -- Two members: the second tells whether the ready set stays non-empty.
     local top = redis.call('ZRANGE', KEYS[k + 1], 0, 1, 'WITHSCORES')
     if #top > 0 then
@@ -275,24 +300,29 @@ local PACKED = '\0packed'
 -- one by one (write_record) override it, so those of the same names written before are
 -- removed here; those written later win. A job completes once, so a record holds one PACKED
 -- object at most (job ids are uuid4s, never reused).
--- KEYS[k] record, KEYS[k + 1] waiters, KEYS[k + 2] changed. ARGV[a] ttl in ms (-1: no
--- expiry), ARGV[a + 1] the fields as one JSON object (null: removed), then their names.
-local function write_packed(k, a)
-  -- Most jobs have no record yet and no one waiting for one: one EXISTS tells both.
+-- KEYS[k] record, KEYS[k + 1] waiters, KEYS[k + 2] changed; ttl in ms (-1: no expiry), doc
+-- the fields as one JSON object (null: removed).
+local function write_packed(k, ttl, doc)
+  -- Most jobs have no record yet and no one waiting for one: one EXISTS tells both, and
+  -- then the doc is stored as it came, never parsed here.
   if redis.call('EXISTS', KEYS[k], KEYS[k + 1]) == 0 then
-    redis.call('HSET', KEYS[k], PACKED, ARGV[a + 1])
-    if tonumber(ARGV[a]) >= 0 then
-      redis.call('PEXPIRE', KEYS[k], ARGV[a])
+    redis.call('HSET', KEYS[k], PACKED, doc)
+    if tonumber(ttl) >= 0 then
+      redis.call('PEXPIRE', KEYS[k], ttl)
     end
     return
   end
-  if #ARGV > a + 1 then
-    for i = a + 2, #ARGV, 1000 do
-      redis.call('HDEL', KEYS[k], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-    end
+  -- A record written before (progress, an earlier attempt's error): the doc's own field
+  -- names, read from it only now, give way.
+  local names = {}
+  for name in pairs(cjson.decode(doc)) do
+    names[#names + 1] = name
   end
-  redis.call('HSET', KEYS[k], PACKED, ARGV[a + 1])
-  record_written(k, ARGV[a])
+  for i = 1, #names, 1000 do
+    redis.call('HDEL', KEYS[k], unpack(names, i, math.min(i + 999, #names)))
+  end
+  redis.call('HSET', KEYS[k], PACKED, doc)
+  record_written(k, ttl)
 end
 
 -- Where a job is, as a reserve would find it now: a delayed job whose time came and a

@@ -3,8 +3,8 @@
 -- KEYS: 1-8 the finished job's queue: ready, delayed, reserved, buried, body, meta, wake,
 --       seq; 9-11 its record, waiters, changed; then per queue to reserve from, six keys:
 --       ready, delayed, reserved, body, meta, wake
--- ARGV: 1 id, 2 receipt, 3 ttl ms (-1: none), 4 the fields as one JSON object, then their
---       names (see write_packed)
+-- ARGV: 1 id, 2 receipt, 3 ttl ms (-1: none), 4 the fields as one JSON object (see
+--       write_packed)
 -- Returns {-1, 0, -1 or -2} if the delete failed (not held / ttr ran out / no such job;
 -- nothing written and
 -- nothing reserved), else what reserve.lua returns.
@@ -13,5 +13,5 @@ local deleted = delete_job(0, ARGV[1], ARGV[2], now)
 if deleted ~= 1 then
   return {-1, deleted}
 end
-write_packed(9, 3)
+write_packed(9, ARGV[3], ARGV[4])
 return reserve_job(12, now)

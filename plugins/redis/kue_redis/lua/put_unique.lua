@@ -19,20 +19,7 @@ if held then
     return {0, holder}
   end
 end
-local id = ARGV[1]
-local seq = take_seqs(KEYS[1], 1)[1]
-local pri = tonumber(ARGV[3])
-if redis.call('HSETNX', KEYS[5], id, fmt(pri) .. ' ' .. seq .. ' ' .. ARGV[5] .. ' 0') == 0 then
-  return {1, id}  -- cannot happen: the id is fresh
-end
-local member = seq .. ':' .. id
-local delay = tonumber(ARGV[4])
-redis.call('HSET', KEYS[4], id, ARGV[2])
-if delay > 0 then
-  redis.call('ZADD', KEYS[3], fmt(now_ms() + delay), member)
-else
-  redis.call('ZADD', KEYS[2], fmt(pri), member)
-end
-redis.call('SET', KEYS[8], id .. ' ' .. ARGV[7], 'PX', ARGV[6])
-wake(KEYS[6], 1)
-return {1, id}
+-- The id is fresh (the client chose it for this call), so the job is stored.
+store_job(0, ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5])
+redis.call('SET', KEYS[8], ARGV[1] .. ' ' .. ARGV[7], 'PX', ARGV[6])
+return {1, ARGV[1]}

@@ -4,9 +4,9 @@
 --       wake, seq, then its record, waiters, changed; per give-back, its queue's eight
 --       (ready ... seq); then per queue to reserve from, six keys: ready, delayed,
 --       reserved, body, meta, wake
--- ARGV: 1 acks, 2 give-backs, 3 n; then per ack: id, receipt, names (-1: delete only, no
---       record; else how many field names follow the JSON), ttl ms, the fields as one JSON
---       object, then the names (see write_packed); then per give-back: id, receipt
+-- ARGV: 1 acks, 2 give-backs, 3 n; then per ack: id, receipt, ttl ms (-2: delete only, no
+--       record and nothing more; -1: a record that never expires), the fields as one JSON
+--       object (see write_packed); then per give-back: id, receipt
 -- Returns {lost, jobs, wait}: lost a flat list of (ack number, code) for each ack that failed
 -- (codes as delete_job's: 0 not held, -1 ttr ran out, -2 no such job); jobs a list of what
 -- reserve.lua returns for a job, most urgent first; wait reserve.lua's "nothing ready" reply
@@ -17,33 +17,18 @@ local n_acks, n_give, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]
 local a, k = 4, 0
 local lost = {}
 
--- write_packed of common.lua with the ttl, JSON and names given, not read from ARGV's tail.
-local function pack_record(rk, ttl, doc, first_name, last_name)
-  if redis.call('EXISTS', KEYS[rk], KEYS[rk + 1]) == 0 then
-    redis.call('HSET', KEYS[rk], PACKED, doc)
-    if tonumber(ttl) >= 0 then
-      redis.call('PEXPIRE', KEYS[rk], ttl)
-    end
-    return
-  end
-  for i = first_name, last_name, 1000 do
-    redis.call('HDEL', KEYS[rk], unpack(ARGV, i, math.min(i + 999, last_name)))
-  end
-  redis.call('HSET', KEYS[rk], PACKED, doc)
-  record_written(rk, ttl)
-end
-
 for i = 1, n_acks do
-  local id, receipt, names = ARGV[a], ARGV[a + 1], tonumber(ARGV[a + 2])
+  local id, receipt, ttl = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   local done = delete_job(k, id, receipt, now)
+  local recorded = ttl ~= '-2'
   if done ~= 1 then
     lost[#lost + 1] = i
     lost[#lost + 1] = done
-  elseif names >= 0 then
-    pack_record(k + 9, ARGV[a + 3], ARGV[a + 4], a + 5, a + 4 + names)
+  elseif recorded then
+    write_packed(k + 9, ttl, ARGV[a + 3])
   end
-  if names >= 0 then
-    a = a + 5 + names
+  if recorded then
+    a = a + 4
   else
     a = a + 3
   end
@@ -69,7 +54,8 @@ end
 local jobs, wait = {}, {1}
 if n > 0 then
   while #jobs < n do
-    local found = reserve_job(k + 1, now)
+    -- Due jobs and lapsed leases move to ready once: the clock stands still in a script.
+    local found = reserve_job(k + 1, now, #jobs > 0)
     if tonumber(found[1]) == 0 then
       wait = found
       break
