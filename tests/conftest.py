@@ -39,3 +39,25 @@ def shared_backend_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A throwaway server (or file) for each backend shared between processes."""
     with throwaway(str(request.param)) as server:
         yield server.url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the tests for pytest-xdist's ``--dist loadgroup`` (``nox -s tests``).
+
+    Each xdist worker starts the throwaway servers of the tests it runs, and a server is dear
+    on a loaded machine (moto_server and initdb take seconds of CPU). So the tests on one
+    backend of :data:`SHARED_BACKENDS` go to one worker, as do each plugin's own tests; the
+    rest go by module, as ``--dist loadfile`` would send them.
+    """
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("shared_backend_url") if callspec else None
+        if backend is not None:
+            group = f"backend-{backend}"
+        elif item.path.parent.name == "tests" and item.path.parent.parent.parent.name == "plugins":
+            group = f"plugin-{item.path.parent.parent.name}"
+        else:
+            group = item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))
