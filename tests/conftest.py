@@ -45,9 +45,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Group the tests for pytest-xdist's ``--dist loadgroup`` (``nox -s tests``).
 
     Each xdist worker starts the throwaway servers of the tests it runs, and a server is dear
-    on a loaded machine (moto_server and initdb take seconds of CPU). So the tests on one
-    backend of :data:`SHARED_BACKENDS` go to one worker, as do each plugin's own tests; the
-    rest go by module, as ``--dist loadfile`` would send them.
+    on a loaded machine (moto_server and initdb take seconds of CPU). So each plugin's own
+    tests go to one worker, and the rest by module, as ``--dist loadfile`` would send them;
+    but a module whose tests run on every backend of :data:`SHARED_BACKENDS` (the fault tests,
+    minutes each) goes one backend at a time, so the backends of one module run side by side.
     """
     if config.getoption("dist", "no") != "loadgroup":
         return
@@ -55,7 +56,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         callspec = getattr(item, "callspec", None)
         backend = callspec.params.get("shared_backend_url") if callspec else None
         if backend is not None:
-            group = f"backend-{backend}"
+            group = f"{item.path.name}-{backend}"
         elif item.path.parent.name == "tests" and item.path.parent.parent.parent.name == "plugins":
             group = f"plugin-{item.path.parent.parent.name}"
         else:
