@@ -102,6 +102,10 @@ _REPORT = pytest.StashKey[Report]()
 def pytest_configure(config: pytest.Config) -> None:
     """Register the ``requires`` marker; start the ``--kue-report`` report."""
     config.stash[_SERVER_LINES] = []
+    if config.getoption("--kue-report", None) and config.getoption("numprocesses", None):
+        raise pytest.UsageError(
+            "--kue-report gathers its report in one process, not in pytest-xdist workers: add "
+            "-n 0 (KUE_TEST_WORKERS=0 for a nox session)")
     if config.getoption("--kue-report", None):
         config.stash[_REPORT] = Report(str(config.getoption("--kue-backend") or ""))
     config.addinivalue_line(
