@@ -39,3 +39,26 @@ def shared_backend_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A throwaway server (or file) for each backend shared between processes."""
     with throwaway(str(request.param)) as server:
         yield server.url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Group the tests for pytest-xdist's ``--dist loadgroup`` (``nox -s tests``).
+
+    Each xdist worker starts the throwaway servers of the tests it runs, and a server is dear
+    on a loaded machine (moto_server and initdb take seconds of CPU). So each plugin's own
+    tests go to one worker, and the rest by module, as ``--dist loadfile`` would send them;
+    but a module whose tests run on every backend of :data:`SHARED_BACKENDS` (the fault tests,
+    minutes each) goes one backend at a time, so the backends of one module run side by side.
+    """
+    if config.getoption("dist", "no") != "loadgroup":
+        return
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("shared_backend_url") if callspec else None
+        if backend is not None:
+            group = f"{item.path.name}-{backend}"
+        elif item.path.parent.name == "tests" and item.path.parent.parent.parent.name == "plugins":
+            group = f"plugin-{item.path.parent.parent.name}"
+        else:
+            group = item.path.name
+        item.add_marker(pytest.mark.xdist_group(group))

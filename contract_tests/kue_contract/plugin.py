@@ -6,6 +6,7 @@ import tempfile
 import uuid
 from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -41,6 +42,7 @@ __all__ = [
     "pytest_runtest_makereport",
     "pytest_sessionfinish",
     "pytest_terminal_summary",
+    "pytest_testnodedown",
     "queue",
     "requires_capabilities",
     "restartable_server",
@@ -100,6 +102,10 @@ _REPORT = pytest.StashKey[Report]()
 def pytest_configure(config: pytest.Config) -> None:
     """Register the ``requires`` marker; start the ``--kue-report`` report."""
     config.stash[_SERVER_LINES] = []
+    if config.getoption("--kue-report", None) and config.getoption("numprocesses", None):
+        raise pytest.UsageError(
+            "--kue-report gathers its report in one process, not in pytest-xdist workers: add "
+            "-n 0 (KUE_TEST_WORKERS=0 for a nox session)")
     if config.getoption("--kue-report", None):
         config.stash[_REPORT] = Report(str(config.getoption("--kue-backend") or ""))
     config.addinivalue_line(
@@ -132,12 +138,26 @@ def _note(gathered: Report, report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Write the conformance report, if ``--kue-report`` asked for one."""
+    """Write the conformance report, if ``--kue-report`` asked for one.
+
+    In a pytest-xdist worker, hand the worker's server lines to the controller, whose terminal
+    summary shows them (:func:`pytest_testnodedown`).
+    """
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["kue_server_lines"] = session.config.stash[_SERVER_LINES]
     gathered = session.config.stash.get(_REPORT, None)
     path = session.config.getoption("--kue-report", None)
     if gathered is None or not path:
         return
     gathered.write(Path(str(path)))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """Under pytest-xdist: take a finished worker's server lines for the terminal summary."""
+    lines = getattr(node, "workeroutput", {}).get("kue_server_lines", [])
+    node.config.stash[_SERVER_LINES].extend(lines)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
