@@ -1,0 +1,222 @@
+"""Details a user reads back, alike on every backend that declares them.
+
+Priorities of every kind of put, empty peeks, short due times, how soon a record wait
+returns, and records JSON cannot hold.
+
+Each closes a gap the mutation score (``nox -s mutants``, docs/contract.md) found: a change to
+the memory or sqlite backend that every other test let through.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import kue
+from kue.backend import JobInfo, JobState, PutItem, UniqueBackend
+from kue.records import RecordingBackend, RecordStore
+from kue.status import InspectableBackend
+from kue_contract.helpers import SCHEDULING, by, wait_for
+
+#: A record wait's own timeout in these tests: a waiter that misses a write returns this late.
+LONG_WAIT = 30.0
+#: How soon a waiter must return after a write it has not seen.
+PROMPT = 5.0
+
+
+def _returns_promptly(wait: Callable[[], None]) -> Callable[[], float]:
+    """Start ``wait`` in a thread; the returned function joins it and says how long it ran."""
+    done: list[float] = []
+    started = time.monotonic()
+
+    def run() -> None:
+        wait()
+        done.append(time.monotonic())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+
+    def joined() -> float:
+        thread.join(PROMPT + SCHEDULING)
+        assert done, f"the record wait did not return within {PROMPT} s of the write"
+        return done[0] - started
+
+    return joined
+
+
+class DetailsContract:
+    """Priorities, empty peeks, short due times, record waits and unkeepable records."""
+
+    @pytest.fixture
+    def store(self, queue: kue.Queue) -> Iterator[RecordStore]:
+        """The record store of the test queue (the backend's own, or ``--kue-results``)."""
+        if queue.records.store is None:
+            pytest.skip(f"the {queue.capabilities.name} backend keeps no job records "
+                        "(capability records=False) and no --kue-results store was given")
+        yield queue.records.store
+
+    @pytest.mark.requires("priority")
+    def test_each_job_of_a_batch_keeps_its_own_priority(self, queue: kue.Queue) -> None:
+        ids = queue.put_many([PutItem(b"low", priority=9), PutItem(b"high", priority=1),
+                              PutItem(b"mid", priority=5)])
+        got = []
+        while (job := queue.reserve(timeout=0)) is not None:
+            got.append((job.id, job.body, job.priority))
+            job.delete()
+        assert got == [(ids[1], b"high", 1), (ids[2], b"mid", 5), (ids[0], b"low", 9)]
+
+    @pytest.mark.requires("priority", "unique_put")
+    def test_a_unique_job_keeps_its_priority(self, queue: kue.Queue) -> None:
+        backend = queue.backend
+        assert isinstance(backend, UniqueBackend), "unique_put=True without put_unique"
+        plain = queue.put(b"plain", priority=9)
+        unique, stored = backend.put_unique(queue.name, b"unique", 1, 0.0, 60.0, "k", 600.0,
+                                            True)
+        assert stored
+        first = queue.reserve(timeout=5)
+        assert first is not None and (first.id, first.priority) == (unique, 1)
+        second = queue.reserve(timeout=5)
+        assert second is not None and (second.id, second.priority) == (plain, 9)
+        first.delete()
+        second.delete()
+
+    @pytest.mark.requires("peek", "bury")
+    def test_peek_at_buried_finds_none_while_only_other_states_hold_jobs(
+        self, queue: kue.Queue
+    ) -> None:
+        queue.put(b"ready")
+        assert queue.peek(JobState.BURIED) is None
+        queue.put(b"to bury")
+        job = queue.reserve(timeout=5)
+        assert job is not None
+        assert queue.peek(JobState.BURIED) is None  # one ready, one reserved, none buried
+        job.bury()
+        buried = queue.peek(JobState.BURIED)
+        assert buried is not None and buried.id == job.id
+
+    @pytest.mark.requires("delay")
+    def test_job_info_counts_a_due_time_under_a_second(self, queue: kue.Queue) -> None:
+        backend = queue.backend
+        if not isinstance(backend, InspectableBackend):
+            pytest.skip(f"the {backend.capabilities.name} backend reports no job by id "
+                        "(kue.status.InspectableBackend)")
+        caps = queue.capabilities
+        if caps.whole_seconds:
+            pytest.skip(f"the {caps.name} backend counts delays in whole seconds")
+        job_id = queue.put(b"soon", delay=0.5)
+        info = backend.job_info(queue.name, job_id)
+        assert info is not None and info.state is JobState.DELAYED
+        assert info.due_in is not None and 0 < info.due_in <= 0.5 + caps.timing_tolerance
+        # Once due, it is ready and has no due time left.
+        def ready() -> JobInfo | None:
+            info = backend.job_info(queue.name, job_id)
+            return info if info is not None and info.state is JobState.READY else None
+
+        assert wait_for(ready, timeout=by(0.5, caps) + 5).due_in is None
+
+    def test_a_record_wait_returns_for_a_write_made_since_the_last_read(
+        self, store: RecordStore, queue: kue.Queue
+    ) -> None:
+        """A write by another thread between a read and the wait that follows is not missed."""
+        store.update_record(queue.name, "1", {"progress": 0.1}, 600.0)
+        have_read, written = threading.Event(), threading.Event()
+
+        def read_then_wait() -> None:
+            assert store.read_record(queue.name, "1") == {"progress": 0.1}
+            have_read.set()
+            assert written.wait(PROMPT)
+            store.wait_record(queue.name, "1", LONG_WAIT)
+
+        joined = _returns_promptly(read_then_wait)
+        assert have_read.wait(PROMPT)
+        store.update_record(queue.name, "1", {"progress": 0.2}, 600.0)
+        written.set()
+        assert joined() < PROMPT
+
+    def test_a_record_wait_is_woken_by_a_write_from_another_thread(
+        self, store: RecordStore, queue: kue.Queue
+    ) -> None:
+        store.update_record(queue.name, "1", {"progress": 0.1}, 600.0)
+        have_read = threading.Event()
+
+        def read_and_wait() -> None:
+            store.read_record(queue.name, "1")
+            have_read.set()
+            store.wait_record(queue.name, "1", LONG_WAIT)
+
+        joined = _returns_promptly(read_and_wait)
+        assert have_read.wait(PROMPT)
+        store.update_record(queue.name, "1", {"progress": 0.2}, 600.0)
+        assert joined() < PROMPT
+        assert store.read_record(queue.name, "1") == {"progress": 0.2}
+
+    def test_a_record_wait_is_woken_by_a_write_on_another_connection(
+        self, store: RecordStore, queue: kue.Queue,
+        connect_again: Callable[[str], kue.Queue],
+    ) -> None:
+        other = connect_again(queue.name).records.store
+        assert other is not None
+        store.update_record(queue.name, "1", {"progress": 0.1}, 600.0)
+        have_read = threading.Event()
+
+        def read_and_wait() -> None:
+            store.read_record(queue.name, "1")
+            have_read.set()
+            store.wait_record(queue.name, "1", LONG_WAIT)
+
+        joined = _returns_promptly(read_and_wait)
+        assert have_read.wait(PROMPT)
+        other.update_record(queue.name, "1", {"progress": 0.2}, 600.0)
+        assert joined() < PROMPT
+
+    def test_a_record_wait_is_woken_when_the_job_completes(self, queue: kue.Queue) -> None:
+        backend = queue.backend
+        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)):
+            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
+                        "completes (capability records=False)")
+        job_id = queue.put(b"x")
+        held = queue.reserve(timeout=5)
+        assert held is not None and held.id == job_id
+        have_read = threading.Event()
+
+        def read_and_wait() -> None:
+            backend.read_record(queue.name, job_id)
+            have_read.set()
+            backend.wait_record(queue.name, job_id, LONG_WAIT)
+
+        joined = _returns_promptly(read_and_wait)
+        assert have_read.wait(PROMPT)
+        backend.complete(held.reservation, {"state": "done", "result": 7}, 600.0)
+        assert joined() < PROMPT
+        record = backend.read_record(queue.name, job_id)
+        assert record is not None and record["result"] == 7
+
+    @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+    def test_a_record_json_cannot_hold_is_refused_and_nothing_is_written(
+        self, store: RecordStore, queue: kue.Queue, bad: float
+    ) -> None:
+        store.update_record(queue.name, "1", {"progress": 0.1}, 600.0)
+        with pytest.raises(ValueError):
+            store.update_record(queue.name, "1", {"progress": bad}, 600.0)
+        assert store.read_record(queue.name, "1") == {"progress": 0.1}
+
+    @pytest.mark.parametrize("bad", [math.nan, math.inf])
+    def test_a_completion_json_cannot_hold_is_refused_and_the_job_stays_held(
+        self, queue: kue.Queue, bad: float
+    ) -> None:
+        backend = queue.backend
+        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)):
+            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
+                        "completes (capability records=False)")
+        job_id = queue.put(b"x")
+        held = queue.reserve(timeout=5)
+        assert held is not None
+        with pytest.raises(ValueError):
+            backend.complete(held.reservation, {"state": "done", "result": bad}, 600.0)
+        assert queue.stats().reserved == 1
+        held.delete()  # still held: the refused completion changed nothing
+        assert backend.read_record(queue.name, job_id) is None
