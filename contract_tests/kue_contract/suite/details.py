@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import kue
-from kue.backend import JobInfo, JobState, PutItem, UniqueBackend
+from kue.backend import Ack, BatchBackend, JobInfo, JobState, PutItem, UniqueBackend
 from kue.records import RecordingBackend, RecordStore
 from kue.status import InspectableBackend
 from kue_contract.helpers import SCHEDULING, by, wait_for
@@ -220,3 +220,86 @@ class DetailsContract:
         assert queue.stats().reserved == 1
         held.delete()  # still held: the refused completion changed nothing
         assert backend.read_record(queue.name, job_id) is None
+
+    def test_a_record_expires_after_the_ttl_it_was_written_with(
+        self, store: RecordStore, queue: kue.Queue
+    ) -> None:
+        store.update_record(queue.name, "1", {"progress": 0.1}, 1.0)
+        store.update_record(queue.name, "2", {"progress": 0.1}, 600.0)
+        assert store.read_record(queue.name, "1") == {"progress": 0.1}
+        wait_for(lambda: store.read_record(queue.name, "1") is None,
+                 timeout=by(1.0, queue.capabilities) + 5)
+        assert store.read_record(queue.name, "2") == {"progress": 0.1}
+
+    def test_a_completion_record_expires_after_its_ttl(self, queue: kue.Queue) -> None:
+        backend = queue.backend
+        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)):
+            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
+                        "completes (capability records=False)")
+        job_id = queue.put(b"x")
+        held = queue.reserve(timeout=5)
+        assert held is not None
+        backend.complete(held.reservation, {"state": "done", "result": 1}, 1.0)
+        record = backend.read_record(queue.name, job_id)
+        assert record is not None and record["result"] == 1
+        wait_for(lambda: backend.read_record(queue.name, job_id) is None,
+                 timeout=by(1.0, queue.capabilities) + 5)
+
+    def test_a_record_wait_by_a_thread_that_read_nothing_returns_by_its_timeout(
+        self, store: RecordStore, queue: kue.Queue
+    ) -> None:
+        errors: list[BaseException] = []
+
+        def wait() -> None:
+            try:
+                store.wait_record(queue.name, "1", 0.2)
+            except BaseException as exc:
+                errors.append(exc)
+
+        assert _returns_promptly(wait)() < PROMPT
+        assert errors == []
+
+    @pytest.mark.requires("reserve_many")
+    def test_a_record_wait_is_woken_by_a_batch_ack_that_records(
+        self, queue: kue.Queue
+    ) -> None:
+        backend = queue.backend
+        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)
+                and isinstance(backend, BatchBackend)):
+            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
+                        "completes (capability records=False)")
+        job_id = queue.put(b"x")
+        held = backend.reserve_many([queue.name], 1, 5)
+        assert [j.id for j in held] == [job_id]
+        have_read = threading.Event()
+
+        def read_and_wait() -> None:
+            backend.read_record(queue.name, job_id)
+            have_read.set()
+            backend.wait_record(queue.name, job_id, LONG_WAIT)
+
+        joined = _returns_promptly(read_and_wait)
+        assert have_read.wait(PROMPT)
+        fields = {"state": "done", "result": 3}
+        backend.settle_many([Ack(held[0], fields, 600.0)], (), [queue.name], 0, 0)
+        assert joined() < PROMPT
+        record = backend.read_record(queue.name, job_id)
+        assert record is not None and record["result"] == 3
+
+    @pytest.mark.requires("reserve_many")
+    def test_giving_back_a_job_already_settled_changes_nothing(
+        self, queue: kue.Queue
+    ) -> None:
+        backend = queue.backend
+        assert isinstance(backend, BatchBackend), "declares reserve_many, is no BatchBackend"
+        deleted_id, released_id = queue.put(b"deleted"), queue.put(b"released")
+        first, second = backend.reserve_many([queue.name], 2, 5)
+        assert (first.id, second.id) == (deleted_id, released_id)
+        backend.delete(first)
+        backend.release(second, second.priority, 0.0)
+        reply = backend.settle_many((), [first, second], [queue.name], 0, 0)
+        assert reply.reserved == []
+        assert queue.stats() == kue.QueueStats(ready=1)
+        again = queue.reserve(timeout=5)
+        assert again is not None and (again.id, again.attempts) == (released_id, 2)
+        again.delete()

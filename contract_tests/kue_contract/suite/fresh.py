@@ -16,11 +16,17 @@ import pytest
 
 import kue
 from kue.backend import Backend, UniqueBackend
+from kue.listing import QueueListing
 from kue.plugins import open_backend
 from kue.records import ClaimStore, RecordStore
 from kue_contract.helpers import SCHEDULING
 from kue_contract.plugin import fresh_name
 from kue_contract.servers import ServerUnavailable, serve, spec_for
+
+#: Set on a test's node when its ``fresh_backend`` has a store no other test has used.
+NEW_STORE = pytest.StashKey[bool]()
+#: Key writes that certainly include a periodic sweep of expired keys (every 1000 here).
+MANY_KEYS = 1000
 
 
 class FreshStoreContract:
@@ -42,8 +48,22 @@ class FreshStoreContract:
         mode = str(request.config.getoption("--kue-servers"))
         with serve(spec, mode) as server:
             backend = open_backend(kue_backend_name, server.url)
+            request.node.stash[NEW_STORE] = True
             yield backend
             backend.close()
+
+    def test_a_new_store_holds_no_queue_of_another(self, request: pytest.FixtureRequest,
+                                                   fresh_backend: Backend) -> None:
+        """Two stores of one process (two ``memory://`` names, two files) are apart."""
+        if not request.node.stash.get(NEW_STORE, False):
+            pytest.skip("the backend's store is its server's, shared with the session")
+        if not isinstance(fresh_backend, QueueListing):
+            pytest.skip(f"the {fresh_backend.capabilities.name} backend lists no queues "
+                        "(kue.listing.QueueListing)")
+        assert fresh_backend.list_queues() == []
+        name = fresh_name()
+        kue.Queue(fresh_backend, name).put(b"x")
+        assert fresh_backend.list_queues() == [name]
 
     def test_the_first_jobs_keep_order_and_are_counted(self, fresh_backend: Backend) -> None:
         queue = kue.Queue(fresh_backend, fresh_name())
@@ -96,3 +116,27 @@ class FreshStoreContract:
         name = fresh_name()
         assert fresh_backend.claim(name, "k", "a", 600.0, None) is None
         assert fresh_backend.claim(name, "k", "b", 600.0, None) == "a"
+
+    def test_a_thousand_claims_in_a_row_all_hold(self, fresh_backend: Backend) -> None:
+        """Expired keys are swept out now and then; live ones never are."""
+        if not isinstance(fresh_backend, ClaimStore):
+            pytest.skip(f"the {fresh_backend.capabilities.name} backend keeps no claims "
+                        "(kue.records.ClaimStore)")
+        name = fresh_name()
+        assert fresh_backend.claim(name, "first", "a", 600.0, None) is None
+        for n in range(MANY_KEYS):
+            assert fresh_backend.claim(name, f"k{n}", "v", 600.0, None) is None
+        assert fresh_backend.claim(name, "first", "b", 600.0, None) == "a"
+        assert fresh_backend.claim(name, f"k{MANY_KEYS - 1}", "w", 600.0, None) == "v"
+
+    def test_a_thousand_unique_puts_in_a_row_all_hold(self, fresh_backend: Backend) -> None:
+        caps = fresh_backend.capabilities
+        if not (caps.unique_put and isinstance(fresh_backend, UniqueBackend)):
+            pytest.skip(f"the {caps.name} backend declares unique_put=False")
+        name = fresh_name()
+        first, _ = fresh_backend.put_unique(name, b"a", 5, 0.0, 60.0, "first", 600.0, True)
+        for n in range(MANY_KEYS):
+            _, stored = fresh_backend.put_unique(name, b"n", 5, 0.0, 60.0, f"k{n}", 600.0, True)
+            assert stored
+        again, stored = fresh_backend.put_unique(name, b"b", 5, 0.0, 60.0, "first", 600.0, True)
+        assert (again, stored) == (first, False)
