@@ -10,6 +10,7 @@ from kue_contract.suite import (
     ConcurrencyContract,
     DelayContract,
     DetailsContract,
+    DetailsOfTimeAndBatchesContract,
     DurabilityContract,
     EdgesContract,
     FreshStoreContract,
@@ -109,3 +110,7 @@ class TestDetails(DetailsContract):
 
 class TestFreshStore(FreshStoreContract):
     """A backend opened on a store of its own works from its first call."""
+
+
+class TestDetailsOfTimeAndBatches(DetailsOfTimeAndBatchesContract):
+    """Due jobs seen by every call, batches that wait, stale completions, many queues."""

@@ -10,7 +10,7 @@ from kue_contract.suite.batch import BatchContract
 from kue_contract.suite.blocking import BlockingContract
 from kue_contract.suite.bury import BuryContract, PeekContract, UnsupportedContract
 from kue_contract.suite.concurrency import ConcurrencyContract
-from kue_contract.suite.details import DetailsContract
+from kue_contract.suite.details import DetailsContract, DetailsOfTimeAndBatchesContract
 from kue_contract.suite.durability import DurabilityContract
 from kue_contract.suite.edges import EdgesContract
 from kue_contract.suite.fresh import FreshStoreContract
@@ -30,6 +30,7 @@ __all__ = [
     "ConcurrencyContract",
     "DelayContract",
     "DetailsContract",
+    "DetailsOfTimeAndBatchesContract",
     "DurabilityContract",
     "EdgesContract",
     "FreshStoreContract",

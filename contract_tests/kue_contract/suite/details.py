@@ -26,6 +26,9 @@ from kue_contract.helpers import SCHEDULING, by, wait_for
 LONG_WAIT = 30.0
 #: How soon a waiter must return after a write it has not seen.
 PROMPT = 5.0
+#: Seconds a record wait is watched with nobody writing, and the most returns allowed then.
+QUIET = 1.0
+MOST_SPURIOUS = 20
 
 
 def _returns_promptly(wait: Callable[[], None]) -> Callable[[], float]:
@@ -195,6 +198,19 @@ class DetailsContract:
         record = backend.read_record(queue.name, job_id)
         assert record is not None and record["result"] == 7
 
+    def test_a_record_wait_with_no_write_waits_rather_than_spins(
+        self, store: RecordStore, queue: kue.Queue
+    ) -> None:
+        """Spurious returns are allowed, a busy loop is not: ``result()`` would burn a core."""
+        store.update_record(queue.name, "1", {"progress": 0.1}, 600.0)
+        deadline = time.monotonic() + QUIET
+        returns = 0
+        while (left := deadline - time.monotonic()) > 0:
+            store.read_record(queue.name, "1")
+            store.wait_record(queue.name, "1", left)
+            returns += 1
+        assert returns <= MOST_SPURIOUS, f"{returns} returns in {QUIET} s with no write"
+
     @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
     def test_a_record_json_cannot_hold_is_refused_and_nothing_is_written(
         self, store: RecordStore, queue: kue.Queue, bad: float
@@ -303,3 +319,142 @@ class DetailsContract:
         again = queue.reserve(timeout=5)
         assert again is not None and (again.id, again.attempts) == (released_id, 2)
         again.delete()
+
+
+#: More queues than one SQL statement may join on SQLite (its backend switches to a JSON list).
+MANY_QUEUES = 600
+
+
+def _short_delay(caps: kue.Capabilities) -> float:
+    """The shortest delay worth waiting for: a second where the backend counts whole seconds."""
+    return 1.0 if caps.whole_seconds else 0.3
+
+
+class DetailsOfTimeAndBatchesContract:
+    """Due jobs seen by every call, batches that wait, stale completions, many queues."""
+
+    @pytest.mark.requires("delay")
+    def test_a_batch_put_may_hold_a_delayed_job(self, queue: kue.Queue) -> None:
+        caps = queue.capabilities
+        delay = _short_delay(caps)
+        now_id, later_id = queue.put_many([PutItem(b"now"), PutItem(b"later", delay=delay)])
+        assert queue.stats() == kue.QueueStats(ready=1, delayed=1)
+        first = queue.reserve(timeout=5)
+        assert first is not None and first.id == now_id
+        first.delete()
+        later = queue.reserve(timeout=by(delay, caps) + 5)
+        assert later is not None and later.id == later_id
+        later.delete()
+
+    @pytest.mark.requires("delay", "peek", "bury", "kick_delayed")
+    def test_peek_and_kick_see_a_delay_that_came_due_as_ready(self, queue: kue.Queue) -> None:
+        caps = queue.capabilities
+        delay = _short_delay(caps)
+        job_id = queue.put(b"soon", delay=delay)
+        time.sleep(by(delay, caps))
+        assert queue.peek(JobState.DELAYED) is None
+        ready = queue.peek(JobState.READY)
+        assert ready is not None and ready.id == job_id
+        assert queue.kick(1) == 0  # nothing buried, nothing delayed any more
+        assert queue.stats() == kue.QueueStats(ready=1)
+
+    @pytest.mark.requires("peek")
+    def test_the_backend_refuses_to_peek_at_reserved_jobs_naming_the_state(
+        self, queue: kue.Queue
+    ) -> None:
+        with pytest.raises(ValueError, match="reserved"):
+            queue.backend.peek(queue.name, JobState.RESERVED)
+
+    def test_a_stale_completion_names_the_queue_and_the_job(self, queue: kue.Queue) -> None:
+        backend = queue.backend
+        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)):
+            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
+                        "completes (capability records=False)")
+        caps = queue.capabilities
+        job_id = queue.put(b"x", ttr=caps.min_ttr)
+        held = queue.reserve(timeout=5)
+        assert held is not None
+        again = wait_for(lambda: queue.reserve(timeout=0.5), timeout=by(caps.min_ttr, caps) + 5)
+        with pytest.raises(kue.ReservationLost) as lost:
+            backend.complete(held.reservation, {"state": "done"}, 600.0)
+        assert (lost.value.queue, lost.value.job_id) == (queue.name, job_id)
+        again.delete()
+
+    @pytest.mark.requires("priority")
+    def test_a_done_jobs_status_keeps_its_priority(self, queue: kue.Queue) -> None:
+        backend = queue.backend
+        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)):
+            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
+                        "completes (capability records=False)")
+        job_id = queue.put(b"x", priority=7)
+        held = queue.reserve(timeout=5)
+        assert held is not None
+        backend.complete(held.reservation, {"state": "done", "priority": 7, "result": 1},
+                         600.0)
+        status = queue.status(job_id)
+        assert status is not None and (status.priority, status.result) == (7, 1)
+
+    @pytest.mark.requires("reserve_many")
+    def test_a_batch_of_one_from_an_empty_queue_is_empty_and_does_not_block(
+        self, queue: kue.Queue
+    ) -> None:
+        backend = queue.backend
+        assert isinstance(backend, BatchBackend), "declares reserve_many, is no BatchBackend"
+        started = time.monotonic()
+        assert backend.reserve_many([queue.name], 1, 0.2) == []
+        assert time.monotonic() - started < PROMPT
+
+    @pytest.mark.requires("reserve_many", "priority")
+    def test_a_batch_reports_each_jobs_priority(self, queue: kue.Queue) -> None:
+        backend = queue.backend
+        assert isinstance(backend, BatchBackend), "declares reserve_many, is no BatchBackend"
+        low, high = queue.put(b"low", priority=9), queue.put(b"high", priority=1)
+        got = backend.reserve_many([queue.name], 2, 5)
+        assert [(j.id, j.priority) for j in got] == [(high, 1), (low, 9)]
+        backend.settle_many([Ack(j) for j in got], (), [queue.name], 0, 0)
+
+    @pytest.mark.requires("reserve_many", "delay")
+    def test_a_batch_takes_a_delayed_job_once_it_is_due(self, queue: kue.Queue) -> None:
+        backend = queue.backend
+        assert isinstance(backend, BatchBackend), "declares reserve_many, is no BatchBackend"
+        caps = queue.capabilities
+        delay = _short_delay(caps)
+        job_id = queue.put(b"soon", delay=delay)
+        time.sleep(by(delay, caps))
+        got = backend.reserve_many([queue.name], 2, 0)
+        assert [j.id for j in got] == [job_id]
+        backend.settle_many([Ack(got[0])], (), [queue.name], 0, 0)
+
+    @pytest.mark.requires("reserve_many")
+    def test_settle_many_waits_for_a_job_when_none_is_ready(self, queue: kue.Queue) -> None:
+        backend = queue.backend
+        assert isinstance(backend, BatchBackend), "declares reserve_many, is no BatchBackend"
+        timer = threading.Timer(0.3, lambda: queue.put(b"late"))
+        timer.start()
+        try:
+            reply = backend.settle_many((), (), [queue.name], 1, 30)
+        finally:
+            timer.join()
+        assert [j.body for j in reply.reserved] == [b"late"]
+        backend.settle_many([Ack(reply.reserved[0])], (), [queue.name], 0, 0)
+
+    @pytest.mark.requires("priority")
+    def test_reserve_from_many_queues_takes_the_most_urgent_of_all(
+        self, make_queue: Callable[[], kue.Queue]
+    ) -> None:
+        queues = [make_queue() for _ in range(MANY_QUEUES)]
+        names = [q.name for q in queues]
+        low = queues[-1].put(b"low", priority=9)
+        high = queues[MANY_QUEUES // 2].put(b"high", priority=1)
+        first = queues[0].reserve_from(names, timeout=5)
+        assert first is not None and (first.id, first.queue) == (high, names[MANY_QUEUES // 2])
+        first.delete()
+        backend = queues[0].backend
+        if isinstance(backend, BatchBackend) and queues[0].capabilities.reserve_many:
+            got = backend.reserve_many(names, 2, 5)
+            assert [(j.id, j.queue) for j in got] == [(low, names[-1])]
+            backend.settle_many([Ack(got[0])], (), names, 0, 0)
+        else:
+            last = queues[0].reserve_from(names, timeout=5)
+            assert last is not None and last.id == low
+            last.delete()

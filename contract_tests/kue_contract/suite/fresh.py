@@ -15,10 +15,10 @@ from collections.abc import Iterator
 import pytest
 
 import kue
-from kue.backend import Backend, UniqueBackend
+from kue.backend import Ack, Backend, BatchBackend, UniqueBackend
 from kue.listing import QueueListing
 from kue.plugins import open_backend
-from kue.records import ClaimStore, RecordStore
+from kue.records import ClaimStore, RecordingBackend, RecordStore
 from kue_contract.helpers import SCHEDULING
 from kue_contract.plugin import fresh_name
 from kue_contract.servers import ServerUnavailable, serve, spec_for
@@ -71,10 +71,28 @@ class FreshStoreContract:
         assert len(set(ids)) == 3
         assert queue.stats().ready == 3
         got = []
+        if fresh_backend.capabilities.reserve_many and isinstance(fresh_backend, BatchBackend):
+            batch = fresh_backend.reserve_many([queue.name], 2, 5)
+            got += [(job.id, job.body, job.attempts) for job in batch]
+            fresh_backend.settle_many([Ack(job) for job in batch], (), [queue.name], 0, 0)
         while (job := queue.reserve(timeout=0)) is not None:
             got.append((job.id, job.body, job.attempts))
             job.delete()
         assert got == [(ids[0], b"0", 1), (ids[1], b"1", 1), (ids[2], b"2", 1)]
+        assert queue.stats().total == 0
+
+    def test_the_first_completion_is_recorded(self, fresh_backend: Backend) -> None:
+        if not (fresh_backend.capabilities.records
+                and isinstance(fresh_backend, RecordingBackend)):
+            pytest.skip(f"the {fresh_backend.capabilities.name} backend records no job as it "
+                        "completes (capability records=False)")
+        queue = kue.Queue(fresh_backend, fresh_name())
+        job_id = queue.put(b"x")
+        held = queue.reserve(timeout=5)
+        assert held is not None
+        fresh_backend.complete(held.reservation, {"state": "done", "result": 1}, 600.0)
+        record = fresh_backend.read_record(queue.name, job_id)
+        assert record is not None and record["result"] == 1
         assert queue.stats().total == 0
 
     def test_the_first_record_is_kept_and_wakes_a_waiter(self, fresh_backend: Backend) -> None:
