@@ -27,6 +27,8 @@ from kue_contract.servers import ServerUnavailable, serve, spec_for
 NEW_STORE = pytest.StashKey[bool]()
 #: Key writes that certainly include a periodic sweep of expired keys (every 1000 here).
 MANY_KEYS = 1000
+#: Completions that certainly include a periodic sweep of expired records (every 100 here).
+MANY_COMPLETIONS = 250
 
 
 class FreshStoreContract:
@@ -158,3 +160,23 @@ class FreshStoreContract:
             assert stored
         again, stored = fresh_backend.put_unique(name, b"b", 5, 0.0, 60.0, "first", 600.0, True)
         assert (again, stored) == (first, False)
+
+    def test_some_hundred_completions_in_a_row_are_all_recorded(
+        self, fresh_backend: Backend
+    ) -> None:
+        """Expired records are swept out now and then; live ones never are."""
+        if not (fresh_backend.capabilities.records
+                and isinstance(fresh_backend, RecordingBackend)):
+            pytest.skip(f"the {fresh_backend.capabilities.name} backend records no job as it "
+                        "completes (capability records=False)")
+        queue = kue.Queue(fresh_backend, fresh_name())
+        ids = []
+        for n in range(MANY_COMPLETIONS):
+            job_id = queue.put(b"x")
+            held = queue.reserve(timeout=5)
+            assert held is not None and held.id == job_id
+            fresh_backend.complete(held.reservation, {"state": "done", "result": n}, 600.0)
+            ids.append(job_id)
+        for n, job_id in enumerate(ids):
+            record = fresh_backend.read_record(queue.name, job_id)
+            assert record is not None and record["result"] == n
