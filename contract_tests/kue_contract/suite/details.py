@@ -352,11 +352,15 @@ class DetailsOfTimeAndBatchesContract:
         delay = _short_delay(caps)
         job_id = queue.put(b"soon", delay=delay)
         time.sleep(by(delay, caps))
-        assert queue.peek(JobState.DELAYED) is None
-        ready = queue.peek(JobState.READY)
-        assert ready is not None and ready.id == job_id
         assert queue.kick(1) == 0  # nothing buried, nothing delayed any more
         assert queue.stats() == kue.QueueStats(ready=1)
+        other = queue.put(b"later", delay=delay)
+        time.sleep(by(delay, caps))
+        assert queue.peek(JobState.DELAYED) is None  # asked first, before anything else
+        ready = queue.peek(JobState.READY)
+        assert ready is not None and ready.id == job_id
+        assert queue.stats() == kue.QueueStats(ready=2)
+        assert other != job_id
 
     @pytest.mark.requires("peek")
     def test_the_backend_refuses_to_peek_at_reserved_jobs_naming_the_state(
