@@ -296,6 +296,21 @@ def test_a_forward_step_of_the_wall_clock_neither_ends_leases_nor_brings_delays_
     job.delete()
 
 
+@pytest.mark.skipif(boot_id() is None, reason="the file's clock is the wall clock without a "
+                    "boot id (not Linux): a step moves every due time, as documented")
+def test_a_unique_job_put_after_a_step_of_the_wall_clock_is_due_on_the_file_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backend = SQLiteBackend(tmp_path / "unique-step.db")
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 3600)  # an hour's step forward
+    job_id, stored = backend.put_unique("step", b"x", 5, 600.0, 60.0, "key", 900.0, True)
+    info = backend.job_info("step", job_id)
+    assert stored and info is not None and info.due_in is not None
+    assert 599 < info.due_in <= 600.0
+    backend.close()
+
+
 def test_the_file_clock_is_taken_again_after_a_reboot(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "boots.db", isolation_level=None)
     first = FileClock(conn, boot="boot-one")

@@ -9,8 +9,11 @@ from kue_contract.suite import (
     BuryContract,
     ConcurrencyContract,
     DelayContract,
+    DetailsContract,
+    DetailsOfTimeAndBatchesContract,
     DurabilityContract,
     EdgesContract,
+    FreshStoreContract,
     ListingContract,
     ModelContract,
     OrderContract,
@@ -99,3 +102,15 @@ class TestUnique(UniqueContract):
 
 class TestUniqueBackend(UniqueBackendContract):
     """Backend.put_unique, where the backend declares unique_put."""
+
+
+class TestDetails(DetailsContract):
+    """Priorities of every put, empty peeks, short due times, record waits, unkeepable records."""
+
+
+class TestFreshStore(FreshStoreContract):
+    """A backend opened on a store of its own works from its first call."""
+
+
+class TestDetailsOfTimeAndBatches(DetailsOfTimeAndBatchesContract):
+    """Due jobs seen by every call, batches that wait, stale completions, many queues."""

@@ -10,8 +10,10 @@ from kue_contract.suite.batch import BatchContract
 from kue_contract.suite.blocking import BlockingContract
 from kue_contract.suite.bury import BuryContract, PeekContract, UnsupportedContract
 from kue_contract.suite.concurrency import ConcurrencyContract
+from kue_contract.suite.details import DetailsContract, DetailsOfTimeAndBatchesContract
 from kue_contract.suite.durability import DurabilityContract
 from kue_contract.suite.edges import EdgesContract
+from kue_contract.suite.fresh import FreshStoreContract
 from kue_contract.suite.listing import ListingContract
 from kue_contract.suite.model import ModelContract
 from kue_contract.suite.order import OrderContract
@@ -27,8 +29,11 @@ __all__ = [
     "BuryContract",
     "ConcurrencyContract",
     "DelayContract",
+    "DetailsContract",
+    "DetailsOfTimeAndBatchesContract",
     "DurabilityContract",
     "EdgesContract",
+    "FreshStoreContract",
     "ListingContract",
     "ModelContract",
     "OrderContract",

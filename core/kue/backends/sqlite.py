@@ -456,8 +456,11 @@ class SQLiteBackend:
             held = unique.holder(conn, queue, key, now)
             if held is not None:
                 return held, False
+            # The key's expiry is on the wall clock (as claims'); a delay, like every due
+            # time, is on the file's clock, so a step of the wall clock does not move it.
             (job_id,) = conn.execute(
-                _INSERT, self._row(queue, body, priority, delay, ttr, now)).fetchone()
+                _INSERT, self._row(queue, body, priority, delay, ttr, self._clock.now())
+            ).fetchone()
             unique.hold(conn, queue, key, str(job_id), ttl, until_done, now)
             self._count_key_write(conn, now)
         self._notify()
