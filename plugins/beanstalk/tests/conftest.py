@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from kue_beanstalk.backend import BeanstalkBackend
+from kue_beanstalk.connection import Connection
 from kue_beanstalk.server import SERVER
 from kue_contract.servers import LocalServer
 
@@ -46,3 +47,22 @@ def backend(server: LocalServer) -> Iterator[BeanstalkBackend]:
 def tube() -> str:
     """A fresh tube name."""
     return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def writes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every write a connection makes (a pipeline or a single request), by what it was for."""
+    seen: list[str] = []
+    pipeline, request = Connection.pipeline, Connection.request
+
+    def counting_pipeline(self: Connection, commands: list[object], what: str) -> object:
+        seen.append(what)
+        return pipeline(self, commands, what)  # type: ignore[arg-type]
+
+    def counting_request(self: Connection, data: bytes, what: str) -> bytes:
+        seen.append(what)
+        return request(self, data, what)
+
+    monkeypatch.setattr(Connection, "pipeline", counting_pipeline)
+    monkeypatch.setattr(Connection, "request", counting_request)
+    yield seen

@@ -2,33 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from kue.backend import Ack, PutItem
 from kue_beanstalk.backend import BeanstalkBackend
-from kue_beanstalk.connection import Connection
 from kue_contract.servers import LocalServer
-
-
-@pytest.fixture
-def writes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every write a connection makes (a pipeline or a single request), by what it was for."""
-    seen: list[str] = []
-    pipeline, request = Connection.pipeline, Connection.request
-
-    def counting_pipeline(self: Connection, commands: list[object], what: str) -> object:
-        seen.append(what)
-        return pipeline(self, commands, what)  # type: ignore[arg-type]
-
-    def counting_request(self: Connection, data: bytes, what: str) -> bytes:
-        seen.append(what)
-        return request(self, data, what)
-
-    monkeypatch.setattr(Connection, "pipeline", counting_pipeline)
-    monkeypatch.setattr(Connection, "request", counting_request)
-    yield seen
 
 
 def test_a_drain_in_batches_costs_one_write_per_batch(

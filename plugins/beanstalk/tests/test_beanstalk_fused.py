@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 import kue
 from kue.backend import FusedBackend
 from kue_beanstalk.backend import BeanstalkBackend
-from kue_beanstalk.connection import Connection
 from kue_contract.servers import LocalServer
 
 
@@ -19,25 +18,6 @@ def _wait_for(probe: Callable[[], bool], timeout: float) -> None:
     while not probe():
         assert time.monotonic() < deadline, f"condition not met within {timeout} s"
         time.sleep(0.02)
-
-
-@pytest.fixture
-def writes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Every write a connection makes (a pipeline or a single request), by what it was for."""
-    seen: list[str] = []
-    pipeline, request = Connection.pipeline, Connection.request
-
-    def counting_pipeline(self: Connection, commands: list[object], what: str) -> object:
-        seen.append(what)
-        return pipeline(self, commands, what)  # type: ignore[arg-type]
-
-    def counting_request(self: Connection, data: bytes, what: str) -> bytes:
-        seen.append(what)
-        return request(self, data, what)
-
-    monkeypatch.setattr(Connection, "pipeline", counting_pipeline)
-    monkeypatch.setattr(Connection, "request", counting_request)
-    yield seen
 
 
 def test_the_backend_offers_the_fused_call(backend: BeanstalkBackend) -> None:
