@@ -51,6 +51,25 @@ def _returns_promptly(wait: Callable[[], None]) -> Callable[[], float]:
     return joined
 
 
+def _waiting_after_a_read(store: RecordStore | RecordingBackend, queue: str,
+                          job_id: str) -> Callable[[], float]:
+    """A thread that reads ``job_id``'s record, then waits for a change to it.
+
+    Returns once the read is done (so a write from now on is one the wait must see); the
+    returned function joins the thread and says how long it ran.
+    """
+    have_read = threading.Event()
+
+    def read_and_wait() -> None:
+        store.read_record(queue, job_id)
+        have_read.set()
+        store.wait_record(queue, job_id, LONG_WAIT)
+
+    joined = _returns_promptly(read_and_wait)
+    assert have_read.wait(PROMPT)
+    return joined
+
+
 class DetailsContract:
     """Priorities, empty peeks, short due times, record waits and unkeepable records."""
 
@@ -144,15 +163,7 @@ class DetailsContract:
         self, store: RecordStore, queue: kue.Queue
     ) -> None:
         store.update_record(queue.name, "1", {"progress": 0.1}, 600.0)
-        have_read = threading.Event()
-
-        def read_and_wait() -> None:
-            store.read_record(queue.name, "1")
-            have_read.set()
-            store.wait_record(queue.name, "1", LONG_WAIT)
-
-        joined = _returns_promptly(read_and_wait)
-        assert have_read.wait(PROMPT)
+        joined = _waiting_after_a_read(store, queue.name, "1")
         store.update_record(queue.name, "1", {"progress": 0.2}, 600.0)
         assert joined() < PROMPT
         assert store.read_record(queue.name, "1") == {"progress": 0.2}
@@ -164,15 +175,7 @@ class DetailsContract:
         other = connect_again(queue.name).records.store
         assert other is not None
         store.update_record(queue.name, "1", {"progress": 0.1}, 600.0)
-        have_read = threading.Event()
-
-        def read_and_wait() -> None:
-            store.read_record(queue.name, "1")
-            have_read.set()
-            store.wait_record(queue.name, "1", LONG_WAIT)
-
-        joined = _returns_promptly(read_and_wait)
-        assert have_read.wait(PROMPT)
+        joined = _waiting_after_a_read(store, queue.name, "1")
         other.update_record(queue.name, "1", {"progress": 0.2}, 600.0)
         assert joined() < PROMPT
 
@@ -184,15 +187,7 @@ class DetailsContract:
         job_id = queue.put(b"x")
         held = queue.reserve(timeout=5)
         assert held is not None and held.id == job_id
-        have_read = threading.Event()
-
-        def read_and_wait() -> None:
-            backend.read_record(queue.name, job_id)
-            have_read.set()
-            backend.wait_record(queue.name, job_id, LONG_WAIT)
-
-        joined = _returns_promptly(read_and_wait)
-        assert have_read.wait(PROMPT)
+        joined = _waiting_after_a_read(backend, queue.name, job_id)
         backend.complete(held.reservation, {"state": "done", "result": 7}, 600.0)
         assert joined() < PROMPT
         record = backend.read_record(queue.name, job_id)
@@ -287,15 +282,7 @@ class DetailsContract:
         job_id = queue.put(b"x")
         held = backend.reserve_many([queue.name], 1, 5)
         assert [j.id for j in held] == [job_id]
-        have_read = threading.Event()
-
-        def read_and_wait() -> None:
-            backend.read_record(queue.name, job_id)
-            have_read.set()
-            backend.wait_record(queue.name, job_id, LONG_WAIT)
-
-        joined = _returns_promptly(read_and_wait)
-        assert have_read.wait(PROMPT)
+        joined = _waiting_after_a_read(backend, queue.name, job_id)
         fields = {"state": "done", "result": 3}
         backend.settle_many([Ack(held[0], fields, 600.0)], (), [queue.name], 0, 0)
         assert joined() < PROMPT
