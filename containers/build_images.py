@@ -124,7 +124,7 @@ def start_service(*, replace: bool = False) -> bool:
     :param replace: stop the services running on :data:`SOCKET` (SIGTERM, then SIGKILL after
         10 s) and start a new one.
     """
-    if not replace and servers.engine_answers(f"unix://{SOCKET}"):
+    if not replace and servers.engine_answers(f"unix://{SOCKET}", patience=5):
         say(f"podman's API service already answers on unix://{SOCKET}")
         return True
     old = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == SERVICE_ARGV]
@@ -140,7 +140,7 @@ def start_service(*, replace: bool = False) -> bool:
                                    stderr=subprocess.STDOUT, start_new_session=True, cwd="/",
                                    env={**os.environ, "PATH": SYSTEM_PATH})
     deadline = time.monotonic() + 20
-    while not servers.engine_answers(f"unix://{SOCKET}"):
+    while not servers.engine_answers(f"unix://{SOCKET}", patience=0):
         if service.poll() is not None or time.monotonic() > deadline:
             raise BuildError(f"podman's API service did not answer on {SOCKET} (exit code "
                              f"{service.poll()}); its log {SERVICE_LOG}:\n"

@@ -50,5 +50,6 @@ async def async_over_limit(key: str) -> None:
 @kue.job(name="layer.nap")
 async def nap(key: str) -> None:
     """Awaits half a second: a thousand of these show how many one process runs at once."""
+    _log("start", key)
     await asyncio.sleep(0.5)
     _log("end", key)

@@ -184,12 +184,15 @@ def test_a_thousand_coroutine_jobs_run_at_once_in_one_process(
     assert worker.wait(60) == 0, worker.log()
     verdict = jepsen.read(ledger, keys)
     assert not verdict.lost and not verdict.duplicated, verdict.summary()
+    first = min(e.t for e in verdict.entries)
     last = max(e.t for e in verdict.entries)
-    print(f"{q.capabilities.name}: {n} coroutine jobs of 0.5 s done {last - started:.2f} s "
-          "after the worker process was started")
+    print(f"{q.capabilities.name}: {n} coroutine jobs of 0.5 s ran in {last - first:.2f} s, "
+          f"done {last - started:.2f} s after the worker process was started")
     assert f"burst done: {n} succeeded, 0 retried, 0 buried, 0 leases lost" in worker.log()
     if not sqs:
-        assert last - started < 5
+        # The bar is on running the jobs (one at a time they take 500 s), not on starting a
+        # Python process: on a loaded machine that alone took over 2 s of the 5 s.
+        assert last - first < 5
     q.close()
 
 

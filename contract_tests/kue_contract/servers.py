@@ -403,17 +403,34 @@ def _answers(spec: ServerSpec, port: int, local: bool = False) -> bool:
         return False
 
 
-def engine_answers(base_url: str | None) -> bool:
-    """True if the Docker API at ``base_url`` (None: ``DOCKER_HOST`` or Docker's socket) pings."""
-    try:
-        import docker  # type: ignore[import-untyped, unused-ignore]
+def _engine_socket(base_url: str | None) -> Path | None:
+    """The unix socket file an engine at ``base_url`` would listen on, or None if not a socket."""
+    url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    return Path(url.removeprefix("unix://")) if url.startswith("unix://") else None
 
-        client = docker.DockerClient(base_url, timeout=2) if base_url else \
-            docker.from_env(timeout=2)
-        with contextlib.closing(client):
-            return bool(client.ping())
-    except Exception:  # no docker SDK, or any failure to reach an engine: no engine
-        return False
+
+def engine_answers(base_url: str | None, patience: float = 30) -> bool:
+    """True if the Docker API at ``base_url`` (None: ``DOCKER_HOST`` or Docker's socket) pings.
+
+    While its socket file exists, pings are retried for ``patience`` seconds: with four test
+    processes on two cores, podman's service once missed a 2 s ping and a whole group errored.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            import docker  # type: ignore[import-untyped, unused-ignore]
+
+            client = docker.DockerClient(base_url, timeout=5) if base_url else \
+                docker.from_env(timeout=5)
+            with contextlib.closing(client):
+                return bool(client.ping())
+        except ImportError:
+            return False
+        except Exception:  # any failure to reach an engine: none, unless its socket is there
+            sock = _engine_socket(base_url)
+            if sock is None or not sock.exists() or time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
 
 
 def container_engine_answers() -> bool:
