@@ -230,9 +230,7 @@ class Worker:
                 except StopWaiting:
                     break
                 except BackendUnavailable as exc:
-                    wait = backoff.next()
-                    log.warning("%s; retrying in %.1f s", exc, wait)
-                    self._stop.wait(wait)
+                    self._back_off(exc, backoff)
                     continue
                 backoff.reset()
                 if reserved is None:
@@ -243,6 +241,12 @@ class Worker:
         finally:
             self._finish()
         return self.stats
+
+    def _back_off(self, exc: BackendUnavailable, backoff: Backoff) -> None:
+        """Say the backend is down and wait the backoff's next step, or until a stop."""
+        wait = backoff.next()
+        log.warning("%s; retrying in %.1f s", exc, wait)
+        self._stop.wait(wait)
 
     def _finish(self) -> None:
         log.info("worker %s stopping", self.name)
@@ -301,9 +305,7 @@ class Worker:
                         return
                     held.extend(give_back)  # still ours, and renewed: given back next time
                     batch_at = -float("inf")
-                    wait = backoff.next()
-                    log.warning("%s; retrying in %.1f s", exc, wait)
-                    self._stop.wait(wait)
+                    self._back_off(exc, backoff)
                     continue
                 backoff.reset()
                 if stopping:
@@ -322,9 +324,7 @@ class Worker:
                     except StopWaiting:
                         return
                     except BackendUnavailable as exc:
-                        wait = backoff.next()
-                        log.warning("%s; retrying in %.1f s", exc, wait)
-                        self._stop.wait(wait)
+                        self._back_off(exc, backoff)
                         continue
                 for job in reserved:
                     self.keeper.hold(job)
