@@ -36,7 +36,13 @@ def test_the_text_is_the_json_of_the_fields(result: Any) -> None:
     assert 0.2 < record["finished_at"] - record["started_at"] < 5
 
 
-@pytest.mark.parametrize("result", [object(), math.nan, math.inf, {"x": {1, 2}}])
+def _holds_itself() -> list[Any]:
+    loop: list[Any] = [1]
+    loop.append({"again": loop})
+    return loop
+
+
+@pytest.mark.parametrize("result", [object(), math.nan, math.inf, {"x": {1, 2}}, _holds_itself()])
 def test_a_result_json_cannot_hold_is_kept_as_none_with_the_reason(result: Any) -> None:
     record = done_record(JOB, "jobs.odd", 0.0, time.monotonic(), result)
     assert record["result"] is None

@@ -20,12 +20,14 @@ BLPOP on one queue's wake-up list after another, ``_SPREAD_SLICE`` seconds each,
 one of those queues is seen within about that slice times the number of queues.
 
 Records (``capabilities.records``, :class:`kue.records.RecordingBackend`): a job's record is
-one hash per job, field -> JSON value, beside its queue's keys (same hash tag, so the same
-cluster slot; see :mod:`kue_redis.keys`). ``complete`` deletes a finished job and writes its
-record in one script, ``complete_and_reserve`` also reserves the next job, in the same round
-trip as ``delete_and_reserve``; both write the finished job's fields as one JSON object in one
-hash field (one EXISTS, one HSET and one PEXPIRE on the server for a job that has no record
-yet), which costs the worker less than a field each (bench/README.md, "Job records").
+one key per job beside its queue's keys (same hash tag, so the same cluster slot; see
+:mod:`kue_redis.keys`): a hash, field -> JSON value, or a string. ``complete`` deletes a
+finished job and writes its record in one script, ``complete_and_reserve`` also reserves the
+next job, in the same round trip as ``delete_and_reserve``; both write the finished job's
+fields as one JSON object: for a job with no record yet and no one waiting for one (one
+EXISTS tells both), that object is the whole record, a string set with its expiry in one SET;
+otherwise it goes into one field of the record's hash. Either costs the worker less than a
+field each (bench/README.md, "Job records"), and a string record less memory than a hash.
 ``wait_record`` blocks in BLPOP on a per-job list that every write to the record (and a bury
 or delete of the job) pushes one token onto per registered waiter; a waiter registers in a
 script that first checks that neither the job's state nor its record changed since this
@@ -207,7 +209,8 @@ def record_args(fields: Mapping[str, Any], ttl: float | None) -> list[ScriptArg]
 
 
 #: The record hash field that holds what ``complete`` wrote, as one JSON object (see
-#: ``write_packed`` in ``lua/common.lua``); no JSON key of kue's starts with a NUL.
+#: ``write_packed`` in ``lua/common.lua``; a string record is that object alone, and reads as
+#: this one field); no JSON key of kue's starts with a NUL.
 PACKED_FIELD = b"\x00packed"
 
 
@@ -236,7 +239,8 @@ _DELETE_ONLY = -2
 def parse_record(flat: Sequence[Any]) -> dict[str, Any]:
     """A record from its hash fields: the PACKED object, and over it the single fields.
 
-    A single field whose value is "" was removed.
+    A single field whose value is "" was removed. A string record reads as its PACKED field
+    alone (``record_flat`` in ``lua/common.lua``).
     """
     record: dict[str, Any] = {}
     fields: list[tuple[Any, Any]] = []

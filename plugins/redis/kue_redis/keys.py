@@ -17,9 +17,11 @@ key                         type    holds
                                     reserve pops (BLPOP); only hints, deleted when stale
 ``P:{NAME}:seq``            STRING  the queue's last sequence number
 ``P:{NAME}:record:<id>``    HASH    job ``<id>``'s record (kue.records): field -> JSON value
-                                    ("" once removed), and in the field ``<NUL>packed`` the
-                                    fields its finishing worker wrote, as one JSON object,
-                                    which the single fields override; expires as its writer
+                            or      ("" once removed), and in the field ``<NUL>packed`` the
+                            STRING  fields its finishing worker wrote, as one JSON object,
+                                    which the single fields override; a STRING where that
+                                    worker found no record and no waiter: the object alone,
+                                    made a HASH by the next write. Expires as its writer
                                     said (a done job's retention)
 ``P:{NAME}:unique:<key>``  STRING  ``"<id> <until_done>"``: the job ``put_unique`` stored under
                                     unique key ``<key>``; expires after the key's ttl
@@ -53,7 +55,9 @@ so, of which only the record is a hash. Its would-be queue's name then holds ``}
 (``NAME}:record:...``), and for such a name the queue's ``seq`` key tells them apart: a real
 queue's is a string, which exists while ``meta`` does (every put sets it first, and it is
 deleted only once ``meta`` is gone), where the same name's ``seq`` key would be another
-record (a hash) or nothing.
+record or nothing. That record is a hash: a string record is only ever written by
+``complete``, for a job this backend put, whose id is a uuid4's hex digits and so never ends
+in ``}:seq``.
 
 Redis Cluster: each script touches only keys of one hash tag, so every queue works on a
 cluster. kue's portable queue names hold no braces (:func:`kue.spi.check_queue_name`), so each

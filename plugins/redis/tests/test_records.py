@@ -1,4 +1,4 @@
-"""Job records on redis: the record hash, its merge and expiry, complete, job_info, wait_record.
+"""Job records on redis: the record's two shapes, merge and expiry, complete, job_info, wait_record.
 
 The generic behaviour (states through a job's life, results, errors, result() woken by a
 worker) is in the contract suite (kue_contract.suite.records); these tests check what is
@@ -180,6 +180,28 @@ def test_complete_deletes_the_job_and_writes_its_record_in_one_step(
     record_key = QueueKeys.of(prefix, "q").record_keys(job_id)[0]
     assert _keys(raw, prefix) == {record_key}
     assert 0 < raw.pttl(record_key) <= 60_000
+
+
+def test_a_complete_that_finds_no_record_and_no_waiter_writes_one_string_that_reads_the_same(
+    backend: RedisBackend, raw: redis.Redis
+) -> None:
+    job_id = backend.put("q", b"body", 5, 0, 30)
+    backend.complete(_reserve(backend, "q"),
+                     {"state": "done", "result": {"a": [1, "ü"]}, "error": None}, 60)
+    record_key = backend._keys("q").record_keys(job_id)[0]
+    assert raw.type(record_key) == b"string"
+    assert 0 < raw.pttl(record_key) <= 60_000
+    assert backend.read_record("q", job_id) == {"state": "done", "result": {"a": [1, "ü"]}}
+    # The digest wait_record compares is the same as a hash's: nothing changed, it waits.
+    started = time.monotonic()
+    backend.wait_record("q", job_id, 0.2)
+    assert time.monotonic() - started >= 0.18
+    # A later write merges into it as into any record, and sets the expiry anew.
+    backend.update_record("q", job_id, {"state": "gone", "extra": 1}, None)
+    assert raw.type(record_key) == b"hash"
+    assert raw.pttl(record_key) == -1
+    assert backend.read_record("q", job_id) == {"state": "gone", "result": {"a": [1, "ü"]},
+                                                "extra": 1}
 
 
 def test_completes_fields_merge_like_any_write_though_kept_as_one_json_object(

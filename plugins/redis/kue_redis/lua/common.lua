@@ -242,9 +242,11 @@ local function reserve_job(first, now, promoted)
   return wait_reply(earliest, now)
 end
 
--- Job records (kue.records): a HASH per job of field -> JSON value ("" for a removed field),
--- plus what complete wrote as one JSON object (PACKED), and for wait_record a count of
--- waiters and a list of wake-up tokens per job (see kue_redis.keys).
+-- Job records (kue.records): per job either a HASH of field -> JSON value ("" for a removed
+-- field) plus what complete wrote as one JSON object (PACKED), or, where complete found no
+-- record and no waiter, a STRING that is that JSON object alone: one SET with its expiry,
+-- the write nearly every finished job makes. Readers take both (record_flat). For
+-- wait_record, a count of waiters and a list of wake-up tokens per job (see kue_redis.keys).
 
 -- How long a wake-up token for a record's waiters outlives the write that pushed it, in ms:
 -- only a waiter that registered but has not yet blocked needs it to stay at all.
@@ -280,11 +282,35 @@ local function record_written(k, ttl)
   wake_record_waiters(KEYS[k + 1], KEYS[k + 2])
 end
 
+-- The hash field that holds the fields a finished job's complete wrote, as one JSON object.
+local PACKED = '\0packed'
+
+-- A record as HGETALL lists a hash's fields, whichever shape it has: {} for none, and for a
+-- STRING record {PACKED, its JSON object}.
+local function record_flat(record)
+  local doc = redis.call('TYPE', record).ok
+  if doc == 'string' then
+    return {PACKED, redis.call('GET', record)}
+  end
+  return redis.call('HGETALL', record)
+end
+
+-- Make a STRING record a HASH (its object in PACKED), for a write that merges fields into it;
+-- the expiry is the writer's to set again (record_written).
+local function record_as_hash(record)
+  if redis.call('TYPE', record).ok == 'string' then
+    local doc = redis.call('GET', record)
+    redis.call('DEL', record)
+    redis.call('HSET', record, PACKED, doc)
+  end
+end
+
 -- Merge fields into a job's record one hash field each, with one HSET: a removed field (a
 -- None value) is written as "" (never a JSON text), which readers skip, so a merge costs no
 -- HDEL. KEYS[k] record, KEYS[k + 1] waiters, KEYS[k + 2] changed. ARGV[a] ttl in ms (-1: no
 -- expiry), then field / JSON value pairs up to the last ARGV.
 local function write_record(k, a)
+  record_as_hash(KEYS[k])
   -- Chunks of 1,000 pairs: unpack() of a very long list would overflow Lua's C stack.
   for i = a + 1, #ARGV, 2000 do
     redis.call('HSET', KEYS[k], unpack(ARGV, i, math.min(i + 1999, #ARGV)))
@@ -292,28 +318,28 @@ local function write_record(k, a)
   record_written(k, ARGV[a])
 end
 
--- The hash field that holds the fields a finished job's complete wrote, as one JSON object.
-local PACKED = '\0packed'
-
--- Merge a finished job's fields into its record as one JSON object in the PACKED field: one
--- short HSET instead of one field per value, for the write every job makes. Fields written
--- one by one (write_record) override it, so those of the same names written before are
--- removed here; those written later win. A job completes once, so a record holds one PACKED
--- object at most (job ids are uuid4s, never reused).
+-- Merge a finished job's fields into its record as one JSON object. With no record yet and no
+-- one waiting for one (one EXISTS tells both), the record is that object alone, a STRING:
+-- one SET with its expiry, the doc stored as it came, never parsed here. Otherwise it goes
+-- into the PACKED field of the record's hash, and fields written one by one (write_record)
+-- override it, so those of the same names written before are removed here; those written
+-- later win. A job completes once, so a record holds one such object at most (job ids are
+-- uuid4s, never reused).
 -- KEYS[k] record, KEYS[k + 1] waiters, KEYS[k + 2] changed; ttl in ms (-1: no expiry), doc
 -- the fields as one JSON object (null: removed).
 local function write_packed(k, ttl, doc)
-  -- Most jobs have no record yet and no one waiting for one: one EXISTS tells both, and
-  -- then the doc is stored as it came, never parsed here.
   if redis.call('EXISTS', KEYS[k], KEYS[k + 1]) == 0 then
-    redis.call('HSET', KEYS[k], PACKED, doc)
-    if tonumber(ttl) >= 0 then
-      redis.call('PEXPIRE', KEYS[k], ttl)
+    local ms = tonumber(ttl)
+    if ms > 0 then
+      redis.call('SET', KEYS[k], doc, 'PX', ttl)
+    elseif ms < 0 then
+      redis.call('SET', KEYS[k], doc)
     end
     return
   end
   -- A record written before (progress, an earlier attempt's error): the doc's own field
   -- names, read from it only now, give way.
+  record_as_hash(KEYS[k])
   local names = {}
   for name in pairs(cjson.decode(doc)) do
     names[#names + 1] = name
@@ -366,7 +392,7 @@ end
 -- the record it read: the sha1 of the sha1s of "<len>:<field><len>:<value>" per field, in
 -- byte order (so the order HGETALL lists fields in does not matter).
 local function record_digest(record)
-  local flat = redis.call('HGETALL', record)
+  local flat = record_flat(record)
   local sums = {}
   for i = 1, #flat, 2 do
     local f, v = flat[i], flat[i + 1]

@@ -1,6 +1,6 @@
--- A job's record: every field and its JSON value.
+-- A job's record: every field and its JSON value (a STRING record: PACKED and its object).
 -- KEYS: 1 record
 -- ARGV: none
 -- Returns {field, value, field, value, ...}, a value "" for a removed field; empty if there
 -- is no record.
-return redis.call('HGETALL', KEYS[1])
+return record_flat(KEYS[1])
