@@ -274,7 +274,9 @@ def test_a_file_from_before_the_done_index_is_brought_up_to_date(tmp_path: Path)
     again.close()
 
 
-def test_expired_records_of_a_queue_no_one_works_are_purged(tmp_path: Path) -> None:
+@pytest.mark.parametrize("batched", [True, False], ids=["settle_many", "complete"])
+def test_expired_records_of_a_queue_no_one_works_are_purged(tmp_path: Path,
+                                                            batched: bool) -> None:
     """The purge that finishing jobs runs takes expired records of every queue."""
     backend = SQLiteBackend(tmp_path / "idle.db")
     backend.put("idle", b"{}", 0, 0, 60)
@@ -284,7 +286,11 @@ def test_expired_records_of_a_queue_no_one_works_are_purged(tmp_path: Path) -> N
     time.sleep(0.05)
     backend.put_many("busy", [PutItem(b"{}") for _ in range(PURGE_BATCH)])
     held = backend.reserve_many(["busy"], PURGE_BATCH, 0)
-    backend.settle_many([Ack(j, {"state": "done"}, 60) for j in held], (), ["busy"], 0, 0)
+    if batched:
+        backend.settle_many([Ack(j, {"state": "done"}, 60) for j in held], (), ["busy"], 0, 0)
+    else:
+        for j in held:
+            backend.complete(j, {"state": "done"}, 60)
     assert backend._conn().execute(
         "SELECT COUNT(*) FROM kue_jobs WHERE queue = 'idle'").fetchone() == (0,)
     assert backend.read_record("busy", held[0].id) is not None

@@ -794,14 +794,16 @@ class SQLiteBackend:
         """
         doc = self._record_doc(job, fields)
         # The record's expiry is on the wall clock (records outlive boots); the lease is not.
-        expires = time.time() + ttl
-        cur = self._conn().execute(_COMPLETE, (-expires, doc, int(job.id),
-                                               int(job.receipt), self._clock.now()))
+        params = (-(time.time() + ttl), doc, int(job.id), int(job.receipt), self._clock.now())
+        if self._count_completed(1):  # now and then the purge, in the same transaction
+            with self._write() as conn:
+                cur = conn.execute(_COMPLETE, params)
+                if cur.rowcount == 1:
+                    self._purge_expired(conn)
+        else:
+            cur = self._conn().execute(_COMPLETE, params)
         if cur.rowcount != 1:
             raise ReservationLost(job.queue, job.id)
-        if self._count_completed(1):
-            with self._write() as conn:
-                self._purge_expired(conn)
         self._records_changed.notify()
 
     @staticmethod
