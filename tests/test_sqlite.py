@@ -22,6 +22,8 @@ from kue.backends.sqlite import (
     boot_id,
     path_from_url,
 )
+from kue.backends.sqlite_records import PURGE_BATCH
+from kue.spi import Ack, PutItem
 
 WAITER = textwrap.dedent(
     """
@@ -156,8 +158,9 @@ def _plans(backend: SQLiteBackend, act: Callable[[], object]) -> dict[str, str]:
 def test_every_query_runs_on_an_index(tmp_path: Path) -> None:
     """Peek, stats, kick, listing, promotion and purge each search an index, never the table.
 
-    ``kue_jobs_due`` is partial (not ready rows), so each query meant for it repeats its WHERE;
-    a query that forgot would scan the whole table, done records included.
+    ``kue_jobs_waiting`` is partial (delayed, reserved and buried rows), so each query meant for
+    it repeats its WHERE; a query that forgot would scan the whole table, done records included.
+    The purge of expired records runs on ``kue_jobs_done``.
     """
     backend = SQLiteBackend(tmp_path / "plans.db")
     backend.put("q", b"ready", 0, 0, 60)
@@ -177,7 +180,7 @@ def test_every_query_runs_on_an_index(tmp_path: Path) -> None:
         assert backend.stats("q") == kue.QueueStats(ready=1, delayed=1, reserved=0, buried=1)
         assert backend.list_queues() == ["q"]
         backend.buried("q", 10, 0)
-        backend._purge_done("q")
+        backend._purge_expired(backend._conn())
         assert backend.read_record("q", done.id) is not None
         backend._next_due(["q"])
         assert backend.kick("q", 1) == 1
@@ -187,8 +190,10 @@ def test_every_query_runs_on_an_index(tmp_path: Path) -> None:
     assert len(plans) >= 10, plans
     for sql, plan in plans.items():
         assert "SCAN kue_jobs" not in plan, (sql, plan)
-    due_queries = [p for s, p in plans.items() if "state != 0" in s]
-    assert due_queries and all("kue_jobs_due" in p for p in due_queries), plans
+    due_queries = [p for s, p in plans.items() if "state != 0 AND state != 4" in s]
+    assert due_queries and all("kue_jobs_waiting" in p for p in due_queries), plans
+    purges = [p for s, p in plans.items() if s.startswith("DELETE") and "state = 4" in s]
+    assert purges and all("kue_jobs_done" in p for p in purges), plans
 
 
 def test_a_file_from_before_the_due_index_is_brought_up_to_date(tmp_path: Path) -> None:
@@ -213,11 +218,82 @@ def test_a_file_from_before_the_due_index_is_brought_up_to_date(tmp_path: Path) 
     q = kue.connect(f"sqlite:///{path}", queue="old")
     names = {row[0] for row in q.backend._conn().execute(  # type: ignore[attr-defined]
         "SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "kue_jobs_timed" not in names and "kue_jobs_due" in names
+    assert not names & {"kue_jobs_timed", "kue_jobs_due"}
+    assert {"kue_jobs_waiting", "kue_jobs_done"} <= names
     status = q.status("1")
     assert status is not None and status.state is kue.RecordState.DONE
     assert (status.result, status.name, status.enqueued_at, status.priority) == (7, "x", 1.5, 2)
     q.close()
+
+
+def test_a_file_from_before_the_done_index_is_brought_up_to_date(tmp_path: Path) -> None:
+    """Its ``kue_jobs_due`` held done rows too: it goes; every job and record is kept.
+
+    The file is made by the schema of that kue, with a job in each state.
+    """
+    path = tmp_path / "due.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        CREATE TABLE kue_jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, state INTEGER NOT NULL,
+            priority INTEGER NOT NULL, due REAL NOT NULL DEFAULT 0, ttr REAL NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0, body BLOB NOT NULL, record BLOB);
+        CREATE INDEX kue_jobs_ready ON kue_jobs (queue, priority, id) WHERE state = 0;
+        CREATE INDEX kue_jobs_due ON kue_jobs (queue, state, due) WHERE state != 0;
+    """)
+    conn.executemany(
+        "INSERT INTO kue_jobs (queue, state, priority, due, ttr, attempts, body) "
+        "VALUES ('old', ?, 0, ?, 60, ?, CAST(? AS BLOB))",
+        [(0, 0, 0, "ready"), (1, time.time() + 3600, 0, "delayed"), (3, 1, 1, "buried"),
+         (4, -(time.time() + 3600), 1, '{"name": "x", "result": 7}'),
+         (4, -(time.time() - 1), 1, '{"name": "x", "result": 8}')])
+    conn.commit()
+    conn.close()
+    backend = SQLiteBackend(path)
+    names = {row[0] for row in backend._conn().execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "kue_jobs_due" not in names and {"kue_jobs_waiting", "kue_jobs_done"} <= names
+    assert backend.stats("old") == kue.QueueStats(ready=1, delayed=1, buried=1)
+    assert backend.peek("old", kue.JobState.BURIED) is not None
+    kept = backend.read_record("old", "4")
+    assert kept is not None and (kept["state"], kept["result"]) == ("done", 7)
+    assert backend.read_record("old", "5") is None  # expired before the upgrade
+    backend._purge_expired(backend._conn())
+    left = backend._conn().execute("SELECT id FROM kue_jobs WHERE state = 4").fetchall()
+    assert left == [(4,)]
+    backend.close()
+    # An older kue that opens the file again recreates its index; the next open drops it.
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE INDEX kue_jobs_due ON kue_jobs (queue, state, due) WHERE state != 0")
+    conn.commit()
+    conn.close()
+    again = SQLiteBackend(path)
+    assert again._conn().execute(
+        "SELECT 1 FROM sqlite_master WHERE name = 'kue_jobs_due'").fetchone() is None
+    assert again.stats("old") == kue.QueueStats(ready=1, delayed=1, buried=1)
+    again.close()
+
+
+@pytest.mark.parametrize("batched", [True, False], ids=["settle_many", "complete"])
+def test_expired_records_of_a_queue_no_one_works_are_purged(tmp_path: Path,
+                                                            batched: bool) -> None:
+    """The purge that finishing jobs runs takes expired records of every queue."""
+    backend = SQLiteBackend(tmp_path / "idle.db")
+    backend.put("idle", b"{}", 0, 0, 60)
+    job = backend.reserve(["idle"], 0)
+    assert job is not None
+    backend.complete(job, {"state": "done", "result": 1}, 0.01)
+    time.sleep(0.05)
+    backend.put_many("busy", [PutItem(b"{}") for _ in range(PURGE_BATCH)])
+    held = backend.reserve_many(["busy"], PURGE_BATCH, 0)
+    if batched:
+        backend.settle_many([Ack(j, {"state": "done"}, 60) for j in held], (), ["busy"], 0, 0)
+    else:
+        for j in held:
+            backend.complete(j, {"state": "done"}, 60)
+    assert backend._conn().execute(
+        "SELECT COUNT(*) FROM kue_jobs WHERE queue = 'idle'").fetchone() == (0,)
+    assert backend.read_record("busy", held[0].id) is not None
 
 
 def test_expired_done_rows_are_purged_and_live_ones_kept(tmp_path: Path) -> None:
@@ -229,7 +305,7 @@ def test_expired_done_rows_are_purged_and_live_ones_kept(tmp_path: Path) -> None
         assert job is not None
         backend.complete(job, {"state": "done", "result": ttl}, ttl)
     time.sleep(0.1)
-    backend._purge_done("q")
+    backend._purge_expired(backend._conn())
     left = backend._conn().execute("SELECT id FROM kue_jobs WHERE state = 4").fetchall()
     assert left == [(2,)]
     assert backend.read_record("q", "1") is None
