@@ -62,7 +62,7 @@ from kue.spi import (
     check_reserve_n,
 )
 from kue_postgres.batch import ATTEMPT_SPAN, Shape, settle_sql
-from kue_postgres.listener import MAX_WAIT_SLICE, Listener
+from kue_postgres.listener import MAX_WAIT_SLICE, Listener, gate_sql
 from kue_postgres.schema import MIGRATIONS, Names, migration_sql
 from kue_postgres.settings import PostgresSettings, parse_settings
 
@@ -262,32 +262,44 @@ class PostgresBackend:
         t = self.names.t
         self._held = ("id = %(id)s AND state = 2 AND attempts = %(receipt)s "
                       "AND due > statement_timestamp()")
-        # Single-row statements notify in RETURNING: no CTE to materialize.
-        self._sql_put = (
+        jobs_chan, records_chan = self.names.jobs_channel, self.names.records_channel
+        # The hot writers notify only past the gate (kue_postgres.listener): when some
+        # process waits on the queue. On the caller's connection (put_in) they always do: the
+        # gate's exclusive try would hold its lock until the caller's commit, and a waiter's
+        # lock would wait that long.
+        jobs_gate = partial(gate_sql, self.names.jobs_gate, exclusive_try=True)
+        self._records_gate = partial(gate_sql, self.names.records_gate, exclusive_try=True)
+        insert = (
             f"INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) VALUES "
             "(%(q)s, %(state)s, %(priority)s, statement_timestamp() + %(delay)s::float8 * "
-            "interval '1 second', %(ttr)s, %(body)s) "
-            f"RETURNING id, pg_notify('{self.names.jobs_channel}', queue)"
-        )
-        notify_once = (  # in an uncorrelated subquery: once per statement, not per row
-            f"SELECT j.id, (SELECT pg_notify('{self.names.jobs_channel}', %(q)s)) FROM j "
-            "ORDER BY j.id")
+            "interval '1 second', %(ttr)s, %(body)s) RETURNING id, ")
+        # Single-row statements notify in RETURNING: no CTE to materialize.
+        self._sql_put = (f"{insert}CASE WHEN {jobs_gate('queue')} THEN NULL ELSE "
+                         f"pg_notify('{jobs_chan}', queue) END")
+        self._sql_put_tx = f"{insert}pg_notify('{jobs_chan}', queue)"
+        # In an uncorrelated subquery: once per statement, not per row.
+        notify_once = ("SELECT j.id, (SELECT pg_notify('{chan}', %(q)s){when}) FROM j "
+                       "ORDER BY j.id")
+        gated_once = notify_once.format(chan=jobs_chan,
+                                        when=f" WHERE NOT {jobs_gate('%(q)s::text')}")
+        tx_once = notify_once.format(chan=jobs_chan, when="")
         # Arrays go in binary (%b): no text escaping of each body.
-        self._sql_put_many = (
+        many = (
             f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
             "SELECT %(q)s, CASE WHEN u.d > 0 THEN 1 ELSE 0 END, u.p, CASE WHEN u.d > 0 THEN "
             "statement_timestamp() + u.d * interval '1 second' END, u.t, u.b FROM "
             "unnest(%(p)b::bigint[], %(d)b::float8[], %(t)b::float8[], %(b)b::bytea[]) "
-            f"WITH ORDINALITY AS u(p, d, t, b, n) ORDER BY u.n RETURNING id) {notify_once}"
-        )
+            "WITH ORDINALITY AS u(p, d, t, b, n) ORDER BY u.n RETURNING id) ")
         #: The same when every item has the same priority, delay and ttr (the usual batch):
         #: one array instead of four.
-        self._sql_put_many_alike = (
+        alike = (
             f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
             "SELECT %(q)s, %(state)s, %(priority)s, statement_timestamp() + %(delay)s::float8 "
             "* interval '1 second', %(ttr)s, u.b FROM unnest(%(b)b::bytea[]) WITH ORDINALITY "
-            f"AS u(b, n) ORDER BY u.n RETURNING id) {notify_once}"
-        )
+            "AS u(b, n) ORDER BY u.n RETURNING id) ")
+        #: (caller's connection, alike) -> the put_many statement.
+        self._sql_put_many = {(False, False): many + gated_once, (False, True): alike + gated_once,
+                              (True, False): many + tx_once, (True, True): alike + tx_once}
         self._take_cache: dict[tuple[bool, bool, bool], str] = {}
         self._settle_cache: dict[Shape, str] = {}
         take = self._take_sql(False, True, True)
@@ -295,8 +307,9 @@ class PostgresBackend:
         #: Finish a held job: a row if it was held, none if not.
         self._finish_sql = {
             True: f"{with_record} SELECT 1, (SELECT count(*) FROM note) FROM fin",
-            False: f"DELETE FROM {t}jobs WHERE {self._held} RETURNING 1, "
-                   f"pg_notify('{self.names.records_channel}', queue || '/' || id)",
+            False: f"DELETE FROM {t}jobs WHERE {self._held} RETURNING 1, CASE WHEN "
+                   f"{self._records_gate('queue')} THEN NULL ELSE "
+                   f"pg_notify('{records_chan}', queue || '/' || id) END",
         }
         self._next_due = (
             "SELECT extract(epoch FROM min(n.due) - statement_timestamp())::float8 FROM "
@@ -434,7 +447,9 @@ class PostgresBackend:
         with state.lock:
             found = state.listeners.get(channel)
             if found is None:
-                found = state.listeners[channel] = Listener(self._connect, channel)
+                gate = (self.names.jobs_gate if channel == self.names.jobs_channel
+                        else self.names.records_gate)
+                found = state.listeners[channel] = Listener(self._connect, channel, gate)
         if not found.ready(CONNECT_TIMEOUT * (self.settings.retries + 1)):
             raise BackendUnavailable(self.url, f"could not LISTEN on {channel}")
         return found
@@ -446,16 +461,16 @@ class PostgresBackend:
         return {"q": queue, "state": _DELAYED if delay > 0 else _READY, "priority": priority,
                 "delay": delay if delay > 0 else None, "ttr": ttr, "body": body}
 
-    def _put_many_args(self, queue: str,
-                       items: Sequence[PutItem]) -> tuple[str, dict[str, Any]]:
-        """The put_many statement for ``items`` and its parameters."""
+    def _put_many_args(self, queue: str, items: Sequence[PutItem],
+                       tx: bool = False) -> tuple[str, dict[str, Any]]:
+        """The put_many statement for ``items`` and its parameters (``tx``: caller's conn)."""
         first = items[0]
         if all(i.priority == first.priority and i.delay == first.delay and i.ttr == first.ttr
                for i in items):
             params = self._put_params(queue, b"", first.priority, first.delay, first.ttr)
             params["b"] = [bytes(i.body) for i in items]
-            return self._sql_put_many_alike, params
-        return self._sql_put_many, {
+            return self._sql_put_many[tx, True], params
+        return self._sql_put_many[tx, False], {
             "q": queue, "p": [int(i.priority) for i in items],
             "d": [float(i.delay) for i in items], "t": [float(i.ttr) for i in items],
             "b": [bytes(i.body) for i in items]}
@@ -479,7 +494,8 @@ class PostgresBackend:
                ttr: float) -> str:
         """Insert one job on the caller's connection, in its open transaction (if any)."""
         conn = raw_connection(connection)
-        row = self._on(conn, self._sql_put, self._put_params(queue, body, priority, delay, ttr))
+        row = self._on(conn, self._sql_put_tx,
+                       self._put_params(queue, body, priority, delay, ttr))
         return str(row[0][0])
 
     def put_many_in(self, connection: object, queue: str, items: Sequence[PutItem]) -> list[str]:
@@ -487,7 +503,7 @@ class PostgresBackend:
         conn = raw_connection(connection)
         if not items:
             return []
-        return [str(row[0]) for row in self._on(conn, *self._put_many_args(queue, items))]
+        return [str(row[0]) for row in self._on(conn, *self._put_many_args(queue, items, True))]
 
     def _on(self, conn: psycopg.Connection[Any], sql: str,
             params: Mapping[str, Any]) -> list[Any]:
@@ -580,7 +596,8 @@ class PostgresBackend:
                     "excluded.fields ELSE (r.fields - %(unset)s::text[]) || excluded.fields END, "
                     "expires = excluded.expires RETURNING 1)")
             parts.append(f"note AS (SELECT pg_notify('{self.names.records_channel}', "
-                         "fin.queue || '/' || fin.id) FROM fin)")
+                         "fin.queue || '/' || fin.id) FROM fin WHERE NOT "
+                         f"{self._records_gate('fin.queue')})")
             gate = " AND EXISTS (SELECT 1 FROM fin)"
         if multi:
             ready = (f"(SELECT f.id, f.priority FROM unnest(%(qs)s::text[]) AS q(name) CROSS "
@@ -625,26 +642,38 @@ class PostgresBackend:
         on the first look only (a settle or finish runs then, and only then).
         """
         names = list(queues)
+        if timeout == 0:
+            return look(True)
         deadline = None if timeout is None else time.monotonic() + timeout
-        listener = self._listener(self.names.jobs_channel) if timeout != 0 else None
-        first = True
-        while True:
-            mark = listener.mark(names) if listener is not None else (0, 0)
-            found = look(first)
-            first = False
-            if found is not None:
-                return found
-            now = time.monotonic()
-            if listener is None or (deadline is not None and now >= deadline):
-                return None
-            due = self._one(self._next_due, (names,))[0]
-            # A due job another consumer is moving: look again soon, not in a tight loop.
-            wait = None if due is None else max(due, 0.001)
-            if deadline is not None:
-                wait = deadline - now if wait is None else min(wait, deadline - now)
-            # A timeout beyond any clock (or none) waits in slices, looking again after each.
-            listener.wait(names, mark,
-                          MAX_WAIT_SLICE if wait is None else min(wait, MAX_WAIT_SLICE))
+        listener = self._listener(self.names.jobs_channel)
+        # Puts notify only past the gate: a look counts for a wait only if it came after this
+        # process's gate lock on the queues was taken (one is kept a while after a wait).
+        gated = listener.enter(names)
+        try:
+            first = True
+            while True:
+                mark = listener.mark(names)
+                found = look(first)
+                first = False
+                if found is not None:
+                    return found
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    return None
+                if not gated:
+                    listener.lock(names)
+                    gated = True
+                    continue  # look again, now that every later put notifies
+                due = self._one(self._next_due, (names,))[0]
+                # A due job another consumer is moving: look again soon, not in a tight loop.
+                wait = None if due is None else max(due, 0.001)
+                if deadline is not None:
+                    wait = deadline - now if wait is None else min(wait, deadline - now)
+                # A timeout beyond any clock (or none) waits in slices, looking again after each.
+                listener.wait(names, mark,
+                              MAX_WAIT_SLICE if wait is None else min(wait, MAX_WAIT_SLICE))
+        finally:
+            listener.leave(names)
 
     def _wait_for_job(self, queues: Sequence[str], timeout: float | None,
                       first: tuple[str, dict[str, Any]] | None = None) -> Reservation | None:
@@ -935,7 +964,15 @@ class PostgresBackend:
         if mark is None:  # the listener started after the last read: look again
             _seen.mark = listener.seq_mark()
             return
-        listener.wait_since(f"{queue}/{job_id}", mark, timeout)
+        keys = [queue]
+        gated = listener.enter(keys)  # finishing jobs note the record only past the gate
+        try:
+            if not gated:  # the last read may have missed a note: read again under the gate
+                listener.lock(keys)
+                return
+            listener.wait_since(f"{queue}/{job_id}", mark, timeout)
+        finally:
+            listener.leave(keys)
 
     def job_info(self, queue: str, job_id: str) -> JobInfo | None:
         """The live job with this id, in whatever state."""
@@ -994,10 +1031,6 @@ class PostgresBackend:
             return
         for listener in state.listeners.values():
             listener.close()
-        if state.listeners:  # wake the listener threads, so they see they are closed
-            with contextlib.suppress(Exception), state.pool.connection() as conn:
-                for channel in state.listeners:
-                    conn.execute("SELECT pg_notify(%s, '')", (channel,))
         for held in list(state.held):
             with contextlib.suppress(Exception):
                 held.conn.close()

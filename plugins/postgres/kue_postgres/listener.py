@@ -8,20 +8,35 @@ sent between the note and the wait is not lost, because the counters moved.
 The thread reconnects with :class:`kue.spi.Backoff` after a lost connection, and each
 (re)connection bumps :attr:`Listener.epoch`, which wakes every waiter: what was notified while
 the listener was away is found by their next look at the tables.
+
+The gate: NOTIFY costs the sender a database-wide lock at commit, so the hot writers (a put,
+a finished job's record note) notify only when someone in some process waits. A waiter first
+has its listener take a shared advisory lock on the key it waits for (``gate`` names the lock
+space, the key is the queue's name) on the LISTEN connection, then looks again, then waits. A
+writer tries the same lock exclusively for its transaction (``pg_try_advisory_xact_lock``)
+and notifies only if that fails. Either the writer's try came first and it holds the lock
+until its commit, so the waiter's lock is granted after that commit and its look sees the
+write; or a waiter holds the lock and the writer notifies. Locks stay while anyone waits and
+:data:`LINGER` s after, so a worker between two waits keeps its gate; every lock taken or
+given back, and every reconnection (which takes the wanted locks again before it wakes
+anyone), bumps the epoch, so a waiter that looked before the gate changed looks again.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
+import select
+import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from kue.spi import Backoff
 
-__all__ = ["MAX_WAIT_SLICE", "Listener"]
+__all__ = ["LINGER", "MAX_WAIT_SLICE", "Listener", "gate_sql"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +47,19 @@ _STOP_CHECK = 5.0
 #: The longest single wait on the condition; a longer timeout waits in slices of this
 #: (``threading.Condition.wait`` raises OverflowError past ``threading.TIMEOUT_MAX``).
 MAX_WAIT_SLICE = 3600.0
+#: Seconds a gate lock is kept after its last waiter left (a worker's next wait reuses it).
+LINGER = 1.0
+
+
+def gate_sql(gate: str, key: str, *, exclusive_try: bool) -> str:
+    """The advisory-lock call of gate ``gate`` (a literal) on the SQL text expression ``key``.
+
+    Waiters take the lock shared (session-level, on the LISTEN connection); writers try it
+    exclusively for their transaction and notify when the try fails. Two int4 keys: a lock
+    space apart from the one-bigint key the schema migration locks.
+    """
+    call = "pg_try_advisory_xact_lock" if exclusive_try else "pg_advisory_lock_shared"
+    return f"{call}(hashtext('{gate}'), hashtext({key}))"
 
 
 class Listener:
@@ -39,12 +67,26 @@ class Listener:
 
     :param connect: opens a new autocommit psycopg connection.
     :param channel: the channel's name (quoted as an identifier).
+    :param gate: the gate's lock space (see the module's doc): the writers to this channel
+        notify only while a waiter holds the lock of what it waits for.
     """
 
-    def __init__(self, connect: Callable[[], Any], channel: str) -> None:
+    def __init__(self, connect: Callable[[], Any], channel: str, gate: str) -> None:
         self.connect = connect
         self.channel = channel
+        self.gate = gate
         self.cond = threading.Condition()
+        #: Waiters per gate key now; the keys locked on the current connection; since when a
+        #: locked key has had no waiter.
+        self.wanted: collections.Counter[str] = collections.Counter()
+        self.locked: set[str] = set()
+        self.idle: dict[str, float] = {}
+        #: Bumped on each connection made (a waiter for a lock stops waiting on a new one).
+        self.connects = 0
+        # Written to wake the thread out of its wait on the socket (a lock is wanted, or close).
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         #: Notifications seen, by payload (a queue name, or ``queue/id``).
         self.counts: collections.Counter[str] = collections.Counter()
         #: Bumped on each (re)connection: a waiter seeing it move looks again.
@@ -65,27 +107,79 @@ class Listener:
         import psycopg
 
         backoff = Backoff()
-        while not self.closed:
-            try:
-                with self.connect() as conn:
-                    self.conn = conn
-                    conn.execute(f'LISTEN "{self.channel}"')
-                    self._woken(())  # anything sent while away is in the tables: look again
-                    self.listening.set()
-                    backoff.reset()
-                    while not self.closed:
-                        for note in conn.notifies(timeout=_STOP_CHECK):
-                            if self.closed:  # close() woke it: stop now, not at the timeout
-                                break
-                            self._woken((note.payload,))
-            except psycopg.Error as exc:
+        try:
+            while not self.closed:
+                try:
+                    with self.connect() as conn:
+                        self.conn = conn
+                        conn.execute(f'LISTEN "{self.channel}"')
+                        with self.cond:
+                            self.locked.clear()
+                            self.connects += 1
+                        self._sync_locks(conn)
+                        self._woken(())  # anything sent while away is in the tables: look again
+                        self.listening.set()
+                        backoff.reset()
+                        self._serve(conn)
+                except psycopg.Error as exc:
+                    self.conn = None
+                    self._woken(())
+                    if self.closed:
+                        return
+                    if backoff.first_failure:
+                        log.warning("listening on %s: %s; reconnecting", self.channel, exc)
+                    time.sleep(backoff.next())
+        finally:
+            with self.cond:
+                self.locked.clear()
                 self.conn = None
-                self._woken(())
-                if self.closed:
-                    return
-                if backoff.first_failure:
-                    log.warning("listening on %s: %s; reconnecting", self.channel, exc)
-                time.sleep(backoff.next())
+                self.cond.notify_all()
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _serve(self, conn: Any) -> None:
+        """Wait on the socket and the wake pipe; count notifications, take and drop locks."""
+        sock = conn.fileno()
+        while not self.closed:
+            self._sync_locks(conn)
+            # Notifications that came with a lock's reply wait in psycopg's backlog, not on
+            # the socket: read them before waiting on it.
+            got = tuple(note.payload for note in conn.notifies(timeout=0))
+            if got:
+                self._woken(got)
+            timeout = _STOP_CHECK
+            with self.cond:
+                if self.idle:
+                    timeout = max(0.0, min(timeout, min(self.idle.values()) + LINGER
+                                           - time.monotonic()))
+            ready, _, _ = select.select([sock, self._wake_r], [], [], timeout)
+            if self._wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    while self._wake_r.recv(512):
+                        pass
+
+    def _sync_locks(self, conn: Any) -> None:
+        """Take the gate locks waiters want; give back those idle for LINGER s."""
+        now = time.monotonic()
+        with self.cond:
+            take = [k for k in self.wanted if k not in self.locked]
+            drop = [k for k, since in self.idle.items() if now - since >= LINGER]
+            for key in drop:
+                del self.idle[key]
+                self.locked.discard(key)
+            if drop:  # a waiter that looked while it was held looks again: it may be gone
+                self.epoch += 1
+                self.cond.notify_all()
+        if drop:
+            conn.execute(f"SELECT pg_advisory_unlock_shared(hashtext('{self.gate}'), "
+                         "hashtext(k)) FROM unnest(%s::text[]) AS u(k)", (drop,))
+        if take:
+            conn.execute(f"SELECT {gate_sql(self.gate, 'k', exclusive_try=False)} FROM "
+                         "unnest(%s::text[]) AS u(k)", (take,))
+            with self.cond:
+                self.locked.update(take)
+                self.epoch += 1
+                self.cond.notify_all()
 
     def _woken(self, got: tuple[str, ...]) -> None:
         with self.cond:
@@ -102,6 +196,49 @@ class Listener:
     def ready(self, timeout: float) -> bool:
         """Wait until the channel is listened to (True), at most ``timeout`` s."""
         return self.listening.wait(timeout)
+
+    def enter(self, keys: Sequence[str]) -> bool:
+        """Count a waiter for ``keys`` (until :meth:`leave`); True if all are locked already."""
+        with self.cond:
+            for key in keys:
+                self.wanted[key] += 1
+                self.idle.pop(key, None)
+            return all(key in self.locked for key in keys)
+
+    def lock(self, keys: Sequence[str]) -> None:
+        """Have the thread lock ``keys`` (entered already); return once it did.
+
+        Also returns when the connection is down or was made again meanwhile: a new one
+        takes every wanted lock before it wakes the waiters.
+        """
+        with self.cond:
+            connects = self.connects
+            if all(key in self.locked for key in keys):
+                return
+            self._poke()
+            while not all(key in self.locked for key in keys):
+                if self.closed or self.conn is None or self.connects != connects:
+                    return
+                self.cond.wait(_STOP_CHECK)
+
+    def leave(self, keys: Sequence[str]) -> None:
+        """One waiter for ``keys`` fewer; a key nobody waits for is unlocked after LINGER s."""
+        with self.cond:
+            now = time.monotonic()
+            had_idle = bool(self.idle)
+            for key in keys:
+                self.wanted[key] -= 1
+                if self.wanted[key] <= 0:
+                    del self.wanted[key]
+                    if key in self.locked:
+                        self.idle[key] = now
+            if self.idle and not had_idle:
+                self._poke()  # its wait on the socket ends in time to unlock
+
+    def _poke(self) -> None:
+        # Full: a wake-up is pending anyway; closed: the thread has ended.
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
 
     def mark(self, keys: Iterable[str]) -> tuple[int, int]:
         """What a waiter notes before it looks: the epoch and the count of ``keys``."""
@@ -151,5 +288,8 @@ class Listener:
                 self.cond.wait(min(left, MAX_WAIT_SLICE))
 
     def close(self) -> None:
-        """Stop the thread at its next wake-up (the backend sends it one)."""
+        """Stop the thread now (it closes its connection, and with it the gate's locks)."""
         self.closed = True
+        with self.cond:
+            self.cond.notify_all()
+            self._poke()
