@@ -18,8 +18,9 @@ and notifies only if that fails. Either the writer's try came first and it holds
 until its commit, so the waiter's lock is granted after that commit and its look sees the
 write; or a waiter holds the lock and the writer notifies. Locks stay while anyone waits and
 :data:`LINGER` s after, so a worker between two waits keeps its gate; every lock taken or
-given back, and every reconnection (which takes the wanted locks again before it wakes
-anyone), bumps the epoch, so a waiter that looked before the gate changed looks again.
+given back bumps that key's generation, and every reconnection (which takes the wanted locks
+again before it wakes anyone) the epoch, so a waiter that looked before its gate changed
+looks again.
 """
 
 from __future__ import annotations
@@ -83,6 +84,9 @@ class Listener:
         self.idle: dict[str, float] = {}
         #: Bumped on each connection made (a waiter for a lock stops waiting on a new one).
         self.connects = 0
+        #: Bumped per key each time its lock is taken or given back: a waiter whose look came
+        #: before that looks again (only the waiters of that key).
+        self.gens: collections.Counter[str] = collections.Counter()
         # Written to wake the thread out of its wait on the socket (a lock is wanted, or close).
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -167,8 +171,8 @@ class Listener:
             for key in drop:
                 del self.idle[key]
                 self.locked.discard(key)
-            if drop:  # a waiter that looked while it was held looks again: it may be gone
-                self.epoch += 1
+                self.gens[key] += 1  # who looked while it was held looks again: it may go
+            if drop:
                 self.cond.notify_all()
         if drop:
             conn.execute(f"SELECT pg_advisory_unlock_shared(hashtext('{self.gate}'), "
@@ -178,7 +182,7 @@ class Listener:
                          "unnest(%s::text[]) AS u(k)", (take,))
             with self.cond:
                 self.locked.update(take)
-                self.epoch += 1
+                self.gens.update(take)
                 self.cond.notify_all()
 
     def _woken(self, got: tuple[str, ...]) -> None:
@@ -241,9 +245,15 @@ class Listener:
             self._wake_w.send(b"x")
 
     def mark(self, keys: Iterable[str]) -> tuple[int, int]:
-        """What a waiter notes before it looks: the epoch and the count of ``keys``."""
+        """What a waiter notes before it looks: the epoch, and a count of ``keys``' events.
+
+        That count grows with each notification of ``keys`` and each change of their gate locks.
+        """
         with self.cond:
-            return self.epoch, sum(self.counts[k] for k in keys)
+            return self.epoch, self._seen(keys)
+
+    def _seen(self, keys: Iterable[str]) -> int:
+        return sum(self.counts[k] + self.gens[k] for k in keys)
 
     def wait(self, keys: Iterable[str], mark: tuple[int, int], timeout: float) -> bool:
         """Wait until a notification for one of ``keys`` since ``mark``, or ``timeout`` s.
@@ -253,28 +263,34 @@ class Listener:
         wanted = list(keys)
         deadline = time.monotonic() + timeout
         with self.cond:
-            while (self.epoch, sum(self.counts[k] for k in wanted)) == mark:
+            while (self.epoch, self._seen(wanted)) == mark:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self.cond.wait(min(left, MAX_WAIT_SLICE))
             return True
 
-    def seq_mark(self) -> tuple[int, int]:
-        """The epoch and the number of the latest notification, for :meth:`wait_since`."""
-        with self.cond:
-            return self.epoch, self.seq
+    def seq_mark(self, gate_key: str) -> tuple[int, int, int]:
+        """For :meth:`wait_since`: the epoch, ``gate_key``'s lock generation, the latest note.
 
-    def wait_since(self, key: str, mark: tuple[int, int], timeout: float) -> None:
-        """Return once ``key`` was notified after ``mark``, on a reconnection, or after timeout.
-
-        Also returns at once if the history no longer reaches back to ``mark``.
+        The last is the number of the latest notification.
         """
-        epoch, seq = mark
+        with self.cond:
+            return self.epoch, self.gens[gate_key], self.seq
+
+    def wait_since(self, key: str, gate_key: str, mark: tuple[int, int, int],
+                   timeout: float) -> None:
+        """Return once ``key`` was notified after ``mark``, or its gate changed, or on timeout.
+
+        Also returns on a reconnection (``gate_key``'s lock changed with it), and at once if
+        the history no longer reaches back to ``mark``.
+        """
+        epoch, gen, seq = mark
         deadline = time.monotonic() + timeout
         with self.cond:
             while True:
-                if self.epoch != epoch or (self.history and self.history[0][0] > seq + 1):
+                if self.epoch != epoch or self.gens[gate_key] != gen or (
+                        self.history and self.history[0][0] > seq + 1):
                     return
                 for n, payload in reversed(self.history):
                     if n <= seq:
