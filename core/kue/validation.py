@@ -191,13 +191,23 @@ def check_put_items(items: Sequence[PutItem], caps: Capabilities) -> list[PutIte
     """
     seen: dict[tuple[object, ...], tuple[int, float, float]] = {}
     out: list[PutItem] = []
+    p0: object = None
+    d0: object = None
+    t0: object = None
+    got: tuple[int, float, float] | None = None
+    max_body = caps.max_body
     for item in items:
-        body = check_body(item.body, caps)
+        body = item.body
+        if type(body) is not bytes or len(body) > max_body:
+            body = check_body(body, caps)
         p, d, t = item.priority, item.delay, item.ttr
-        key = (type(p), p, type(d), d, type(t), t)
-        got = seen.get(key)
-        if got is None:
-            got = seen[key] = (check_priority(p), check_delay(d, caps), check_ttr(t, caps))
+        # The same objects as the last item's (the usual batch): checked already.
+        if got is None or p is not p0 or d is not d0 or t is not t0:
+            key = (type(p), p, type(d), d, type(t), t)
+            got = seen.get(key)
+            if got is None:
+                got = seen[key] = (check_priority(p), check_delay(d, caps), check_ttr(t, caps))
+            p0, d0, t0 = p, d, t
         if body is item.body and got[0] is p and got[1] is d and got[2] is t:
             out.append(item)
         else:

@@ -280,8 +280,10 @@ class PostgresBackend:
                          f"pg_notify('{jobs_chan}', queue) END")
         self._sql_put_tx = f"{insert}pg_notify('{jobs_chan}', queue)"
         # In an uncorrelated subquery: once per statement, not per row.
-        notify_once = ("SELECT j.id, (SELECT pg_notify('{chan}', %(q)s){when}) FROM j "
-                       "ORDER BY j.id")
+        # The notify is an InitPlan of the WHERE, run once at the first row: the ids alone
+        # come back, in put order.
+        notify_once = ("SELECT j.id FROM j WHERE (SELECT count(*) FROM (SELECT pg_notify("
+                       "'{chan}', %(q)s){when}) n) >= 0 ORDER BY j.id")
         gated_once = notify_once.format(chan=jobs_chan,
                                         when=f" WHERE NOT {jobs_gate('%(q)s::text')}")
         tx_once = notify_once.format(chan=jobs_chan, when="")
@@ -492,8 +494,7 @@ class PostgresBackend:
         if not items:
             return []
         sql, params = self._put_many_args(queue, items)
-        rows = self._run(lambda cur: cur.execute(sql, params).fetchall(),
-                         put=True)
+        rows = self._run(partial(_fetch_all, sql=sql, params=params), put=True)
         return [str(row[0]) for row in rows]
 
     def put_in(self, connection: object, queue: str, body: bytes, priority: int, delay: float,
