@@ -180,7 +180,7 @@ class _State:
     def __init__(self, backend: PostgresBackend) -> None:
         from psycopg_pool import ConnectionPool
 
-        self.pid = os.getpid()
+        self.pid = _PID[0]
         self.used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
         self.pool: ConnectionPool[Any] = ConnectionPool(
             backend.settings.conninfo, min_size=1, max_size=backend.settings.pool_size,
@@ -345,11 +345,11 @@ class PostgresBackend:
 
     def _state(self) -> _State:
         state = self._state_now
-        if state is not None and state.pid == os.getpid():
+        if state is not None and state.pid == _PID[0]:
             return state
         with self._state_lock:
             state = self._state_now
-            if state is None or state.pid != os.getpid():
+            if state is None or state.pid != _PID[0]:
                 state = self._state_now = _State(self)
         return state
 
@@ -703,6 +703,10 @@ class PostgresBackend:
 
     def reserve(self, queues: Sequence[str], timeout: float | None) -> Reservation | None:
         """Reserve the most urgent ready job of ``queues``; wait up to ``timeout`` s."""
+        if timeout == 0:  # one look, nothing to wait for
+            row = self._run(partial(_fetch_one, sql=self._take_sql(len(queues) > 1, False, False),
+                                    params=self._take_params(queues)))
+            return None if row is None else self._reservation(row)
         return self._wait_for_job(queues, timeout)
 
     # -- batches (kue.spi.BatchBackend) ----------------------------------------------------
@@ -1034,7 +1038,7 @@ class PostgresBackend:
         """Close this process's pool and stop its listeners."""
         with self._state_lock:
             state, self._state_now = self._state_now, None
-        if state is None or state.pid != os.getpid():
+        if state is None or state.pid != _PID[0]:
             return
         for listener in state.listeners.values():
             listener.close()
@@ -1095,6 +1099,8 @@ class _Lost(Exception):
     """The finish half of a finish-and-reserve found the job no longer held."""
 
 
+#: This process's id, kept current by the fork hook below (os.getpid() is a system call).
+_PID = [os.getpid()]
 _PSYCOPG: Any = None
 _IDLE: Any = None
 #: What this thread last saw of the records channel (for wait_record).
@@ -1112,6 +1118,7 @@ def _after_fork_in_child() -> None:
     A psycopg connection that is closed or collected sends Terminate on its socket, which the
     parent shares: the child must never write there. Its backends open new pools on first use.
     """
+    _PID[0] = os.getpid()
     devnull = os.open(os.devnull, os.O_RDWR)
     try:
         for conn in list(_CONNECTIONS):
