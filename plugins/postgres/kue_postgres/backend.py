@@ -827,7 +827,10 @@ class PostgresBackend:
 
     def delete(self, job: Reservation) -> None:
         """Delete a job this reservation still holds."""
-        self._finish(job, None, 0.0)
+        row = self._run(partial(_fetch_one_text, sql=self._finish_sql[False],
+                                params={"id": int(job.id), "receipt": int(job.receipt)}))
+        if row is None:
+            raise ReservationLost(job.queue, job.id)
 
     def release(self, job: Reservation, priority: int, delay: float) -> None:
         """Back to ready (or delayed), keeping its place in the put order."""
@@ -1077,6 +1080,11 @@ def _pool_timeout() -> type[Exception]:
 def _fetch_one(cur: Any, sql: str, params: Mapping[str, Any]) -> Any:
     """The first row of ``sql`` on ``cur``, results in binary."""
     return cur.execute(sql, params, binary=True).fetchone()
+
+
+def _fetch_one_text(cur: Any, sql: str, params: Mapping[str, Any]) -> Any:
+    """The first row of ``sql`` on ``cur`` (results in text: a void column has no binary)."""
+    return cur.execute(sql, params).fetchone()
 
 
 def _fetch_pipelined(cur: Any, sqls: Sequence[str],

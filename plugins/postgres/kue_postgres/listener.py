@@ -183,6 +183,10 @@ class Listener:
             with self.cond:
                 self.locked.update(take)
                 self.gens.update(take)
+                later = time.monotonic()
+                for key in take:  # its waiters left while it was being taken
+                    if key not in self.wanted:
+                        self.idle[key] = later
                 self.cond.notify_all()
 
     def _woken(self, got: tuple[str, ...]) -> None:
