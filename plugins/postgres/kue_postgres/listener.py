@@ -126,7 +126,9 @@ class Listener:
                         backoff.reset()
                         self._serve(conn)
                 except psycopg.Error as exc:
-                    self.conn = None
+                    with self.cond:  # its locks went with it
+                        self.conn = None
+                        self.locked.clear()
                     self._woken(())
                     if self.closed:
                         return

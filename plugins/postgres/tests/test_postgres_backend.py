@@ -305,3 +305,29 @@ def test_gated_puts_wake_every_blocked_reserve_when_gates_come_and_go(
     thread.join(60)
     assert len(waits) == total
     assert max(waits) < 2.0, f"a put went unseen by a waiting reserve ({max(waits):.2f} s)"
+
+
+def test_a_waiter_whose_listen_connection_dies_is_still_woken_by_the_next_put(
+    backend: PostgresBackend, make_backend: Callable[..., PostgresBackend], url: str
+) -> None:
+    """The gate's lock dies with the LISTEN connection; the reconnection takes it again."""
+    producer = make_backend()
+    got: list[bytes] = []
+    thread = threading.Thread(target=lambda: got.append(
+        getattr(backend.reserve(["lost"], 30), "body", b"")))
+    thread.start()
+    with raw(url) as conn:
+        _until(lambda: _gate_locks(conn, backend.names.jobs_gate, "lost") == 1,
+               "the waiter never took its gate")
+        listener = backend._state().listeners[backend.names.jobs_channel]
+        pid = listener.conn.info.backend_pid
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        _until(lambda: conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
+                                    (pid,)).fetchone() is None, "the backend never ended")
+        _until(lambda: _gate_locks(conn, backend.names.jobs_gate, "lost") == 1,
+               "the gate was not taken again after the reconnection")
+    put_at = time.monotonic()
+    producer.put("lost", b"after", 0, 0, 60)
+    thread.join(10)
+    assert got == [b"after"]
+    assert time.monotonic() - put_at < 2.0
