@@ -279,28 +279,28 @@ class PostgresBackend:
         self._sql_put = (f"{insert}CASE WHEN {jobs_gate('queue')} THEN NULL ELSE "
                          f"pg_notify('{jobs_chan}', queue) END")
         self._sql_put_tx = f"{insert}pg_notify('{jobs_chan}', queue)"
-        # In an uncorrelated subquery: once per statement, not per row.
-        # The notify is an InitPlan of the WHERE, run once at the first row: the ids alone
-        # come back, in put order.
-        notify_once = ("SELECT j.id FROM j WHERE (SELECT count(*) FROM (SELECT pg_notify("
-                       "'{chan}', %(q)s){when}) n) >= 0 ORDER BY j.id")
+        # The notify is an InitPlan of the source rows' WHERE: run once per statement, at the
+        # first row. ORDER BY u.n inserts the rows in put order, so the ids the identity hands
+        # out ascend in put order: put_many sorts the returned ids (no CTE to materialize).
+        notify_once = ("WHERE (SELECT count(*) FROM (SELECT pg_notify('{chan}', %(q)s){when}) n) "
+                       ">= 0 ORDER BY u.n RETURNING id")
         gated_once = notify_once.format(chan=jobs_chan,
                                         when=f" WHERE NOT {jobs_gate('%(q)s::text')}")
         tx_once = notify_once.format(chan=jobs_chan, when="")
         # Arrays go in binary (%b): no text escaping of each body.
         many = (
-            f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
+            f"INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
             "SELECT %(q)s, CASE WHEN u.d > 0 THEN 1 ELSE 0 END, u.p, CASE WHEN u.d > 0 THEN "
             "statement_timestamp() + u.d * interval '1 second' END, u.t, u.b FROM "
             "unnest(%(p)b::bigint[], %(d)b::float8[], %(t)b::float8[], %(b)b::bytea[]) "
-            "WITH ORDINALITY AS u(p, d, t, b, n) ORDER BY u.n RETURNING id) ")
+            "WITH ORDINALITY AS u(p, d, t, b, n) ")
         #: The same when every item has the same priority, delay and ttr (the usual batch):
         #: one array instead of four.
         alike = (
-            f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
+            f"INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
             "SELECT %(q)s, %(state)s, %(priority)s, statement_timestamp() + %(delay)s::float8 "
             "* interval '1 second', %(ttr)s, u.b FROM unnest(%(b)b::bytea[]) WITH ORDINALITY "
-            "AS u(b, n) ORDER BY u.n RETURNING id) ")
+            "AS u(b, n) ")
         #: (caller's connection, alike) -> the put_many statement.
         self._sql_put_many = {(False, False): many + gated_once, (False, True): alike + gated_once,
                               (True, False): many + tx_once, (True, True): alike + tx_once}
@@ -495,7 +495,7 @@ class PostgresBackend:
             return []
         sql, params = self._put_many_args(queue, items)
         rows = self._run(partial(_fetch_all, sql=sql, params=params), put=True)
-        return [str(row[0]) for row in rows]
+        return [str(i) for i in sorted(row[0] for row in rows)]
 
     def put_in(self, connection: object, queue: str, body: bytes, priority: int, delay: float,
                ttr: float) -> str:
@@ -510,7 +510,8 @@ class PostgresBackend:
         conn = raw_connection(connection)
         if not items:
             return []
-        return [str(row[0]) for row in self._on(conn, *self._put_many_args(queue, items, True))]
+        rows = self._on(conn, *self._put_many_args(queue, items, True))
+        return [str(i) for i in sorted(row[0] for row in rows)]
 
     def _on(self, conn: psycopg.Connection[Any], sql: str,
             params: Mapping[str, Any]) -> list[Any]:
