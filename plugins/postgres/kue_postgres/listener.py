@@ -82,6 +82,11 @@ class Listener:
         self.wanted: collections.Counter[str] = collections.Counter()
         self.locked: set[str] = set()
         self.idle: dict[str, float] = {}
+        #: Keys a waiter asked to have locked (:meth:`lock`), or whose lock a lost connection
+        #: took while someone waited: the thread takes them next.
+        self.requested: set[str] = set()
+        #: When the thread's wait on its socket ends at the latest (monotonic).
+        self._deadline = float("inf")
         #: Bumped on each connection made (a waiter for a lock stops waiting on a new one).
         self.connects = 0
         #: Bumped per key each time its lock is taken or given back: a waiter whose look came
@@ -118,7 +123,6 @@ class Listener:
                         self.conn = conn
                         conn.execute(f'LISTEN "{self.channel}"')
                         with self.cond:
-                            self.locked.clear()
                             self.connects += 1
                         self._sync_locks(conn)
                         self._woken(())  # anything sent while away is in the tables: look again
@@ -126,9 +130,11 @@ class Listener:
                         backoff.reset()
                         self._serve(conn)
                 except psycopg.Error as exc:
-                    with self.cond:  # its locks went with it
+                    with self.cond:  # its locks went with it: who waits on one gets it again
                         self.conn = None
+                        self.requested.update(k for k in self.locked if k in self.wanted)
                         self.locked.clear()
+                        self.idle.clear()
                     self._woken(())
                     if self.closed:
                         return
@@ -155,9 +161,10 @@ class Listener:
                 self._woken(got)
             timeout = _STOP_CHECK
             with self.cond:
+                now = time.monotonic()
                 if self.idle:
-                    timeout = max(0.0, min(timeout, min(self.idle.values()) + LINGER
-                                           - time.monotonic()))
+                    timeout = max(0.0, min(timeout, min(self.idle.values()) + LINGER - now))
+                self._deadline = now + timeout
             ready, _, _ = select.select([sock, self._wake_r], [], [], timeout)
             if self._wake_r in ready:
                 with contextlib.suppress(BlockingIOError):
@@ -168,7 +175,7 @@ class Listener:
         """Take the gate locks waiters want; give back those idle for LINGER s."""
         now = time.monotonic()
         with self.cond:
-            take = [k for k in self.wanted if k not in self.locked]
+            take = [k for k in self.requested if k not in self.locked]
             drop = [k for k, since in self.idle.items() if now - since >= LINGER]
             for key in drop:
                 del self.idle[key]
@@ -184,6 +191,7 @@ class Listener:
                          "unnest(%s::text[]) AS u(k)", (take,))
             with self.cond:
                 self.locked.update(take)
+                self.requested.difference_update(take)
                 self.gens.update(take)
                 later = time.monotonic()
                 for key in take:  # its waiters left while it was being taken
@@ -225,6 +233,7 @@ class Listener:
             connects = self.connects
             if all(key in self.locked for key in keys):
                 return
+            self.requested.update(key for key in keys if key not in self.locked)
             self._poke()
             while not all(key in self.locked for key in keys):
                 if self.closed or self.conn is None or self.connects != connects:
@@ -235,14 +244,13 @@ class Listener:
         """One waiter for ``keys`` fewer; a key nobody waits for is unlocked after LINGER s."""
         with self.cond:
             now = time.monotonic()
-            had_idle = bool(self.idle)
             for key in keys:
                 self.wanted[key] -= 1
                 if self.wanted[key] <= 0:
                     del self.wanted[key]
                     if key in self.locked:
                         self.idle[key] = now
-            if self.idle and not had_idle:
+            if self.idle and self._deadline > now + LINGER:
                 self._poke()  # its wait on the socket ends in time to unlock
 
     def _poke(self) -> None:
