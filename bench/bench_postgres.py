@@ -8,8 +8,11 @@ are the client's and the server's work, not this disk's flush time; a killed ser
 loses no commit). The raw baseline is the least a PostgreSQL queue with leases does, on a
 table of its own in the same database:
 
-- put: one INSERT per job (its own transaction);
-- put_many: one ``INSERT ... SELECT FROM unnest(...)`` per batch, the bodies a binary array;
+- the table's rows carry their queue's name, indexed (queue, priority, id) for the ready ones,
+  as kue's do;
+- put: one INSERT per job (its own transaction) that returns the job's id, as kue's put does;
+- put_many: one ``INSERT ... SELECT FROM unnest(...) RETURNING id`` per batch, the bodies a
+  binary array, the ids read back (kue's put_many returns them);
 - reserve+delete: ``UPDATE ... WHERE id = (SELECT ... ORDER BY priority, id LIMIT 1 FOR UPDATE
   SKIP LOCKED) RETURNING`` then ``DELETE``: two round trips per job, as kue's reserve + delete;
 - fused: one statement that deletes the last job and reserves the next, against kue's
@@ -47,19 +50,23 @@ from kue_postgres.server import SERVER
 
 BATCH = 100
 
+# Like kue's jobs, the raw table's rows name their queue (the reserve order is per queue), and
+# a put returns the job's id (kue's put and put_many return them).
 RAW_SCHEMA = """
 DROP TABLE IF EXISTS raw_jobs;
-CREATE TABLE raw_jobs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, state smallint
-    NOT NULL DEFAULT 0, priority bigint NOT NULL, due timestamptz, body bytea NOT NULL);
-CREATE INDEX raw_jobs_ready ON raw_jobs (priority, id) WHERE state = 0;
+CREATE TABLE raw_jobs (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, queue text NOT NULL,
+    state smallint NOT NULL DEFAULT 0, priority bigint NOT NULL, due timestamptz,
+    body bytea NOT NULL);
+CREATE INDEX raw_jobs_ready ON raw_jobs (queue, priority, id) WHERE state = 0;
 """
-RAW_INSERT = "INSERT INTO raw_jobs (priority, body) VALUES (%s, %s)"
+RAW_QUEUE = "raw"
+RAW_INSERT = "INSERT INTO raw_jobs (queue, priority, body) VALUES (%s, %s, %s) RETURNING id"
 # The bodies go as a binary array (%b), as kue sends them: in text, psycopg escapes each one.
-RAW_INSERT_MANY = ("INSERT INTO raw_jobs (priority, body) SELECT %s, b FROM unnest(%b::bytea[]) "
-                   "AS u(b)")
+RAW_INSERT_MANY = ("INSERT INTO raw_jobs (queue, priority, body) SELECT %s, %s, b FROM "
+                   "unnest(%b::bytea[]) AS u(b) RETURNING id")
 RAW_TAKE = ("UPDATE raw_jobs SET state = 1, due = now() + interval '60 s' WHERE id = (SELECT id "
-            "FROM raw_jobs WHERE state = 0 ORDER BY priority, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-            "RETURNING id, body")
+            "FROM raw_jobs WHERE queue = %s AND state = 0 ORDER BY priority, id LIMIT 1 FOR "
+            "UPDATE SKIP LOCKED) RETURNING id, body")
 RAW_DELETE = "DELETE FROM raw_jobs WHERE id = %s"
 RAW_DELETE_TAKE = ("WITH d AS (DELETE FROM raw_jobs WHERE id = %s) " + RAW_TAKE)
 
@@ -74,29 +81,30 @@ class RawPostgres:
         self.conn.execute(RAW_SCHEMA)
 
     def put(self, items: Sequence[bytes]) -> None:
-        """One INSERT per job."""
+        """One INSERT per job, its id read back."""
         execute = self.conn.execute
         for b in items:
-            execute(RAW_INSERT, (2**31, b))
+            execute(RAW_INSERT, (RAW_QUEUE, 2**31, b)).fetchone()
 
     def put_many(self, items: Sequence[bytes], batch: int) -> None:
-        """One INSERT ... unnest per batch."""
+        """One INSERT ... unnest per batch, the ids read back."""
         for start in range(0, len(items), batch):
-            self.conn.execute(RAW_INSERT_MANY, (2**31, list(items[start:start + batch])))
+            self.conn.execute(RAW_INSERT_MANY, (RAW_QUEUE, 2**31,
+                                                list(items[start:start + batch]))).fetchall()
 
     def drain(self, n: int) -> None:
         """Lease the first ready row, then delete it: two statements per job."""
         execute = self.conn.execute
         for _ in range(n):
-            row: Any = execute(RAW_TAKE).fetchone()
+            row: Any = execute(RAW_TAKE, (RAW_QUEUE,)).fetchone()
             execute(RAW_DELETE, (row[0],))
 
     def drain_fused(self, n: int) -> None:
         """One statement per job that deletes the last job and leases the next."""
         execute = self.conn.execute
-        row: Any = execute(RAW_TAKE).fetchone()
+        row: Any = execute(RAW_TAKE, (RAW_QUEUE,)).fetchone()
         for _ in range(n - 1):
-            row = execute(RAW_DELETE_TAKE, (row[0],)).fetchone()
+            row = execute(RAW_DELETE_TAKE, (row[0], RAW_QUEUE)).fetchone()
         execute(RAW_DELETE, (row[0],))
 
     def close(self) -> None:

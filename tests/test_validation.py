@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from kue.backend import Capabilities
-from kue.errors import Unsupported
-from kue.validation import check_delay, retry_delay_within
+from kue.backend import Capabilities, PutItem
+from kue.errors import JobTooBig, Unsupported
+from kue.validation import check_delay, check_put_items, retry_delay_within
 
 #: A backend like SQS FIFO queues: no delay at put, a release can still hold a job back.
 HOLD_ONLY = Capabilities(name="hold-only", delay=False, release_delay=True, max_delay=43_200)
@@ -36,3 +36,19 @@ def test_the_workers_backoff_fits_what_the_backend_can_honour() -> None:
     assert retry_delay_within(30, HOLD_ONLY) == 30
     assert retry_delay_within(99_999, HOLD_ONLY) == 43_200
     assert retry_delay_within(30, dataclasses.replace(HOLD_ONLY, release_delay=False)) == 0
+
+
+def test_a_batch_checks_each_item_even_when_its_values_equal_an_earlier_ones() -> None:
+    caps = Capabilities(name="batch", max_body=10)
+    with pytest.raises(TypeError, match=r"priority must be an int.*got True"):
+        check_put_items([PutItem(b"a", 1), PutItem(b"b", True)], caps)  # True == 1
+    with pytest.raises(TypeError, match=r"priority must be an int.*got 1\.0"):
+        check_put_items([PutItem(b"a", 1), PutItem(b"b", 1.0)], caps)  # type: ignore[arg-type]
+    with pytest.raises(JobTooBig):
+        check_put_items([PutItem(b"small"), PutItem(b"x" * 11)], caps)
+    got = check_put_items([PutItem(b"a", 5, 0, 30),
+                           PutItem(bytearray(b"b"), 5, 0.0, 30.0),  # type: ignore[arg-type]
+                           PutItem(b"c", 7)], caps)
+    assert got == [PutItem(b"a", 5, 0.0, 30.0), PutItem(b"b", 5, 0.0, 30.0), PutItem(b"c", 7)]
+    assert all(type(i.body) is bytes and type(i.delay) is float and type(i.ttr) is float
+               for i in got)

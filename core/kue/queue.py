@@ -185,10 +185,7 @@ class Queue:
         ``connection`` as for :meth:`put`.
         """
         tx = self._transactional(connection)
-        caps = self.backend.capabilities
-        checked = [
-            PutItem(*validation.check_put(i.body, i.priority, i.delay, i.ttr, caps)) for i in items
-        ]
+        checked = validation.check_put_items(items, self.backend.capabilities)
         if not checked:
             return []
         if tx is not None:

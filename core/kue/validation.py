@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
-from kue.backend import MAX_PRIORITY, Capabilities
+from kue.backend import MAX_PRIORITY, Capabilities, PutItem
 from kue.errors import JobTooBig, Unsupported
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "check_delay",
     "check_priority",
     "check_put",
+    "check_put_items",
     "check_queue_name",
     "check_queues",
     "check_timeout",
@@ -178,6 +180,39 @@ def check_put(
         check_delay(delay, caps),
         check_ttr(ttr, caps),
     )
+
+
+def check_put_items(items: Sequence[PutItem], caps: Capabilities) -> list[PutItem]:
+    """Check each item of a batch as :func:`check_put` does; returns them normalised.
+
+    A batch's items usually share one priority, delay and ttr: each distinct combination
+    (with its types, so ``True`` is not taken for ``1``) is checked once. An item whose fields
+    come back as they were is kept as it is, not copied.
+    """
+    seen: dict[tuple[object, ...], tuple[int, float, float]] = {}
+    out: list[PutItem] = []
+    p0: object = None
+    d0: object = None
+    t0: object = None
+    got: tuple[int, float, float] | None = None
+    max_body = caps.max_body
+    for item in items:
+        body = item.body
+        if type(body) is not bytes or len(body) > max_body:
+            body = check_body(body, caps)
+        p, d, t = item.priority, item.delay, item.ttr
+        # The same objects as the last item's (the usual batch): checked already.
+        if got is None or p is not p0 or d is not d0 or t is not t0:
+            key = (type(p), p, type(d), d, type(t), t)
+            got = seen.get(key)
+            if got is None:
+                got = seen[key] = (check_priority(p), check_delay(d, caps), check_ttr(t, caps))
+            p0, d0, t0 = p, d, t
+        if body is item.body and got[0] is p and got[1] is d and got[2] is t:
+            out.append(item)
+        else:
+            out.append(PutItem(body, *got))
+    return out
 
 
 #: Longest unique key, in characters: short enough for every store's key (Redis, SQLite).

@@ -62,7 +62,7 @@ from kue.spi import (
     check_reserve_n,
 )
 from kue_postgres.batch import ATTEMPT_SPAN, Shape, settle_sql
-from kue_postgres.listener import MAX_WAIT_SLICE, Listener
+from kue_postgres.listener import MAX_WAIT_SLICE, Listener, gate_sql
 from kue_postgres.schema import MIGRATIONS, Names, migration_sql
 from kue_postgres.settings import PostgresSettings, parse_settings
 
@@ -160,12 +160,14 @@ def raw_connection(connection: object) -> psycopg.Connection[Any]:
 
 
 class _Held:
-    """One thread's own connection, taken from the pool, and when it was last used."""
+    """One thread's own connection, taken from the pool, its cursor, and when last used."""
 
-    __slots__ = ("__weakref__", "conn", "used")
+    __slots__ = ("__weakref__", "conn", "cur", "used")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
+        # One cursor for all its calls: a new cursor per call cost 10-15 us of client CPU.
+        self.cur = conn.cursor()
         self.used = time.monotonic()
 
 
@@ -178,7 +180,7 @@ class _State:
     def __init__(self, backend: PostgresBackend) -> None:
         from psycopg_pool import ConnectionPool
 
-        self.pid = os.getpid()
+        self.pid = _PID[0]
         self.used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
         self.pool: ConnectionPool[Any] = ConnectionPool(
             backend.settings.conninfo, min_size=1, max_size=backend.settings.pool_size,
@@ -262,32 +264,46 @@ class PostgresBackend:
         t = self.names.t
         self._held = ("id = %(id)s AND state = 2 AND attempts = %(receipt)s "
                       "AND due > statement_timestamp()")
-        # Single-row statements notify in RETURNING: no CTE to materialize.
-        self._sql_put = (
+        jobs_chan, records_chan = self.names.jobs_channel, self.names.records_channel
+        # The hot writers notify only past the gate (kue_postgres.listener): when some
+        # process waits on the queue. On the caller's connection (put_in) they always do: the
+        # gate's exclusive try would hold its lock until the caller's commit, and a waiter's
+        # lock would wait that long.
+        jobs_gate = partial(gate_sql, self.names.jobs_gate, exclusive_try=True)
+        self._records_gate = partial(gate_sql, self.names.records_gate, exclusive_try=True)
+        insert = (
             f"INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) VALUES "
             "(%(q)s, %(state)s, %(priority)s, statement_timestamp() + %(delay)s::float8 * "
-            "interval '1 second', %(ttr)s, %(body)s) "
-            f"RETURNING id, pg_notify('{self.names.jobs_channel}', queue)"
-        )
-        notify_once = (  # in an uncorrelated subquery: once per statement, not per row
-            f"SELECT j.id, (SELECT pg_notify('{self.names.jobs_channel}', %(q)s)) FROM j "
-            "ORDER BY j.id")
+            "interval '1 second', %(ttr)s, %(body)s) RETURNING id, ")
+        # Single-row statements notify in RETURNING: no CTE to materialize.
+        self._sql_put = (f"{insert}CASE WHEN {jobs_gate('queue')} THEN NULL ELSE "
+                         f"pg_notify('{jobs_chan}', queue) END")
+        self._sql_put_tx = f"{insert}pg_notify('{jobs_chan}', queue)"
+        # The notify is an InitPlan of the source rows' WHERE: run once per statement, at the
+        # first row. ORDER BY u.n inserts the rows in put order, so the ids the identity hands
+        # out ascend in put order: put_many sorts the returned ids (no CTE to materialize).
+        notify_once = ("WHERE (SELECT count(*) FROM (SELECT pg_notify('{chan}', %(q)s){when}) n) "
+                       ">= 0 ORDER BY u.n RETURNING id")
+        gated_once = notify_once.format(chan=jobs_chan,
+                                        when=f" WHERE NOT {jobs_gate('%(q)s::text')}")
+        tx_once = notify_once.format(chan=jobs_chan, when="")
         # Arrays go in binary (%b): no text escaping of each body.
-        self._sql_put_many = (
-            f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
+        many = (
+            f"INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
             "SELECT %(q)s, CASE WHEN u.d > 0 THEN 1 ELSE 0 END, u.p, CASE WHEN u.d > 0 THEN "
             "statement_timestamp() + u.d * interval '1 second' END, u.t, u.b FROM "
             "unnest(%(p)b::bigint[], %(d)b::float8[], %(t)b::float8[], %(b)b::bytea[]) "
-            f"WITH ORDINALITY AS u(p, d, t, b, n) ORDER BY u.n RETURNING id) {notify_once}"
-        )
+            "WITH ORDINALITY AS u(p, d, t, b, n) ")
         #: The same when every item has the same priority, delay and ttr (the usual batch):
         #: one array instead of four.
-        self._sql_put_many_alike = (
-            f"WITH j AS (INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
+        alike = (
+            f"INSERT INTO {t}jobs (queue, state, priority, due, ttr, body) "
             "SELECT %(q)s, %(state)s, %(priority)s, statement_timestamp() + %(delay)s::float8 "
             "* interval '1 second', %(ttr)s, u.b FROM unnest(%(b)b::bytea[]) WITH ORDINALITY "
-            f"AS u(b, n) ORDER BY u.n RETURNING id) {notify_once}"
-        )
+            "AS u(b, n) ")
+        #: (caller's connection, alike) -> the put_many statement.
+        self._sql_put_many = {(False, False): many + gated_once, (False, True): alike + gated_once,
+                              (True, False): many + tx_once, (True, True): alike + tx_once}
         self._take_cache: dict[tuple[bool, bool, bool], str] = {}
         self._settle_cache: dict[Shape, str] = {}
         take = self._take_sql(False, True, True)
@@ -295,8 +311,9 @@ class PostgresBackend:
         #: Finish a held job: a row if it was held, none if not.
         self._finish_sql = {
             True: f"{with_record} SELECT 1, (SELECT count(*) FROM note) FROM fin",
-            False: f"DELETE FROM {t}jobs WHERE {self._held} RETURNING 1, "
-                   f"pg_notify('{self.names.records_channel}', queue || '/' || id)",
+            False: f"DELETE FROM {t}jobs WHERE {self._held} RETURNING 1, CASE WHEN "
+                   f"{self._records_gate('queue')} THEN NULL ELSE "
+                   f"pg_notify('{records_chan}', queue || '/' || id) END",
         }
         self._next_due = (
             "SELECT extract(epoch FROM min(n.due) - statement_timestamp())::float8 FROM "
@@ -328,25 +345,26 @@ class PostgresBackend:
 
     def _state(self) -> _State:
         state = self._state_now
-        if state is not None and state.pid == os.getpid():
+        if state is not None and state.pid == _PID[0]:
             return state
         with self._state_lock:
             state = self._state_now
-            if state is None or state.pid != os.getpid():
+            if state is None or state.pid != _PID[0]:
                 state = self._state_now = _State(self)
         return state
 
     def _run(self, op: Callable[[Any], T], *, put: bool = False) -> T:
-        """Run ``op(connection)``, retrying on a fresh connection after a lost one.
+        """Run ``op(cursor)``, retrying on a fresh connection after a lost one.
+
+        The cursor is the calling thread's own (kept with its connection) or a new one on a
+        connection checked out for this call.
 
         :param put: the operation stores jobs: once sent it is not retried (the server may
             have committed it), and :class:`PutAmbiguous` says so.
         """
-        import psycopg
-        from psycopg_pool import PoolTimeout
-
-        idle = psycopg.pq.TransactionStatus.IDLE
-        backoff, failures = Backoff(), 0
+        psycopg = _psycopg()
+        backoff: Backoff | None = None
+        failures = 0
         while True:
             state = self._state()
             sent = False
@@ -362,14 +380,14 @@ class PostgresBackend:
                             raise
                     sent = True
                     try:
-                        return op(conn)
+                        return op(held.cur)
                     except psycopg.OperationalError:
                         state.drop(held)
                         raise
                     except BaseException:
                         # Cut off between a send and its reply (a signal, a stop): no later
                         # call may read this call's reply, so the connection goes.
-                        if conn.info.transaction_status != idle:
+                        if conn.info.transaction_status != _IDLE:
                             state.drop(held)
                         raise
                     finally:
@@ -378,16 +396,17 @@ class PostgresBackend:
                     with state.pool.connection(timeout=POOL_WAIT) as conn:
                         sent = True
                         try:
-                            return op(conn)
+                            with conn.cursor() as cur:
+                                return op(cur)
                         finally:
                             state.used[conn] = time.monotonic()
-                except PoolTimeout:
+                except _pool_timeout():
                     # After an outage the pool reconnects on its own backoff (1 s, doubling),
                     # which can outlast a job's ttr: a worker that cannot renew its lease would
                     # lose its job. A connection of its own for this call keeps it going.
-                    with self._connect() as conn:
+                    with self._connect() as conn, conn.cursor() as cur:
                         sent = True
-                        return op(conn)
+                        return op(cur)
             except psycopg.OperationalError as exc:
                 detail = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
                 if put and sent:
@@ -397,11 +416,13 @@ class PostgresBackend:
                 if failures > self.settings.retries:
                     raise BackendUnavailable(self.url, detail) from exc
                 state.pool.check()
+                if backoff is None:
+                    backoff = Backoff()
                 time.sleep(backoff.next())
 
     def _one(self, sql: str, params: Mapping[str, Any] | Sequence[Any] = ()) -> Any:
         """The first row of ``sql``, or None."""
-        return self._run(lambda conn: conn.execute(sql, params).fetchone())
+        return self._run(lambda cur: cur.execute(sql, params).fetchone())
 
     def _migrate(self) -> None:
         """Create or migrate the schema, under an advisory lock (concurrent openers wait)."""
@@ -434,7 +455,9 @@ class PostgresBackend:
         with state.lock:
             found = state.listeners.get(channel)
             if found is None:
-                found = state.listeners[channel] = Listener(self._connect, channel)
+                gate = (self.names.jobs_gate if channel == self.names.jobs_channel
+                        else self.names.records_gate)
+                found = state.listeners[channel] = Listener(self._connect, channel, gate)
         if not found.ready(CONNECT_TIMEOUT * (self.settings.retries + 1)):
             raise BackendUnavailable(self.url, f"could not LISTEN on {channel}")
         return found
@@ -446,16 +469,16 @@ class PostgresBackend:
         return {"q": queue, "state": _DELAYED if delay > 0 else _READY, "priority": priority,
                 "delay": delay if delay > 0 else None, "ttr": ttr, "body": body}
 
-    def _put_many_args(self, queue: str,
-                       items: Sequence[PutItem]) -> tuple[str, dict[str, Any]]:
-        """The put_many statement for ``items`` and its parameters."""
+    def _put_many_args(self, queue: str, items: Sequence[PutItem],
+                       tx: bool = False) -> tuple[str, dict[str, Any]]:
+        """The put_many statement for ``items`` and its parameters (``tx``: caller's conn)."""
         first = items[0]
         if all(i.priority == first.priority and i.delay == first.delay and i.ttr == first.ttr
                for i in items):
             params = self._put_params(queue, b"", first.priority, first.delay, first.ttr)
             params["b"] = [bytes(i.body) for i in items]
-            return self._sql_put_many_alike, params
-        return self._sql_put_many, {
+            return self._sql_put_many[tx, True], params
+        return self._sql_put_many[tx, False], {
             "q": queue, "p": [int(i.priority) for i in items],
             "d": [float(i.delay) for i in items], "t": [float(i.ttr) for i in items],
             "b": [bytes(i.body) for i in items]}
@@ -463,7 +486,7 @@ class PostgresBackend:
     def put(self, queue: str, body: bytes, priority: int, delay: float, ttr: float) -> str:
         """Insert one job (one statement) and notify the queue's waiters on commit."""
         params = self._put_params(queue, body, priority, delay, ttr)
-        row = self._run(lambda conn: conn.execute(self._sql_put, params).fetchone(), put=True)
+        row = self._run(lambda cur: cur.execute(self._sql_put, params).fetchone(), put=True)
         return str(row[0])
 
     def put_many(self, queue: str, items: Sequence[PutItem]) -> list[str]:
@@ -471,15 +494,15 @@ class PostgresBackend:
         if not items:
             return []
         sql, params = self._put_many_args(queue, items)
-        rows = self._run(lambda conn: conn.execute(sql, params).fetchall(),
-                         put=True)
-        return [str(row[0]) for row in rows]
+        rows = self._run(partial(_fetch_all, sql=sql, params=params), put=True)
+        return [str(i) for i in sorted(row[0] for row in rows)]
 
     def put_in(self, connection: object, queue: str, body: bytes, priority: int, delay: float,
                ttr: float) -> str:
         """Insert one job on the caller's connection, in its open transaction (if any)."""
         conn = raw_connection(connection)
-        row = self._on(conn, self._sql_put, self._put_params(queue, body, priority, delay, ttr))
+        row = self._on(conn, self._sql_put_tx,
+                       self._put_params(queue, body, priority, delay, ttr))
         return str(row[0][0])
 
     def put_many_in(self, connection: object, queue: str, items: Sequence[PutItem]) -> list[str]:
@@ -487,7 +510,8 @@ class PostgresBackend:
         conn = raw_connection(connection)
         if not items:
             return []
-        return [str(row[0]) for row in self._on(conn, *self._put_many_args(queue, items))]
+        rows = self._on(conn, *self._put_many_args(queue, items, True))
+        return [str(i) for i in sorted(row[0] for row in rows)]
 
     def _on(self, conn: psycopg.Connection[Any], sql: str,
             params: Mapping[str, Any]) -> list[Any]:
@@ -518,7 +542,7 @@ class PostgresBackend:
         """
         params = (queue, key, ttl, until_done, _DELAYED if delay > 0 else _READY, priority,
                   delay if delay > 0 else None, ttr, body)
-        row = self._run(lambda conn: conn.execute(self._sql_put_unique, params).fetchone(),
+        row = self._run(lambda cur: cur.execute(self._sql_put_unique, params).fetchone(),
                         put=True)
         self._key_written()
         return str(row[0]), bool(row[1])
@@ -539,7 +563,7 @@ class PostgresBackend:
         self._key_writes += 1
         if self._key_writes % KEY_SWEEP_EVERY == 0:
             t = self.names.t
-            self._run(lambda conn: conn.execute(
+            self._run(lambda cur: cur.execute(
                 f"WITH u AS (DELETE FROM {t}unique WHERE ctid = ANY (ARRAY(SELECT ctid FROM "
                 f"{t}unique WHERE expires <= statement_timestamp() LIMIT %(n)s FOR UPDATE "
                 f"SKIP LOCKED))) DELETE FROM {t}claims WHERE ctid = ANY (ARRAY(SELECT ctid "
@@ -580,7 +604,8 @@ class PostgresBackend:
                     "excluded.fields ELSE (r.fields - %(unset)s::text[]) || excluded.fields END, "
                     "expires = excluded.expires RETURNING 1)")
             parts.append(f"note AS (SELECT pg_notify('{self.names.records_channel}', "
-                         "fin.queue || '/' || fin.id) FROM fin)")
+                         "fin.queue || '/' || fin.id) FROM fin WHERE NOT "
+                         f"{self._records_gate('fin.queue')})")
             gate = " AND EXISTS (SELECT 1 FROM fin)"
         if multi:
             ready = (f"(SELECT f.id, f.priority FROM unnest(%(qs)s::text[]) AS q(name) CROSS "
@@ -625,26 +650,38 @@ class PostgresBackend:
         on the first look only (a settle or finish runs then, and only then).
         """
         names = list(queues)
+        if timeout == 0:
+            return look(True)
         deadline = None if timeout is None else time.monotonic() + timeout
-        listener = self._listener(self.names.jobs_channel) if timeout != 0 else None
-        first = True
-        while True:
-            mark = listener.mark(names) if listener is not None else (0, 0)
-            found = look(first)
-            first = False
-            if found is not None:
-                return found
-            now = time.monotonic()
-            if listener is None or (deadline is not None and now >= deadline):
-                return None
-            due = self._one(self._next_due, (names,))[0]
-            # A due job another consumer is moving: look again soon, not in a tight loop.
-            wait = None if due is None else max(due, 0.001)
-            if deadline is not None:
-                wait = deadline - now if wait is None else min(wait, deadline - now)
-            # A timeout beyond any clock (or none) waits in slices, looking again after each.
-            listener.wait(names, mark,
-                          MAX_WAIT_SLICE if wait is None else min(wait, MAX_WAIT_SLICE))
+        listener = self._listener(self.names.jobs_channel)
+        # Puts notify only past the gate: a look counts for a wait only if it came after this
+        # process's gate lock on the queues was taken (one is kept a while after a wait).
+        gated = listener.enter(names)
+        try:
+            first = True
+            while True:
+                mark = listener.mark(names)
+                found = look(first)
+                first = False
+                if found is not None:
+                    return found
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    return None
+                if not gated:
+                    listener.lock(names)
+                    gated = True
+                    continue  # look again, now that every later put notifies
+                due = self._one(self._next_due, (names,))[0]
+                # A due job another consumer is moving: look again soon, not in a tight loop.
+                wait = None if due is None else max(due, 0.001)
+                if deadline is not None:
+                    wait = deadline - now if wait is None else min(wait, deadline - now)
+                # A timeout beyond any clock (or none) waits in slices, looking again after each.
+                listener.wait(names, mark,
+                              MAX_WAIT_SLICE if wait is None else min(wait, MAX_WAIT_SLICE))
+        finally:
+            listener.leave(names)
 
     def _wait_for_job(self, queues: Sequence[str], timeout: float | None,
                       first: tuple[str, dict[str, Any]] | None = None) -> Reservation | None:
@@ -667,6 +704,10 @@ class PostgresBackend:
 
     def reserve(self, queues: Sequence[str], timeout: float | None) -> Reservation | None:
         """Reserve the most urgent ready job of ``queues``; wait up to ``timeout`` s."""
+        if timeout == 0:  # one look, nothing to wait for
+            row = self._run(partial(_fetch_one, sql=self._take_sql(len(queues) > 1, False, False),
+                                    params=self._take_params(queues)))
+            return None if row is None else self._reservation(row)
         return self._wait_for_job(queues, timeout)
 
     # -- batches (kue.spi.BatchBackend) ----------------------------------------------------
@@ -774,7 +815,7 @@ class PostgresBackend:
     def _settle(self, job: Reservation, sql: str, params: Mapping[str, Any]) -> None:
         """Run ``sql`` (whose WHERE is the held check) or raise ReservationLost."""
         full = {**params, "id": int(job.id), "receipt": int(job.receipt)}
-        count = self._run(lambda conn: conn.execute(sql, full).rowcount)
+        count = self._run(lambda cur: cur.execute(sql, full).rowcount)
         if count != 1:
             raise ReservationLost(job.queue, job.id)
 
@@ -787,7 +828,10 @@ class PostgresBackend:
 
     def delete(self, job: Reservation) -> None:
         """Delete a job this reservation still holds."""
-        self._finish(job, None, 0.0)
+        row = self._run(partial(_fetch_one_text, sql=self._finish_sql[False],
+                                params={"id": int(job.id), "receipt": int(job.receipt)}))
+        if row is None:
+            raise ReservationLost(job.queue, job.id)
 
     def release(self, job: Reservation, priority: int, delay: float) -> None:
         """Back to ready (or delayed), keeping its place in the put order."""
@@ -900,7 +944,7 @@ class PostgresBackend:
         self._finished += count
         if self._finished // SWEEP_EVERY != before // SWEEP_EVERY:
             t = self.names.t
-            self._run(lambda conn: conn.execute(
+            self._run(lambda cur: cur.execute(
                 f"DELETE FROM {t}records WHERE ctid = ANY (ARRAY(SELECT ctid FROM {t}records "
                 "WHERE expires <= statement_timestamp() LIMIT %s FOR UPDATE SKIP LOCKED))",
                 (SWEEP_BATCH,)))
@@ -909,7 +953,7 @@ class PostgresBackend:
                       ttl: float | None) -> None:
         """Merge ``fields`` into the job's record; it expires ``ttl`` s from now (None: never)."""
         set_json, unset = _record_args(fields)
-        self._run(lambda conn: conn.execute(
+        self._run(lambda cur: cur.execute(
             f"SELECT {self.names.t}merge_record(%s, %s, %s, %s, %s)",
             (queue, job_id, set_json, unset, ttl)))
 
@@ -917,7 +961,7 @@ class PostgresBackend:
         """The job's record, unless there is none or it expired."""
         listener = self._state().listeners.get(self.names.records_channel)
         if listener is not None:
-            _seen.mark = listener.seq_mark()
+            _seen.mark = listener.seq_mark(queue)
         row = self._one(f"SELECT fields FROM {self.names.t}records WHERE queue = %s AND id = %s "
                         "AND (expires IS NULL OR expires > statement_timestamp())",
                         (queue, job_id))
@@ -933,9 +977,17 @@ class PostgresBackend:
         listener = self._listener(self.names.records_channel)
         mark = getattr(_seen, "mark", None)
         if mark is None:  # the listener started after the last read: look again
-            _seen.mark = listener.seq_mark()
+            _seen.mark = listener.seq_mark(queue)
             return
-        listener.wait_since(f"{queue}/{job_id}", mark, timeout)
+        keys = [queue]
+        gated = listener.enter(keys)  # finishing jobs note the record only past the gate
+        try:
+            if not gated:  # the last read may have missed a note: read again under the gate
+                listener.lock(keys)
+                return
+            listener.wait_since(f"{queue}/{job_id}", queue, mark, timeout)
+        finally:
+            listener.leave(keys)
 
     def job_info(self, queue: str, job_id: str) -> JobInfo | None:
         """The live job with this id, in whatever state."""
@@ -944,7 +996,7 @@ class PostgresBackend:
             return None
         listener = self._state().listeners.get(self.names.records_channel)
         if listener is not None:
-            _seen.mark = listener.seq_mark()
+            _seen.mark = listener.seq_mark(queue)
         row = self._one(
             "SELECT state, priority, attempts, extract(epoch FROM due - statement_timestamp())"
             f"::float8, body FROM {self.names.t}jobs WHERE id = %s AND queue = %s", (key, queue))
@@ -961,13 +1013,13 @@ class PostgresBackend:
 
     def list_queues(self) -> list[str]:
         """The queues that hold a job in any state, sorted."""
-        rows = self._run(lambda conn: conn.execute(
+        rows = self._run(lambda cur: cur.execute(
             f"SELECT DISTINCT queue FROM {self.names.t}jobs ORDER BY queue").fetchall())
         return [str(row[0]) for row in rows]
 
     def buried(self, queue: str, limit: int, offset: int) -> list[JobInfo]:
         """Buried jobs of ``queue``, the most recently buried first."""
-        rows = self._run(lambda conn: conn.execute(
+        rows = self._run(lambda cur: cur.execute(
             f"SELECT id, body, priority, attempts FROM {self.names.t}jobs WHERE queue = %s AND "
             "state = 3 ORDER BY buried DESC LIMIT %s OFFSET %s", (queue, limit, offset)
         ).fetchall())
@@ -990,14 +1042,10 @@ class PostgresBackend:
         """Close this process's pool and stop its listeners."""
         with self._state_lock:
             state, self._state_now = self._state_now, None
-        if state is None or state.pid != os.getpid():
+        if state is None or state.pid != _PID[0]:
             return
         for listener in state.listeners.values():
             listener.close()
-        if state.listeners:  # wake the listener threads, so they see they are closed
-            with contextlib.suppress(Exception), state.pool.connection() as conn:
-                for channel in state.listeners:
-                    conn.execute("SELECT pg_notify(%s, '')", (channel,))
         for held in list(state.held):
             with contextlib.suppress(Exception):
                 held.conn.close()
@@ -1014,30 +1062,56 @@ def _job_key(job_id: str) -> int | None:
     return key if key <= MAX_BIGINT else None
 
 
-def _fetch_one(conn: Any, sql: str, params: Mapping[str, Any]) -> Any:
-    """The first row of ``sql`` on ``conn``, results in binary."""
-    return conn.execute(sql, params, binary=True).fetchone()
+def _psycopg() -> Any:
+    """The psycopg module (imported on first use, so loading the plugin stays cheap)."""
+    global _PSYCOPG, _IDLE
+    if _PSYCOPG is None:
+        import psycopg
+
+        _PSYCOPG, _IDLE = psycopg, psycopg.pq.TransactionStatus.IDLE
+    return _PSYCOPG
 
 
-def _fetch_pipelined(conn: Any, sqls: Sequence[str],
+def _pool_timeout() -> type[Exception]:
+    from psycopg_pool import PoolTimeout
+
+    return PoolTimeout
+
+
+def _fetch_one(cur: Any, sql: str, params: Mapping[str, Any]) -> Any:
+    """The first row of ``sql`` on ``cur``, results in binary."""
+    return cur.execute(sql, params, binary=True).fetchone()
+
+
+def _fetch_one_text(cur: Any, sql: str, params: Mapping[str, Any]) -> Any:
+    """The first row of ``sql`` on ``cur`` (results in text: a void column has no binary)."""
+    return cur.execute(sql, params).fetchone()
+
+
+def _fetch_pipelined(cur: Any, sqls: Sequence[str],
                      params: Mapping[str, Any]) -> list[list[Any]]:
     """The rows of each of ``sqls`` (one round trip: pipelined when more than one)."""
     if len(sqls) == 1:
-        return [_fetch_all(conn, sqls[0], params)]
+        return [_fetch_all(cur, sqls[0], params)]
+    conn = cur.connection
     with conn.pipeline():
         cursors = [conn.execute(sql, params, binary=True) for sql in sqls]
-    return [cur.fetchall() for cur in cursors]
+    return [c.fetchall() for c in cursors]
 
 
-def _fetch_all(conn: Any, sql: str, params: Mapping[str, Any]) -> list[Any]:
-    """The rows of ``sql`` on ``conn``, results in binary."""
-    return conn.execute(sql, params, binary=True).fetchall()  # type: ignore[no-any-return]
+def _fetch_all(cur: Any, sql: str, params: Mapping[str, Any]) -> list[Any]:
+    """The rows of ``sql`` on ``cur``, results in binary."""
+    return cur.execute(sql, params, binary=True).fetchall()  # type: ignore[no-any-return]
 
 
 class _Lost(Exception):
     """The finish half of a finish-and-reserve found the job no longer held."""
 
 
+#: This process's id, kept current by the fork hook below (os.getpid() is a system call).
+_PID = [os.getpid()]
+_PSYCOPG: Any = None
+_IDLE: Any = None
 #: What this thread last saw of the records channel (for wait_record).
 _seen = threading.local()
 #: Every connection this process opened, so a forked child can cut itself off from them.
@@ -1053,6 +1127,7 @@ def _after_fork_in_child() -> None:
     A psycopg connection that is closed or collected sends Terminate on its socket, which the
     parent shares: the child must never write there. Its backends open new pools on first use.
     """
+    _PID[0] = os.getpid()
     devnull = os.open(os.devnull, os.O_RDWR)
     try:
         for conn in list(_CONNECTIONS):

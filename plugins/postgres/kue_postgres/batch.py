@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kue_postgres.listener import gate_sql
 from kue_postgres.schema import Names
 
 __all__ = ["ATTEMPT_SPAN", "Shape", "settle_sql"]
@@ -71,8 +72,10 @@ def settle_sql(names: Names, shape: Shape) -> str:
                 "JOIN acks a ON a.id = fin.id AND a.rc = fin.attempts WHERE fin.id::text = "
                 "r.id AND fin.queue = r.queue)) || excluded.fields END, "
                 "expires = excluded.expires RETURNING 1)")
+        # Past the gate only: while some process waits for this queue's records.
         parts.append(f"note AS (SELECT pg_notify('{names.records_channel}', "
-                     "fin.queue || '/' || fin.id) FROM fin)")
+                     "fin.queue || '/' || fin.id) FROM fin WHERE NOT "
+                     f"{gate_sql(names.records_gate, 'fin.queue', exclusive_try=True)})")
     if shape.back:
         parts.append(
             f"back AS (UPDATE {t}jobs j SET state = 0, due = NULL, attempts = j.attempts - 1 "

@@ -71,6 +71,16 @@ class Names:
         return f"{self.schema}.{self.prefix}_records"
 
     @property
+    def jobs_gate(self) -> str:
+        """The lock space of the jobs channel's gate (kue_postgres.listener), by queue."""
+        return f"kue-jobs:{self.schema}.{self.prefix}"
+
+    @property
+    def records_gate(self) -> str:
+        """The lock space of the records channel's gate, by queue."""
+        return f"kue-records:{self.schema}.{self.prefix}"
+
+    @property
     def lock_key(self) -> str:
         """Text whose hash is the advisory lock migrations take."""
         return f"kue-schema:{self.schema}.{self.prefix}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from postgres_support import count_round_trips, raw
@@ -75,8 +76,9 @@ def test_a_blocked_reserve_is_woken_by_a_put_from_another_backend_and_does_not_p
     thread = threading.Thread(target=consume)
     thread.start()
     time.sleep(2.0)  # idle on purpose: what an idle consumer costs is what is measured
-    # One look for a job, one for the next due time; then it sleeps until woken.
-    assert trips[0] == 2, f"an idle reserve asked the database {trips[0]} times in 2 s"
+    # One look for a job, one more once its gate lock is held (puts notify only past it), one
+    # for the next due time; then it sleeps until woken.
+    assert trips[0] == 3, f"an idle reserve asked the database {trips[0]} times in 2 s"
     put_at = time.monotonic()
     producer.put("wake", b"now", 0, 0, 60)
     thread.join(10)
@@ -192,3 +194,140 @@ def test_leases_count_on_the_servers_clock(backend: PostgresBackend, url: str,
         left = conn.execute(f"SELECT extract(epoch FROM due - now()) FROM {schema}.kue_jobs"
                             ).fetchone()
     assert left is not None and 28 < float(left[0]) <= 30
+
+
+def _notes_until_marker(conn: Any, channel: str) -> list[str]:
+    """The payloads ``conn`` (LISTENing on ``channel``) got before a marker sent now.
+
+    Notifications arrive in commit order, so whatever an earlier commit sent comes first.
+    """
+    conn.execute("SELECT pg_notify(%s, 'marker')", (channel,))
+    got: list[str] = []
+    for note in conn.notifies(timeout=10):
+        if note.payload == "marker":
+            return got
+        got.append(note.payload)
+    raise AssertionError("the marker notification never came")
+
+
+def _gate_locks(conn: Any, gate: str, key: str) -> int:
+    """How many sessions hold the gate's shared lock on ``key``."""
+    row = conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 AND "
+        "granted AND mode = 'ShareLock' AND classid = hashtext(%s)::oid AND "
+        "objid = hashtext(%s)::oid", (gate, key)).fetchone()
+    return int(row[0])
+
+
+def _until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_a_put_notifies_only_while_some_process_waits_on_its_queue(
+    backend: PostgresBackend, make_backend: Callable[..., PostgresBackend], url: str
+) -> None:
+    channel, gate = backend.names.jobs_channel, backend.names.jobs_gate
+    with raw(url) as conn:
+        conn.execute(f'LISTEN "{channel}"')
+        backend.put("g", b"1", 0, 0, 60)
+        assert "g" not in _notes_until_marker(conn, channel), "nobody waits: no NOTIFY"
+        assert backend.reserve(["g"], 0) is not None
+
+        waiter = make_backend()
+        got: list[bytes] = []
+        thread = threading.Thread(target=lambda: got.append(
+            getattr(waiter.reserve(["g"], 30), "body", b"")))
+        thread.start()
+        _until(lambda: _gate_locks(conn, gate, "g") == 1, "the waiter never took its gate")
+        backend.put("g", b"2", 0, 0, 60)
+        assert "g" in _notes_until_marker(conn, channel), "a waiter: the put notifies"
+        thread.join(10)
+        assert got == [b"2"]
+
+        # Its gate is given back LINGER s after its last wait: puts stop notifying.
+        _until(lambda: _gate_locks(conn, gate, "g") == 0, "the gate was never given back")
+        backend.put("g", b"3", 0, 0, 60)
+        assert "g" not in _notes_until_marker(conn, channel)
+
+
+def test_finishing_a_job_notes_its_record_only_while_someone_waits_for_records(
+    backend: PostgresBackend, make_backend: Callable[..., PostgresBackend], url: str
+) -> None:
+    channel = backend.names.records_channel
+    with raw(url) as conn:
+        conn.execute(f'LISTEN "{channel}"')
+        backend.put("f", b"1", 0, 0, 60)
+        job = backend.reserve(["f"], 0)
+        assert job is not None
+        backend.delete(job)
+        assert not _notes_until_marker(conn, channel), "nobody waits: no NOTIFY"
+
+        waiter = make_backend()
+        waiter.read_record("f", "0")
+        waiter.wait_record("f", "0", 0.01)  # starts its listener
+        waiter.read_record("f", "0")
+        waiter.wait_record("f", "0", 0.01)  # takes its gate on queue f, then returns
+        _until(lambda: _gate_locks(conn, backend.names.records_gate, "f") == 1,
+               "the records gate was never taken")
+        backend.put("f", b"2", 0, 0, 60)
+        job = backend.reserve(["f"], 0)
+        assert job is not None
+        backend.delete(job)
+        assert _notes_until_marker(conn, channel) == [f"f/{job.id}"]
+
+
+def test_gated_puts_wake_every_blocked_reserve_when_gates_come_and_go(
+    backend: PostgresBackend, make_backend: Callable[..., PostgresBackend],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each reserve takes its gate anew (no linger): a put racing that never goes unseen."""
+    monkeypatch.setattr("kue_postgres.listener.LINGER", 0.0)
+    consumer = make_backend()
+    total = 150
+    waits: list[float] = []
+
+    def consume() -> None:
+        for _ in range(total):
+            started = time.monotonic()
+            job = consumer.reserve(["race"], 5)
+            assert job is not None
+            waits.append(time.monotonic() - started)
+            consumer.delete(job)
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    for i in range(total):
+        backend.put("race", b"%d" % i, 0, 0, 60)
+        time.sleep(0.001 * (i % 7))  # puts land before, during and after each gate's taking
+    thread.join(60)
+    assert len(waits) == total
+    assert max(waits) < 2.0, f"a put went unseen by a waiting reserve ({max(waits):.2f} s)"
+
+
+def test_a_waiter_whose_listen_connection_dies_is_still_woken_by_the_next_put(
+    backend: PostgresBackend, make_backend: Callable[..., PostgresBackend], url: str
+) -> None:
+    """The gate's lock dies with the LISTEN connection; the reconnection takes it again."""
+    producer = make_backend()
+    got: list[bytes] = []
+    thread = threading.Thread(target=lambda: got.append(
+        getattr(backend.reserve(["lost"], 30), "body", b"")))
+    thread.start()
+    with raw(url) as conn:
+        _until(lambda: _gate_locks(conn, backend.names.jobs_gate, "lost") == 1,
+               "the waiter never took its gate")
+        listener = backend._state().listeners[backend.names.jobs_channel]
+        pid = listener.conn.info.backend_pid
+        conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        _until(lambda: conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
+                                    (pid,)).fetchone() is None, "the backend never ended")
+        _until(lambda: _gate_locks(conn, backend.names.jobs_gate, "lost") == 1,
+               "the gate was not taken again after the reconnection")
+    put_at = time.monotonic()
+    producer.put("lost", b"after", 0, 0, 60)
+    thread.join(10)
+    assert got == [b"after"]
+    assert time.monotonic() - put_at < 2.0
