@@ -72,7 +72,9 @@ from kue_contract.suite.model import EARLY, GUARD, LONG, PRIORITIES, outcome, wa
 QUEUES = 2
 #: What ``reserve_from`` does with the job it got: keep it for later steps, or act at once.
 THEN = ["hold", "hold", "look before it ends", "touch", "delete", "release", "release later",
-        "bury"]
+        "bury", "let it run out", "let it run out and hand it on"]
+#: The acks a holder whose ttr ran out tries.
+ACKS = ["delete", "release", "bury", "touch", "delete_and_reserve"]
 #: Examples and steps of each ``--kue-hypothesis`` profile.
 PROFILES = {"quick": (8, 25), "thorough": (60, 50)}
 
@@ -113,6 +115,8 @@ class _Model:
     def __init__(self, caps: kue.Capabilities) -> None:
         self.caps = caps
         self.jobs: dict[str, _Job] = {}
+        #: Every id the backend ever gave, deleted jobs' too.
+        self.ever: set[str] = set()
         self.now = 0.0
         #: Per queue: how many of the jobs the model holds as buried a kick made ready.
         self.kicked = [0] * QUEUES
@@ -251,6 +255,9 @@ def unordered_machine_for(make_queue: Callable[[], kue.Queue]) -> type[RuleBased
         def _same_ack(self, what: str, job: _Held, real: Callable[[], Any]) -> bool:
             """The backend's ack did what the model says; returns whether it held the job."""
             holds = self.model.holds(job)
+            copy = self.model.jobs.get(job.key)
+            if copy is not None and copy.holder is not None and not holds:
+                event(f"{what} by a holder whose job went to another")
             assert _ack(what, real) == ("ok" if holds else "lost"), (what, job, holds)
             return holds
 
@@ -269,12 +276,20 @@ def unordered_machine_for(make_queue: Callable[[], kue.Queue]) -> type[RuleBased
         @initialize(short_ttrs=st.lists(st.booleans(), min_size=QUEUES, max_size=QUEUES))
         def a_job_in_each_queue(self, short_ttrs: list[bool]) -> None:
             for queue, short_ttr in enumerate(short_ttrs):
-                self.put(queue, [PRIORITIES[1]], "none", short_ttr)
+                self.put(queue, PRIORITIES[1], "none", short_ttr)
+
+        @rule(queue=st.integers(0, QUEUES - 1), priority=st.sampled_from(PRIORITIES),
+              delay=st.sampled_from(["none", "none", "short", "long"]), short_ttr=st.booleans())
+        def put(self, queue: int, priority: int, delay: str, short_ttr: bool) -> None:
+            self._put(queue, [priority], delay, short_ttr)
 
         @rule(queue=st.integers(0, QUEUES - 1),
-              priorities=st.lists(st.sampled_from(PRIORITIES), min_size=1, max_size=3),
+              priorities=st.lists(st.sampled_from(PRIORITIES), min_size=2, max_size=3),
               delay=st.sampled_from(["none", "none", "short", "long"]), short_ttr=st.booleans())
-        def put(self, queue: int, priorities: list[int], delay: str, short_ttr: bool) -> None:
+        def put_many(self, queue: int, priorities: list[int], delay: str, short_ttr: bool) -> None:
+            self._put(queue, priorities, delay, short_ttr)
+
+        def _put(self, queue: int, priorities: list[int], delay: str, short_ttr: bool) -> None:
             """One job with ``put``, several with ``put_many``, all with one delay and ttr."""
             d = self._delay(delay if self.caps.delay else "none")
             ttr = self._ttr(short_ttr)
@@ -285,8 +300,9 @@ def unordered_machine_for(make_queue: Callable[[], kue.Queue]) -> type[RuleBased
                 ids = [self.real.put(name, items[0].body, items[0].priority, d, ttr)]
             else:
                 ids = self.real.put_many(name, items)
-            assert len(set(ids)) == len(items) and not set(ids) & set(self.model.jobs), ids
+            assert len(set(ids)) == len(items) and not set(ids) & self.model.ever, ids
             state = JobState.DELAYED if d else JobState.READY
+            self.model.ever.update(ids)
             for job_id, item in zip(ids, items, strict=True):
                 self.model.jobs[job_id] = _Job(queue, item.body, item.priority, ttr, state,
                                                due=self.model.now + d)
@@ -294,14 +310,21 @@ def unordered_machine_for(make_queue: Callable[[], kue.Queue]) -> type[RuleBased
         # -- reserving and acking -----------------------------------------------------------
 
         @rule(target=held, queues=st.sets(st.integers(0, QUEUES - 1), min_size=1),
-              then=st.sampled_from(THEN), priority=st.sampled_from(PRIORITIES))
-        def reserve_from(self, queues: set[int], then: str, priority: int) -> object:
-            """Reserve from some queues; then maybe ack at once (a job's life in fewer steps)."""
+              then=st.sampled_from(THEN), priority=st.sampled_from(PRIORITIES),
+              ack=st.sampled_from(ACKS))
+        def reserve_from(self, queues: set[int], then: str, priority: int, ack: str) -> object:
+            """Reserve from some queues; then maybe ack at once (a job's life in fewer steps).
+
+            A short lease may be left to run out, and the job handed to another consumer,
+            before the old holder acks (``ack``, as :meth:`ack_after_the_ttr_ran_out`).
+            """
             order = sorted(queues)
             self._settle()
             taken = self._took(self.real.reserve([self.names[i] for i in order], 0), order)
             if not isinstance(taken, _Held) or then == "hold":
                 return taken
+            if then.startswith("let it run out"):
+                return self.ack_after_the_ttr_ran_out(taken, ack, then.endswith("hand it on"))
             if then == "look before it ends":
                 job = self.model.jobs[taken.key]
                 if job.ttr < LONG:
@@ -317,6 +340,12 @@ def unordered_machine_for(make_queue: Callable[[], kue.Queue]) -> type[RuleBased
                     self.release(taken, priority, "none" if then == "release" else "short")
                 return multiple()
             return taken
+
+        @rule(target=held, queue=st.integers(0, QUEUES - 1), then=st.sampled_from(THEN),
+              priority=st.sampled_from(PRIORITIES), ack=st.sampled_from(ACKS))
+        def reserve(self, queue: int, then: str, priority: int, ack: str) -> object:
+            """``reserve_from`` one queue (a rule of its own: reserving is most of a job's life)."""
+            return self.reserve_from({queue}, then, priority, ack)
 
         @rule(job=consumes(held))
         def delete(self, job: _Held) -> None:
@@ -379,17 +408,25 @@ def unordered_machine_for(make_queue: Callable[[], kue.Queue]) -> type[RuleBased
                 if look_before_it_ends and copy.ttr < LONG:
                     self._just_before(copy.due)
 
-        @rule(target=held, job=consumes(held),
-              ack=st.sampled_from(["delete", "release", "bury", "touch", "delete_and_reserve"]))
-        def ack_after_the_ttr_ran_out(self, job: _Held, ack: str) -> object:
-            """Let a short lease run out on both sides, then ack as its old holder would."""
+        @rule(target=held, job=consumes(held), ack=st.sampled_from(ACKS),
+              someone_else_first=st.booleans())
+        def ack_after_the_ttr_ran_out(self, job: _Held, ack: str,
+                                      someone_else_first: bool) -> object:
+            """Let a short lease run out on both sides, then ack as its old holder would.
+
+            Before the ack, another consumer may reserve from the job's queue (the job itself,
+            where nothing else is ready there): the old holder's ack must not touch it.
+            """
             copy = self.model.jobs.get(job.key)
             if not self.model.holds(job) or copy is None or copy.ttr >= LONG:
-                return multiple()  # not held any more, or held for an hour
+                return job if self.model.holds(job) else multiple()  # held for an hour, or gone
             time.sleep(max(0.0, copy.due + self.window - time.monotonic()))
+            taken: list[object] = []
+            if someone_else_first:
+                taken.append(self.reserve_from({copy.queue}, "hold", PRIORITIES[0], ack))
             if ack == "delete_and_reserve" and self.caps.delete_and_reserve:
-                return self.delete_and_reserve(job, set(range(QUEUES)))
-            if ack == "delete":
+                taken.append(self.delete_and_reserve(job, set(range(QUEUES))))
+            elif ack == "delete":
                 self.delete(job)
             elif ack == "release":
                 self.release(job, PRIORITIES[0], "none")
@@ -397,7 +434,7 @@ def unordered_machine_for(make_queue: Callable[[], kue.Queue]) -> type[RuleBased
                 self.bury(job, None)
             else:
                 self.touch(job, False)
-            return multiple()
+            return multiple(*[t for t in taken if isinstance(t, _Held)])
 
         # -- buried, delayed and by id ------------------------------------------------------
 
@@ -438,14 +475,14 @@ def unordered_machine_for(make_queue: Callable[[], kue.Queue]) -> type[RuleBased
             assert isinstance(real, DeletableBackend)
             self._settle()
             model = self.model
-            known = sorted(model.jobs)
+            known = sorted(model.ever)  # deleted ones too: those are not found
             if not known:
                 return
             key = known[which % len(known)]
-            job = model.jobs[key]
-            if job.state is JobState.BURIED and model.kicked[job.queue]:
+            job = model.jobs.get(key)
+            if job is not None and job.state is JobState.BURIED and model.kicked[job.queue]:
                 return  # buried or kicked, the model cannot tell: either count could drop
-            if job.queue != queue:
+            if job is None or job.queue != queue:
                 assert real.delete_by_id(self.names[queue], key) is False, key
             elif job.state is JobState.RESERVED:
                 with pytest.raises(ValueError, match=re.escape(key)):
