@@ -9,8 +9,10 @@ the model holds as ready in the queues asked (its body, priority, attempts and t
 model's copy), and then the model moves that job; it may return nothing only where the model
 holds no such job. Every ack (delete, release with or without a delay, bury, touch,
 ``delete_and_reserve``) must succeed or raise ``ReservationLost`` as the model says, including
-acks by a holder whose ttr ran out; ``kick``, ``peek`` and ``delete_by_id`` are compared where
-declared; and the counts of both queues after every step.
+acks by a holder whose ttr ran out, before or after the job went to another consumer; ``kick``,
+``peek`` and ``delete_by_id`` are compared where declared; and the counts of both queues after
+every step. A reserve may act on its job at once (ack it, or let its lease run out), so that
+redeliveries and stale acks come up within the few steps a quick run has.
 
 ``kick(n)`` on a backend without order may move any n of a queue's buried jobs: the model keeps
 how many of its buried jobs are in truth ready, and takes a reserved (or peeked) one from among
