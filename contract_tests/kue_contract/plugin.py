@@ -88,8 +88,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--kue-hypothesis", choices=("quick", "thorough"), default="quick",
-        help="size of the state machine that compares the backend with the memory model: "
-        "quick (8 examples of 30 steps, the default, for CI) or thorough (100 of 60)",
+        help="size of the state machines: quick (the default, for CI: 8 examples of 30 steps "
+        "against the memory model, 8 of 25 against the unordered model) or thorough (100 of "
+        "60, and 60 of 50)",
     )
 
 

@@ -23,6 +23,7 @@ from kue_contract.suite import (
     TtrContract,
     UniqueBackendContract,
     UniqueContract,
+    UnorderedModelContract,
     UnsupportedContract,
     ValidationContract,
 )
@@ -86,6 +87,10 @@ class TestConcurrency(ConcurrencyContract):
 
 class TestModel(ModelContract):
     """Random operations agree with the memory model."""
+
+
+class TestUnorderedModel(UnorderedModelContract):
+    """Random operations agree with a model that asks for no order (SQS included)."""
 
 
 class TestRecords(RecordsContract):

@@ -20,6 +20,7 @@ from kue_contract.suite.order import OrderContract
 from kue_contract.suite.records import RecordsContract
 from kue_contract.suite.timing import DelayContract, TtrContract
 from kue_contract.suite.unique import UniqueBackendContract, UniqueContract
+from kue_contract.suite.unordered_model import UnorderedModelContract
 from kue_contract.suite.validation import ValidationContract
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "TtrContract",
     "UniqueBackendContract",
     "UniqueContract",
+    "UnorderedModelContract",
     "UnsupportedContract",
     "ValidationContract",
 ]

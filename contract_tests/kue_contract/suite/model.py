@@ -77,7 +77,7 @@ class _Held:
         return f"Held({self.model.body!r})"
 
 
-def _outcome(what: str, call: Callable[[], Any]) -> tuple[str, Any]:
+def outcome(what: str, call: Callable[[], Any]) -> tuple[str, Any]:
     """What a call did: ``("ok", result)`` or ``("lost", None)`` for ReservationLost.
 
     A stale ack is noted as a hypothesis event (``--hypothesis-show-statistics`` counts them).
@@ -87,6 +87,21 @@ def _outcome(what: str, call: Callable[[], Any]) -> tuple[str, Any]:
     except kue.ReservationLost:
         event(f"stale {what}")
         return "lost", None
+
+
+def wait_out(timers: list[float], window: float) -> float:
+    """Sleep until none of ``timers`` (due times) can fire within the next operation pair.
+
+    A timer may fire on the backend from just before its due time to ``window`` after it;
+    returns the moment the wait ended (``time.monotonic()``), the model's clock for the pair.
+    """
+    while True:
+        now = time.monotonic()
+        firing = [due + window for due in timers
+                  if due - EARLY < now + GUARD and now < due + window]
+        if not firing:
+            return time.monotonic()
+        time.sleep(max(firing) - now)
 
 
 def machine_for(make_queue: Callable[[], kue.Queue]) -> type[RuleBasedStateMachine]:
@@ -122,14 +137,7 @@ def machine_for(make_queue: Callable[[], kue.Queue]) -> type[RuleBasedStateMachi
 
         def _settle(self) -> None:
             """Wait until no timer can fire on the backend within the next operation pair."""
-            while True:
-                now = time.monotonic()
-                firing = [due + self.window for due in self._timers()
-                          if due - EARLY < now + GUARD and now < due + self.window]
-                if not firing:
-                    break
-                time.sleep(max(firing) - now)
-            self.now = time.monotonic()
+            self.now = wait_out(self._timers(), self.window)
 
         def _delay(self, short: bool) -> float:
             # Long delays grow by a second each, so no two come due together.
@@ -152,7 +160,7 @@ def machine_for(make_queue: Callable[[], kue.Queue]) -> type[RuleBasedStateMachi
 
         def _same_ack(self, what: str, real: Callable[[], Any], model: Callable[[], Any]) -> None:
             """An ack does the same on both sides: done, or ReservationLost (a stale holder)."""
-            assert _outcome(what, real) == _outcome(what, model), what
+            assert outcome(what, real) == outcome(what, model), what
 
         @initialize(short_ttrs=st.lists(st.booleans(), min_size=QUEUES, max_size=QUEUES))
         def a_job_in_each_queue(self, short_ttrs: list[bool]) -> None:
@@ -209,9 +217,9 @@ def machine_for(make_queue: Callable[[], kue.Queue]) -> type[RuleBasedStateMachi
             real_backend, model_backend = self.real, self.model
             assert isinstance(real_backend, FusedBackend)
             self._settle()
-            real = _outcome("delete_and_reserve", lambda: real_backend.delete_and_reserve(
+            real = outcome("delete_and_reserve", lambda: real_backend.delete_and_reserve(
                 job.real, [self.names[i] for i in order], 0))
-            model = _outcome("delete_and_reserve", lambda: model_backend.delete_and_reserve(
+            model = outcome("delete_and_reserve", lambda: model_backend.delete_and_reserve(
                 job.model, [self.model_names[i] for i in order], 0))
             assert real[0] == model[0], (real, model)
             self._same_job(real[1], model[1])
