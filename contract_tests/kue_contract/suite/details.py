@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import kue
-from kue.backend import Ack, BatchBackend, JobInfo, JobState, PutItem, UniqueBackend
+from kue.backend import Ack, BatchBackend, BatchReply, JobInfo, JobState, PutItem, UniqueBackend
+from kue.codec import Envelope, encode
 from kue.records import RecordingBackend, RecordStore
 from kue.status import InspectableBackend
 from kue_contract.helpers import SCHEDULING, by, wait_for
@@ -289,6 +290,37 @@ class DetailsContract:
         record = backend.read_record(queue.name, job_id)
         assert record is not None and record["result"] == 3
 
+    def test_a_done_record_holds_what_the_ack_gave_and_nothing_read_from_the_body(
+        self, queue: kue.Queue
+    ) -> None:
+        """A backend keeps bodies opaque: what the ack gives is all a done record holds.
+
+        A job finished with no name or enqueue time in its fields has none in its record,
+        whatever its body says (kue's worker gives both).
+        """
+        backend = queue.backend
+        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)):
+            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
+                        "completes (capability records=False)")
+        body = encode(Envelope(job="kue_contract.named", enqueued_at=1_700_000_000.5))
+        ids = [queue.put(body), queue.put(body)]
+        held = queue.reserve(timeout=5)
+        assert held is not None and held.id == ids[0]
+        backend.complete(held.reservation, {"state": "done", "result": 1}, 600.0)
+        if queue.capabilities.reserve_many and isinstance(backend, BatchBackend):
+            batch = backend.reserve_many([queue.name], 1, 5)
+            assert [j.id for j in batch] == [ids[1]]
+            fields = {"state": "done", "result": 2}
+            backend.settle_many([Ack(batch[0], fields, 600.0)], (), [queue.name], 0, 0)
+        else:
+            held = queue.reserve(timeout=5)
+            assert held is not None and held.id == ids[1]
+            backend.complete(held.reservation, {"state": "done", "result": 2}, 600.0)
+        for result, job_id in enumerate(ids, 1):
+            record = backend.read_record(queue.name, job_id)
+            assert record is not None and record["result"] == result
+            assert "name" not in record and "enqueued_at" not in record, record
+
     @pytest.mark.requires("reserve_many")
     def test_giving_back_a_job_already_settled_changes_nothing(
         self, queue: kue.Queue
@@ -428,6 +460,28 @@ class DetailsOfTimeAndBatchesContract:
             timer.join()
         assert [j.body for j in reply.reserved] == [b"late"]
         backend.settle_many([Ack(reply.reserved[0])], (), [queue.name], 0, 0)
+
+    @pytest.mark.requires("reserve_many")
+    def test_settle_many_with_nothing_to_reserve_returns_by_its_timeout(
+        self, queue: kue.Queue
+    ) -> None:
+        """Once its acks are done and nothing came, it waits out its own timeout, no longer."""
+        backend = queue.backend
+        assert isinstance(backend, BatchBackend), "declares reserve_many, is no BatchBackend"
+        job_id = queue.put(b"only")
+        held = backend.reserve_many([queue.name], 1, 5)
+        assert [j.id for j in held] == [job_id]
+        replies: list[BatchReply] = []
+
+        def settle() -> None:
+            replies.append(backend.settle_many([Ack(held[0])], (), [queue.name], 1, 0.3))
+
+        thread = threading.Thread(target=settle, daemon=True)
+        thread.start()
+        thread.join(PROMPT + SCHEDULING)
+        assert replies, f"settle_many(timeout=0.3) did not return within {PROMPT} s"
+        assert (replies[0].reserved, replies[0].lost) == ([], [])
+        assert queue.stats().total == 0
 
     @pytest.mark.requires("priority")
     def test_reserve_from_many_queues_takes_the_most_urgent_of_all(

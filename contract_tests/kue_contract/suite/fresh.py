@@ -119,6 +119,30 @@ class FreshStoreContract:
         waiter.join(5)
         assert store.read_record(name, "1") == {"progress": 0.5}
 
+    def test_the_first_record_wait_with_no_write_returns_by_its_timeout(
+        self, fresh_backend: Backend
+    ) -> None:
+        """The first waiter on a new store, with nothing written, times out without error."""
+        if not isinstance(fresh_backend, RecordStore) or not fresh_backend.capabilities.records:
+            pytest.skip(f"the {fresh_backend.capabilities.name} backend keeps no job records "
+                        "(capability records=False)")
+        store: RecordStore = fresh_backend
+        name = fresh_name()
+        errors: list[BaseException] = []
+        returned = threading.Event()
+
+        def read_and_wait() -> None:
+            try:
+                assert store.read_record(name, "1") is None
+                store.wait_record(name, "1", 0.3)
+            except BaseException as exc:
+                errors.append(exc)
+            returned.set()
+
+        threading.Thread(target=read_and_wait, daemon=True).start()
+        assert returned.wait(5 + SCHEDULING), "wait_record(timeout=0.3) did not return"
+        assert errors == []
+
     def test_the_first_unique_key_is_held(self, fresh_backend: Backend) -> None:
         caps = fresh_backend.capabilities
         if not (caps.unique_put and isinstance(fresh_backend, UniqueBackend)):

@@ -120,7 +120,10 @@ _IN_ROW = frozenset({"state", "attempts", "priority"})
 
 
 def _envelope_fields(body: bytes) -> dict[str, Any]:
-    """The job name and enqueue time of a kue envelope body (nothing for a plain body)."""
+    """The job name and enqueue time of a kue envelope body (nothing for a plain body).
+
+    Only done rows an older kue wrote (the envelope kept in ``body``) are read this way.
+    """
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -568,7 +571,7 @@ class SQLiteBackend:
     ) -> BatchReply:
         """Ack, give back and reserve in one transaction (see kue.BatchBackend.settle_many)."""
         check_reserve_n(n, self.capabilities, zero=True)
-        docs = [None if a.fields is None else self._record_doc(a.job, a.fields) for a in acks]
+        docs = [None if a.fields is None else self._record_doc(a.fields) for a in acks]
         reserved: list[Reservation] = []
         with self._write() as conn:
             now = self._clock.now()
@@ -792,7 +795,7 @@ class SQLiteBackend:
         the row's entry leaves ``kue_jobs_waiting`` and is appended to ``kue_jobs_done``,
         which sorts by expiry.)
         """
-        doc = self._record_doc(job, fields)
+        doc = self._record_doc(fields)
         # The record's expiry is on the wall clock (records outlive boots); the lease is not.
         params = (-(time.time() + ttl), doc, int(job.id), int(job.receipt), self._clock.now())
         if self._count_completed(1):  # now and then the purge, in the same transaction
@@ -807,16 +810,13 @@ class SQLiteBackend:
         self._records_changed.notify()
 
     @staticmethod
-    def _record_doc(job: Reservation, fields: Mapping[str, Any]) -> str:
+    def _record_doc(fields: Mapping[str, Any]) -> str:
         """The done record ``complete`` stores in the row; TypeError or ValueError if not JSON."""
         if isinstance(fields, EncodedFields):  # the worker's, encoded once; the row's own
             return fields.json                  # state, attempts and priority win on read
         # The row keeps state, attempts and priority; None values stay, as they override
-        # the notes (a cleared error) when read.
-        record = {k: v for k, v in fields.items() if k not in _IN_ROW}
-        if "name" not in record or "enqueued_at" not in record:  # the worker gives both
-            record = {**_envelope_fields(job.body), **record}
-        return _encode(record)
+        # the notes (a cleared error) when read. The body is opaque, as on every backend.
+        return _encode({k: v for k, v in fields.items() if k not in _IN_ROW})
 
     def _count_completed(self, n: int) -> bool:
         """Count ``n`` more done records written; True when a purge of expired ones is due.
