@@ -571,11 +571,11 @@ class SQLiteBackend:
     ) -> BatchReply:
         """Ack, give back and reserve in one transaction (see kue.BatchBackend.settle_many)."""
         check_reserve_n(n, self.capabilities, zero=True)
-        docs = [None if a.fields is None else self._record_doc(a.fields) for a in acks]
+        settled = [(a, None if a.fields is None else self._record_doc(a.fields)) for a in acks]
         reserved: list[Reservation] = []
         with self._write() as conn:
             now = self._clock.now()
-            lost, completed = self._ack_all(conn, acks, docs, now)
+            lost, completed = self._ack_all(conn, settled, now)
             for job in give_back:
                 conn.execute(f"UPDATE kue_jobs SET state = 0, due = 0, "
                              f"attempts = attempts - 1 + {ATTEMPT_SPAN} WHERE {_HELD}",
@@ -593,19 +593,21 @@ class SQLiteBackend:
         return BatchReply(reserved, lost)
 
     @staticmethod
-    def _ack_all(conn: sqlite3.Connection, acks: Sequence[Ack], docs: Sequence[str | None],
+    def _ack_all(conn: sqlite3.Connection, settled: Sequence[tuple[Ack, str | None]],
                  now: float) -> tuple[list[Reservation], int]:
         """Delete each acked job or make it its record; the jobs lost, and the records written.
+
+        ``settled`` pairs each ack with its record (None: a plain delete).
 
         One ``executemany`` per kind when every job is still held, as is the rule (the rows
         changed add up); otherwise back to a savepoint, and one statement per job to name the
         jobs lost.
         """
         wall = time.time()
-        if len(acks) > 1:
+        if len(settled) > 1:
             deletes: list[tuple[Any, ...]] = []
             completes: list[tuple[Any, ...]] = []
-            for ack, doc in zip(acks, docs, strict=True):
+            for ack, doc in settled:
                 held = (int(ack.job.id), int(ack.job.receipt), now)
                 if doc is None:
                     deletes.append(held)
@@ -615,12 +617,12 @@ class SQLiteBackend:
             changed = conn.executemany(_DELETE_HELD, deletes).rowcount if deletes else 0
             if completes:
                 changed += conn.executemany(_COMPLETE, completes).rowcount
-            if changed == len(acks):
+            if changed == len(settled):
                 return [], len(completes)
             conn.execute("ROLLBACK TO acks")
         lost: list[Reservation] = []
         completed = 0
-        for ack, doc in zip(acks, docs, strict=True):
+        for ack, doc in settled:
             held = (int(ack.job.id), int(ack.job.receipt), now)
             if doc is None:
                 cur = conn.execute(_DELETE_HELD, held)
