@@ -141,6 +141,26 @@ class DetailsContract:
 
         assert wait_for(ready, timeout=by(0.5, caps) + 5).due_in is None
 
+    def test_a_record_merges_field_by_field_and_a_field_set_to_none_goes(
+        self, store: RecordStore, queue: kue.Queue
+    ) -> None:
+        store.update_record(queue.name, "1", {"progress": 0.1, "note": "a"}, 600.0)
+        store.update_record(queue.name, "1", {"progress": 0.2, "error": {"type": "E"}}, 600.0)
+        assert store.read_record(queue.name, "1") == {
+            "progress": 0.2, "note": "a", "error": {"type": "E"}}
+        store.update_record(queue.name, "1", {"note": None}, 600.0)
+        assert store.read_record(queue.name, "1") == {"progress": 0.2, "error": {"type": "E"}}
+        assert store.read_record(queue.name, "2") is None
+
+    def test_a_record_written_with_no_ttl_is_kept_and_merged(
+        self, store: RecordStore, queue: kue.Queue
+    ) -> None:
+        """``ttl=None``: the record does not expire (it is not checked for ever, of course)."""
+        store.update_record(queue.name, "1", {"progress": 0.1}, None)
+        assert store.read_record(queue.name, "1") == {"progress": 0.1}
+        store.update_record(queue.name, "1", {"note": "b"}, None)
+        assert store.read_record(queue.name, "1") == {"progress": 0.1, "note": "b"}
+
     def test_a_record_wait_returns_for_a_write_made_since_the_last_read(
         self, store: RecordStore, queue: kue.Queue
     ) -> None:
