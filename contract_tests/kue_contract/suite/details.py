@@ -326,19 +326,20 @@ class DetailsContract:
         ids = [queue.put(body), queue.put(body)]
         held = queue.reserve(timeout=5)
         assert held is not None and held.id == ids[0]
-        backend.complete(held.reservation, {"state": "done", "result": 1}, 600.0)
+        backend.complete(held.reservation, {"state": "done", "attempts": 1, "result": 1}, 600.0)
+        fields = {"state": "done", "attempts": 1, "result": 2}
         if queue.capabilities.reserve_many and isinstance(backend, BatchBackend):
             batch = backend.reserve_many([queue.name], 1, 5)
             assert [j.id for j in batch] == [ids[1]]
-            fields = {"state": "done", "result": 2}
             backend.settle_many([Ack(batch[0], fields, 600.0)], (), [queue.name], 0, 0)
         else:
             held = queue.reserve(timeout=5)
             assert held is not None and held.id == ids[1]
-            backend.complete(held.reservation, {"state": "done", "result": 2}, 600.0)
+            backend.complete(held.reservation, fields, 600.0)
         for result, job_id in enumerate(ids, 1):
             record = backend.read_record(queue.name, job_id)
-            assert record is not None and record["result"] == result
+            assert record is not None
+            assert (record["state"], record["attempts"], record["result"]) == ("done", 1, result)
             assert "name" not in record and "enqueued_at" not in record, record
 
     @pytest.mark.requires("reserve_many")
