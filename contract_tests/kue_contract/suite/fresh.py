@@ -204,3 +204,26 @@ class FreshStoreContract:
         for n, job_id in enumerate(ids):
             record = fresh_backend.read_record(queue.name, job_id)
             assert record is not None and record["result"] == n
+
+    def test_some_hundred_batch_completions_of_one_job_each_are_all_recorded(
+        self, fresh_backend: Backend
+    ) -> None:
+        """As above, each job finished by a ``settle_many`` of its own."""
+        caps = fresh_backend.capabilities
+        if not (caps.records and caps.reserve_many and isinstance(fresh_backend, BatchBackend)
+                and isinstance(fresh_backend, RecordingBackend)):
+            pytest.skip(f"the {caps.name} backend does not record jobs a batch acks "
+                        "(capabilities records and reserve_many)")
+        name = fresh_name()
+        ids = []
+        for n in range(MANY_COMPLETIONS):
+            fresh_backend.put(name, b"x", 5, 0.0, 60.0)
+            held = fresh_backend.reserve_many([name], 1, 5)
+            assert len(held) == 1
+            fields = {"state": "done", "result": n}
+            reply = fresh_backend.settle_many([Ack(held[0], fields, 600.0)], (), [name], 0, 0)
+            assert reply.lost == []
+            ids.append(held[0].id)
+        for n, job_id in enumerate(ids):
+            record = fresh_backend.read_record(name, job_id)
+            assert record is not None and record["result"] == n
