@@ -343,6 +343,28 @@ class DetailsContract:
             assert "name" not in record and "enqueued_at" not in record, record
 
     @pytest.mark.requires("reserve_many")
+    def test_a_batch_ack_of_several_jobs_records_each(
+        self, queue: kue.Queue
+    ) -> None:
+        backend = queue.backend
+        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)
+                and isinstance(backend, BatchBackend)):
+            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
+                        "completes (capability records=False)")
+        ids = queue.put_many([PutItem(b"a"), PutItem(b"b"), PutItem(b"c")])
+        held = backend.reserve_many([queue.name], 3, 5)
+        assert [j.id for j in held] == ids
+        acks = [Ack(held[0], {"state": "done", "result": 0}, 600.0), Ack(held[1]),
+                Ack(held[2], {"state": "done", "result": 2}, 600.0)]
+        reply = backend.settle_many(acks, (), [queue.name], 0, 0)
+        assert reply.lost == []
+        assert queue.stats().total == 0
+        for n in (0, 2):
+            record = backend.read_record(queue.name, ids[n])
+            assert record is not None and record["result"] == n
+        assert backend.read_record(queue.name, ids[1]) is None
+
+    @pytest.mark.requires("reserve_many")
     def test_giving_back_a_job_already_settled_changes_nothing(
         self, queue: kue.Queue
     ) -> None:
