@@ -134,8 +134,15 @@ def conformance(session: nox.Session) -> None:
         session.error(f"contract cases failed; see {', '.join(failed)}")
 
 
-#: What ``nox -s mutants`` mutates: a module of core, judged by the contract suite alone.
-MUTANT_TARGETS = {"memory": "kue/backends/memory.py", "sqlite": "kue/backends/sqlite.py"}
+#: What ``nox -s mutants`` mutates: a backend's modules of core, judged by the contract suite
+#: alone.
+MUTANT_TARGETS = {
+    "memory": ("kue/backends/memory.py",),
+    "sqlite": ("kue/backends/sqlite.py", "kue/backends/sqlite_records.py",
+               "kue/backends/sqlite_unique.py"),
+}
+#: Mutants tested at once: the machine this ran on has two cores.
+MUTANT_CHILDREN = 2
 #: Where it works: a scratch copy of core's package and the contract suite per target (outside
 #: the workspace's pytest configuration), kept between runs so mutmut resumes.
 MUTANTS = ROOT / ".mutants"
@@ -191,20 +198,23 @@ def mutants(session: nox.Session) -> None:
     """Mutation testing of the memory and sqlite backends against the contract suite alone.
 
     For each backend (or only those named after ``--``: ``nox -s mutants -- memory``) mutmut
-    mutates its module in a scratch copy of ``kue`` and runs, for each mutant, the contract
-    tests that call the mutated function (``-p kue_contract --kue-backend=NAME``), four mutants
-    at a time. A mutant is killed when a test fails or times out. Case-only mutations of SQL
-    text are left out (:func:`mutmut_main`). Prints mutmut's summary and every survivor;
-    docs/contract.md records the last result. Slow (minutes for memory, half an hour or more
-    for sqlite), so not in the default sessions. ``KUE_MUTANTS_FRESH=1`` starts over instead
-    of resuming.
+    mutates its modules in a scratch copy of ``kue`` and runs, for each mutant, the contract
+    tests that call the mutated function (``-p kue_contract --kue-backend=NAME``), two mutants
+    at a time (``KUE_MUTANTS_CHILDREN`` sets another number). A mutant is killed when a test
+    fails or times out. Case-only mutations of SQL text are left out (:func:`mutmut_main`).
+    Other words after ``--`` name mutants to run again (``nox -s mutants -- sqlite
+    'kue.backends.sqlite.x_close__mutmut_1'``; globs too), against the suite as it is now.
+    Prints mutmut's summary and every survivor; docs/contract.md records the last result.
+    Slow (minutes for memory, an hour or more for sqlite), so not in the default sessions.
+    ``KUE_MUTANTS_FRESH=1`` starts over instead of resuming.
     """
     import shutil
 
-    targets = session.posargs or list(MUTANT_TARGETS)
+    targets = [arg for arg in session.posargs if arg in MUTANT_TARGETS] or list(MUTANT_TARGETS)
+    names = [arg for arg in session.posargs if arg not in MUTANT_TARGETS]
     launch = f"import runpy; runpy.run_path({str(ROOT / 'noxfile.py')!r})['mutmut_main']()"
     for target in targets:
-        module = MUTANT_TARGETS[target]
+        modules = ", ".join(f'"{module}"' for module in MUTANT_TARGETS[target])
         work = MUTANTS / target
         if os.environ.get("KUE_MUTANTS_FRESH") and work.exists():
             shutil.rmtree(work)
@@ -218,7 +228,7 @@ def mutants(session: nox.Session) -> None:
             "# Written by nox -s mutants.\n"
             "[tool.mutmut]\n"
             'source_paths = ["kue"]\n'
-            f'only_mutate = ["{module}"]\n'
+            f"only_mutate = [{modules}]\n"
             'also_copy = ["kue_contract"]\n'
             f'pytest_add_cli_args = ["-p", "kue_contract", "--kue-backend={target}", '
             '"-p", "no:cacheprovider"]\n'
@@ -228,7 +238,9 @@ def mutants(session: nox.Session) -> None:
             'addopts = ""\n'
         )
         session.chdir(work)
-        session.run(sys.executable, "-c", launch, "run", "--max-children", "4", external=True)
+        session.run(sys.executable, "-c", launch, "run", "--max-children",
+                    os.environ.get("KUE_MUTANTS_CHILDREN", str(MUTANT_CHILDREN)), *names,
+                    external=True)
         session.run(sys.executable, "-c", launch, "results", external=True)
     session.chdir(ROOT)
 

@@ -134,7 +134,9 @@ def test_a_file_from_before_job_records_gets_its_record_column(tmp_path: Path) -
     q = kue.connect(f"sqlite:///{path}", queue="old")
     job = q.reserve(timeout=0)
     assert job is not None and job.priority == 5
-    q.backend.complete(job.reservation, {"state": "done", "result": 7}, 60)  # type: ignore[attr-defined]
+    # As kue's worker does: the name and enqueue time in the fields (the body is opaque).
+    fields = {"state": "done", "result": 7, "name": "x", "enqueued_at": 1.5}
+    q.backend.complete(job.reservation, fields, 60)  # type: ignore[attr-defined]
     status = q.status(job.id)
     assert status is not None and status.state is kue.RecordState.DONE
     assert (status.result, status.name, status.enqueued_at) == (7, "x", 1.5)

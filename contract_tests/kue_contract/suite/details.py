@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import kue
-from kue.backend import Ack, BatchBackend, JobInfo, JobState, PutItem, UniqueBackend
+from kue.backend import Ack, BatchBackend, BatchReply, JobInfo, JobState, PutItem, UniqueBackend
+from kue.codec import Envelope, encode
 from kue.records import RecordingBackend, RecordStore
 from kue.status import InspectableBackend
 from kue_contract.helpers import SCHEDULING, by, wait_for
@@ -139,6 +140,26 @@ class DetailsContract:
             return info if info is not None and info.state is JobState.READY else None
 
         assert wait_for(ready, timeout=by(0.5, caps) + 5).due_in is None
+
+    def test_a_record_merges_field_by_field_and_a_field_set_to_none_goes(
+        self, store: RecordStore, queue: kue.Queue
+    ) -> None:
+        store.update_record(queue.name, "1", {"progress": 0.1, "note": "a"}, 600.0)
+        store.update_record(queue.name, "1", {"progress": 0.2, "error": {"type": "E"}}, 600.0)
+        assert store.read_record(queue.name, "1") == {
+            "progress": 0.2, "note": "a", "error": {"type": "E"}}
+        store.update_record(queue.name, "1", {"note": None}, 600.0)
+        assert store.read_record(queue.name, "1") == {"progress": 0.2, "error": {"type": "E"}}
+        assert store.read_record(queue.name, "2") is None
+
+    def test_a_record_written_with_no_ttl_is_kept_and_merged(
+        self, store: RecordStore, queue: kue.Queue
+    ) -> None:
+        """``ttl=None``: the record does not expire (it is not checked for ever, of course)."""
+        store.update_record(queue.name, "1", {"progress": 0.1}, None)
+        assert store.read_record(queue.name, "1") == {"progress": 0.1}
+        store.update_record(queue.name, "1", {"note": "b"}, None)
+        assert store.read_record(queue.name, "1") == {"progress": 0.1, "note": "b"}
 
     def test_a_record_wait_returns_for_a_write_made_since_the_last_read(
         self, store: RecordStore, queue: kue.Queue
@@ -289,6 +310,60 @@ class DetailsContract:
         record = backend.read_record(queue.name, job_id)
         assert record is not None and record["result"] == 3
 
+    def test_a_done_record_holds_what_the_ack_gave_and_nothing_read_from_the_body(
+        self, queue: kue.Queue
+    ) -> None:
+        """A backend keeps bodies opaque: what the ack gives is all a done record holds.
+
+        A job finished with no name or enqueue time in its fields has none in its record,
+        whatever its body says (kue's worker gives both).
+        """
+        backend = queue.backend
+        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)):
+            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
+                        "completes (capability records=False)")
+        body = encode(Envelope(job="kue_contract.named", enqueued_at=1_700_000_000.5))
+        ids = [queue.put(body), queue.put(body)]
+        held = queue.reserve(timeout=5)
+        assert held is not None and held.id == ids[0]
+        backend.complete(held.reservation, {"state": "done", "attempts": 1, "result": 1}, 600.0)
+        fields = {"state": "done", "attempts": 1, "result": 2}
+        if queue.capabilities.reserve_many and isinstance(backend, BatchBackend):
+            batch = backend.reserve_many([queue.name], 1, 5)
+            assert [j.id for j in batch] == [ids[1]]
+            backend.settle_many([Ack(batch[0], fields, 600.0)], (), [queue.name], 0, 0)
+        else:
+            held = queue.reserve(timeout=5)
+            assert held is not None and held.id == ids[1]
+            backend.complete(held.reservation, fields, 600.0)
+        for result, job_id in enumerate(ids, 1):
+            record = backend.read_record(queue.name, job_id)
+            assert record is not None
+            assert (record["state"], record["attempts"], record["result"]) == ("done", 1, result)
+            assert "name" not in record and "enqueued_at" not in record, record
+
+    @pytest.mark.requires("reserve_many")
+    def test_a_batch_ack_of_several_jobs_records_each(
+        self, queue: kue.Queue
+    ) -> None:
+        backend = queue.backend
+        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)
+                and isinstance(backend, BatchBackend)):
+            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
+                        "completes (capability records=False)")
+        ids = queue.put_many([PutItem(b"a"), PutItem(b"b"), PutItem(b"c")])
+        held = backend.reserve_many([queue.name], 3, 5)
+        assert [j.id for j in held] == ids
+        acks = [Ack(held[0], {"state": "done", "result": 0}, 600.0), Ack(held[1]),
+                Ack(held[2], {"state": "done", "result": 2}, 600.0)]
+        reply = backend.settle_many(acks, (), [queue.name], 0, 0)
+        assert reply.lost == []
+        assert queue.stats().total == 0
+        for n in (0, 2):
+            record = backend.read_record(queue.name, ids[n])
+            assert record is not None and record["result"] == n
+        assert backend.read_record(queue.name, ids[1]) is None
+
     @pytest.mark.requires("reserve_many")
     def test_giving_back_a_job_already_settled_changes_nothing(
         self, queue: kue.Queue
@@ -428,6 +503,30 @@ class DetailsOfTimeAndBatchesContract:
             timer.join()
         assert [j.body for j in reply.reserved] == [b"late"]
         backend.settle_many([Ack(reply.reserved[0])], (), [queue.name], 0, 0)
+
+    @pytest.mark.requires("reserve_many")
+    def test_settle_many_with_nothing_to_reserve_returns_by_its_timeout(
+        self, queue: kue.Queue
+    ) -> None:
+        """With nothing to reserve after its acks, it waits out its timeout, then returns."""
+        backend = queue.backend
+        assert isinstance(backend, BatchBackend), "declares reserve_many, is no BatchBackend"
+        job_id = queue.put(b"only")
+        held = backend.reserve_many([queue.name], 1, 5)
+        assert [j.id for j in held] == [job_id]
+        replies: list[BatchReply] = []
+
+        def settle() -> None:
+            replies.append(backend.settle_many([Ack(held[0])], (), [queue.name], 1, 1.0))
+
+        started = time.monotonic()
+        thread = threading.Thread(target=settle, daemon=True)
+        thread.start()
+        thread.join(1.0 + PROMPT + SCHEDULING)
+        assert replies, f"settle_many(timeout=1) did not return within {1 + PROMPT} s"
+        assert time.monotonic() - started >= 1.0 - 0.01, "gave up before its timeout"
+        assert (replies[0].reserved, replies[0].lost) == ([], [])
+        assert queue.stats().total == 0
 
     @pytest.mark.requires("priority")
     def test_reserve_from_many_queues_takes_the_most_urgent_of_all(

@@ -119,6 +119,30 @@ class FreshStoreContract:
         waiter.join(5)
         assert store.read_record(name, "1") == {"progress": 0.5}
 
+    def test_the_first_record_wait_with_no_write_returns_by_its_timeout(
+        self, fresh_backend: Backend
+    ) -> None:
+        """The first waiter on a new store, with nothing written, times out without error."""
+        if not isinstance(fresh_backend, RecordStore) or not fresh_backend.capabilities.records:
+            pytest.skip(f"the {fresh_backend.capabilities.name} backend keeps no job records "
+                        "(capability records=False)")
+        store: RecordStore = fresh_backend
+        name = fresh_name()
+        errors: list[BaseException] = []
+        returned = threading.Event()
+
+        def read_and_wait() -> None:
+            try:
+                assert store.read_record(name, "1") is None
+                store.wait_record(name, "1", 0.3)
+            except BaseException as exc:
+                errors.append(exc)
+            returned.set()
+
+        threading.Thread(target=read_and_wait, daemon=True).start()
+        assert returned.wait(5 + SCHEDULING), "wait_record(timeout=0.3) did not return"
+        assert errors == []
+
     def test_the_first_unique_key_is_held(self, fresh_backend: Backend) -> None:
         caps = fresh_backend.capabilities
         if not (caps.unique_put and isinstance(fresh_backend, UniqueBackend)):
@@ -179,4 +203,27 @@ class FreshStoreContract:
             ids.append(job_id)
         for n, job_id in enumerate(ids):
             record = fresh_backend.read_record(queue.name, job_id)
+            assert record is not None and record["result"] == n
+
+    def test_some_hundred_batch_completions_of_one_job_each_are_all_recorded(
+        self, fresh_backend: Backend
+    ) -> None:
+        """As above, each job finished by a ``settle_many`` of its own."""
+        caps = fresh_backend.capabilities
+        if not (caps.records and caps.reserve_many and isinstance(fresh_backend, BatchBackend)
+                and isinstance(fresh_backend, RecordingBackend)):
+            pytest.skip(f"the {caps.name} backend does not record jobs a batch acks "
+                        "(capabilities records and reserve_many)")
+        name = fresh_name()
+        ids = []
+        for n in range(MANY_COMPLETIONS):
+            fresh_backend.put(name, b"x", 5, 0.0, 60.0)
+            held = fresh_backend.reserve_many([name], 1, 5)
+            assert len(held) == 1
+            fields = {"state": "done", "result": n}
+            reply = fresh_backend.settle_many([Ack(held[0], fields, 600.0)], (), [name], 0, 0)
+            assert reply.lost == []
+            ids.append(held[0].id)
+        for n, job_id in enumerate(ids):
+            record = fresh_backend.read_record(name, job_id)
             assert record is not None and record["result"] == n

@@ -389,11 +389,12 @@ class MemoryBackend:
     ) -> BatchReply:
         """Ack, give back, then reserve up to ``n`` (see kue.BatchBackend.settle_many)."""
         check_reserve_n(n, self.capabilities, zero=True)
-        encoded = [None if a.fields is None else _as_json(a.fields) for a in acks]
+        # Each ack with its record as JSON, made before anything is settled (or refused).
+        settled = [(a, None if a.fields is None else _as_json(a.fields)) for a in acks]
         store = self._store
         lost: list[Reservation] = []
         with store.cond:
-            for ack, fields in zip(acks, encoded, strict=True):
+            for ack, fields in settled:
                 try:
                     held = self._held(ack.job)
                 except ReservationLost:
@@ -403,7 +404,7 @@ class MemoryBackend:
                 if fields is not None:
                     store.records.update((ack.job.queue, ack.job.id), fields, ack.ttl)
                     store.records_version += 1
-            if any(f is not None for f in encoded):
+            if any(fields is not None for _, fields in settled):
                 store.records_changed.notify_all()
             for job in give_back:
                 self._give_back_locked(job)

@@ -120,7 +120,10 @@ _IN_ROW = frozenset({"state", "attempts", "priority"})
 
 
 def _envelope_fields(body: bytes) -> dict[str, Any]:
-    """The job name and enqueue time of a kue envelope body (nothing for a plain body)."""
+    """The job name and enqueue time of a kue envelope body (nothing for a plain body).
+
+    Only done rows an older kue wrote (the envelope kept in ``body``) are read this way.
+    """
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -568,11 +571,11 @@ class SQLiteBackend:
     ) -> BatchReply:
         """Ack, give back and reserve in one transaction (see kue.BatchBackend.settle_many)."""
         check_reserve_n(n, self.capabilities, zero=True)
-        docs = [None if a.fields is None else self._record_doc(a.job, a.fields) for a in acks]
+        settled = [(a, None if a.fields is None else self._record_doc(a.fields)) for a in acks]
         reserved: list[Reservation] = []
         with self._write() as conn:
             now = self._clock.now()
-            lost, completed = self._ack_all(conn, acks, docs, now)
+            lost, completed = self._ack_all(conn, settled, now)
             for job in give_back:
                 conn.execute(f"UPDATE kue_jobs SET state = 0, due = 0, "
                              f"attempts = attempts - 1 + {ATTEMPT_SPAN} WHERE {_HELD}",
@@ -590,19 +593,21 @@ class SQLiteBackend:
         return BatchReply(reserved, lost)
 
     @staticmethod
-    def _ack_all(conn: sqlite3.Connection, acks: Sequence[Ack], docs: Sequence[str | None],
+    def _ack_all(conn: sqlite3.Connection, settled: Sequence[tuple[Ack, str | None]],
                  now: float) -> tuple[list[Reservation], int]:
         """Delete each acked job or make it its record; the jobs lost, and the records written.
+
+        ``settled`` pairs each ack with its record (None: a plain delete).
 
         One ``executemany`` per kind when every job is still held, as is the rule (the rows
         changed add up); otherwise back to a savepoint, and one statement per job to name the
         jobs lost.
         """
         wall = time.time()
-        if len(acks) > 1:
+        if len(settled) > 1:
             deletes: list[tuple[Any, ...]] = []
             completes: list[tuple[Any, ...]] = []
-            for ack, doc in zip(acks, docs, strict=True):
+            for ack, doc in settled:
                 held = (int(ack.job.id), int(ack.job.receipt), now)
                 if doc is None:
                     deletes.append(held)
@@ -612,12 +617,12 @@ class SQLiteBackend:
             changed = conn.executemany(_DELETE_HELD, deletes).rowcount if deletes else 0
             if completes:
                 changed += conn.executemany(_COMPLETE, completes).rowcount
-            if changed == len(acks):
+            if changed == len(settled):
                 return [], len(completes)
             conn.execute("ROLLBACK TO acks")
         lost: list[Reservation] = []
         completed = 0
-        for ack, doc in zip(acks, docs, strict=True):
+        for ack, doc in settled:
             held = (int(ack.job.id), int(ack.job.receipt), now)
             if doc is None:
                 cur = conn.execute(_DELETE_HELD, held)
@@ -792,7 +797,7 @@ class SQLiteBackend:
         the row's entry leaves ``kue_jobs_waiting`` and is appended to ``kue_jobs_done``,
         which sorts by expiry.)
         """
-        doc = self._record_doc(job, fields)
+        doc = self._record_doc(fields)
         # The record's expiry is on the wall clock (records outlive boots); the lease is not.
         params = (-(time.time() + ttl), doc, int(job.id), int(job.receipt), self._clock.now())
         if self._count_completed(1):  # now and then the purge, in the same transaction
@@ -807,16 +812,13 @@ class SQLiteBackend:
         self._records_changed.notify()
 
     @staticmethod
-    def _record_doc(job: Reservation, fields: Mapping[str, Any]) -> str:
+    def _record_doc(fields: Mapping[str, Any]) -> str:
         """The done record ``complete`` stores in the row; TypeError or ValueError if not JSON."""
         if isinstance(fields, EncodedFields):  # the worker's, encoded once; the row's own
             return fields.json                  # state, attempts and priority win on read
         # The row keeps state, attempts and priority; None values stay, as they override
-        # the notes (a cleared error) when read.
-        record = {k: v for k, v in fields.items() if k not in _IN_ROW}
-        if "name" not in record or "enqueued_at" not in record:  # the worker gives both
-            record = {**_envelope_fields(job.body), **record}
-        return _encode(record)
+        # the notes (a cleared error) when read. The body is opaque, as on every backend.
+        return _encode({k: v for k, v in fields.items() if k not in _IN_ROW})
 
     def _count_completed(self, n: int) -> bool:
         """Count ``n`` more done records written; True when a purge of expired ones is due.
