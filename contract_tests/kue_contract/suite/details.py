@@ -32,6 +32,19 @@ QUIET = 1.0
 MOST_SPURIOUS = 20
 
 
+def _recording(queue: kue.Queue, batches: bool = False) -> RecordingBackend:
+    """The queue's backend if it records jobs as they complete, else the test is skipped.
+
+    With ``batches``, the backend must also settle batches (:class:`BatchBackend`).
+    """
+    backend = queue.backend
+    if not (queue.capabilities.records and isinstance(backend, RecordingBackend)
+            and (not batches or isinstance(backend, BatchBackend))):
+        pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
+                    "completes (capability records=False)")
+    return backend
+
+
 def _returns_promptly(wait: Callable[[], None]) -> Callable[[], float]:
     """Start ``wait`` in a thread; the returned function joins it and says how long it ran."""
     done: list[float] = []
@@ -201,10 +214,7 @@ class DetailsContract:
         assert joined() < PROMPT
 
     def test_a_record_wait_is_woken_when_the_job_completes(self, queue: kue.Queue) -> None:
-        backend = queue.backend
-        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)):
-            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
-                        "completes (capability records=False)")
+        backend = _recording(queue)
         job_id = queue.put(b"x")
         held = queue.reserve(timeout=5)
         assert held is not None and held.id == job_id
@@ -240,10 +250,7 @@ class DetailsContract:
     def test_a_completion_json_cannot_hold_is_refused_and_the_job_stays_held(
         self, queue: kue.Queue, bad: float
     ) -> None:
-        backend = queue.backend
-        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)):
-            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
-                        "completes (capability records=False)")
+        backend = _recording(queue)
         job_id = queue.put(b"x")
         held = queue.reserve(timeout=5)
         assert held is not None
@@ -264,10 +271,7 @@ class DetailsContract:
         assert store.read_record(queue.name, "2") == {"progress": 0.1}
 
     def test_a_completion_record_expires_after_its_ttl(self, queue: kue.Queue) -> None:
-        backend = queue.backend
-        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)):
-            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
-                        "completes (capability records=False)")
+        backend = _recording(queue)
         job_id = queue.put(b"x")
         held = queue.reserve(timeout=5)
         assert held is not None
@@ -295,11 +299,8 @@ class DetailsContract:
     def test_a_record_wait_is_woken_by_a_batch_ack_that_records(
         self, queue: kue.Queue
     ) -> None:
-        backend = queue.backend
-        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)
-                and isinstance(backend, BatchBackend)):
-            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
-                        "completes (capability records=False)")
+        backend = _recording(queue, batches=True)
+        assert isinstance(backend, BatchBackend)  # _recording skipped any other
         job_id = queue.put(b"x")
         held = backend.reserve_many([queue.name], 1, 5)
         assert [j.id for j in held] == [job_id]
@@ -318,10 +319,7 @@ class DetailsContract:
         A job finished with no name or enqueue time in its fields has none in its record,
         whatever its body says (kue's worker gives both).
         """
-        backend = queue.backend
-        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)):
-            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
-                        "completes (capability records=False)")
+        backend = _recording(queue)
         body = encode(Envelope(job="kue_contract.named", enqueued_at=1_700_000_000.5))
         ids = [queue.put(body), queue.put(body)]
         held = queue.reserve(timeout=5)
@@ -346,11 +344,8 @@ class DetailsContract:
     def test_a_batch_ack_of_several_jobs_records_each(
         self, queue: kue.Queue
     ) -> None:
-        backend = queue.backend
-        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)
-                and isinstance(backend, BatchBackend)):
-            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
-                        "completes (capability records=False)")
+        backend = _recording(queue, batches=True)
+        assert isinstance(backend, BatchBackend)  # _recording skipped any other
         ids = queue.put_many([PutItem(b"a"), PutItem(b"b"), PutItem(b"c")])
         held = backend.reserve_many([queue.name], 3, 5)
         assert [j.id for j in held] == ids
@@ -432,10 +427,7 @@ class DetailsOfTimeAndBatchesContract:
             queue.backend.peek(queue.name, JobState.RESERVED)
 
     def test_a_stale_completion_names_the_queue_and_the_job(self, queue: kue.Queue) -> None:
-        backend = queue.backend
-        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)):
-            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
-                        "completes (capability records=False)")
+        backend = _recording(queue)
         caps = queue.capabilities
         job_id = queue.put(b"x", ttr=caps.min_ttr)
         held = queue.reserve(timeout=5)
@@ -448,10 +440,7 @@ class DetailsOfTimeAndBatchesContract:
 
     @pytest.mark.requires("priority")
     def test_a_done_jobs_status_keeps_its_priority(self, queue: kue.Queue) -> None:
-        backend = queue.backend
-        if not (queue.capabilities.records and isinstance(backend, RecordingBackend)):
-            pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
-                        "completes (capability records=False)")
+        backend = _recording(queue)
         job_id = queue.put(b"x", priority=7)
         held = queue.reserve(timeout=5)
         assert held is not None
