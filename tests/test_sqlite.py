@@ -115,10 +115,17 @@ def test_a_blocked_reserve_does_not_spin_a_core(tmp_path: Path) -> None:
     assert float(cpu) < 0.2, f"idle reserve used {float(cpu):.3f} s of CPU in 2 s"
 
 
+#: The jobs table as kue wrote it once records had a column, before its indexes changed.
+RECORDS_ERA_TABLE = """
+    CREATE TABLE kue_jobs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, state INTEGER NOT NULL,
+        priority INTEGER NOT NULL, due REAL NOT NULL DEFAULT 0, ttr REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0, body BLOB NOT NULL, record BLOB);
+"""
+
+
 def test_a_file_from_before_job_records_gets_its_record_column(tmp_path: Path) -> None:
     """Opening a database an older kue wrote adds the column; its jobs are kept and run."""
-    import sqlite3
-
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path)
     conn.executescript("""
@@ -200,15 +207,9 @@ def test_every_query_runs_on_an_index(tmp_path: Path) -> None:
 
 def test_a_file_from_before_the_due_index_is_brought_up_to_date(tmp_path: Path) -> None:
     """The old full index goes; done rows written with a positive expiry keep their record."""
-    import sqlite3
-
     path = tmp_path / "timed.sqlite3"
     conn = sqlite3.connect(path)
-    conn.executescript("""
-        CREATE TABLE kue_jobs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, state INTEGER NOT NULL,
-            priority INTEGER NOT NULL, due REAL NOT NULL DEFAULT 0, ttr REAL NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0, body BLOB NOT NULL, record BLOB);
+    conn.executescript(RECORDS_ERA_TABLE + """
         CREATE INDEX kue_jobs_timed ON kue_jobs (queue, state, due);
     """)
     conn.execute(
@@ -235,11 +236,7 @@ def test_a_file_from_before_the_done_index_is_brought_up_to_date(tmp_path: Path)
     """
     path = tmp_path / "due.sqlite3"
     conn = sqlite3.connect(path)
-    conn.executescript("""
-        CREATE TABLE kue_jobs (
-            id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, state INTEGER NOT NULL,
-            priority INTEGER NOT NULL, due REAL NOT NULL DEFAULT 0, ttr REAL NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0, body BLOB NOT NULL, record BLOB);
+    conn.executescript(RECORDS_ERA_TABLE + """
         CREATE INDEX kue_jobs_ready ON kue_jobs (queue, priority, id) WHERE state = 0;
         CREATE INDEX kue_jobs_due ON kue_jobs (queue, state, due) WHERE state != 0;
     """)
