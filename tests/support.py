@@ -19,12 +19,19 @@ __all__ = ["HERE", "wait_until", "worker_process"]
 HERE = Path(__file__).parent
 
 
-def wait_until(probe: Callable[[], object], timeout: float = 10.0) -> None:
-    """Poll ``probe`` every 10 ms until it holds; fail the test after ``timeout`` seconds."""
+def wait_until(probe: Callable[[], object], timeout: float = 10.0, what: str = "") -> None:
+    """Poll ``probe`` until it holds; fail the test after ``timeout`` seconds.
+
+    The pause grows from 10 ms to 100 ms: a long wait on the test SQS server, which answers one
+    request at a time, must not starve the workers it is waiting for. ``what`` names the
+    awaited condition in the failure message.
+    """
     deadline = time.monotonic() + timeout
+    pause = 0.01
     while not probe():
-        assert time.monotonic() < deadline, f"not reached within {timeout} s"
-        time.sleep(0.01)
+        assert time.monotonic() < deadline, f"{what or 'condition'}: not reached within {timeout} s"
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.1)
 
 
 def worker_process(url: str, *extra: str) -> subprocess.Popen[str]:

@@ -21,17 +21,10 @@ from kue_contract.servers import spec_for
 
 import fault_jobs
 import jepsen
+from support import wait_until
 
 TESTS = Path(__file__).parent
 CHILDREN = 4
-
-
-def wait_until(probe: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not probe():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.02)
 
 
 class Pool:
