@@ -71,7 +71,7 @@ def test_a_batch_in_normal_form_keeps_its_items_and_others_are_normalised() -> N
     caps = Capabilities(name="batch", max_body=10)
     items = [PutItem(b"a"), PutItem(b"b")]
     got = check_put_items(items, caps)
-    assert got == items and got is not items and all(g is i for g, i in zip(got, items))
+    assert got is not items and all(g is i for g, i in zip(got, items, strict=True))
     got = check_put_items((PutItem(b"a", 5, 0, 30), PutItem(b"b", 5, 0, 30)), caps)
     assert got == [PutItem(b"a", 5, 0.0, 30.0), PutItem(b"b", 5, 0.0, 30.0)]
     assert all(type(i.delay) is float and type(i.ttr) is float for i in got)
