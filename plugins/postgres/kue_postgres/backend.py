@@ -63,6 +63,8 @@ from kue.spi import (
     check_reserve_n,
 )
 from kue_postgres.batch import ATTEMPT_SPAN, Shape, settle_sql
+from kue_postgres.bodies import Bodies
+from kue_postgres.bodies import register as register_bodies
 from kue_postgres.listener import MAX_WAIT_SLICE, Listener, gate_sql
 from kue_postgres.schema import MIGRATIONS, Names, migration_sql
 from kue_postgres.settings import PostgresSettings, parse_settings
@@ -345,6 +347,7 @@ class PostgresBackend:
 
     def _configure(self, conn: Any) -> None:
         _CONNECTIONS.add(conn)
+        register_bodies(conn.adapters)
 
     def _state(self) -> _State:
         state = self._state_now
@@ -479,8 +482,9 @@ class PostgresBackend:
         p, d, t = first.priority, first.delay, first.ttr
         # Plain loops, each field tried by identity before equality: the usual batch's items
         # share the same objects (the Queue's checks keep them), and these passes were most of
-        # the backend's client CPU per job over a raw INSERT ... unnest.
-        bodies = [b if type(b) is bytes else bytes(b) for b in map(_BODY, items)]
+        # the backend's client CPU per job over a raw INSERT ... unnest. The bodies go packed
+        # (kue_postgres.bodies).
+        bodies = Bodies([b if type(b) is bytes else bytes(b) for b in map(_BODY, items)])
         for i in items:
             if (i.priority is not p and i.priority != p) or (i.delay is not d and i.delay != d) \
                     or (i.ttr is not t and i.ttr != t):
