@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import pytest
 
@@ -52,3 +53,39 @@ def test_a_batch_checks_each_item_even_when_its_values_equal_an_earlier_ones() -
     assert got == [PutItem(b"a", 5, 0.0, 30.0), PutItem(b"b", 5, 0.0, 30.0), PutItem(b"c", 7)]
     assert all(type(i.body) is bytes and type(i.delay) is float and type(i.ttr) is float
                for i in got)
+
+
+def test_a_batch_sharing_one_bad_value_is_refused_with_that_value() -> None:
+    caps = Capabilities(name="batch", max_body=10, max_delay=100)
+    with pytest.raises(TypeError, match=r"priority must be an int.*got True"):
+        check_put_items([PutItem(b"a", True), PutItem(b"b", True)], caps)  # one object, shared
+    with pytest.raises(ValueError, match=r"delay 101 s is over the batch backend's limit of 100"):
+        check_put_items([PutItem(b"a", 1, 101)] * 3, caps)
+    with pytest.raises(ValueError, match=r"ttr -1 s is under"):
+        check_put_items([PutItem(b"a", ttr=-1)] * 2, caps)
+    with pytest.raises(TypeError, match="must be bytes, got str"):
+        check_put_items([PutItem(b"a"), PutItem("b")], caps)  # type: ignore[arg-type]
+
+
+def test_a_batch_in_normal_form_keeps_its_items_and_others_are_normalised() -> None:
+    caps = Capabilities(name="batch", max_body=10)
+    items = [PutItem(b"a"), PutItem(b"b")]
+    got = check_put_items(items, caps)
+    assert got is not items and all(g is i for g, i in zip(got, items, strict=True))
+    got = check_put_items((PutItem(b"a", 5, 0, 30), PutItem(b"b", 5, 0, 30)), caps)
+    assert got == [PutItem(b"a", 5, 0.0, 30.0), PutItem(b"b", 5, 0.0, 30.0)]
+    assert all(type(i.delay) is float and type(i.ttr) is float for i in got)
+    assert check_put_items([], caps) == []
+
+
+def test_a_put_item_is_a_frozen_dataclass_whose_defaults_are_its_fields() -> None:
+    item = PutItem(b"a")
+    assert item == PutItem(b"a", 2**31, 0.0, 60.0) == PutItem(body=b"a")
+    assert {f.name: f.default for f in dataclasses.fields(PutItem)} == {
+        "body": dataclasses.MISSING, "priority": 2**31, "delay": 0.0, "ttr": 60.0}
+    assert hash(item) == hash(PutItem(b"a")) and repr(item) == (
+        "PutItem(body=b'a', priority=2147483648, delay=0.0, ttr=60.0)")
+    assert dataclasses.replace(item, ttr=5.0) == PutItem(b"a", ttr=5.0)
+    assert pickle.loads(pickle.dumps(item)) == item
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        item.priority = 1  # type: ignore[misc]

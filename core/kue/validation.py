@@ -189,6 +189,28 @@ def check_put_items(items: Sequence[PutItem], caps: Capabilities) -> list[PutIte
     (with its types, so ``True`` is not taken for ``1``) is checked once. An item whose fields
     come back as they were is kept as it is, not copied.
     """
+    out = list(items)
+    if not out:
+        return out
+    first = out[0]
+    p, d, t = first.priority, first.delay, first.ttr
+    max_body = caps.max_body
+    # The usual batch: bytes bodies within the limit and the very same priority, delay and ttr
+    # objects on every item (identity, so True is not taken for 1): one check of the three
+    # covers them all. Anything else goes item by item, which raises the first bad item's error.
+    for item in out:
+        body = item.body
+        if type(body) is not bytes or len(body) > max_body or item.priority is not p or \
+                item.delay is not d or item.ttr is not t:
+            return _check_each(out, caps)
+    got = (check_priority(p), check_delay(d, caps), check_ttr(t, caps))
+    if got[0] is p and got[1] is d and got[2] is t:
+        return out
+    return [PutItem(item.body, *got) for item in out]
+
+
+def _check_each(items: list[PutItem], caps: Capabilities) -> list[PutItem]:
+    """:func:`check_put_items` item by item, in order: the first bad item's error is raised."""
     seen: dict[tuple[object, ...], tuple[int, float, float]] = {}
     out: list[PutItem] = []
     p0: object = None
@@ -201,7 +223,7 @@ def check_put_items(items: Sequence[PutItem], caps: Capabilities) -> list[PutIte
         if type(body) is not bytes or len(body) > max_body:
             body = check_body(body, caps)
         p, d, t = item.priority, item.delay, item.ttr
-        # The same objects as the last item's (the usual batch): checked already.
+        # The same objects as the last item's: checked already.
         if got is None or p is not p0 or d is not d0 or t is not t0:
             key = (type(p), p, type(d), d, type(t), t)
             got = seen.get(key)

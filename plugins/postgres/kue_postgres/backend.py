@@ -45,6 +45,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kue.spi import (
@@ -62,6 +63,8 @@ from kue.spi import (
     check_reserve_n,
 )
 from kue_postgres.batch import ATTEMPT_SPAN, Shape, settle_sql
+from kue_postgres.bodies import Bodies
+from kue_postgres.bodies import register as register_bodies
 from kue_postgres.listener import MAX_WAIT_SLICE, Listener, gate_sql
 from kue_postgres.schema import MIGRATIONS, Names, migration_sql
 from kue_postgres.settings import PostgresSettings, parse_settings
@@ -111,6 +114,8 @@ _READY, _DELAYED, _RESERVED, _BURIED = 0, 1, 2, 3
 _STATES = {_READY: JobState.READY, _DELAYED: JobState.DELAYED, _RESERVED: JobState.RESERVED,
            _BURIED: JobState.BURIED}
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_BODY = attrgetter("body")
+_FIRST = itemgetter(0)
 
 
 class PutAmbiguous(BackendUnavailable):
@@ -342,6 +347,7 @@ class PostgresBackend:
 
     def _configure(self, conn: Any) -> None:
         _CONNECTIONS.add(conn)
+        register_bodies(conn.adapters)
 
     def _state(self) -> _State:
         state = self._state_now
@@ -473,15 +479,24 @@ class PostgresBackend:
                        tx: bool = False) -> tuple[str, dict[str, Any]]:
         """The put_many statement for ``items`` and its parameters (``tx``: caller's conn)."""
         first = items[0]
-        if all(i.priority == first.priority and i.delay == first.delay and i.ttr == first.ttr
-               for i in items):
-            params = self._put_params(queue, b"", first.priority, first.delay, first.ttr)
-            params["b"] = [bytes(i.body) for i in items]
+        p, d, t = first.priority, first.delay, first.ttr
+        # Plain loops, each field tried by identity before equality: the usual batch's items
+        # share the same objects (the Queue's checks keep them), and these passes were most of
+        # the backend's client CPU per job over a raw INSERT ... unnest. The bodies go packed
+        # (kue_postgres.bodies).
+        bodies = Bodies([b if type(b) is bytes else bytes(b) for b in map(_BODY, items)])
+        for i in items:
+            if (i.priority is not p and i.priority != p) or (i.delay is not d and i.delay != d) \
+                    or (i.ttr is not t and i.ttr != t):
+                break
+        else:
+            params = self._put_params(queue, b"", p, d, t)
+            params["b"] = bodies
             return self._sql_put_many[tx, True], params
         return self._sql_put_many[tx, False], {
             "q": queue, "p": [int(i.priority) for i in items],
             "d": [float(i.delay) for i in items], "t": [float(i.ttr) for i in items],
-            "b": [bytes(i.body) for i in items]}
+            "b": bodies}
 
     def put(self, queue: str, body: bytes, priority: int, delay: float, ttr: float) -> str:
         """Insert one job (one statement) and notify the queue's waiters on commit."""
@@ -495,7 +510,7 @@ class PostgresBackend:
             return []
         sql, params = self._put_many_args(queue, items)
         rows = self._run(partial(_fetch_all, sql=sql, params=params), put=True)
-        return [str(i) for i in sorted(row[0] for row in rows)]
+        return list(map(str, sorted(map(_FIRST, rows))))
 
     def put_in(self, connection: object, queue: str, body: bytes, priority: int, delay: float,
                ttr: float) -> str:
@@ -511,7 +526,7 @@ class PostgresBackend:
         if not items:
             return []
         rows = self._on(conn, *self._put_many_args(queue, items, True))
-        return [str(i) for i in sorted(row[0] for row in rows)]
+        return list(map(str, sorted(map(_FIRST, rows))))
 
     def _on(self, conn: psycopg.Connection[Any], sql: str,
             params: Mapping[str, Any]) -> list[Any]:

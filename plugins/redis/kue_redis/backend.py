@@ -67,6 +67,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import threading
 import time
 import uuid
@@ -162,6 +163,33 @@ def _ms(seconds: float) -> int:
 
 #: ``_ms`` of the delays and ttrs a batch of puts repeats (most jobs of a batch share both).
 _batch_ms = functools.lru_cache(maxsize=256)(_ms)
+
+#: put_many draws its ids this many at a time.
+_ID_CHUNK = 64
+
+
+@functools.lru_cache(maxsize=4)
+def _id_masks(n: int) -> tuple[int, int]:
+    """The bits to keep and to set in ``n`` random 16-byte ids to make each a version 4 UUID."""
+    keep = int.from_bytes(bytes.fromhex("ffffffffffff0fff3fffffffffffffff") * n, "big")
+    put = int.from_bytes(bytes.fromhex("00000000000040008000000000000000") * n, "big")
+    return keep, put
+
+
+def _new_ids(n: int) -> list[str]:
+    """``n`` job ids, each what ``uuid.uuid4().hex`` makes (version 4, RFC 4122 variant).
+
+    One ``os.urandom`` call and one pass of integer masks per 64 ids: ``uuid4()`` per id cost
+    about 1 to 2 µs each, a third of put_many's client CPU per job.
+    """
+    ids: list[str] = []
+    for start in range(0, n, _ID_CHUNK):
+        k = min(_ID_CHUNK, n - start)
+        keep, put = _id_masks(k)
+        digits = ((int.from_bytes(os.urandom(16 * k), "big") & keep | put)
+                  .to_bytes(16 * k, "big").hex())
+        ids += [digits[i : i + 32] for i in range(0, 32 * k, 32)]
+    return ids
 
 
 @functools.lru_cache(maxsize=64)
@@ -397,9 +425,11 @@ class RedisBackend:
         of one each per job (measured 1.1x a raw pipeline of single puts, against 0.4x).
         """
         keys = self._keys(queue).put_keys
+        max_body = self.capabilities.max_body
         for item in items:
-            self._check_body(item.body)
-        ids = [uuid.uuid4().hex for _ in items]
+            if len(item.body) > max_body:
+                self._check_body(item.body)
+        ids = _new_ids(len(items))
         calls: list[tuple[Sequence[str], Sequence[ScriptArg]]] = []
         for start in range(0, len(items), MAX_BATCH):
             args: list[ScriptArg] = []
