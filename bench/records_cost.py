@@ -70,11 +70,16 @@ class CannedRedis(RedisBackend):
         self.replies = [[1, uuid.uuid4().hex.encode(), self.body, b"1024", 1, 60_000]
                         for _ in range(n + max(PREFETCH))]
 
+    def _reply(self) -> list[Any]:
+        if not self.replies:  # a job given back (prefetch window) is reserved again
+            self.refill(0)
+        return self.replies.pop()
+
     def _run(self, name: str, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
         if name == "settle_many":
-            return [[], [self.replies.pop() for _ in range(int(args[2]))], [1]]
+            return [[], [self._reply() for _ in range(int(args[2]))], [1]]
         if name in ("delete_reserve", "complete_reserve", "reserve"):
-            return self.replies.pop()
+            return self._reply()
         return 1  # complete, delete: done
 
 
