@@ -14,22 +14,30 @@ time, records on against records off, the two taking turns:
   as one pipelined chain (each call's reservation is known in advance: jobs of one priority
   come out in put order), and the server's ``used_cpu_user + used_cpu_sys`` per job.
 
-Both print the fastest and the median of the runs, in µs per job.
+- sqlite's worker: an in-process :class:`kue.worker.Worker` draining jobs of
+  ``bench_jobs.answer`` from a :class:`kue.backends.sqlite.SQLiteBackend` on a file (the
+  database runs in the worker's process, so its CPU time is the worker's and the backend's
+  together); the queues are filled before each timed run.
+
+Each prints the fastest and the median of the runs, in µs per job. ``--only`` picks some.
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import redis
 from bench_jobs import answer
 from servers import backend_url
 
-from kue.backend import PutItem
+from kue.backend import Backend, PutItem
+from kue.backends.sqlite import SQLiteBackend
 from kue.codec import encode
 from kue.job import envelope_of
 from kue.worker import Worker
@@ -62,11 +70,16 @@ class CannedRedis(RedisBackend):
         self.replies = [[1, uuid.uuid4().hex.encode(), self.body, b"1024", 1, 60_000]
                         for _ in range(n + max(PREFETCH))]
 
+    def _reply(self) -> list[Any]:
+        if not self.replies:  # a job given back (prefetch window) is reserved again
+            self.refill(0)
+        return self.replies.pop()
+
     def _run(self, name: str, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
         if name == "settle_many":
-            return [[], [self.replies.pop() for _ in range(int(args[2]))], [1]]
+            return [[], [self._reply() for _ in range(int(args[2]))], [1]]
         if name in ("delete_reserve", "complete_reserve", "reserve"):
-            return self.replies.pop()
+            return self._reply()
         return 1  # complete, delete: done
 
 
@@ -100,6 +113,45 @@ def worker_python(jobs: int, reps: int) -> None:
     finally:
         keeper.close()
         timers.close()
+
+
+def _put(backend: Backend, queue: str, bodies: list[bytes]) -> None:
+    step = backend.capabilities.max_batch
+    for start in range(0, len(bodies), step):
+        backend.put_many(queue, [PutItem(b) for b in bodies[start:start + step]])
+
+
+def sqlite_worker(jobs: int, reps: int) -> None:
+    """sqlite's worker CPU per job (worker and database in one process), records on and off."""
+    bodies = [encode(envelope_of(answer.message(i))) for i in range(jobs)]
+    with tempfile.TemporaryDirectory() as tmp:
+        backend = SQLiteBackend(Path(tmp) / "cost.db")
+        keeper, timers = LeaseKeeper(backend), TimerThread("records-cost")
+        try:
+            for prefetch in PREFETCH:
+                workers = {
+                    "on": Worker(backend, ["on"], keeper=keeper, timers=timers,
+                                 prefetch=prefetch),
+                    "off": Worker(backend, ["off"], keeper=keeper, timers=timers,
+                                  prefetch=prefetch, result_ttl=0),
+                }
+                runs: dict[str, list[float]] = {"on": [], "off": []}
+                for rep in range(reps):
+                    for side in ("on", "off") if rep % 2 == 0 else ("off", "on"):
+                        worker = workers[side]
+                        _put(backend, side, bodies)
+                        started = time.process_time()
+                        worker.run(burst=True, max_jobs=worker.stats.handled + jobs)
+                        runs[side].append((time.process_time() - started) / jobs * 1e6)
+                        if backend.stats(side).total:
+                            raise RuntimeError(f"the worker left jobs on {side!r}")
+                for side in ("off", "on"):
+                    print(f"sqlite worker, prefetch {prefetch:2d}, records {side:3s}: "
+                          f"{_spread(runs[side])} µs/job")
+        finally:
+            keeper.close()
+            timers.close()
+            backend.close()
 
 
 def _chain(client: redis.Redis, shas: dict[str, str], keys: QueueKeys, ids: list[str],
@@ -173,20 +225,27 @@ def server(jobs: int, reps: int) -> None:
             backend.close()
 
 
+#: The measures by name, in the order they run by default.
+MEASURES: dict[str, Callable[[int, int], None]] = {
+    "worker": worker_python, "server": server, "sqlite": sqlite_worker,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the options and print both measurements."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--jobs", type=int, default=8_000,
                         help="jobs per side and run (rounded down to a multiple of 16)")
     parser.add_argument("--reps", type=int, default=9, help="runs per side")
+    parser.add_argument("--only", choices=sorted(MEASURES), action="append",
+                        help="run only this measure (repeatable); default: all")
     args = parser.parse_args(argv)
     jobs = args.jobs // max(PREFETCH) * max(PREFETCH)
     if jobs < max(PREFETCH) or args.reps < 1:
         parser.error(f"--jobs must be >= {max(PREFETCH)} and --reps >= 1, "
                      f"got {args.jobs} and {args.reps}")
-    measures: list[Callable[[int, int], None]] = [worker_python, server]
-    for measure in measures:
-        measure(jobs, args.reps)
+    for name in args.only or MEASURES:
+        MEASURES[name](jobs, args.reps)
 
 
 if __name__ == "__main__":

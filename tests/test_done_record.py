@@ -6,12 +6,20 @@ import json
 import math
 import time
 from enum import IntEnum
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kue.backend import Reservation
-from kue.worker.done_record import done_record
+from kue.backend import PutItem, Reservation
+from kue.backends.memory import MemoryBackend
+from kue.backends.sqlite import SQLiteBackend
+from kue.codec import decode
+from kue.job import Job
+from kue.plugins import get_plugin_manager
+from kue.records import DoneRecord, EncodedFields, takes_done_records
+from kue.worker.done_record import done_fields, done_record
+from kue.worker.settle import Admitted, JobSettler
 
 
 class Size(IntEnum):
@@ -55,3 +63,43 @@ def test_an_envelope_time_json_cannot_hold_is_left_out(enqueued_at: float) -> No
     record = done_record(JOB, "jobs.odd", enqueued_at, time.monotonic(), 1)
     assert record["enqueued_at"] is None
     assert json.loads(record.json)["enqueued_at"] is None
+
+
+def test_the_row_text_leaves_out_what_a_job_row_keeps_itself() -> None:
+    record = done_record(JOB, "jobs.x", 1764377000.5, time.monotonic(), {"n": 1})
+    row = json.loads(record.row_json)
+    assert not {"state", "attempts", "priority"} & set(row)
+    assert {**row, "state": "done", "attempts": 2, "priority": 2**31} == json.loads(record.json)
+
+
+def test_times_are_whole_microseconds_whose_text_is_their_float() -> None:
+    record = done_record(JOB, "jobs.x", 1764377000.5, time.monotonic() - 1.0, None)
+    text = record.row_json
+    for name in ("finished_at", "started_at"):
+        digits = text.split(f'"{name}":', 1)[1].split(",", 1)[0]
+        whole, _, micros = digits.partition(".")
+        assert len(micros) == 6 and record[name] == int(whole + micros) / 1e6
+
+
+@pytest.mark.parametrize("result", [{"n": (1, 2)}, object()])
+def test_done_fields_hold_the_jobs_own_result_and_the_same_text(result: Any) -> None:
+    fields = done_fields(JOB, "jobs.x", 1764377000.5, time.monotonic(), result)
+    assert isinstance(fields, EncodedFields)
+    assert fields["result"] is (result if type(result) is dict else None)
+    assert json.loads(fields.json) == json.loads(json.dumps(dict(fields)))
+
+
+def test_only_backends_that_say_so_get_the_text_alone(tmp_path: Path) -> None:
+    sqlite = SQLiteBackend(tmp_path / "q.db")
+    try:
+        assert takes_done_records(sqlite) and not takes_done_records(MemoryBackend())
+        for backend, kind in ((sqlite, DoneRecord), (MemoryBackend(), EncodedFields)):
+            settler = JobSettler(backend, get_plugin_manager())
+            assert backend.put_many("q", [PutItem(b'{"job": "jobs.x"}')])
+            job = backend.reserve(["q"], 0)
+            assert job is not None
+            admitted = Admitted(decode(job.body), Job, 60.0)
+            ack = settler.succeeded_later(job, admitted, time.monotonic(), 7)
+            assert type(ack.fields) is kind and ack.fields["result"] == 7
+    finally:
+        sqlite.close()

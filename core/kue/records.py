@@ -10,7 +10,8 @@ and write the record of a finished job in the same atomic step as its delete
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -20,11 +21,13 @@ __all__ = [
     "DEFAULT_RESULT_TTL",
     "NOTES_TTL",
     "ClaimStore",
+    "DoneRecord",
     "EncodedFields",
     "JobStatus",
     "RecordState",
     "RecordStore",
     "RecordingBackend",
+    "takes_done_records",
 ]
 
 #: Seconds the record of a done job is kept by default: one day, Celery's ``result_expires``.
@@ -60,6 +63,76 @@ class EncodedFields(dict[str, Any]):
         super().__init__(fields)
         #: The fields as one compact JSON object.
         self.json = json
+
+
+class DoneRecord(Mapping[str, Any]):
+    """The record of a job the worker finished, as JSON text made once; its fields on demand.
+
+    What the worker hands to a backend that stores records as JSON text and says so
+    (:func:`takes_done_records`): such a backend stores :attr:`json` (or :attr:`row_json`)
+    and never needs the fields apart. Read as a Mapping it is the fields, parsed from the
+    text on first use. Never changed once made.
+
+    :param rest: the record's JSON object without state, attempts and priority, from its
+        first member on (``'"finished_at":…}'``: no opening brace, the closing one included).
+    :param attempts: the job's reservations, this one included.
+    :param priority: the job's priority.
+    """
+
+    __slots__ = ("_fields", "attempts", "priority", "rest")
+
+    def __init__(self, rest: str, attempts: int, priority: int) -> None:
+        self.rest = rest
+        self.attempts = attempts
+        self.priority = priority
+        self._fields: dict[str, Any] | None = None
+
+    @property
+    def json(self) -> str:
+        """The whole record as one compact JSON object (state "done" and every field)."""
+        return (f'{{"state":"done","attempts":{self.attempts:d},'
+                f'"priority":{self.priority:d},{self.rest}')
+
+    @property
+    def row_json(self) -> str:
+        """The record without state, attempts and priority, for a backend whose row keeps them.
+
+        A backend that turns the job's row into its record has those three in the row's own
+        columns already; the text is that much shorter.
+        """
+        return "{" + self.rest
+
+    def _parsed(self) -> dict[str, Any]:
+        if self._fields is None:
+            self._fields = json.loads(self.json)
+        return self._fields
+
+    def __getitem__(self, name: str) -> Any:
+        return self._parsed()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+    def __repr__(self) -> str:
+        return f"DoneRecord({self.json})"
+
+
+#: The class attribute by which a :class:`RecordingBackend` says it takes a
+#: :class:`DoneRecord` as the fields of ``complete`` and of an ``Ack`` (see
+#: :func:`takes_done_records`).
+TAKES_DONE_RECORDS = "takes_done_records"
+
+
+def takes_done_records(backend: object) -> bool:
+    """Whether ``backend`` stores a :class:`DoneRecord` as its text (class attribute True).
+
+    A backend that does not say so gets the fields as a dict (:class:`EncodedFields`), as
+    every backend may: one that encodes them itself, a wrapper, a plugin written before.
+    """
+    return getattr(type(backend), TAKES_DONE_RECORDS, False) is True
 
 
 @runtime_checkable

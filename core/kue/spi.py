@@ -47,6 +47,7 @@ from kue.process import current_pid
 from kue.records import (
     DEFAULT_RESULT_TTL,
     NOTES_TTL,
+    DoneRecord,
     EncodedFields,
     RecordingBackend,
     RecordState,
@@ -73,6 +74,7 @@ __all__ = [
     "Capabilities",
     "ConfigError",
     "DeletableBackend",
+    "DoneRecord",
     "EncodedFields",
     "FusedBackend",
     "InspectableBackend",

@@ -44,7 +44,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from kue.backends import sqlite_records as records
@@ -55,6 +55,7 @@ from kue.spi import (
     BatchReply,
     Capabilities,
     ConfigError,
+    DoneRecord,
     EncodedFields,
     JobInfo,
     JobState,
@@ -343,6 +344,9 @@ def _records_signal_for(path: str) -> _Signal:
 
 class SQLiteBackend:
     """Jobs in one SQLite file (WAL mode). Thread-safe: one connection per thread and process."""
+
+    #: A done record is stored as the worker's text (kue.records.takes_done_records).
+    takes_done_records: ClassVar[bool] = True
 
     def __init__(
         self, path: str | os.PathLike[str], *, synchronous: str = "normal",
@@ -814,6 +818,8 @@ class SQLiteBackend:
     @staticmethod
     def _record_doc(fields: Mapping[str, Any]) -> str:
         """The done record ``complete`` stores in the row; TypeError or ValueError if not JSON."""
+        if isinstance(fields, DoneRecord):  # the worker's, without what the row keeps itself
+            return fields.row_json
         if isinstance(fields, EncodedFields):  # the worker's, encoded once; the row's own
             return fields.json                  # state, attempts and priority win on read
         # The row keeps state, attempts and priority; None values stay, as they override

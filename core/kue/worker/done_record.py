@@ -1,9 +1,10 @@
-"""The record of a finished job, encoded once: the fields and their JSON text together.
+"""The record of a finished job, encoded once: its JSON text, and its fields where asked.
 
 Every job a worker finishes with records on writes this record with its delete, so it is
 built for every job: the JSON text is formatted here directly (the fixed names, the numbers,
 the job's name encoded once per name) and only a result that is not a scalar goes through
-the JSON encoder, one made once. A backend that keeps records stores the text as it is
+the JSON encoder, one made once. A backend that stores the text as it is gets the text alone
+(:class:`kue.records.DoneRecord`); one that reads the fields gets them too
 (:class:`kue.records.EncodedFields`).
 """
 
@@ -19,9 +20,9 @@ from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore
 from typing import Any
 
 from kue.backend import Reservation
-from kue.records import EncodedFields
+from kue.records import DoneRecord, EncodedFields
 
-__all__ = ["done_record"]
+__all__ = ["done_fields", "done_record", "result_json"]
 
 log = logging.getLogger("kue.worker")
 
@@ -70,34 +71,70 @@ def result_json(result: Any) -> str:
     return _encode(result)
 
 
+def _why_not_kept(job: Reservation, name: str, exc: Exception) -> str:
+    """Why a result is kept as None (JSON cannot hold it); the log says it too.
+
+    The job succeeded; only its value cannot be kept.
+    """
+    log.warning("job %s %s returned a value that is not JSON-able (%s); its record keeps "
+                "None", name, job.id, exc)
+    return f"not JSON-able: {exc}"
+
+
+def _rest(finished: int, began: int, name: str, enqueued_at: float, value: str) -> str:
+    """The record's members after state, attempts and priority (see DoneRecord.rest).
+
+    The times are whole microseconds, their text made from the digits: cheaper than a
+    float's repr, and exact (it parses to the float nearest the microseconds over 1e6).
+    """
+    f, b = str(finished), str(began)
+    # An envelope's time is whatever its JSON said (json.loads takes Infinity too); a finite
+    # float's repr is its JSON text.
+    enqueued = repr(enqueued_at) if enqueued_at and math.isfinite(enqueued_at) else "null"
+    return (f'"finished_at":{f[:-6]}.{f[-6:]},"started_at":{b[:-6]}.{b[-6:]},'
+            f'"name":{_name_json(name)},"enqueued_at":{enqueued},"error":null,'
+            f'"result":{value}}}')
+
+
 def done_record(job: Reservation, name: str, enqueued_at: float, started: float,
-                result: Any) -> EncodedFields:
+                result: Any) -> DoneRecord:
     """The record of ``job``, finished now after starting at ``started`` (monotonic clock).
 
-    A result JSON cannot hold is kept as None, with the reason in ``result_error`` (the job
-    succeeded; only its value cannot be kept).
+    Its times are whole microseconds. A result JSON cannot hold is kept as None, with the
+    reason in ``result_error``.
     """
-    now = time.time()
-    started_at = now - (time.monotonic() - started)
-    # An envelope's time is whatever its JSON said (json.loads takes Infinity too).
-    enqueued = enqueued_at if enqueued_at and math.isfinite(enqueued_at) else None
+    finished = time.time_ns() // 1000
+    began = finished - int((time.monotonic() - started) * 1e6)
+    try:
+        value = result_json(result)
+    except (TypeError, ValueError, RecursionError) as exc:
+        value = 'null,"result_error":' + encode_basestring_ascii(_why_not_kept(job, name, exc))
+    return DoneRecord(_rest(finished, began, name, enqueued_at, value),
+                      job.attempts, job.priority)
+
+
+def done_fields(job: Reservation, name: str, enqueued_at: float, started: float,
+                result: Any) -> EncodedFields:
+    """As :func:`done_record`, as the dict of the record's fields with the same text.
+
+    For a backend that reads the fields rather than the text (see
+    :func:`kue.records.takes_done_records`): the result is the job's own value, the times
+    the floats the text says.
+    """
+    finished = time.time_ns() // 1000
+    began = finished - int((time.monotonic() - started) * 1e6)
     fields = {
-        "state": "done", "finished_at": now, "started_at": started_at,
-        "attempts": job.attempts, "priority": job.priority, "name": name,
-        "enqueued_at": enqueued, "error": None, "result": result,
+        "state": "done", "attempts": job.attempts, "priority": job.priority,
+        "finished_at": finished / 1e6, "started_at": began / 1e6, "name": name,
+        "enqueued_at": enqueued_at if enqueued_at and math.isfinite(enqueued_at) else None,
+        "error": None, "result": result,
     }
     try:
         value = result_json(result)
     except (TypeError, ValueError, RecursionError) as exc:
-        log.warning("job %s %s returned a value that is not JSON-able (%s); its record keeps "
-                    "None", name, job.id, exc)
         fields["result"] = None
-        fields["result_error"] = f"not JSON-able: {exc}"
-        return EncodedFields(fields, _encode(fields))
-    # One f-string: a finite float's repr is its JSON text, an int's decimal digits too.
-    enqueued_json = "null" if enqueued is None else repr(enqueued)
-    text = (f'{{"state":"done","finished_at":{now!r},"started_at":{started_at!r},'
-            f'"attempts":{job.attempts:d},"priority":{job.priority:d},'
-            f'"name":{_name_json(name)},"enqueued_at":{enqueued_json},'
-            f'"error":null,"result":{value}}}')
-    return EncodedFields(fields, text)
+        fields["result_error"] = _why_not_kept(job, name, exc)
+        value = 'null,"result_error":' + encode_basestring_ascii(fields["result_error"])
+    record = DoneRecord(_rest(finished, began, name, enqueued_at, value),
+                        job.attempts, job.priority)
+    return EncodedFields(fields, record.json)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -29,11 +29,11 @@ from kue.errors import (
 from kue.hookcalls import notify
 from kue.interrupts import TimeLimitExceeded
 from kue.job import DEFAULT_TIME_LIMIT, Job, lookup
-from kue.records import DEFAULT_RESULT_TTL, NOTES_TTL, EncodedFields
+from kue.records import DEFAULT_RESULT_TTL, NOTES_TTL, takes_done_records
 from kue.status import Records
 from kue.validation import retry_delay_within
 from kue.worker.current import RunningJob
-from kue.worker.done_record import done_record
+from kue.worker.done_record import done_fields, done_record
 from kue.worker.failure import Failure
 from kue.worker.logs import job_fields
 
@@ -107,6 +107,10 @@ class JobSettler:
         self.result_ttl = result_ttl
         self._complete_and_reserve = self.records.native and callable(
             getattr(backend, "complete_and_reserve", None))
+        # A record written with the delete, by a backend that stores the worker's text as it
+        # is, is that text alone (DoneRecord); every other store gets the fields too.
+        self._done_record: Callable[[Reservation, str, float, float, Any], Mapping[str, Any]] = (
+            done_record if self.records.native and takes_done_records(backend) else done_fields)
         self.stats = WorkerStats()
         self._lock = threading.Lock()
         self._fused = backend.capabilities.delete_and_reserve and isinstance(
@@ -192,7 +196,8 @@ class JobSettler:
         ttl = self._result_ttl(job, admitted)
         fields = None
         if ttl > 0 and self.records.store is not None:
-            fields = self._done_fields(job, admitted, started, result)
+            envelope = admitted.envelope  # encoded once (a result JSON cannot hold: None)
+            fields = self._done_record(job, envelope.job, envelope.enqueued_at, started, result)
         if fields is not None and self.records.native:
             next_job = self._complete(job, fields, ttl, next_from)
         else:
@@ -218,13 +223,16 @@ class JobSettler:
         """
         duration = time.monotonic() - started
         ttl = self._result_ttl(job, admitted)
-        ack = Ack(job)
         if ttl > 0 and self.records.store is not None:
-            fields = self._done_fields(job, admitted, started, result)
+            envelope = admitted.envelope  # encoded once (a result JSON cannot hold: None)
+            fields = self._done_record(job, envelope.job, envelope.enqueued_at, started, result)
             if self.records.native:  # written with the delete, the text as it was encoded
                 ack = Ack(job, fields, ttl)
             else:
+                ack = Ack(job)
                 self._record(job, fields, ttl)
+        else:
+            ack = Ack(job)
         self.count(succeeded=1)
         name = admitted.envelope.job
         if log.isEnabledFor(logging.INFO):
@@ -324,14 +332,7 @@ class JobSettler:
             return own
         return self.records.ttls.get(job.queue, self.result_ttl)
 
-    @staticmethod
-    def _done_fields(job: Reservation, admitted: Admitted, started: float,
-                     result: Any) -> EncodedFields:
-        """The record of a finished job, encoded once (a result JSON cannot hold: None)."""
-        envelope = admitted.envelope
-        return done_record(job, envelope.job, envelope.enqueued_at, started, result)
-
-    def _record(self, job: Reservation, fields: dict[str, Any], ttl: float | None) -> None:
+    def _record(self, job: Reservation, fields: Mapping[str, Any], ttl: float | None) -> None:
         """Merge fields into the job's record; a store that fails costs the record only.
 
         A value JSON cannot hold raises TypeError or ValueError, before anything is written.
@@ -343,7 +344,7 @@ class JobSettler:
         except KueError as exc:
             log.warning("could not write the record of job %s: %s", job.id, exc)
 
-    def _complete(self, job: Reservation, fields: dict[str, Any], ttl: float,
+    def _complete(self, job: Reservation, fields: Mapping[str, Any], ttl: float,
                   next_from: Sequence[str] | None) -> Reservation | None:
         """Delete and record in one atomic step; with ``next_from``, reserve the next too."""
         recording: Any = self.backend

@@ -74,7 +74,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from json.encoder import encode_basestring_ascii
-from typing import Any
+from typing import Any, ClassVar
 
 import redis
 from redis.backoff import ExponentialWithJitterBackoff
@@ -88,6 +88,7 @@ from kue.spi import (
     BatchReply,
     Capabilities,
     ConfigError,
+    DoneRecord,
     EncodedFields,
     JobInfo,
     JobState,
@@ -255,7 +256,7 @@ def packed_args(fields: Mapping[str, Any], ttl: float | None) -> list[ScriptArg]
 
 def packed_json(fields: Mapping[str, Any]) -> str:
     """``fields`` as one JSON object: the text the worker encoded, or encoded here."""
-    if isinstance(fields, EncodedFields):
+    if isinstance(fields, DoneRecord | EncodedFields):
         return fields.json
     return _dumps(fields if isinstance(fields, dict) else dict(fields))
 
@@ -296,6 +297,9 @@ def record_digest(flat: Sequence[Any]) -> str:
 
 class RedisBackend:
     """A kue backend on one Redis server (``redis://`` or ``rediss://``)."""
+
+    #: A done record is stored as the worker's text (kue.records.takes_done_records).
+    takes_done_records: ClassVar[bool] = True
 
     def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         """Prepare a connection pool for ``url``; nothing connects until the first call."""
