@@ -169,9 +169,13 @@ def test_done_records_expire_so_memory_stays_bounded() -> None:
     started = time.monotonic()
     assert worker.run(burst=True).succeeded == 20_000
     rate = 20_000 / (time.monotonic() - started)
-    kept = len(q.backend._store.records)  # type: ignore[attr-defined]
-    print(f"{rate:.0f} jobs/s; {kept} records left of 20,000")
-    assert kept <= rate * 0.2 * 1.5 + 100
+    table = q.backend._store.records  # type: ignore[attr-defined]
+    expiries = [expires for _, expires in table._records.values()]
+    print(f"{rate:.0f} jobs/s; {len(expiries)} records left of 20,000")
+    # Each write drops what expired by then, so what is left was finished within 0.2 s of the
+    # last write: a span of expiry times, not a rate, which a loaded machine would move.
+    assert 0 < len(expiries) < 20_000
+    assert max(expiries) - min(expiries) <= 0.2
 
 
 def test_a_queue_can_keep_its_records_for_its_own_time(tmp_path: Path) -> None:
