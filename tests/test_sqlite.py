@@ -14,14 +14,9 @@ from pathlib import Path
 import pytest
 
 import kue
-from kue.backends.sqlite import (
-    MAX_COMPOUND,
-    FileClock,
-    SQLiteBackend,
-    _take_sql,
-    boot_id,
-    path_from_url,
-)
+from kue.backends.sqlite import MAX_COMPOUND, SQLiteBackend, _take_sql
+from kue.backends.sqlite_clock import FileClock, boot_id
+from kue.backends.sqlite_options import path_from_url
 from kue.backends.sqlite_records import PURGE_BATCH
 from kue.spi import Ack, PutItem
 
