@@ -83,6 +83,26 @@ class FreshStoreContract:
         assert got == [(ids[0], b"0", 1), (ids[1], b"1", 1), (ids[2], b"2", 1)]
         assert queue.stats().total == 0
 
+    def test_close_may_come_from_a_thread_that_never_used_the_backend_and_again(
+        self, fresh_backend: Backend
+    ) -> None:
+        """Shutdown code closes from whatever thread it runs on, and cleanup may repeat it."""
+        kue.Queue(fresh_backend, fresh_name()).put(b"x")
+        errors: list[BaseException] = []
+
+        def close() -> None:
+            try:
+                fresh_backend.close()
+            except BaseException as exc:  # reported on the test's thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=close)
+        thread.start()
+        thread.join()
+        assert errors == []
+        fresh_backend.close()
+        fresh_backend.close()  # and the fixture closes it once more
+
     def test_the_first_completion_is_recorded(self, fresh_backend: Backend) -> None:
         if not (fresh_backend.capabilities.records
                 and isinstance(fresh_backend, RecordingBackend)):
