@@ -55,17 +55,23 @@ class FreshStoreContract:
             backend.close()
 
     def test_a_new_store_holds_no_queue_of_another(self, request: pytest.FixtureRequest,
-                                                   fresh_backend: Backend) -> None:
+                                                   fresh_backend: Backend,
+                                                   queue: kue.Queue) -> None:
         """Two stores of one process (two ``memory://`` names, two files) are apart."""
         if not request.node.stash.get(NEW_STORE, False):
             pytest.skip("the backend's store is its server's, shared with the session")
         if not isinstance(fresh_backend, QueueListing):
             pytest.skip(f"the {fresh_backend.capabilities.name} backend lists no queues "
                         "(kue.listing.QueueListing)")
+        queue.put(b"in the session's store")
         assert fresh_backend.list_queues() == []
         name = fresh_name()
         kue.Queue(fresh_backend, name).put(b"x")
         assert fresh_backend.list_queues() == [name]
+        assert queue.stats() == kue.QueueStats(ready=1)
+        job = queue.reserve(timeout=5)
+        assert job is not None
+        job.delete()
 
     def test_the_first_jobs_keep_order_and_are_counted(self, fresh_backend: Backend) -> None:
         queue = kue.Queue(fresh_backend, fresh_name())
