@@ -206,15 +206,17 @@ def mutmut_main() -> None:
 def mutants(session: nox.Session) -> None:
     """Mutation testing of the memory and sqlite backends against the contract suite alone.
 
-    For each backend (or only those named after ``--``: ``nox -s mutants -- memory``) mutmut
-    mutates its modules in a scratch copy of ``kue`` and runs, for each mutant, the contract
-    tests that call the mutated function (``-p kue_contract --kue-backend=NAME``), two mutants
-    at a time (``KUE_MUTANTS_CHILDREN`` sets another number). A mutant is killed when a test
-    fails or times out. Case-only mutations of SQL text are left out (:func:`mutmut_main`).
+    For each target (or only those named after ``--``: ``nox -s mutants -- memory``) mutmut
+    mutates its modules in a scratch copy of ``kue`` and runs, for each mutant, the tests
+    that call the mutated function: the contract suite (``-p kue_contract
+    --kue-backend=NAME``), or for ``sqlite-own`` the test files of :data:`MUTANT_OWN_TESTS`,
+    two mutants at a time (``KUE_MUTANTS_CHILDREN`` sets another number). A mutant is killed
+    when a test fails or times out. Case-only mutations of SQL text are left out
+    (:func:`mutmut_main`).
     Other words after ``--`` name mutants to run again (``nox -s mutants -- sqlite
     'kue.backends.sqlite.x_close__mutmut_1'``; globs too), against the suite as it is now.
     Prints mutmut's summary and every survivor; docs/contract.md records the last result.
-    Slow (minutes for memory, an hour or more for sqlite), so not in the default sessions.
+    Slow (ten minutes for memory, twenty for sqlite), so not in the default sessions.
     ``KUE_MUTANTS_FRESH=1`` starts over instead of resuming.
     """
     import shutil
