@@ -145,6 +145,37 @@ class FreshStoreContract:
         waiter.join(5)
         assert store.read_record(name, "1") == {"progress": 0.5}
 
+    def test_a_completion_wakes_a_waiter_that_read_the_record_before_it(
+        self, fresh_backend: Backend
+    ) -> None:
+        """Every record write wakes a waiter, not only the first: here the store's second."""
+        if not (fresh_backend.capabilities.records
+                and isinstance(fresh_backend, RecordingBackend)):
+            pytest.skip(f"the {fresh_backend.capabilities.name} backend records no job as it "
+                        "completes (capability records=False)")
+        store: RecordingBackend = fresh_backend
+        queue = kue.Queue(fresh_backend, fresh_name())
+        job_id = queue.put(b"x")
+        held = queue.reserve(timeout=5)
+        assert held is not None
+        store.update_record(queue.name, job_id, {"progress": 0.5}, 600.0)
+        have_read, returned = threading.Event(), threading.Event()
+        seen: list[object] = []
+
+        def read_and_wait() -> None:
+            seen.append(store.read_record(queue.name, job_id))
+            have_read.set()
+            store.wait_record(queue.name, job_id, 30.0)
+            returned.set()
+
+        waiter = threading.Thread(target=read_and_wait, daemon=True)
+        waiter.start()
+        assert have_read.wait(5 + SCHEDULING)
+        store.complete(held.reservation, {"state": "done", "result": 1}, 600.0)
+        assert returned.wait(5 + SCHEDULING), "wait_record missed the completion"
+        waiter.join(5)
+        assert seen == [{"progress": 0.5}]
+
     def test_the_first_record_wait_with_no_write_returns_by_its_timeout(
         self, fresh_backend: Backend
     ) -> None:
