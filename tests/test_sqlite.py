@@ -14,14 +14,10 @@ from pathlib import Path
 import pytest
 
 import kue
-from kue.backends.sqlite import (
-    MAX_COMPOUND,
-    FileClock,
-    SQLiteBackend,
-    _take_sql,
-    boot_id,
-    path_from_url,
-)
+from kue.backends import sqlite_clock
+from kue.backends.sqlite import MAX_COMPOUND, SQLiteBackend, _take_sql
+from kue.backends.sqlite_clock import FileClock, boot_id
+from kue.backends.sqlite_options import SQLITE_MAX_LENGTH, path_from_url
 from kue.backends.sqlite_records import PURGE_BATCH
 from kue.spi import Ack, PutItem
 
@@ -56,6 +52,27 @@ def _waiter(url: str, rounds: int, timeout: float) -> subprocess.Popen[str]:
 def test_urls_name_relative_and_absolute_files() -> None:
     assert path_from_url("sqlite:///kue.db") == Path("kue.db")
     assert path_from_url("sqlite:////var/lib/kue.db") == Path("/var/lib/kue.db")
+    assert path_from_url("sqlite:kue.db") == Path("kue.db")
+
+
+def test_a_url_that_names_no_file_says_how_to_write_one() -> None:
+    with pytest.raises(kue.ConfigError, match=r"names no file; .* or sqlite:////var/lib/"):
+        path_from_url("sqlite://")
+
+
+def test_synchronous_full_makes_sqlite_sync_every_commit(tmp_path: Path) -> None:
+    backend = SQLiteBackend(tmp_path / "full.db", synchronous="full")
+    assert backend._conn().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    backend.close()
+    with pytest.raises(kue.ConfigError, match="synchronous must be 'normal' or 'full'"):
+        SQLiteBackend(tmp_path / "full.db", synchronous="extra")
+
+
+@pytest.mark.parametrize("max_body", [1, SQLITE_MAX_LENGTH])
+def test_max_body_takes_each_end_of_its_range(tmp_path: Path, max_body: int) -> None:
+    backend = SQLiteBackend(tmp_path / "limit.db", max_body=max_body)
+    assert backend.capabilities.max_body == max_body
+    backend.close()
 
 
 def test_reserve_uses_the_ready_index_without_scanning_or_sorting(tmp_path: Path) -> None:
@@ -346,8 +363,13 @@ def test_kick_with_a_count_over_sqlite_integers_moves_what_there_is(tmp_path: Pa
 def test_a_max_body_under_one_byte_is_refused(tmp_path: Path, max_body: int) -> None:
     with pytest.raises(kue.ConfigError, match="max_body"):
         kue.connect(f"sqlite:///{tmp_path}/limit.db?max_body={max_body}")
-    with pytest.raises(kue.ConfigError, match="max_body"):
+    with pytest.raises(kue.ConfigError, match="max_body must be a whole number of bytes"):
         SQLiteBackend(tmp_path / "limit.db", max_body=max_body)
+
+
+def test_a_max_body_of_true_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(kue.ConfigError, match="max_body"):
+        SQLiteBackend(tmp_path / "limit.db", max_body=True)
 
 
 @pytest.mark.skipif(boot_id() is None, reason="the file's clock is the wall clock without a "
@@ -396,3 +418,26 @@ def test_the_file_clock_is_taken_again_after_a_reboot(tmp_path: Path) -> None:
     after = FileClock(conn, boot="boot-two")
     assert after.offset is not None
     assert abs(after.now() - time.time()) < 1.0  # a new boot starts from the wall clock
+
+
+def test_the_file_clock_carries_on_the_offset_its_boot_stored(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "carry.db", isolation_level=None)
+    if FileClock(conn, boot="boot-one").offset is None:
+        return  # no boot-time clock here: the wall clock throughout
+    conn.execute("UPDATE kue_clock SET base = 12345.0")
+    assert FileClock(conn, boot="boot-one").offset == 12345.0
+    assert FileClock(conn, boot="boot-two").offset != 12345.0
+
+
+def test_without_a_boot_id_the_file_clock_is_the_wall_clock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sqlite_clock, "_BOOT_ID_FILE", tmp_path / "no-such-file")
+    assert boot_id() is None
+    conn = sqlite3.connect(tmp_path / "wall.db", isolation_level=None)
+    clock = FileClock(conn)
+    assert clock.offset is None
+    before = time.time()
+    assert before <= clock.now() <= time.time()
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'kue_clock'").fetchone() \
+        is None

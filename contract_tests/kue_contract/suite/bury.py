@@ -108,8 +108,8 @@ class PeekContract:
         first_id = queue.put("first", priority=1)
         seen = queue.peek("ready")
         assert seen is not None
-        assert (seen.id, seen.body, seen.priority, seen.state) == (
-            first_id, b"first", 1, kue.JobState.READY)
+        assert (seen.queue, seen.id, seen.body, seen.priority, seen.state) == (
+            queue.name, first_id, b"first", 1, kue.JobState.READY)
         assert queue.stats() == kue.QueueStats(ready=2)
         job = queue.reserve(timeout=5)
         assert job is not None and job.id == first_id
@@ -120,6 +120,7 @@ class PeekContract:
         soon = queue.put("sooner", delay=BIG_DELAY)
         seen = queue.peek("delayed")
         assert seen is not None and seen.id == soon and seen.state is kue.JobState.DELAYED
+        assert seen.queue == queue.name
         assert queue.stats() == kue.QueueStats(delayed=2)
 
     @pytest.mark.requires("peek", "bury", "parallel")
@@ -132,7 +133,7 @@ class PeekContract:
         x.bury()
         seen = queue.peek("buried")
         assert seen is not None and seen.id == y.id and seen.body == b"y"
-        assert seen.state is kue.JobState.BURIED
+        assert seen.state is kue.JobState.BURIED and seen.queue == queue.name
         assert queue.stats() == kue.QueueStats(buried=2)
 
     @pytest.mark.requires("peek")

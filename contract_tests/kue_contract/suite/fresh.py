@@ -55,17 +55,23 @@ class FreshStoreContract:
             backend.close()
 
     def test_a_new_store_holds_no_queue_of_another(self, request: pytest.FixtureRequest,
-                                                   fresh_backend: Backend) -> None:
+                                                   fresh_backend: Backend,
+                                                   queue: kue.Queue) -> None:
         """Two stores of one process (two ``memory://`` names, two files) are apart."""
         if not request.node.stash.get(NEW_STORE, False):
             pytest.skip("the backend's store is its server's, shared with the session")
         if not isinstance(fresh_backend, QueueListing):
             pytest.skip(f"the {fresh_backend.capabilities.name} backend lists no queues "
                         "(kue.listing.QueueListing)")
+        queue.put(b"in the session's store")
         assert fresh_backend.list_queues() == []
         name = fresh_name()
         kue.Queue(fresh_backend, name).put(b"x")
         assert fresh_backend.list_queues() == [name]
+        assert queue.stats() == kue.QueueStats(ready=1)
+        job = queue.reserve(timeout=5)
+        assert job is not None
+        job.delete()
 
     def test_the_first_jobs_keep_order_and_are_counted(self, fresh_backend: Backend) -> None:
         queue = kue.Queue(fresh_backend, fresh_name())
@@ -82,6 +88,26 @@ class FreshStoreContract:
             job.delete()
         assert got == [(ids[0], b"0", 1), (ids[1], b"1", 1), (ids[2], b"2", 1)]
         assert queue.stats().total == 0
+
+    def test_close_may_come_from_a_thread_that_never_used_the_backend_and_again(
+        self, fresh_backend: Backend
+    ) -> None:
+        """Shutdown code closes from whatever thread it runs on, and cleanup may repeat it."""
+        kue.Queue(fresh_backend, fresh_name()).put(b"x")
+        errors: list[BaseException] = []
+
+        def close() -> None:
+            try:
+                fresh_backend.close()
+            except BaseException as exc:  # reported on the test's thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=close)
+        thread.start()
+        thread.join()
+        assert errors == []
+        fresh_backend.close()
+        fresh_backend.close()  # and the fixture closes it once more
 
     def test_the_first_completion_is_recorded(self, fresh_backend: Backend) -> None:
         if not (fresh_backend.capabilities.records
@@ -118,6 +144,37 @@ class FreshStoreContract:
         assert returned.wait(5 + SCHEDULING), "wait_record missed the first record written"
         waiter.join(5)
         assert store.read_record(name, "1") == {"progress": 0.5}
+
+    def test_a_completion_wakes_a_waiter_that_read_the_record_before_it(
+        self, fresh_backend: Backend
+    ) -> None:
+        """Every record write wakes a waiter, not only the first: here the store's second."""
+        if not (fresh_backend.capabilities.records
+                and isinstance(fresh_backend, RecordingBackend)):
+            pytest.skip(f"the {fresh_backend.capabilities.name} backend records no job as it "
+                        "completes (capability records=False)")
+        store: RecordingBackend = fresh_backend
+        queue = kue.Queue(fresh_backend, fresh_name())
+        job_id = queue.put(b"x")
+        held = queue.reserve(timeout=5)
+        assert held is not None
+        store.update_record(queue.name, job_id, {"progress": 0.5}, 600.0)
+        have_read, returned = threading.Event(), threading.Event()
+        seen: list[object] = []
+
+        def read_and_wait() -> None:
+            seen.append(store.read_record(queue.name, job_id))
+            have_read.set()
+            store.wait_record(queue.name, job_id, 30.0)
+            returned.set()
+
+        waiter = threading.Thread(target=read_and_wait, daemon=True)
+        waiter.start()
+        assert have_read.wait(5 + SCHEDULING)
+        store.complete(held.reservation, {"state": "done", "result": 1}, 600.0)
+        assert returned.wait(5 + SCHEDULING), "wait_record missed the completion"
+        waiter.join(5)
+        assert seen == [{"progress": 0.5}]
 
     def test_the_first_record_wait_with_no_write_returns_by_its_timeout(
         self, fresh_backend: Backend

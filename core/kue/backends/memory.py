@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kue.backends.record_table import RecordTable
+from kue.backends.sweep import Sweep
 from kue.spi import (
     Ack,
     BatchReply,
@@ -49,6 +50,8 @@ __all__ = ["CAPABILITIES", "MemoryBackend", "kue_backend", "kue_contract_server"
 #: The longest single wait on the condition; a longer timeout waits in slices of this
 #: (``threading.Condition.wait`` raises OverflowError past ``threading.TIMEOUT_MAX``).
 MAX_WAIT_SLICE = 3600.0
+#: Unique keys and claims written between two sweeps of the expired ones.
+KEY_SWEEP_EVERY = 1000
 
 CAPABILITIES = Capabilities(
     name="memory",
@@ -114,8 +117,9 @@ class _Store:
         self.unique: dict[tuple[str, str], tuple[str, float, bool]] = {}
         #: claim's keys: (namespace, key) -> (value, expires).
         self.claims: dict[tuple[str, str], tuple[str, float]] = {}
-        #: Writes since expired keys were last swept out of ``unique`` and ``claims``.
-        self.key_writes = 0
+        #: Key writes; every KEY_SWEEP_EVERY-th also sweeps expired ones out of ``unique``
+        #: and ``claims``.
+        self.key_sweep = Sweep(KEY_SWEEP_EVERY)
 
     def queue(self, name: str) -> _Queue:
         """The queue object of ``name``, created if needed (only for a job entering it)."""
@@ -320,10 +324,9 @@ class MemoryBackend:
         return None
 
     def _count_key_write(self, now: float) -> None:
-        """Every 1000 key writes, drop the expired keys, so the tables stay small."""
+        """Every KEY_SWEEP_EVERY key writes, drop the expired keys, so the tables stay small."""
         store = self._store
-        store.key_writes += 1
-        if store.key_writes % 1000:
+        if not store.key_sweep.count():
             return
         for k in [k for k, (_, expires, _) in store.unique.items() if expires <= now]:
             del store.unique[k]

@@ -1,36 +1,19 @@
 """The embedded default backend: one SQLite file, durable, shared by every process using it.
 
-``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``; query options
-``synchronous=normal|full`` (default normal: a commit survives a crash of the process, ``full``
-also a power cut) and ``max_body`` (bytes).
+This module is the queue protocol on table ``kue_jobs`` (:mod:`kue.backends.sqlite_schema`).
+The URL and its options are read by :mod:`kue.backends.sqlite_options`; due times are on the
+file's own clock (:mod:`kue.backends.sqlite_clock`); job records' expiry is on the wall clock.
 
-Table ``kue_jobs``: ``id`` (INTEGER PRIMARY KEY AUTOINCREMENT, so ids are never reused and double
-as the put order), ``queue``, ``state`` (0 ready, 1 delayed, 2 reserved, 3 buried, 4 done: the
-row kept as the finished job's record), ``priority``, ``due`` (delayed: when ready; reserved:
-when the lease runs out; buried: the bury order; done: minus the record's expiry), ``ttr``,
-``attempts``, ``body`` (done: the record, JSON, in place of the envelope), ``record`` (only in
-done rows an older kue wrote, which kept the envelope and the record apart). Reserving takes
-the first row of the partial index ``kue_jobs_ready (queue, priority, id) WHERE state = 0`` in a
-single ``UPDATE ... RETURNING`` statement, which SQLite runs under its write lock, so two
-consumers can never take one job, and the cost is O(log n) whatever the depth. Delayed, reserved
-and buried rows are in the partial index ``kue_jobs_waiting (queue, state, due)``, done rows in
-``kue_jobs_done (due DESC)``, which only the purge of expired records reads: each row is in one
-index, and finishing a job moves its entry from the first to the end of the second (see
-``complete``).
+Reserving takes the first row of the partial index ``kue_jobs_ready (queue, priority, id) WHERE
+state = 0`` in a single ``UPDATE ... RETURNING`` statement, which SQLite runs under its write
+lock, so two consumers can never take one job, and the cost is O(log n) whatever the depth.
+Finishing a job moves its index entry from ``kue_jobs_waiting`` to the end of ``kue_jobs_done``
+(see ``complete``).
 
 A blocked reserve waits on a condition that puts from this process signal, and between those
 checks ``PRAGMA data_version`` (which changes when another connection commits). The checks
 start :data:`FIRST_POLL` apart and back off to :data:`POLL_INTERVAL`: a put from another
 process wakes a reserve within 25 ms, and an idle consumer costs well under 1 % of a core.
-
-Time. Due times of delayed jobs and leases are on the file's own clock (:class:`FileClock`):
-on Linux the kernel's boot-time clock (``CLOCK_BOOTTIME``: the same for every process of one
-boot, never stepped by NTP or an administrator, counting suspended time) plus an offset stored
-in the file per boot id, so a forward step of the wall clock neither hands a running job to a
-second worker nor brings delayed jobs forward. After a reboot the offset is taken again from
-the wall clock, so delays span reboots as wall-clock time. Where no boot id is known (not
-Linux), the clock is the wall clock, and a step of it moves every due time by the step.
-Job records' expiry is on the wall clock.
 """
 
 from __future__ import annotations
@@ -45,21 +28,28 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from kue.backends import sqlite_records as records
+from kue.backends import sqlite_schema as schema
 from kue.backends import sqlite_unique as unique
+from kue.backends.sqlite_clock import FileClock, boot_id
+from kue.backends.sqlite_options import (
+    DEFAULT_MAX_BODY,
+    OPTIONS,
+    path_from_url,
+    synchronous_pragma,
+)
+from kue.backends.sqlite_schema import BURIED, DELAYED, DONE, READY, RESERVED
+from kue.backends.sweep import Sweep
 from kue.spi import (
     Ack,
     BackendUnavailable,
     BatchReply,
     Capabilities,
-    ConfigError,
     DoneRecord,
     EncodedFields,
     JobInfo,
     JobState,
-    Option,
     PutItem,
     QueueStats,
     Reservation,
@@ -86,10 +76,6 @@ __all__ = [
 POLL_INTERVAL = 0.025
 #: Seconds before the first such check; the interval doubles up to POLL_INTERVAL.
 FIRST_POLL = 0.002
-#: Largest body by default: SQLite can hold up to 1 GB, but a job queue is no blob store.
-DEFAULT_MAX_BODY = 64 * 2**20
-#: SQLite's own ceiling on one value (SQLITE_MAX_LENGTH as built by default).
-SQLITE_MAX_LENGTH = 1_000_000_000
 #: Most SELECTs one compound statement may join (SQLITE_MAX_COMPOUND_SELECT as built by
 #: default); a reserve over more queues names them in one JSON array instead.
 MAX_COMPOUND = 500
@@ -110,9 +96,6 @@ CAPABILITIES = Capabilities(
     reserve_many=True,
 )
 
-READY, DELAYED, RESERVED, BURIED = 0, 1, 2, 3
-#: A finished job's row kept as its record: ``body`` holds the record, ``due`` its expiry.
-DONE = 4
 #: JSON as records hold it (made once: ``json.dumps`` with options builds an encoder per call).
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
@@ -120,38 +103,8 @@ _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _IN_ROW = frozenset({"state", "attempts", "priority"})
 
 
-def _envelope_fields(body: bytes) -> dict[str, Any]:
-    """The job name and enqueue time of a kue envelope body (nothing for a plain body).
-
-    Only done rows an older kue wrote (the envelope kept in ``body``) are read this way.
-    """
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    if not isinstance(doc, dict):
-        return {}
-    return {"name": doc.get("job"), "enqueued_at": doc.get("enqueued_at") or None}
 _STATES = {READY: JobState.READY, DELAYED: JobState.DELAYED, RESERVED: JobState.RESERVED,
            BURIED: JobState.BURIED}
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS kue_jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    queue TEXT NOT NULL,
-    state INTEGER NOT NULL,
-    priority INTEGER NOT NULL,
-    due REAL NOT NULL DEFAULT 0,
-    ttr REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    body BLOB NOT NULL,
-    record BLOB
-);
-CREATE INDEX IF NOT EXISTS kue_jobs_ready ON kue_jobs (queue, priority, id) WHERE state = 0;
-CREATE INDEX IF NOT EXISTS kue_jobs_waiting ON kue_jobs (queue, state, due)
-    WHERE state != 0 AND state != 4;
-CREATE INDEX IF NOT EXISTS kue_jobs_done ON kue_jobs (due DESC) WHERE state = 4;
-"""
 
 #: The WHERE of ``kue_jobs_waiting``. SQLite uses a partial index only for a query whose WHERE
 #: holds these very terms, so every query meant for the index repeats them. ``!=`` is no range
@@ -245,73 +198,6 @@ def _take_many_sql(n_queues: int) -> str:
     )
 
 
-def path_from_url(url: str) -> Path:
-    """The database file of ``sqlite:///relative`` or ``sqlite:////absolute``."""
-    parts = urlsplit(url)
-    raw = (parts.netloc + parts.path)[1:] if parts.path.startswith("/") else parts.path
-    if not raw:
-        raise ConfigError(
-            f"SQLite URL {url!r} names no file; write sqlite:///kue.sqlite3 (relative) "
-            "or sqlite:////var/lib/kue.sqlite3 (absolute)"
-        )
-    return Path(raw)
-
-
-_BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
-_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
-
-
-def boot_id() -> str | None:
-    """The id of the running boot (Linux), or None where the system tells none."""
-    try:
-        return _BOOT_ID_FILE.read_text().strip() or None
-    except OSError:
-        return None
-
-
-def _since_boot() -> float:
-    assert _BOOTTIME is not None
-    return time.clock_gettime(_BOOTTIME)
-
-
-class FileClock:
-    """Seconds on one queue file's clock, the same for every process of one boot.
-
-    With a boot id and ``CLOCK_BOOTTIME`` (Linux): the boot-time clock plus an offset that the
-    first process of a boot to open the file stores in table ``kue_clock`` (the wall clock's
-    reading then, so due times written before carry on). Otherwise: the wall clock.
-    """
-
-    def __init__(self, conn: sqlite3.Connection, boot: str | None = None) -> None:
-        """Read (or, first in this boot, write) the file's offset through ``conn``."""
-        boot = boot_id() if boot is None else boot
-        self.offset: float | None = None
-        if boot is None or _BOOTTIME is None:
-            return
-        conn.execute("CREATE TABLE IF NOT EXISTS kue_clock (boot TEXT NOT NULL, base REAL "
-                     "NOT NULL)")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            row = conn.execute("SELECT boot, base FROM kue_clock").fetchone()
-            if row is not None and row[0] == boot:
-                self.offset = float(row[1])
-            else:
-                self.offset = time.time() - _since_boot()
-                conn.execute("DELETE FROM kue_clock")
-                conn.execute("INSERT INTO kue_clock (boot, base) VALUES (?, ?)",
-                             (boot, self.offset))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    def now(self) -> float:
-        """The file's time: boot-time clock plus offset, or the wall clock."""
-        if self.offset is None:
-            return time.time()
-        return _since_boot() + self.offset
-
-
 _wakeups: dict[str, threading.Condition] = {}
 _wakeups_lock = threading.Lock()
 
@@ -353,62 +239,24 @@ class SQLiteBackend:
         max_body: int = DEFAULT_MAX_BODY, url: str = "",
     ) -> None:
         """Open (creating if needed) the queue database at ``path``."""
-        if synchronous.lower() not in ("normal", "full"):
-            raise ConfigError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
-        if isinstance(max_body, bool) or not isinstance(max_body, int) or not (
-                1 <= max_body <= SQLITE_MAX_LENGTH):
-            raise ConfigError(
-                f"max_body must be a whole number of bytes from 1 to {SQLITE_MAX_LENGTH}, "
-                f"got {max_body!r}")
+        pragma = synchronous_pragma(synchronous, max_body)
         self.path = str(Path(path).resolve())
         self.url = url or f"sqlite:///{self.path}"
-        self.synchronous = synchronous.upper()
+        self.synchronous = pragma
         self.capabilities = dataclasses.replace(CAPABILITIES, max_body=max_body)
         self._local = threading.local()
         self._wakeup = _wakeup_for(self.path)
         self._take_sql: dict[int, str] = {}
         self._take_many_sql: dict[int, str] = {}
         conn = self._conn()
-        conn.executescript(SCHEMA + records.SCHEMA + unique.SCHEMA)
-        self._migrate(conn)
+        conn.executescript(schema.SCHEMA + records.SCHEMA + unique.SCHEMA)
+        schema.migrate(conn)
         self._clock = FileClock(conn)
-        self._completed = 0
+        #: Every PURGE_BATCH-th key written by put_unique and claim, and done record written,
+        #: also removes a batch of expired ones.
+        self._key_sweep = Sweep(unique.PURGE_BATCH)
+        self._record_sweep = Sweep(records.PURGE_BATCH)
         self._records_changed = _records_signal_for(self.path)
-
-    @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
-        """Bring a file an older kue wrote up to date (idempotent).
-
-        Each step is found from the schema itself rather than from a version number: an older
-        kue that opens the file again recreates the index it knows, and the next open by this
-        one drops it again. The steps, oldest first:
-
-        1. Before job records: no ``record`` column.
-        2. Before ``kue_jobs_due``: index ``kue_jobs_timed`` held every row, and done rows kept
-           their expiry as a positive ``due``; they are negated.
-        3. Before ``kue_jobs_waiting`` and ``kue_jobs_done``: ``kue_jobs_due (queue, state,
-           due) WHERE state != 0`` held the done rows too: it grew with every record kept,
-           and each finished job's entry went into the middle of it. SCHEMA has already
-           built the two indexes that replace it.
-        """
-        columns = {row[1] for row in conn.execute("PRAGMA table_info(kue_jobs)")}
-        if "record" not in columns:
-            conn.execute("ALTER TABLE kue_jobs ADD COLUMN record BLOB")
-        old = {row[0] for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' "
-            "AND name IN ('kue_jobs_timed', 'kue_jobs_due')")}
-        if not old:
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if "kue_jobs_timed" in old:
-                conn.execute("DROP INDEX IF EXISTS kue_jobs_timed")
-                conn.execute(f"UPDATE kue_jobs SET due = -due WHERE state = {DONE} AND due > 0")
-            conn.execute("DROP INDEX IF EXISTS kue_jobs_due")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     # -- connections -----------------------------------------------------------------------
 
@@ -490,7 +338,8 @@ class SQLiteBackend:
                 _INSERT, self._row(queue, body, priority, delay, ttr, self._clock.now())
             ).fetchone()
             unique.hold(conn, queue, key, str(job_id), ttl, until_done, now)
-            self._count_key_write(conn, now)
+            if self._key_sweep.count():
+                unique.purge_expired(conn, now)
         self._notify()
         return str(job_id), True
 
@@ -498,21 +347,10 @@ class SQLiteBackend:
               expect: str | None) -> str | None:
         """Set ``key`` to ``value`` for ``ttl`` s if it holds ``expect`` (kue.ClaimStore)."""
         stopped = unique.claim(self._conn(), namespace, key, value, ttl, expect)
-        if stopped is None and (self._key_writes + 1) % unique.PURGE_BATCH == 0:
+        if self._key_sweep.count() and stopped is None:
             with self._write() as conn:
-                self._count_key_write(conn, time.time())
-        else:
-            self._key_writes += 1
+                unique.purge_expired(conn, time.time())
         return stopped
-
-    #: Keys written by put_unique and claim in this object: every PURGE_BATCH-th write also
-    #: removes a batch of expired ones.
-    _key_writes = 0
-
-    def _count_key_write(self, conn: sqlite3.Connection, now: float) -> None:
-        self._key_writes += 1
-        if self._key_writes % unique.PURGE_BATCH == 0:
-            unique.purge_expired(conn, now)
 
     # -- reserving -------------------------------------------------------------------------
 
@@ -832,9 +670,7 @@ class SQLiteBackend:
         Every :data:`PURGE_BATCH` records written remove up to as many expired ones, so the
         records kept stay about those of the last retention period.
         """
-        before = self._completed
-        self._completed += n
-        return self._completed // records.PURGE_BATCH != before // records.PURGE_BATCH
+        return self._record_sweep.count(n)
 
     @staticmethod
     def _purge_expired(conn: sqlite3.Connection) -> None:
@@ -866,10 +702,7 @@ class SQLiteBackend:
         if row is None:
             return notes
         record, body, attempts, priority = row
-        if record is None:  # the body is the record
-            done = json.loads(body)
-        else:  # written before records replaced the body: the envelope is still there
-            done = {**_envelope_fields(body), **json.loads(record)}
+        done = schema.done_record(record, body)
         merged = {**(notes or {}), **done, "state": "done", "attempts": attempts,
                   "priority": priority}
         return {k: v for k, v in merged.items() if v is not None}
@@ -958,16 +791,6 @@ class SQLiteBackend:
         if conn is not None and self._local.pid == os.getpid():
             conn.close()
         self._local = threading.local()
-
-
-#: The options a sqlite URL (``sqlite:///kue.sqlite3?synchronous=full``) or configuration sets.
-OPTIONS = (
-    Option("synchronous", "choice", "normal",
-           "normal: a commit survives a crash of the program; full: of the machine too",
-           choices=("normal", "full")),
-    Option("max_body", "int", DEFAULT_MAX_BODY, "largest body in bytes", low=1,
-           high=SQLITE_MAX_LENGTH),
-)
 
 
 @hookimpl

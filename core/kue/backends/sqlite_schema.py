@@ -1,0 +1,107 @@
+"""The sqlite backend's table of jobs: its schema, and what files an older kue wrote hold.
+
+Table ``kue_jobs``: ``id`` (INTEGER PRIMARY KEY AUTOINCREMENT, so ids are never reused and double
+as the put order), ``queue``, ``state`` (0 ready, 1 delayed, 2 reserved, 3 buried, 4 done: the
+row kept as the finished job's record), ``priority``, ``due`` (delayed: when ready; reserved:
+when the lease runs out; buried: the bury order; done: minus the record's expiry), ``ttr``,
+``attempts``, ``body`` (done: the record, JSON, in place of the envelope), ``record`` (only in
+done rows an older kue wrote, which kept the envelope and the record apart). Ready rows are in
+the partial index ``kue_jobs_ready (queue, priority, id) WHERE state = 0``; delayed, reserved
+and buried rows in ``kue_jobs_waiting (queue, state, due)``; done rows in ``kue_jobs_done (due
+DESC)``, which only the purge of expired records reads: each row is in one index.
+
+A file an older kue wrote is brought up to date when opened (:func:`migrate`), and its done
+rows of the older layout are read with :func:`done_record`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+__all__ = ["BURIED", "DELAYED", "DONE", "READY", "RESERVED", "SCHEMA", "done_record", "migrate"]
+
+#: The ``state`` column's codes.
+READY, DELAYED, RESERVED, BURIED = 0, 1, 2, 3
+#: A finished job's row kept as its record: ``body`` holds the record, ``due`` its expiry.
+DONE = 4
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS kue_jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    due REAL NOT NULL DEFAULT 0,
+    ttr REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    body BLOB NOT NULL,
+    record BLOB
+);
+CREATE INDEX IF NOT EXISTS kue_jobs_ready ON kue_jobs (queue, priority, id) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS kue_jobs_waiting ON kue_jobs (queue, state, due)
+    WHERE state != 0 AND state != 4;
+CREATE INDEX IF NOT EXISTS kue_jobs_done ON kue_jobs (due DESC) WHERE state = 4;
+"""
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file an older kue wrote up to date (idempotent).
+
+    Each step is found from the schema itself rather than from a version number: an older
+    kue that opens the file again recreates the index it knows, and the next open by this
+    one drops it again. The steps, oldest first:
+
+    1. Before job records: no ``record`` column.
+    2. Before ``kue_jobs_due``: index ``kue_jobs_timed`` held every row, and done rows kept
+       their expiry as a positive ``due``; they are negated.
+    3. Before ``kue_jobs_waiting`` and ``kue_jobs_done``: ``kue_jobs_due (queue, state,
+       due) WHERE state != 0`` held the done rows too: it grew with every record kept,
+       and each finished job's entry went into the middle of it. SCHEMA has already
+       built the two indexes that replace it.
+    """
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(kue_jobs)")}
+    if "record" not in columns:
+        conn.execute("ALTER TABLE kue_jobs ADD COLUMN record BLOB")
+    old = {row[0] for row in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' "
+        "AND name IN ('kue_jobs_timed', 'kue_jobs_due')")}
+    if not old:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if "kue_jobs_timed" in old:
+            conn.execute("DROP INDEX IF EXISTS kue_jobs_timed")
+            conn.execute(f"UPDATE kue_jobs SET due = -due WHERE state = {DONE} AND due > 0")
+        conn.execute("DROP INDEX IF EXISTS kue_jobs_due")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _envelope_fields(body: bytes) -> dict[str, Any]:
+    """The job name and enqueue time of a kue envelope body (nothing for a plain body).
+
+    Only done rows an older kue wrote (the envelope kept in ``body``) are read this way.
+    """
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {"name": doc.get("job"), "enqueued_at": doc.get("enqueued_at") or None}
+
+
+def done_record(record: bytes | None, body: bytes) -> dict[str, Any]:
+    """The done record a done row holds (``record`` and ``body`` are its columns).
+
+    A row this kue wrote holds the record in ``body``; one an older kue wrote kept the envelope
+    there and the record in ``record``, and the envelope's job name and enqueue time fill in.
+    """
+    if record is None:
+        done: dict[str, Any] = json.loads(body)
+        return done
+    return {**_envelope_fields(body), **json.loads(record)}
