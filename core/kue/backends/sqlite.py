@@ -19,6 +19,7 @@ process wakes a reserve within 25 ms, and an idle consumer costs well under 1 % 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import sqlite3
@@ -131,6 +132,8 @@ _HELD = "id = ? AND state = 2 AND attempts = ? AND due > ?"
 #: A held job becomes its done record; ``due`` is minus the record's expiry (see complete).
 _COMPLETE = f"UPDATE kue_jobs SET state = {DONE}, due = ?, body = ? WHERE {_HELD}"
 _DELETE_HELD = f"DELETE FROM kue_jobs WHERE {_HELD}"
+#: A batch of acks is undone to here when a job of it is no longer held (see _ack_all).
+_SAVEPOINT_ACKS, _ROLLBACK_ACKS = "SAVEPOINT acks", "ROLLBACK TO acks"
 #: The longest expired done rows first, off ``kue_jobs_done`` (``due`` is minus the expiry).
 _PURGE_DONE = (
     f"DELETE FROM kue_jobs WHERE id IN (SELECT id FROM kue_jobs WHERE state = {DONE} "
@@ -246,8 +249,9 @@ class SQLiteBackend:
         self.capabilities = dataclasses.replace(CAPABILITIES, max_body=max_body)
         self._local = threading.local()
         self._wakeup = _wakeup_for(self.path)
-        self._take_sql: dict[int, str] = {}
-        self._take_many_sql: dict[int, str] = {}
+        # Each reserve statement is built once per number of queues it reserves from.
+        self._take_sql = functools.cache(_take_sql)
+        self._take_many_sql = functools.cache(_take_many_sql)
         conn = self._conn()
         conn.executescript(schema.SCHEMA + records.SCHEMA + unique.SCHEMA)
         schema.migrate(conn)
@@ -364,11 +368,8 @@ class SQLiteBackend:
         conn = self._conn()
         now = self._clock.now()
         self._promote(conn, queues, now)
-        sql = self._take_sql.get(len(queues))
-        if sql is None:
-            sql = self._take_sql[len(queues)] = _take_sql(len(queues))
         names = (json.dumps(list(queues)),) if len(queues) > MAX_COMPOUND else tuple(queues)
-        row = conn.execute(sql, (now, *names)).fetchone()
+        row = conn.execute(self._take_sql(len(queues)), (now, *names)).fetchone()
         if row is None:
             return None
         job_id, queue, body, priority, attempts, ttr = row
@@ -380,11 +381,8 @@ class SQLiteBackend:
         """Reserve up to ``n`` ready jobs in one statement; most urgent first."""
         now = self._clock.now()
         self._promote(conn, queues, now)
-        sql = self._take_many_sql.get(len(queues))
-        if sql is None:
-            sql = self._take_many_sql[len(queues)] = _take_many_sql(len(queues))
         names = (json.dumps(list(queues)),) if len(queues) > MAX_COMPOUND else tuple(queues)
-        rows = conn.execute(sql, (now, *names, n)).fetchall()
+        rows = conn.execute(self._take_many_sql(len(queues)), (now, *names, n)).fetchall()
         rows.sort(key=lambda row: (row[3], row[0]))
         return [Reservation(queue=queue, id=str(job_id), body=bytes(body), priority=priority,
                             attempts=attempts % ATTEMPT_SPAN, ttr=ttr, receipt=str(attempts))
@@ -455,13 +453,13 @@ class SQLiteBackend:
                     deletes.append(held)
                 else:
                     completes.append((-(wall + ack.ttl), doc, *held))
-            conn.execute("SAVEPOINT acks")
+            conn.execute(_SAVEPOINT_ACKS)
             changed = conn.executemany(_DELETE_HELD, deletes).rowcount if deletes else 0
             if completes:
                 changed += conn.executemany(_COMPLETE, completes).rowcount
             if changed == len(settled):
                 return [], len(completes)
-            conn.execute("ROLLBACK TO acks")
+            conn.execute(_ROLLBACK_ACKS)
         lost: list[Reservation] = []
         completed = 0
         for ack, doc in settled:
