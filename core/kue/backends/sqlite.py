@@ -201,15 +201,6 @@ def _take_many_sql(n_queues: int) -> str:
     )
 
 
-_wakeups: dict[str, threading.Condition] = {}
-_wakeups_lock = threading.Lock()
-
-
-def _wakeup_for(path: str) -> threading.Condition:
-    with _wakeups_lock:
-        return _wakeups.setdefault(path, threading.Condition())
-
-
 class _Signal:
     """A condition that knows whether anyone waits on it, so writers skip a useless notify."""
 
@@ -223,12 +214,14 @@ class _Signal:
                 self.cond.notify_all()
 
 
-_record_signals: dict[str, _Signal] = {}
+_signals: dict[str, tuple[threading.Condition, _Signal]] = {}
+_signals_lock = threading.Lock()
 
 
-def _records_signal_for(path: str) -> _Signal:
-    with _wakeups_lock:
-        return _record_signals.setdefault(path, _Signal())
+def _signals_for(path: str) -> tuple[threading.Condition, _Signal]:
+    """What one database file's backends in this process signal: a put, and a record written."""
+    with _signals_lock:
+        return _signals.setdefault(path, (threading.Condition(), _Signal()))
 
 
 class SQLiteBackend:
@@ -248,7 +241,7 @@ class SQLiteBackend:
         self.synchronous = pragma
         self.capabilities = dataclasses.replace(CAPABILITIES, max_body=max_body)
         self._local = threading.local()
-        self._wakeup = _wakeup_for(self.path)
+        self._wakeup, self._records_changed = _signals_for(self.path)
         # Each reserve statement is built once per number of queues it reserves from.
         self._take_sql = functools.cache(_take_sql)
         self._take_many_sql = functools.cache(_take_many_sql)
@@ -260,7 +253,6 @@ class SQLiteBackend:
         #: also removes a batch of expired ones.
         self._key_sweep = Sweep(unique.PURGE_BATCH)
         self._record_sweep = Sweep(records.PURGE_BATCH)
-        self._records_changed = _records_signal_for(self.path)
 
     # -- connections -----------------------------------------------------------------------
 
@@ -351,7 +343,7 @@ class SQLiteBackend:
               expect: str | None) -> str | None:
         """Set ``key`` to ``value`` for ``ttl`` s if it holds ``expect`` (kue.ClaimStore)."""
         stopped = unique.claim(self._conn(), namespace, key, value, ttl, expect)
-        if self._key_sweep.count() and stopped is None:
+        if self._key_sweep.count():
             with self._write() as conn:
                 unique.purge_expired(conn, time.time())
         return stopped
@@ -420,7 +412,7 @@ class SQLiteBackend:
                 conn.execute(f"UPDATE kue_jobs SET state = 0, due = 0, "
                              f"attempts = attempts - 1 + {ATTEMPT_SPAN} WHERE {_HELD}",
                              (int(job.id), int(job.receipt), now))
-            if completed and self._count_completed(completed):
+            if self._count_completed(completed):
                 self._purge_expired(conn)
             if n:
                 reserved = self._take_many(conn, queues, n)
@@ -643,8 +635,7 @@ class SQLiteBackend:
         if self._count_completed(1):  # now and then the purge, in the same transaction
             with self._write() as conn:
                 cur = conn.execute(_COMPLETE, params)
-                if cur.rowcount == 1:
-                    self._purge_expired(conn)
+                self._purge_expired(conn)
         else:
             cur = self._conn().execute(_COMPLETE, params)
         if cur.rowcount != 1:
