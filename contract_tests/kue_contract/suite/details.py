@@ -30,6 +30,10 @@ PROMPT = 5.0
 #: Seconds a record wait is watched with nobody writing, and the most returns allowed then.
 QUIET = 1.0
 MOST_SPURIOUS = 20
+#: The most CPU time a quiet record wait may spend, as a share of the time it waits. A thread
+#: blocked on a condition, a socket or a poll every few milliseconds spends well under 1 %; a
+#: busy loop spends what the scheduler gives it, most of a core.
+MOST_CPU_SHARE = 0.1
 
 
 def _recording(queue: kue.Queue, batches: bool = False) -> RecordingBackend:
@@ -237,6 +241,24 @@ class DetailsContract:
             returns += 1
         assert returns <= MOST_SPURIOUS, f"{returns} returns in {QUIET} s with no write"
 
+    def test_a_record_wait_with_no_write_spends_next_to_no_cpu(
+        self, store: RecordStore, queue: kue.Queue
+    ) -> None:
+        """No busy loop inside one wait either, which counting returns cannot see.
+
+        The calling thread's own CPU time is compared with the time it waited, not the wall
+        clock with a bound: a loaded machine slows a blocked waiter down without making it
+        spend more, while a loop that polls ever faster spends every slice it is given.
+        """
+        store.update_record(queue.name, "1", {"progress": 0.1}, 600.0)
+        started, cpu = time.monotonic(), time.thread_time()
+        deadline = started + QUIET
+        while (left := deadline - time.monotonic()) > 0:
+            store.read_record(queue.name, "1")
+            store.wait_record(queue.name, "1", left)
+        cpu, waited = time.thread_time() - cpu, time.monotonic() - started
+        assert cpu <= MOST_CPU_SHARE * waited, f"{cpu:.3f} s of CPU in {waited:.3f} s of waiting"
+
     @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
     def test_a_record_json_cannot_hold_is_refused_and_nothing_is_written(
         self, store: RecordStore, queue: kue.Queue, bad: float
@@ -380,6 +402,8 @@ class DetailsContract:
 
 #: More queues than one SQL statement may join on SQLite (its backend switches to a JSON list).
 MANY_QUEUES = 600
+#: The most queues one SQL statement joins there: the last count before that switch.
+MOST_JOINED = 500
 
 
 def _short_delay(caps: kue.Capabilities) -> float:
@@ -521,19 +545,34 @@ class DetailsOfTimeAndBatchesContract:
     def test_reserve_from_many_queues_takes_the_most_urgent_of_all(
         self, make_queue: Callable[[], kue.Queue]
     ) -> None:
+        """Over many queues, and over exactly as many as one SQL statement joins on SQLite."""
         queues = [make_queue() for _ in range(MANY_QUEUES)]
-        names = [q.name for q in queues]
-        low = queues[-1].put(b"low", priority=9)
+        names, joined = [q.name for q in queues], [q.name for q in queues[:MOST_JOINED]]
+        low = queues[-1].put(b"low", priority=9)  # beyond the first MOST_JOINED queues
+        first_ones = [queues[0].put(b"first", priority=6),
+                      queues[MOST_JOINED - 1].put(b"edge", priority=5)]
         high = queues[MANY_QUEUES // 2].put(b"high", priority=1)
         first = queues[0].reserve_from(names, timeout=5)
         assert first is not None and (first.id, first.queue) == (high, names[MANY_QUEUES // 2])
         first.delete()
         backend = queues[0].backend
         if isinstance(backend, BatchBackend) and queues[0].capabilities.reserve_many:
+            edge = queues[0].reserve_from(joined, timeout=5)
+            assert edge is not None and (edge.id, edge.queue) == (first_ones[1], joined[-1])
+            edge.release()
+            got = backend.reserve_many(joined, 3, 5)
+            assert [(j.id, j.queue) for j in got] == [(first_ones[1], joined[-1]),
+                                                      (first_ones[0], joined[0])]
+            backend.settle_many([Ack(j) for j in got], (), joined, 0, 0)
             got = backend.reserve_many(names, 2, 5)
             assert [(j.id, j.queue) for j in got] == [(low, names[-1])]
             backend.settle_many([Ack(got[0])], (), names, 0, 0)
         else:
+            for job_id in reversed(first_ones):
+                job = queues[0].reserve_from(joined, timeout=5)
+                assert job is not None and job.id == job_id
+                job.delete()
+            assert queues[0].reserve_from(joined, timeout=0) is None
             last = queues[0].reserve_from(names, timeout=5)
             assert last is not None and last.id == low
             last.delete()

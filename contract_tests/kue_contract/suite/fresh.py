@@ -10,6 +10,7 @@ and claim on it must behave as on a store that has seen thousands.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -22,6 +23,7 @@ from kue.records import ClaimStore, RecordingBackend, RecordStore
 from kue_contract.helpers import SCHEDULING
 from kue_contract.plugin import fresh_name
 from kue_contract.servers import ServerUnavailable, serve, spec_for
+from kue_contract.suite.details import MOST_SPURIOUS, QUIET
 
 #: Set on a test's node when its ``fresh_backend`` has a store no other test has used.
 NEW_STORE = pytest.StashKey[bool]()
@@ -29,6 +31,8 @@ NEW_STORE = pytest.StashKey[bool]()
 MANY_KEYS = 1000
 #: Completions that certainly include a periodic sweep of expired records (every 100 here).
 MANY_COMPLETIONS = 250
+#: Seconds between writes to the other store while a record waiter watches its own.
+WRITE_EVERY = 0.005
 
 
 class FreshStoreContract:
@@ -72,6 +76,48 @@ class FreshStoreContract:
         job = queue.reserve(timeout=5)
         assert job is not None
         job.delete()
+
+    def test_a_record_wait_is_not_woken_by_writes_to_another_store(
+        self, request: pytest.FixtureRequest, fresh_backend: Backend, queue: kue.Queue
+    ) -> None:
+        """A waiter on one store may return spuriously, but not once per write to another.
+
+        Else a waiting ``result()`` would spin as fast as an unrelated store is written to.
+        """
+        if not request.node.stash.get(NEW_STORE, False):
+            pytest.skip("the backend's store is its server's, shared with the session")
+        waited_on = queue.records.store
+        if waited_on is None or not isinstance(fresh_backend, RecordStore) \
+                or not fresh_backend.capabilities.records:
+            pytest.skip(f"the {fresh_backend.capabilities.name} backend keeps no job records "
+                        "(capability records=False)")
+        waited_on.update_record(queue.name, "1", {"progress": 0.1}, 600.0)
+        returns: list[int] = []
+        errors: list[BaseException] = []
+        done = threading.Event()
+
+        def read_and_wait() -> None:
+            try:
+                deadline = time.monotonic() + QUIET
+                while (left := deadline - time.monotonic()) > 0:
+                    waited_on.read_record(queue.name, "1")
+                    waited_on.wait_record(queue.name, "1", left)
+                    returns.append(1)
+            except BaseException as exc:  # reported on the test's thread
+                errors.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=read_and_wait, daemon=True).start()
+        other, written = fresh_name(), 0
+        give_up = time.monotonic() + QUIET + 5 + SCHEDULING
+        while not done.wait(WRITE_EVERY) and time.monotonic() < give_up:
+            fresh_backend.update_record(other, "1", {"progress": written}, 600.0)
+            written += 1
+        assert done.is_set(), f"a record wait of {QUIET} s did not return"
+        assert errors == []
+        assert len(returns) <= MOST_SPURIOUS, \
+            f"{len(returns)} returns in {QUIET} s, with {written} writes to another store"
 
     def test_the_first_jobs_keep_order_and_are_counted(self, fresh_backend: Backend) -> None:
         queue = kue.Queue(fresh_backend, fresh_name())

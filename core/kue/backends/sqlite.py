@@ -19,6 +19,7 @@ process wakes a reserve within 25 ms, and an idle consumer costs well under 1 % 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import sqlite3
@@ -131,6 +132,8 @@ _HELD = "id = ? AND state = 2 AND attempts = ? AND due > ?"
 #: A held job becomes its done record; ``due`` is minus the record's expiry (see complete).
 _COMPLETE = f"UPDATE kue_jobs SET state = {DONE}, due = ?, body = ? WHERE {_HELD}"
 _DELETE_HELD = f"DELETE FROM kue_jobs WHERE {_HELD}"
+#: A batch of acks is undone to here when a job of it is no longer held (see _ack_all).
+_SAVEPOINT_ACKS, _ROLLBACK_ACKS = "SAVEPOINT acks", "ROLLBACK TO acks"
 #: The longest expired done rows first, off ``kue_jobs_done`` (``due`` is minus the expiry).
 _PURGE_DONE = (
     f"DELETE FROM kue_jobs WHERE id IN (SELECT id FROM kue_jobs WHERE state = {DONE} "
@@ -198,15 +201,6 @@ def _take_many_sql(n_queues: int) -> str:
     )
 
 
-_wakeups: dict[str, threading.Condition] = {}
-_wakeups_lock = threading.Lock()
-
-
-def _wakeup_for(path: str) -> threading.Condition:
-    with _wakeups_lock:
-        return _wakeups.setdefault(path, threading.Condition())
-
-
 class _Signal:
     """A condition that knows whether anyone waits on it, so writers skip a useless notify."""
 
@@ -220,12 +214,14 @@ class _Signal:
                 self.cond.notify_all()
 
 
-_record_signals: dict[str, _Signal] = {}
+_signals: dict[str, tuple[threading.Condition, _Signal]] = {}
+_signals_lock = threading.Lock()
 
 
-def _records_signal_for(path: str) -> _Signal:
-    with _wakeups_lock:
-        return _record_signals.setdefault(path, _Signal())
+def _signals_for(path: str) -> tuple[threading.Condition, _Signal]:
+    """What one database file's backends in this process signal: a put, and a record written."""
+    with _signals_lock:
+        return _signals.setdefault(path, (threading.Condition(), _Signal()))
 
 
 class SQLiteBackend:
@@ -245,9 +241,10 @@ class SQLiteBackend:
         self.synchronous = pragma
         self.capabilities = dataclasses.replace(CAPABILITIES, max_body=max_body)
         self._local = threading.local()
-        self._wakeup = _wakeup_for(self.path)
-        self._take_sql: dict[int, str] = {}
-        self._take_many_sql: dict[int, str] = {}
+        self._wakeup, self._records_changed = _signals_for(self.path)
+        # Each reserve statement is built once per number of queues it reserves from.
+        self._take_sql = functools.cache(_take_sql)
+        self._take_many_sql = functools.cache(_take_many_sql)
         conn = self._conn()
         conn.executescript(schema.SCHEMA + records.SCHEMA + unique.SCHEMA)
         schema.migrate(conn)
@@ -256,7 +253,6 @@ class SQLiteBackend:
         #: also removes a batch of expired ones.
         self._key_sweep = Sweep(unique.PURGE_BATCH)
         self._record_sweep = Sweep(records.PURGE_BATCH)
-        self._records_changed = _records_signal_for(self.path)
 
     # -- connections -----------------------------------------------------------------------
 
@@ -347,7 +343,7 @@ class SQLiteBackend:
               expect: str | None) -> str | None:
         """Set ``key`` to ``value`` for ``ttl`` s if it holds ``expect`` (kue.ClaimStore)."""
         stopped = unique.claim(self._conn(), namespace, key, value, ttl, expect)
-        if self._key_sweep.count() and stopped is None:
+        if self._key_sweep.count():
             with self._write() as conn:
                 unique.purge_expired(conn, time.time())
         return stopped
@@ -364,11 +360,8 @@ class SQLiteBackend:
         conn = self._conn()
         now = self._clock.now()
         self._promote(conn, queues, now)
-        sql = self._take_sql.get(len(queues))
-        if sql is None:
-            sql = self._take_sql[len(queues)] = _take_sql(len(queues))
         names = (json.dumps(list(queues)),) if len(queues) > MAX_COMPOUND else tuple(queues)
-        row = conn.execute(sql, (now, *names)).fetchone()
+        row = conn.execute(self._take_sql(len(queues)), (now, *names)).fetchone()
         if row is None:
             return None
         job_id, queue, body, priority, attempts, ttr = row
@@ -380,11 +373,8 @@ class SQLiteBackend:
         """Reserve up to ``n`` ready jobs in one statement; most urgent first."""
         now = self._clock.now()
         self._promote(conn, queues, now)
-        sql = self._take_many_sql.get(len(queues))
-        if sql is None:
-            sql = self._take_many_sql[len(queues)] = _take_many_sql(len(queues))
         names = (json.dumps(list(queues)),) if len(queues) > MAX_COMPOUND else tuple(queues)
-        rows = conn.execute(sql, (now, *names, n)).fetchall()
+        rows = conn.execute(self._take_many_sql(len(queues)), (now, *names, n)).fetchall()
         rows.sort(key=lambda row: (row[3], row[0]))
         return [Reservation(queue=queue, id=str(job_id), body=bytes(body), priority=priority,
                             attempts=attempts % ATTEMPT_SPAN, ttr=ttr, receipt=str(attempts))
@@ -422,7 +412,7 @@ class SQLiteBackend:
                 conn.execute(f"UPDATE kue_jobs SET state = 0, due = 0, "
                              f"attempts = attempts - 1 + {ATTEMPT_SPAN} WHERE {_HELD}",
                              (int(job.id), int(job.receipt), now))
-            if completed and self._count_completed(completed):
+            if self._count_completed(completed):
                 self._purge_expired(conn)
             if n:
                 reserved = self._take_many(conn, queues, n)
@@ -455,13 +445,13 @@ class SQLiteBackend:
                     deletes.append(held)
                 else:
                     completes.append((-(wall + ack.ttl), doc, *held))
-            conn.execute("SAVEPOINT acks")
+            conn.execute(_SAVEPOINT_ACKS)
             changed = conn.executemany(_DELETE_HELD, deletes).rowcount if deletes else 0
             if completes:
                 changed += conn.executemany(_COMPLETE, completes).rowcount
             if changed == len(settled):
                 return [], len(completes)
-            conn.execute("ROLLBACK TO acks")
+            conn.execute(_ROLLBACK_ACKS)
         lost: list[Reservation] = []
         completed = 0
         for ack, doc in settled:
@@ -645,8 +635,7 @@ class SQLiteBackend:
         if self._count_completed(1):  # now and then the purge, in the same transaction
             with self._write() as conn:
                 cur = conn.execute(_COMPLETE, params)
-                if cur.rowcount == 1:
-                    self._purge_expired(conn)
+                self._purge_expired(conn)
         else:
             cur = self._conn().execute(_COMPLETE, params)
         if cur.rowcount != 1:
