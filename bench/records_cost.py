@@ -88,6 +88,19 @@ def _spread(runs: list[float]) -> str:
     return f"{ordered[0]:6.2f} (median {ordered[len(ordered) // 2]:6.2f})"
 
 
+def _on_against_off(label: str, reps: int, one_run: Callable[[str], float]) -> None:
+    """Print ``one_run(side)`` (µs per job) over ``reps`` rounds, records on and off taking turns.
+
+    The side that goes first alternates, so neither always runs on a warmer cache.
+    """
+    runs: dict[str, list[float]] = {"on": [], "off": []}
+    for rep in range(reps):
+        for side in ("on", "off") if rep % 2 == 0 else ("off", "on"):
+            runs[side].append(one_run(side))
+    for side in ("off", "on"):
+        print(f"{label}, records {side:3s}: {_spread(runs[side])} µs/job")
+
+
 def worker_python(jobs: int, reps: int) -> None:
     """The worker's CPU per job with canned replies, records on and off, per prefetch mode."""
     backend = CannedRedis(encode(envelope_of(answer.message(1))))
@@ -99,17 +112,15 @@ def worker_python(jobs: int, reps: int) -> None:
                 "off": Worker(backend, ["q"], keeper=keeper, timers=timers, prefetch=prefetch,
                               result_ttl=0),
             }
-            runs: dict[str, list[float]] = {"on": [], "off": []}
-            for rep in range(reps):
-                for side in ("on", "off") if rep % 2 == 0 else ("off", "on"):
-                    worker = workers[side]
-                    backend.refill(jobs)
-                    started = time.process_time()
-                    worker.run(burst=True, max_jobs=worker.stats.handled + jobs)
-                    runs[side].append((time.process_time() - started) / jobs * 1e6)
-            for side in ("off", "on"):
-                print(f"worker Python, prefetch {prefetch:2d}, records {side:3s}: "
-                      f"{_spread(runs[side])} µs/job")
+
+            def one_run(side: str, workers: dict[str, Worker] = workers) -> float:
+                worker = workers[side]
+                backend.refill(jobs)
+                started = time.process_time()
+                worker.run(burst=True, max_jobs=worker.stats.handled + jobs)
+                return (time.process_time() - started) / jobs * 1e6
+
+            _on_against_off(f"worker Python, prefetch {prefetch:2d}", reps, one_run)
     finally:
         keeper.close()
         timers.close()
@@ -135,19 +146,18 @@ def sqlite_worker(jobs: int, reps: int) -> None:
                     "off": Worker(backend, ["off"], keeper=keeper, timers=timers,
                                   prefetch=prefetch, result_ttl=0),
                 }
-                runs: dict[str, list[float]] = {"on": [], "off": []}
-                for rep in range(reps):
-                    for side in ("on", "off") if rep % 2 == 0 else ("off", "on"):
-                        worker = workers[side]
-                        _put(backend, side, bodies)
-                        started = time.process_time()
-                        worker.run(burst=True, max_jobs=worker.stats.handled + jobs)
-                        runs[side].append((time.process_time() - started) / jobs * 1e6)
-                        if backend.stats(side).total:
-                            raise RuntimeError(f"the worker left jobs on {side!r}")
-                for side in ("off", "on"):
-                    print(f"sqlite worker, prefetch {prefetch:2d}, records {side:3s}: "
-                          f"{_spread(runs[side])} µs/job")
+
+                def one_run(side: str, workers: dict[str, Worker] = workers) -> float:
+                    worker = workers[side]
+                    _put(backend, side, bodies)
+                    started = time.process_time()
+                    worker.run(burst=True, max_jobs=worker.stats.handled + jobs)
+                    spent = (time.process_time() - started) / jobs * 1e6
+                    if backend.stats(side).total:
+                        raise RuntimeError(f"the worker left jobs on {side!r}")
+                    return spent
+
+                _on_against_off(f"sqlite worker, prefetch {prefetch:2d}", reps, one_run)
         finally:
             keeper.close()
             timers.close()
@@ -206,20 +216,19 @@ def server(jobs: int, reps: int) -> None:
 
         try:
             for prefetch in PREFETCH:
-                runs: dict[str, list[float]] = {"on": [], "off": []}
-                for rep in range(reps):
-                    for side in ("on", "off") if rep % 2 == 0 else ("off", "on"):
-                        queue = f"cost-{uuid.uuid4().hex[:8]}"
-                        ids = _fill(backend, queue, body, jobs)
-                        before = cpu()
-                        _chain(client, shas, QueueKeys.of(backend.settings.prefix, queue), ids,
-                               prefetch, side == "on")
-                        runs[side].append((cpu() - before) / jobs * 1e6)
-                        if backend.stats(queue).total:
-                            raise RuntimeError(f"the chain left jobs on {queue!r}")
-                for side in ("off", "on"):
-                    print(f"server, prefetch {prefetch:2d}, records {side:3s}: "
-                          f"{_spread(runs[side])} µs/job")
+
+                def one_run(side: str, prefetch: int = prefetch) -> float:
+                    queue = f"cost-{uuid.uuid4().hex[:8]}"
+                    ids = _fill(backend, queue, body, jobs)
+                    before = cpu()
+                    _chain(client, shas, QueueKeys.of(backend.settings.prefix, queue), ids,
+                           prefetch, side == "on")
+                    spent = (cpu() - before) / jobs * 1e6
+                    if backend.stats(queue).total:
+                        raise RuntimeError(f"the chain left jobs on {queue!r}")
+                    return spent
+
+                _on_against_off(f"server, prefetch {prefetch:2d}", reps, one_run)
         finally:
             client.close()
             backend.close()
