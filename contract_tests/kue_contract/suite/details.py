@@ -17,7 +17,16 @@ from collections.abc import Callable, Iterator
 import pytest
 
 import kue
-from kue.backend import Ack, BatchBackend, BatchReply, JobInfo, JobState, PutItem, UniqueBackend
+from kue.backend import (
+    Ack,
+    Backend,
+    BatchBackend,
+    BatchReply,
+    JobInfo,
+    JobState,
+    PutItem,
+    UniqueBackend,
+)
 from kue.codec import Envelope, encode
 from kue.records import RecordingBackend, RecordStore
 from kue.status import InspectableBackend
@@ -36,15 +45,15 @@ MOST_SPURIOUS = 20
 MOST_CPU_SHARE = 0.1
 
 
-def _recording(queue: kue.Queue, batches: bool = False) -> RecordingBackend:
-    """The queue's backend if it records jobs as they complete, else the test is skipped.
+def _recording(of: kue.Queue | Backend, batches: bool = False) -> RecordingBackend:
+    """The backend (of a queue) if it records jobs as they complete, else the test is skipped.
 
     With ``batches``, the backend must also settle batches (:class:`BatchBackend`).
     """
-    backend = queue.backend
-    if not (queue.capabilities.records and isinstance(backend, RecordingBackend)
+    backend = of.backend if isinstance(of, kue.Queue) else of
+    if not (backend.capabilities.records and isinstance(backend, RecordingBackend)
             and (not batches or isinstance(backend, BatchBackend))):
-        pytest.skip(f"the {queue.capabilities.name} backend records no job as it "
+        pytest.skip(f"the {backend.capabilities.name} backend records no job as it "
                     "completes (capability records=False)")
     return backend
 

@@ -23,7 +23,7 @@ from kue.records import ClaimStore, RecordingBackend, RecordStore
 from kue_contract.helpers import SCHEDULING
 from kue_contract.plugin import fresh_name
 from kue_contract.servers import ServerUnavailable, serve, spec_for
-from kue_contract.suite.details import MOST_SPURIOUS, QUIET
+from kue_contract.suite.details import MOST_SPURIOUS, QUIET, _recording
 
 #: Set on a test's node when its ``fresh_backend`` has a store no other test has used.
 NEW_STORE = pytest.StashKey[bool]()
@@ -156,16 +156,13 @@ class FreshStoreContract:
         fresh_backend.close()  # and the fixture closes it once more
 
     def test_the_first_completion_is_recorded(self, fresh_backend: Backend) -> None:
-        if not (fresh_backend.capabilities.records
-                and isinstance(fresh_backend, RecordingBackend)):
-            pytest.skip(f"the {fresh_backend.capabilities.name} backend records no job as it "
-                        "completes (capability records=False)")
+        store = _recording(fresh_backend)
         queue = kue.Queue(fresh_backend, fresh_name())
         job_id = queue.put(b"x")
         held = queue.reserve(timeout=5)
         assert held is not None
-        fresh_backend.complete(held.reservation, {"state": "done", "result": 1}, 600.0)
-        record = fresh_backend.read_record(queue.name, job_id)
+        store.complete(held.reservation, {"state": "done", "result": 1}, 600.0)
+        record = store.read_record(queue.name, job_id)
         assert record is not None and record["result"] == 1
         assert queue.stats().total == 0
 
@@ -195,11 +192,7 @@ class FreshStoreContract:
         self, fresh_backend: Backend
     ) -> None:
         """Every record write wakes a waiter, not only the first: here the store's second."""
-        if not (fresh_backend.capabilities.records
-                and isinstance(fresh_backend, RecordingBackend)):
-            pytest.skip(f"the {fresh_backend.capabilities.name} backend records no job as it "
-                        "completes (capability records=False)")
-        store: RecordingBackend = fresh_backend
+        store = _recording(fresh_backend)
         queue = kue.Queue(fresh_backend, fresh_name())
         job_id = queue.put(b"x")
         held = queue.reserve(timeout=5)
@@ -292,20 +285,17 @@ class FreshStoreContract:
         self, fresh_backend: Backend
     ) -> None:
         """Expired records are swept out now and then; live ones never are."""
-        if not (fresh_backend.capabilities.records
-                and isinstance(fresh_backend, RecordingBackend)):
-            pytest.skip(f"the {fresh_backend.capabilities.name} backend records no job as it "
-                        "completes (capability records=False)")
+        store = _recording(fresh_backend)
         queue = kue.Queue(fresh_backend, fresh_name())
         ids = []
         for n in range(MANY_COMPLETIONS):
             job_id = queue.put(b"x")
             held = queue.reserve(timeout=5)
             assert held is not None and held.id == job_id
-            fresh_backend.complete(held.reservation, {"state": "done", "result": n}, 600.0)
+            store.complete(held.reservation, {"state": "done", "result": n}, 600.0)
             ids.append(job_id)
         for n, job_id in enumerate(ids):
-            record = fresh_backend.read_record(queue.name, job_id)
+            record = store.read_record(queue.name, job_id)
             assert record is not None and record["result"] == n
 
     def test_some_hundred_batch_completions_of_one_job_each_are_all_recorded(
