@@ -103,6 +103,8 @@ def done_record(job: Reservation, name: str, enqueued_at: float, started: float,
     Its times are whole microseconds. A result JSON cannot hold is kept as None, with the
     reason in ``result_error``.
     """
+    # Inline rather than shared with done_fields: this runs for every finished job, and the
+    # two helper calls a shared version needs measured 0.1-0.3 µs of its 2.4-2.6.
     finished = time.time_ns() // 1000
     began = finished - int((time.monotonic() - started) * 1e6)
     try:
