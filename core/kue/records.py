@@ -73,25 +73,20 @@ class DoneRecord(Mapping[str, Any]):
     and never needs the fields apart. Read as a Mapping it is the fields, parsed from the
     text on first use. Never changed once made.
 
-    :param rest: the record's JSON object without state, attempts and priority, from its
-        first member on (``'"finished_at":…}'``: no opening brace, the closing one included).
-    :param attempts: the job's reservations, this one included.
-    :param priority: the job's priority.
+    :param json: the whole record as one compact JSON object: state "done", attempts and
+        priority first, in that order, then ``"finished_at"`` and the other fields.
+    :param attempts: the job's reservations, this one included (as the text says).
+    :param priority: the job's priority (as the text says).
     """
 
-    __slots__ = ("_fields", "attempts", "priority", "rest")
+    __slots__ = ("_fields", "attempts", "json", "priority")
 
-    def __init__(self, rest: str, attempts: int, priority: int) -> None:
-        self.rest = rest
+    def __init__(self, json: str, attempts: int, priority: int) -> None:
+        #: The whole record as one compact JSON object (state "done" and every field).
+        self.json = json
         self.attempts = attempts
         self.priority = priority
         self._fields: dict[str, Any] | None = None
-
-    @property
-    def json(self) -> str:
-        """The whole record as one compact JSON object (state "done" and every field)."""
-        return (f'{{"state":"done","attempts":{self.attempts:d},'
-                f'"priority":{self.priority:d},{self.rest}')
 
     @property
     def row_json(self) -> str:
@@ -100,7 +95,8 @@ class DoneRecord(Mapping[str, Any]):
         A backend that turns the job's row into its record has those three in the row's own
         columns already; the text is that much shorter.
         """
-        return "{" + self.rest
+        text = self.json
+        return "{" + text[text.index('"finished_at"'):]
 
     def _parsed(self) -> dict[str, Any]:
         if self._fields is None:
