@@ -45,6 +45,7 @@ from kue.worker.lease import LeaseKeeper
 from kue.worker.timers import TimerThread
 from kue_redis.backend import RedisBackend
 from kue_redis.keys import QueueKeys
+from kue_redis.lane import DeferredReply
 from kue_redis.scripts import ScriptArg, load_scripts
 
 #: The modes measured: prefetch on (the worker's default, 16) and off.
@@ -57,6 +58,21 @@ DOC = ('{"state":"done","finished_at":1795925692.6056502,"started_at":1795925682
 TTL_MS = 86_400_000
 
 
+class CannedLane:
+    """The lane of :class:`CannedRedis`: the deferred round trip's two scripts, answered."""
+
+    def __init__(self, backend: CannedRedis) -> None:
+        self.backend = backend
+
+    def execute_deferring(self, first: tuple[Any, ...], second: tuple[Any, ...]) -> Any:
+        """The give-back-and-reserve script's reply; the acks' is taken later."""
+        return self.backend.run_canned("settle_many", first[3 + int(first[2]):])
+
+    def take_deferred(self) -> DeferredReply:
+        """Every ack done."""
+        return DeferredReply([[], [], [1]])
+
+
 class CannedRedis(RedisBackend):
     """A redis backend whose script calls answer from a list of reservations made up front."""
 
@@ -64,6 +80,7 @@ class CannedRedis(RedisBackend):
         super().__init__("redis://127.0.0.1:1/0")
         self.body = body
         self.replies: list[list[Any]] = []
+        self._lane = CannedLane(self)  # type: ignore[assignment]
 
     def refill(self, n: int) -> None:
         """Make up ``n`` reservations (and a batch more: a worker may ask for a full one)."""
@@ -76,6 +93,10 @@ class CannedRedis(RedisBackend):
         return self.replies.pop()
 
     def _run(self, name: str, keys: Sequence[str], args: Sequence[ScriptArg]) -> Any:
+        return self.run_canned(name, args)
+
+    def run_canned(self, name: str, args: Sequence[Any]) -> Any:
+        """What script ``name`` answers, given its ARGV (for settle_many, the batch size)."""
         if name == "settle_many":
             return [[], [self._reply() for _ in range(int(args[2]))], [1]]
         if name in ("delete_reserve", "complete_reserve", "reserve"):

@@ -8,6 +8,7 @@ from kue_contract.suite import (
     BlockingContract,
     BuryContract,
     ConcurrencyContract,
+    DeferredAckContract,
     DelayContract,
     DetailsContract,
     DetailsOfTimeAndBatchesContract,
@@ -47,6 +48,10 @@ class TestTtr(TtrContract):
 
 class TestBatch(BatchContract):
     """reserve_many and settle_many: batched reservations, where declared."""
+
+
+class TestDeferredAcks(DeferredAckContract):
+    """settle_many_deferred and acks_outcome: acks done after the reserve, where declared."""
 
 
 class TestStaleAcks(StaleAckContract):

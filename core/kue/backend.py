@@ -20,6 +20,7 @@ __all__ = [
     "BatchBackend",
     "BatchReply",
     "Capabilities",
+    "DeferredAckBackend",
     "DeletableBackend",
     "FusedBackend",
     "JobInfo",
@@ -100,6 +101,9 @@ class Capabilities:
         one round trip too (the worker's prefetch). Its most jobs per call is
         ``max_reserve``.
     :param max_reserve: the most jobs one ``reserve_many`` call hands out (SQS: 10).
+    :param deferred_acks: the backend is a :class:`DeferredAckBackend`: a batched round trip
+        can return the jobs it reserved before its acks are done, the acks' outcome read later,
+        so the server deletes (and records) the finished jobs while the worker runs the next.
     """
 
     name: str
@@ -127,6 +131,7 @@ class Capabilities:
     transactional_put: bool = False
     reserve_many: bool = False
     max_reserve: int = MAX_BATCH_RESERVE
+    deferred_acks: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -393,6 +398,44 @@ class BatchBackend(Backend, Protocol):
         ``n`` may be 0 (ack and give back only: nothing reserved, no wait); otherwise the
         reserve is :meth:`reserve_many`'s. A value the record store cannot encode raises
         TypeError or ValueError before anything is done.
+        """
+        ...
+
+
+@runtime_checkable
+class DeferredAckBackend(BatchBackend, Protocol):
+    """A batch backend whose round trip need not wait for its acks (``capabilities.deferred_acks``).
+
+    A worker that prefetches spends its round trip waiting for the server to delete (and
+    record) the jobs it finished as well as to reserve the next; here it waits for the reserve
+    alone, and the server does the acks while the worker runs the jobs it got. Per thread: the
+    outcome belongs to the thread that sent the acks, which reads it before its next round trip.
+    """
+
+    def settle_many_deferred(
+        self, acks: Sequence[Ack], give_back: Sequence[Reservation], queues: Sequence[str],
+        n: int,
+    ) -> list[Reservation]:
+        """Give back ``give_back``, reserve up to ``n`` without waiting, then ack ``acks``.
+
+        As :meth:`BatchBackend.settle_many` with no wait, but the reserve goes first and the
+        reserved jobs return before the acks are done: they are done in order after it, each
+        atomically as there, and their outcome is read with :meth:`acks_outcome`. A job acked
+        here is never among those reserved (it is held). Bad values raise before anything is
+        sent, as there. Other calls of this thread may come in between.
+        """
+        ...
+
+    def acks_outcome(self) -> list[Reservation]:
+        """The acks of this thread's earlier deferred calls that were not done; [] if none.
+
+        Each acked job is done (deleted, its record written) unless listed: as
+        :attr:`BatchReply.lost`, a job whose reservation was no longer held. Waits for the
+        server where the outcome is still on its way.
+
+        :raises BackendUnavailable: the outcome was lost with the connection: the acks may or
+            may not be done, and sending them again (a normal ack) is safe, a job already done
+            being listed lost then.
         """
         ...
 

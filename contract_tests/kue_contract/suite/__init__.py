@@ -10,6 +10,7 @@ from kue_contract.suite.batch import BatchContract
 from kue_contract.suite.blocking import BlockingContract
 from kue_contract.suite.bury import BuryContract, PeekContract, UnsupportedContract
 from kue_contract.suite.concurrency import ConcurrencyContract
+from kue_contract.suite.deferred import DeferredAckContract
 from kue_contract.suite.details import DetailsContract, DetailsOfTimeAndBatchesContract
 from kue_contract.suite.durability import DurabilityContract
 from kue_contract.suite.edges import EdgesContract
@@ -29,6 +30,7 @@ __all__ = [
     "BlockingContract",
     "BuryContract",
     "ConcurrencyContract",
+    "DeferredAckContract",
     "DelayContract",
     "DetailsContract",
     "DetailsOfTimeAndBatchesContract",

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import cast
 
-from kue.backend import Ack, BatchBackend, Reservation
+from kue.backend import Ack, BatchBackend, DeferredAckBackend, Reservation
 from kue.errors import ReservationLost
 from kue.worker.lease import LeaseKeeper
 from kue.worker.settle import JobSettler
 
-__all__ = ["BatchSizer", "settle_batch"]
+__all__ = ["BatchSizer", "confirm_acks", "settle_batch"]
 
 log = logging.getLogger("kue.worker")
 
@@ -69,11 +70,14 @@ class BatchSizer:
 
 def settle_batch(backend: BatchBackend, keeper: LeaseKeeper, settler: JobSettler,
                  queues: Sequence[str], acks: list[Ack], give_back: Sequence[Reservation],
-                 n: int) -> list[Reservation]:
+                 n: int, unconfirmed: list[Ack] | None = None) -> list[Reservation]:
     """Ack ``acks``, give back ``give_back``, reserve up to ``n`` without waiting.
 
     ``acks`` is emptied once sent; an ack whose lease was lost is counted as lost. If the call
-    fails, every job stays held (renewed by ``keeper``) for the next try.
+    fails, every job stays held (renewed by ``keeper``) for the next try. With
+    ``unconfirmed`` (the backend is a :class:`~kue.backend.DeferredAckBackend`), a call that
+    reserves does not wait for its acks: they move to ``unconfirmed``, for
+    :func:`confirm_acks` before the next round trip.
     """
     if not acks and not give_back and n == 0:
         return []
@@ -83,13 +87,42 @@ def settle_batch(backend: BatchBackend, keeper: LeaseKeeper, settler: JobSettler
                         ack.job.id, ack.job.queue)
     for job in give_back:
         keeper.drop(job)
+    lost: list[Reservation] = []
     try:
-        reply = backend.settle_many(acks, give_back, queues, n, 0)
+        if unconfirmed is not None and acks and n > 0:
+            deferring = cast(DeferredAckBackend, backend)
+            reserved = deferring.settle_many_deferred(acks, give_back, queues, n)
+            unconfirmed.extend(acks)
+        else:
+            reply = backend.settle_many(acks, give_back, queues, n, 0)
+            reserved, lost = reply.reserved, reply.lost
     except BaseException:
         for job in [*(ack.job for ack in acks), *give_back]:
             keeper.hold(job)  # not sent: keep renewing them until they are
         raise
     acks.clear()
-    for job in reply.lost:
+    for job in lost:
         settler.lost(job, ReservationLost(job.queue, job.id))
-    return reply.reserved
+    return reserved
+
+
+def confirm_acks(backend: DeferredAckBackend, keeper: LeaseKeeper, settler: JobSettler,
+                 unconfirmed: list[Ack]) -> list[Ack]:
+    """Read the outcome of the acks in ``unconfirmed`` (emptied); those to send again.
+
+    A lost ack is counted as lost. If the outcome cannot be known (the connection dropped
+    with it), the jobs are held (renewed by ``keeper``) again and returned: an ack sent again
+    is safe, a job done already being counted as lost then.
+    """
+    sent = list(unconfirmed)
+    unconfirmed.clear()
+    try:
+        lost = backend.acks_outcome()
+    except Exception as exc:  # no outcome: as a round trip that failed, send them again
+        log.warning("%s; sending the %d acks of the last round trip again", exc, len(sent))
+        for ack in sent:
+            keeper.hold(ack.job)
+        return sent
+    for job in lost:
+        settler.lost(job, ReservationLost(job.queue, job.id))
+    return []

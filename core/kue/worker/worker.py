@@ -15,10 +15,18 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import pluggy
 
-from kue.backend import Ack, Backend, BatchBackend, FusedBackend, Reservation
+from kue.backend import (
+    Ack,
+    Backend,
+    BatchBackend,
+    DeferredAckBackend,
+    FusedBackend,
+    Reservation,
+)
 from kue.backoff import Backoff
 from kue.errors import BackendUnavailable, ReservationLost
 from kue.hookcalls import notify
@@ -28,7 +36,7 @@ from kue.plugins import get_plugin_manager
 from kue.records import DEFAULT_RESULT_TTL
 from kue.status import Records
 from kue.validation import check_queue_name
-from kue.worker.batch import BatchSizer, settle_batch
+from kue.worker.batch import BatchSizer, confirm_acks, settle_batch
 from kue.worker.current import current_job
 from kue.worker.execute import run_here
 from kue.worker.lease import LeaseKeeper
@@ -159,6 +167,11 @@ class Worker:
         self.prefetch = min(prefetch, caps.max_reserve) if caps.reserve_many else 1
         self._batched = (self.prefetch > 1 and len(self.queues) == 1
                          and isinstance(backend, BatchBackend))
+        # The server acks (and records) the jobs of one round trip while the next ones run.
+        self._deferring = (self._batched and caps.deferred_acks
+                           and isinstance(backend, DeferredAckBackend))
+        #: Acks sent by the last deferred round trip, whose outcome is still to be read.
+        self._unconfirmed: list[Ack] = []
         self.prefetch_window = prefetch_window
         self._clock = clock
         self._sizer = BatchSizer(self.prefetch, prefetch_window)
@@ -319,6 +332,10 @@ class Worker:
                 else:
                     self._report_batch([])
                     sizer.reset()
+                    if self._unconfirmed:  # their outcome, before a wait that may be long
+                        acks.extend(self._confirm(backend))
+                        if acks:  # lost with the connection: sent again first
+                            continue
                     try:
                         reserved = self._block_for_job(backend)
                     except StopWaiting:
@@ -332,6 +349,8 @@ class Worker:
                 self._report_batch(reserved)
                 batch_at = self._clock()
         finally:
+            if self._unconfirmed:
+                acks[:0] = self._confirm(backend)
             if held or acks:  # an exception: settle what can be settled, give back the rest
                 try:
                     self._settle_batch(backend, acks, list(held), 0)
@@ -352,8 +371,20 @@ class Worker:
 
     def _settle_batch(self, backend: BatchBackend, acks: list[Ack], give_back: list[Reservation],
                       n: int) -> list[Reservation]:
-        """Ack ``acks``, give back ``give_back``, reserve up to ``n`` (see settle_batch)."""
-        return settle_batch(backend, self.keeper, self.settler, self.queues, acks, give_back, n)
+        """Ack ``acks``, give back ``give_back``, reserve up to ``n`` (see settle_batch).
+
+        The acks of the last deferred round trip are confirmed first (sent again if their
+        outcome was lost); this one's are deferred too if it reserves.
+        """
+        if self._unconfirmed:
+            acks[:0] = self._confirm(backend)
+        return settle_batch(backend, self.keeper, self.settler, self.queues, acks, give_back, n,
+                            self._unconfirmed if self._deferring else None)
+
+    def _confirm(self, backend: BatchBackend) -> list[Ack]:
+        """The outcome of the deferred acks (see confirm_acks): those to send again."""
+        return confirm_acks(cast(DeferredAckBackend, backend), self.keeper, self.settler,
+                            self._unconfirmed)
 
     def _block_for_job(self, backend: BatchBackend) -> list[Reservation]:
         """Wait, idle, for one job (a stop signal ends the wait at once: StopWaiting)."""

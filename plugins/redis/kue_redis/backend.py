@@ -80,6 +80,7 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.cluster import RedisCluster
 from redis.crc import key_slot
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from kue.spi import (
@@ -325,6 +326,7 @@ class RedisBackend:
             records=True,
             unique_put=True,
             reserve_many=True,
+            deferred_acks=True,
         )
         self._retry = Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), s.retries)
         self._pool: redis.ConnectionPool | None = None
@@ -348,6 +350,8 @@ class RedisBackend:
         # Per thread, what it last saw of one job: (queue, id, state, record digest), for
         # wait_record to tell whether anything changed since.
         self._seen = threading.local()
+        # Per thread, the acks of its last settle_many_deferred and lost acks not yet asked for.
+        self._deferred = threading.local()
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -538,6 +542,27 @@ class RedisBackend:
         if not self._one_slot(list(dict.fromkeys(involved))):
             return self._settle_spread(acks, give_back, names, n, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
+        keys, args = self._settle_call(acks, docs, give_back, n, script_keys)
+        lost_codes, found, wait = self._run("settle_many", keys, args)
+        lost = [acks[int(lost_codes[i]) - 1].job for i in range(0, len(lost_codes), 2)
+                if not self._done_before(int(lost_codes[i + 1]))]
+        reserved = [self._reservation(names[int(f[0]) - 1], f) for f in found]
+        if not reserved and n and timeout != 0:
+            first = self._wait_for_job(names, script_keys, wake_keys, deadline, list(wait))
+            if first is not None:
+                reserved = [first]
+                if n > 1:
+                    reserved += self.settle_many((), (), names, n - 1, 0).reserved
+        return BatchReply(reserved, lost)
+
+    def _settle_call(
+        self, acks: Sequence[Ack], docs: Sequence[str | None], give_back: Sequence[Reservation],
+        n: int, script_keys: Sequence[str],
+    ) -> tuple[list[str], list[ScriptArg]]:
+        """KEYS and ARGV of ``lua/settle_many.lua``: acks, give-backs, a reserve of ``n``.
+
+        ``docs`` holds each ack's record as JSON text (None: delete only).
+        """
         keys: list[str] = []
         args: list[ScriptArg] = [len(acks), len(give_back), n]
         for ack, doc in zip(acks, docs, strict=True):
@@ -552,17 +577,67 @@ class RedisBackend:
         for job in give_back:
             keys += self._keys(job.queue).job_keys
             args += [job.id, job.receipt]
-        lost_codes, found, wait = self._run("settle_many", [*keys, *script_keys], args)
-        lost = [acks[int(lost_codes[i]) - 1].job for i in range(0, len(lost_codes), 2)
-                if not self._done_before(int(lost_codes[i + 1]))]
-        reserved = [self._reservation(names[int(f[0]) - 1], f) for f in found]
-        if not reserved and n and timeout != 0:
-            first = self._wait_for_job(names, script_keys, wake_keys, deadline, list(wait))
-            if first is not None:
-                reserved = [first]
-                if n > 1:
-                    reserved += self.settle_many((), (), names, n - 1, 0).reserved
-        return BatchReply(reserved, lost)
+        keys += script_keys
+        return keys, args
+
+    def settle_many_deferred(
+        self, acks: Sequence[Ack], give_back: Sequence[Reservation], queues: Sequence[str],
+        n: int,
+    ) -> list[Reservation]:
+        """Give back and reserve, returning at once; then ack (kue.DeferredAckBackend).
+
+        Two settle_many scripts in one write on this thread's lane: the first gives back and
+        reserves, the second acks; only the first's reply is waited for. Off a lane (a
+        cluster) or across cluster slots this is settle_many, its lost acks kept for
+        :meth:`acks_outcome`.
+        """
+        check_reserve_n(n, self.capabilities, zero=True)
+        docs = [None if a.fields is None else packed_json(a.fields) for a in acks]
+        deferred = self._deferred
+        if getattr(deferred, "acks", None):
+            deferred.lost = self.acks_outcome()  # the caller did not ask: kept for it
+        names, script_keys, _ = self._reserve_keys(queues) if n else ([], [], [])
+        involved = [*(a.job.queue for a in acks), *(j.queue for j in give_back), *names]
+        lane = self._lane
+        if lane is None or not acks or not self._one_slot(list(dict.fromkeys(involved))):
+            reply = self.settle_many(acks, give_back, queues, n, 0)
+            deferred.lost = [*getattr(deferred, "lost", ()), *reply.lost]
+            return reply.reserved
+        first = self._settle_call((), (), give_back, n, script_keys)
+        second = self._settle_call(acks, docs, (), 0, ())
+        script = self._scripts["settle_many"]
+        commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in
+                    (first, second)]
+        with self._guard():
+            try:
+                _, found, _ = lane.execute_deferring(*commands)
+            except NoScriptError:
+                lane.take_deferred()  # the acks' NOSCRIPT too: nothing ran
+                lane.script_load(script.source)
+                _, found, _ = lane.execute_deferring(*commands)
+        deferred.acks = list(acks)
+        return [self._reservation(names[int(f[0]) - 1], f) for f in found]
+
+    def acks_outcome(self) -> list[Reservation]:
+        """The deferred acks of this thread that were not done (see kue.DeferredAckBackend)."""
+        deferred = self._deferred
+        lost: list[Reservation] = getattr(deferred, "lost", None) or []
+        acks: list[Ack] = getattr(deferred, "acks", None) or []
+        deferred.lost, deferred.acks = [], []
+        if not acks:
+            return lost
+        assert self._lane is not None, "deferred acks are sent on a lane"
+        reply = self._lane.take_deferred()
+        if reply is None or reply.error is not None:
+            error = reply.error if reply is not None else None
+            if error is not None and not isinstance(error, _CONNECTION_ERRORS):
+                raise error  # the server refused the acks (not the connection)
+            why = str(error) or repr(error) if error is not None else "no reply"
+            raise BackendUnavailable(self.settings.masked_url, f"the outcome of {len(acks)} "
+                                     f"acks was lost with the connection ({why})")
+        codes = reply.value[0]
+        return [*lost, *(acks[int(codes[i]) - 1].job for i in range(0, len(codes), 2)
+                         if not (reply.resent and int(codes[i + 1]) == _NO_SUCH_JOB))]
 
     def _settle_spread(
         self, acks: Sequence[Ack], give_back: Sequence[Reservation], names: list[str], n: int,

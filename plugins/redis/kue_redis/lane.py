@@ -20,12 +20,18 @@ What stays as redis-py does it, or safer:
   cannot leak a connection there;
 - after a fork the child never uses its parent's sockets: it takes a new connection from the
   pool, which notices the fork itself.
+
+A thread may send two commands at once and wait for the first's reply alone
+(:meth:`ScriptLane.execute_deferring`): the second's reply is read later, by
+:meth:`ScriptLane.take_deferred` or before this thread's next command, so replies never
+cross. At most one reply is deferred per thread: a new deferring call reads the last one first.
 """
 
 from __future__ import annotations
 
 import threading
 import weakref
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -36,17 +42,40 @@ from kue.spi import current_pid
 if HIREDIS_AVAILABLE:
     from hiredis import pack_command as _hiredis_pack
 
-__all__ = ["ScriptLane"]
+__all__ = ["DeferredReply", "ScriptLane"]
+
+#: Connection failures after which a deferred reply is lost (the connection is closed).
+_LOST = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class DeferredReply:
+    """The reply of a deferred command, once read.
+
+    :param value: the reply (None with ``error``).
+    :param error: an error reply (``redis.ResponseError``), or the connection failure that
+        lost the reply: the command may or may not have run.
+    :param resent: the command was sent again after a dropped connection: it may have run
+        twice.
+    """
+
+    value: Any = None
+    error: Exception | None = None
+    resent: bool = False
 
 
 class _Held:
-    """One thread's connection and the process it was opened in."""
+    """One thread's connection, the process it was opened in, and its deferred reply."""
 
-    __slots__ = ("__weakref__", "conn", "pid")
+    __slots__ = ("__weakref__", "conn", "deferred", "outcome", "pid")
 
     def __init__(self, conn: Any, pid: int) -> None:
         self.conn = conn
         self.pid = pid
+        #: None, or whether the command whose reply is still to be read was resent.
+        self.deferred: bool | None = None
+        #: The deferred reply read (by another command first), until taken.
+        self.outcome: DeferredReply | None = None
 
 
 class ScriptLane:
@@ -67,7 +96,7 @@ class ScriptLane:
         # for a script call's 20 to 40 arguments (about 5 us for 40): pack it here directly.
         self._pack = HIREDIS_AVAILABLE and "command_packer" not in pool.connection_kwargs
 
-    def _connection(self) -> Any:
+    def _held(self) -> _Held:
         held: _Held | None = getattr(self._local, "held", None)
         if held is None or held.pid != current_pid():
             conn = self._pool.get_connection()
@@ -75,15 +104,21 @@ class ScriptLane:
             # A thread's local storage is dropped when it ends: the connection goes back then.
             weakref.finalize(held, self._pool.release, conn)
             self._local.held = held
-        return held.conn
+        return held
+
+    def _packed(self, conn: Any, command: tuple[Any, ...]) -> list[bytes]:
+        return [_hiredis_pack(command)] if self._pack else list(conn.pack_command(*command))
 
     def execute(self, *command: Any) -> Any:
         """Send one command and return its reply, resending after a dropped connection.
 
         :meth:`resent` then tells whether this thread's last command was sent more than once.
+        A deferred reply still on its way is read first (see :meth:`take_deferred`).
         """
-        conn = self._connection()
-        packed = [_hiredis_pack(command)] if self._pack else conn.pack_command(*command)
+        held = self._held()
+        self._read_deferred(held)
+        conn = held.conn
+        packed = self._packed(conn, command)
         local = self._local
         local.resent = False
 
@@ -92,6 +127,75 @@ class ScriptLane:
             conn.disconnect()
 
         return conn.retry.call_with_retry(lambda: self._call(conn, packed), dropped)
+
+    def execute_deferring(self, first: tuple[Any, ...], second: tuple[Any, ...]) -> Any:
+        """Send two commands in one write and return the first's reply; the second's waits.
+
+        The server runs them in order; the second's reply is read by :meth:`take_deferred`,
+        or before this thread's next command. A dropped connection sends both again, as
+        :meth:`execute` does one (:meth:`resent`; the second's reply says so too). An error
+        reply to the first is raised once the second's reply is read as well.
+        """
+        held = self._held()
+        self._read_deferred(held)
+        held.outcome = None  # one deferred reply per thread: an untaken one is dropped
+        conn = held.conn
+        packed = self._packed(conn, first) + self._packed(conn, second)
+        local = self._local
+        local.resent = False
+
+        def dropped(_error: BaseException) -> None:
+            local.resent = True
+            held.deferred = None  # its reply went with the connection; both are sent again
+            conn.disconnect()
+
+        def call() -> Any:
+            try:
+                conn.send_packed_command(packed, check_health=False)
+                held.deferred = bool(local.resent)
+                return conn.read_response()
+            except redis.ResponseError:
+                self._read_deferred(held)  # in step: the second's reply follows the error
+                raise
+            except BaseException:
+                held.deferred = None
+                conn.disconnect()
+                raise
+
+        return conn.retry.call_with_retry(call, dropped)
+
+    def take_deferred(self) -> DeferredReply | None:
+        """The deferred reply of this thread's last :meth:`execute_deferring`, read if need be.
+
+        None if there is none, or it was taken already.
+        """
+        held = self._held()
+        self._read_deferred(held)
+        outcome, held.outcome = held.outcome, None
+        return outcome
+
+    @staticmethod
+    def _read_deferred(held: _Held) -> None:
+        """Read the deferred reply still on its way, if any, into ``held.outcome``.
+
+        A connection failure loses it (the connection is closed, so no later call reads it);
+        any other exception, such as a stop signal, does too, and is raised.
+        """
+        resent = held.deferred
+        if resent is None:
+            return
+        held.deferred = None
+        try:
+            held.outcome = DeferredReply(held.conn.read_response(), resent=resent)
+        except redis.ResponseError as exc:
+            held.outcome = DeferredReply(error=exc, resent=resent)
+        except _LOST as exc:
+            held.conn.disconnect()
+            held.outcome = DeferredReply(error=exc, resent=resent)
+        except BaseException as exc:
+            held.conn.disconnect()
+            held.outcome = DeferredReply(error=redis.ConnectionError(repr(exc)), resent=resent)
+            raise
 
     def resent(self) -> bool:
         """Whether this thread's last command was sent again after a dropped connection."""
