@@ -206,15 +206,15 @@ def build(short: str, spec: ServerSpec) -> None:
                          f"the image {image}: change the image in the plugin's server module")
     with tempfile.TemporaryDirectory(prefix=f"kue-image-{short}-") as scratch:
         context = Path(scratch) / "context"
+        paths = [str(p) for root in map(Path, spec.files)  # directories whole
+                 for p in [root, *root.rglob("*")] if p.is_file()]
         if spec.python:
-            entrypoint, paths = add_python(spec, context, Path(scratch))
-        else:
-            entrypoint = str(shutil.which(str(spec.binary)))  # a link's name picks the program
-            paths = [str(p) for root in map(Path, spec.files)  # directories whole
-                     for p in [root, *root.rglob("*")] if p.is_file()]
+            entrypoint, libs = add_python(spec, context, Path(scratch))
+        else:  # a link's name picks the program
+            entrypoint, libs = str(shutil.which(str(spec.binary))), []
         # Each file at its own path, with the libraries it loads; a link as its file under its
         # own name; times kept, so podman's cache sees an unchanged file as unchanged.
-        lddtree("--copy-to-tree", str(context), "--copy-non-elfs", entrypoint, *paths)
+        lddtree("--copy-to-tree", str(context), "--copy-non-elfs", entrypoint, *libs, *paths)
         count = sum(1 for p in context.rglob("*") if p.is_file())
         (context / "tmp").mkdir()
         (context / "tmp").chmod(0o1777)
