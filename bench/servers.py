@@ -1,8 +1,4 @@
-"""Every backend's throwaway server as one context manager yielding a kue URL (loopback only).
-
-The servers are the plugins' own specs (hook ``kue_contract_server``), run by kue_contract as
-local processes on free 127.0.0.1 ports; sqlite gets a file in a fresh directory under /tmp.
-"""
+"""Every backend's throwaway server (its plugin's spec, a local process) as a context manager."""
 
 from __future__ import annotations
 

@@ -1,13 +1,7 @@
-"""Set up a container engine and build the contract suite's server images, without a registry.
+"""Set up podman and build the contract suite's server images from the plugins' specs.
 
-``nox -s images`` runs this (containers/README.md says each step): install podman, runc,
-pax-utils, redis-server, beanstalkd and postgresql when missing; write containers.conf; start
-podman's Docker API service on ``unix:///run/kue-podman.sock`` or reuse it; build one image per
-backend spec that names one (hook ``kue_contract_server``): ``podman build`` of a ``FROM
-scratch`` Containerfile over this machine's files, the spec's binary and the libraries lddtree
-lists, or for moto this Python and the spec's distributions; nothing is pulled, and each image
-builds on its own; then run the redis image as the suite does and PING it. Run as root.
-Usage: ``python containers/build_images.py [--only redis,beanstalkd,moto] [--no-setup]``.
+Run as root by ``nox -s images``; containers/README.md says what each step does. Nothing is
+pulled. Usage: ``python containers/build_images.py [--only redis,moto,...] [--no-setup]``.
 """
 
 from __future__ import annotations
@@ -67,12 +61,15 @@ NEEDED_PACKAGES = {"podman": "podman", "runc": "runc", "lddtree": "pax-utils",
                    "redis-server": "redis-server", "beanstalkd": "beanstalkd",
                    "pg_ctlcluster": "postgresql"}
 #: Parts of the standard library a server never imports (tests alone are 120 MB).
-STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip",
-               "lib2to3", "pydoc_data", "distutils"}
+STDLIB_SKIP = ("site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip",
+               "lib2to3", "pydoc_data", "distutils", "config-*", "_tkinter*", "*.opt-*")
 
 
 class BuildError(RuntimeError):
     """A step failed; the message says which and what to do."""
+
+
+FAILURES = (BuildError, ServerUnavailable, OSError, subprocess.TimeoutExpired)
 
 
 def say(message: str) -> None:
@@ -119,15 +116,12 @@ def write_engine_config() -> None:
 
 
 def start_service(*, replace: bool = False) -> bool:
-    """Start podman's API service on :data:`SOCKET`, or reuse one; True if one was reused.
-
-    :param replace: stop the services running on :data:`SOCKET` (SIGTERM, then SIGKILL after
-        10 s) and start a new one.
-    """
+    """Start podman's API service on :data:`SOCKET` or reuse one (True); ``replace``: anew."""
     if not replace and servers.engine_answers(f"unix://{SOCKET}", patience=5):
         say(f"podman's API service already answers on unix://{SOCKET}")
         return True
     old = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == SERVICE_ARGV]
+    # Those running there, if any: SIGTERM, then SIGKILL after 10 s.
     for proc in old:
         proc.terminate()
     for proc in psutil.wait_procs(old, timeout=10)[1]:
@@ -162,59 +156,44 @@ def specs() -> dict[str, ServerSpec]:
     return found
 
 
-def add_files(context: Path, files: dict[str, Path]) -> int:
-    """Copy ``files`` (path in the image -> file here) and the libraries they load (lddtree)."""
-    elves = [str(p) for p in files.values() if p.suffix == ".so" or os.access(p, os.X_OK)]
-    listed = run(["lddtree", "--list", "--skip-non-elfs", *elves],
-                 env={**os.environ, "PATH": SYSTEM_PATH}).stdout.split()
-    sources = {str(p) for p in files.values()}
-    for inside, source in {**{lib: Path(lib) for lib in listed if lib not in sources},
-                           **files}.items():
-        target = context / inside.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:  # a hard link where it can (same disk), else a copy; either keeps the file's time
-            os.link(source.resolve(), target)  # resolved: redis-server keeps its name
-        except OSError:
-            shutil.copy2(source, target)
-    return len(sources) + len(listed)
+def lddtree(*args: str) -> list[str]:
+    """The words pax-utils' lddtree prints; it runs on the system's python3 (with pyelftools)."""
+    return run(["lddtree", *args], env={**os.environ, "PATH": SYSTEM_PATH}).stdout.split()
 
 
-def python_files(spec: ServerSpec, scratch: Path) -> tuple[dict[str, Path], str]:
-    """The running Python (interpreter, trimmed stdlib), the spec's distributions, -m module.
+def add_python(spec: ServerSpec, context: Path, scratch: Path) -> tuple[str, list[str]]:
+    """Put the spec's distributions and -m module, and this Python's stdlib, in ``context``.
 
-    uv installs the distributions into ``scratch`` at the versions this environment has, and
-    compiles them (else each start spends seconds compiling).
+    uv installs the distributions at the versions this environment has; they are compiled
+    (else each start spends seconds compiling). Returns the interpreter and the libraries
+    the extension modules load, for lddtree to copy.
     """
     prefix, ver = Path(sys.base_prefix), f"{sys.version_info[0]}.{sys.version_info[1]}"
-    interpreter = (prefix / "bin" / f"python{ver}").resolve()
     stdlib = Path(sysconfig.get_paths(vars={"installed_base": str(prefix),
                                             "base": str(prefix)})["stdlib"])
-    files = {str(interpreter): interpreter}
-    for path in stdlib.rglob("*"):
-        top = path.relative_to(stdlib).parts[0]
-        if not (top in STDLIB_SKIP or top.startswith("config-") or path.is_dir()
-                or ".opt-" in path.name or path.name.startswith("_tkinter")):
-            files[str(path)] = path
-    uv, pins, installed = [os.environ.get("UV", "uv"), "pip"], scratch / "pins", scratch / "site"
+    site = context / stdlib.relative_to("/") / "site-packages"
+    shutil.copytree(stdlib, site.parent, ignore=shutil.ignore_patterns(*STDLIB_SKIP))
+    uv, pins = [os.environ.get("UV", "uv"), "pip"], scratch / "pins"
     pins.write_text(run([*uv, "freeze", "--exclude-editable", "--python", sys.executable]).stdout)
-    run([*uv, "install", "--quiet", "--python", sys.executable, "--target", str(installed),
+    run([*uv, "install", "--quiet", "--python", sys.executable, "--target", str(site),
          "--constraints", str(pins), "--link-mode=copy", *spec.python])
-    site = stdlib / "site-packages"
-    # Compiled under the image's path and checked by the source's hash, not its time: the
-    # same files give the same image, which podman's cache then keeps.
-    compileall.compile_dir(installed, ddir=str(site), quiet=1, workers=0,
-                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
-    for path in filter(Path.is_file, installed.rglob("*")):
-        os.utime(path, (0, 0))
-        files[str(site / path.relative_to(installed))] = path
     if spec.args[:1] == ("-m",):  # the module the server runs, in empty parent packages
         module = importlib.util.find_spec(spec.args[1])
         assert module is not None and module.origin is not None, spec.args[1]
         *packages, leaf = spec.args[1].split(".")
-        files[str(site.joinpath(*packages, f"{leaf}.py"))] = Path(module.origin)
+        site.joinpath(*packages).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(module.origin, site.joinpath(*packages, f"{leaf}.py"))
         for i in range(1, len(packages) + 1):
-            files[str(site.joinpath(*packages[:i], "__init__.py"))] = Path(os.devnull)
-    return files, str(interpreter)
+            site.joinpath(*packages[:i], "__init__.py").touch()
+    # Compiled under the image's path and checked by the source's hash, not its time: the
+    # same files give the same image, which podman's cache then keeps.
+    compileall.compile_dir(site, ddir=str(stdlib / "site-packages"), quiet=1, workers=0,
+                           invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH)
+    for path in filter(Path.is_file, site.rglob("*")):
+        os.utime(path, (0, 0))
+    libs = lddtree("--list", "--skip-non-elfs", *map(str, site.parent.rglob("*.so")))
+    return (str((prefix / "bin" / f"python{ver}").resolve()),
+            [lib for lib in libs if not lib.startswith(str(context))])
 
 
 def build(short: str, spec: ServerSpec) -> None:
@@ -226,15 +205,17 @@ def build(short: str, spec: ServerSpec) -> None:
         raise BuildError(f"{spec.label} here is version {version}, but the plugin's spec names "
                          f"the image {image}: change the image in the plugin's server module")
     with tempfile.TemporaryDirectory(prefix=f"kue-image-{short}-") as scratch:
-        if spec.python:
-            files, entrypoint = python_files(spec, Path(scratch))
-        else:
-            binary = str(shutil.which(str(spec.binary)))  # a link's name picks the program
-            files, entrypoint = {binary: Path(binary)}, binary
-        for root in map(Path, spec.files):  # directories whole (PostgreSQL's share and lib)
-            files.update({str(p): p for p in [root, *root.rglob("*")] if p.is_file()})
         context = Path(scratch) / "context"
-        count = add_files(context, files)
+        paths = [str(p) for root in map(Path, spec.files)  # directories whole
+                 for p in [root, *root.rglob("*")] if p.is_file()]
+        if spec.python:
+            entrypoint, libs = add_python(spec, context, Path(scratch))
+        else:  # a link's name picks the program
+            entrypoint, libs = str(shutil.which(str(spec.binary))), []
+        # Each file at its own path, with the libraries it loads; a link as its file under its
+        # own name; times kept, so podman's cache sees an unchanged file as unchanged.
+        lddtree("--copy-to-tree", str(context), "--copy-non-elfs", entrypoint, *libs, *paths)
+        count = sum(1 for p in context.rglob("*") if p.is_file())
         (context / "tmp").mkdir()
         (context / "tmp").chmod(0o1777)
         user = _image_user(spec, Path(scratch), context)
@@ -248,9 +229,8 @@ def build(short: str, spec: ServerSpec) -> None:
             f"CMD {json.dumps(cmd)}\nEXPOSE {spec.container_port}\n"
             f"LABEL org.kue.server={short} org.kue.version={version}\n")
         old = run(["podman", "image", "inspect", "--format", "{{.Id}}", image], check=False)
-        run(["podman", "build", "--quiet", "-f", f"{scratch}/Containerfile", "-t", image,
-             "-t", f"{repo}:{version}", str(context)])
-    new = run(["podman", "image", "inspect", "--format", "{{.Id}}", image]).stdout
+        new = run(["podman", "build", "--quiet", "-f", f"{scratch}/Containerfile", "-t", image,
+                   "-t", f"{repo}:{version}", str(context)]).stdout  # the image's id
     if old.returncode == 0 and old.stdout != new:
         run(["podman", "rmi", old.stdout.strip()], check=False)  # in use: it stays, harmless
     say(f"{'rebuilt' if old.stdout != new else 'unchanged:'} {image} and {repo}:{version} "
@@ -258,11 +238,7 @@ def build(short: str, spec: ServerSpec) -> None:
 
 
 def _image_user(spec: ServerSpec, scratch: Path, context: Path) -> str:
-    """``UID:GID`` the image runs as for a spec that names a user (else ""), set up in context.
-
-    The image gets /etc/passwd and /etc/group lines for it (a server may look its user up),
-    and the build directories become readable by it, so its setup can run there.
-    """
+    """``UID:GID`` of the spec's user (else ""); it gets passwd lines and may read the context."""
     ids = servers.run_as(spec.user)
     if not ids:
         return ""
@@ -305,8 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.only is None or short in args.only.split(","):
                 try:
                     build(short, spec)
-                except (BuildError, ServerUnavailable, OSError,
-                        subprocess.TimeoutExpired) as exc:
+                except FAILURES as exc:
                     print(f"[images] FAILED to build {spec.image}: {exc}", file=sys.stderr)
                     failed.append(short)
         step = "running a container"
@@ -318,8 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"the running API service cannot run containers ({exc}); starting a new one")
             start_service(replace=True)
             smoke_test(wanted["redis"])
-    except (BuildError, ServerUnavailable, OSError, KeyError,
-            subprocess.TimeoutExpired) as exc:
+    except (*FAILURES, KeyError) as exc:
         print(f"[images] FAILED while {step}: {exc}\n[images] this machine cannot run the "
               "contract suite's containers; the suite still runs with local processes "
               "(--kue-servers=local)", file=sys.stderr, flush=True)

@@ -1,11 +1,8 @@
 """FAULTS F3 and F4: the server is killed (-9) or stopped mid-run, then started again.
 
-Each backend whose spec says how to keep its data (``durable``: redis-server's appendonly file
-with appendfsync always, beanstalkd's binlog, PostgreSQL's fsync) runs as a local process and
-in a container; kue_contract starts it again on the same port and files, which is what a real
-server restart looks like to a client. Without a container engine the container cases are
-skipped, naming it, on a developer's machine; in CI (``CI`` set, where the test command builds
-the images first) or with ``KUE_SERVERS=containers`` they fail instead.
+Each backend whose spec can keep its data (``durable``) runs as a local process and in a
+container, started again on the same port and files, as a real restart looks to a client. The
+container cases are skipped without an engine, unless ``CI`` is set or KUE_SERVERS=containers.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The hook kue_contract adds to kue's plugin manager: a backend's throwaway server, described.
 
-kue itself never calls it, so core does not declare it: :func:`kue_contract.servers.spec_for`
-adds this module with ``pm.add_hookspecs`` before the first call, as pytest's
-``pytest_addhooks`` lets a plugin add hooks of its own.
+kue never calls it, so core does not declare it: :func:`kue_contract.servers.spec_for` adds
+this module with ``pm.add_hookspecs`` first, as pytest's ``pytest_addhooks`` lets plugins do.
 """
 
 from __future__ import annotations
@@ -21,11 +20,10 @@ hookspec = pluggy.HookspecMarker("kue")
 
 @hookspec(firstresult=True)
 def kue_contract_server(name: str) -> ServerSpec | str | None:
-    """Describe the throwaway server of the backend ``name``; kue_contract runs it.
+    """Describe the throwaway server of the backend ``name``; kue_contract alone runs it.
 
-    Fires when the contract suite, a fault test, a benchmark or the image builder needs a
-    server for ``name`` and no ``--kue-url`` was given. Only kue_contract starts, restarts and
-    stops servers: in a container or as a local process, as ``--kue-servers`` says.
+    Fires when a contract or fault test, a benchmark or the image builder needs a server for
+    ``name`` and no ``--kue-url`` was given.
 
     :param name: the backend under test (its entry-point name).
     :returns: a :class:`kue_contract.servers.ServerSpec`; or, for a backend with no server

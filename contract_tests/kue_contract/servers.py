@@ -1,14 +1,10 @@
-"""Throwaway servers from specs: the one place that starts, restarts and stops them.
+"""Throwaway servers from the plugins' specs: the one place that starts, restarts and stops them.
 
-A backend plugin describes its server once, as a :class:`ServerSpec` from the hook
-``kue_contract_server`` (:mod:`kue_contract.hookspecs`); the contract suite, kue's fault tests,
-the benchmarks and ``containers/build_images.py`` read it. A :class:`LocalServer` runs it on a
-free 127.0.0.1 port (mirakuru); a :class:`ContainerServer` in the project's own image
-(testcontainers, against Docker or the podman service ``nox -s images`` starts on
-:data:`KUE_PODMAN_SOCKET`), published on 127.0.0.1 only. Without a server,
-:class:`ServerUnavailable` says how to get one. testcontainers' reaper would need a pull, so it
-is off: containers go at the end of their block, on SIGTERM, at exit, or, left by a killed
-session, in the next session (each carries :data:`LABEL` and its owner, ``HOST:PID``).
+A :class:`LocalServer` runs a :class:`ServerSpec` on a free 127.0.0.1 port (mirakuru); a
+:class:`ContainerServer` in the project's own image (testcontainers, on Docker or the podman
+service of ``nox -s images``), published on 127.0.0.1 only. testcontainers' reaper would need a
+pull, so it is off: containers go at the end of their block, on SIGTERM, at exit, or, left by a
+killed session, in the next session (each carries :data:`LABEL` and its owner, ``HOST:PID``).
 """
 
 from __future__ import annotations
@@ -80,25 +76,15 @@ class ServerSpec:
     durable: tuple[str, ...] = ()  #: arguments that keep the data across a restart
     python: tuple[str, ...] = ()  #: a server that is this Python: the distributions it needs
     name: str = ""  #: what logs call it (default: the binary's name)
-    #: Jobs a concurrency test should put through this server: fewer for a slow emulator
-    #: (moto slows down past a few hundred) keep the suite short without weakening it.
-    contract_jobs: int = 2000
-    #: Variants of the backend the contract suite also runs, each as URL parameters added to
-    #: the server's URL (``("fifo=1",)``: SQS FIFO queues keep other promises).
-    variants: tuple[str, ...] = ()
-    #: Commands run once, in order, in the scratch directory before the first start (e.g.
-    #: PostgreSQL's initdb), with the same placeholders; an image runs them when it is built,
-    #: its scratch directory then being the image's /tmp.
+    contract_jobs: int = 2000  #: jobs per concurrency test (fewer for a slow emulator: moto)
+    variants: tuple[str, ...] = ()  #: URL parameters of variants the suite runs too (fifo=1)
+    #: Commands run once in the scratch directory before the first start (initdb), with the
+    #: same placeholders; an image runs them at build time, in its /tmp.
     setup: tuple[tuple[str, ...], ...] = ()
-    #: The OS user the server (and its setup) runs as when started by root, for servers that
-    #: refuse root (PostgreSQL): it gets the scratch directory; an image runs as it too.
-    user: str = ""
-    #: Files or directories of this machine an image needs besides the binary and the
-    #: libraries it loads (PostgreSQL's share and lib directories).
-    files: tuple[str, ...] = ()
-    #: A local process too is ready only once the probe answers, not once its port opens
-    #: (PostgreSQL listens while it recovers). Off by default: a test may start a server with
-    #: arguments that change what the probe gets (a password, TLS only).
+    user: str = ""  #: the OS user a server that refuses root runs as under root, in its image too
+    files: tuple[str, ...] = ()  #: what else an image needs of this machine (PostgreSQL's lib)
+    #: Probe a local process too, not just its port (PostgreSQL listens while it recovers). Off
+    #: by default: a test may start a server with arguments that change the reply (TLS only).
     probe_locally: bool = False
 
     def argv(self, *extra: str, **where: object) -> list[str]:
@@ -151,9 +137,7 @@ def spec_for(name: str, pm: pluggy.PluginManager | None = None) -> ServerSpec:
 
 
 def run_as(user: str) -> dict[str, Any]:
-    """``subprocess`` arguments that run a command as ``user`` when this process is root.
-
-    Empty when not root or no user is named (the command then runs as this process does).
+    """``subprocess`` arguments that run a command as ``user`` if this process is root, else {}.
 
     :raises ServerUnavailable: root, and no such user on this machine.
     """
@@ -190,7 +174,7 @@ def run_setup(spec: ServerSpec, where: dict[str, object], cwd: Path) -> None:
 class Server:
     """A server run from a spec, on one port and one scratch directory across restarts.
 
-    This base class runs nothing (a spec without a binary). Use it as a context manager.
+    A context manager; this base class runs nothing (a spec without a binary).
     """
 
     def __init__(self, spec: ServerSpec, *extra: str) -> None:
@@ -385,28 +369,19 @@ def throwaway(name: str, mode: str | None = None, *extra: str) -> Server:
 
 
 def _answers(spec: ServerSpec, port: int, local: bool = False) -> bool:
-    """One readiness check on 127.0.0.1:``port``: any HTTP answer, else the probe's reply.
-
-    A ``local`` process skips the probe unless the spec says :attr:`~ServerSpec.probe_locally`.
-    """
+    """One check on 127.0.0.1: an HTTP answer, or the probe's reply, or (``local``) the port."""
     try:
         if spec.http is not None:
             with contextlib.suppress(urllib.error.HTTPError):  # any HTTP answer will do
                 urllib.request.urlopen(f"http://127.0.0.1:{port}{spec.http}", timeout=2).close()
             return True
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            if not spec.probe or (local and not spec.probe_locally):
+            if not spec.probe or (local and not spec.probe_locally):  # the port will do
                 return True
             sock.sendall(spec.probe)
             return sock.recv(64).startswith(spec.reply)
     except OSError:
         return False
-
-
-def _engine_socket(base_url: str | None) -> Path | None:
-    """The unix socket file an engine at ``base_url`` would listen on, or None if not a socket."""
-    url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    return Path(url.removeprefix("unix://")) if url.startswith("unix://") else None
 
 
 def engine_answers(base_url: str | None, patience: float = 30) -> bool:
@@ -427,8 +402,9 @@ def engine_answers(base_url: str | None, patience: float = 30) -> bool:
         except ImportError:
             return False
         except Exception:  # any failure to reach an engine: none, unless its socket is there
-            sock = _engine_socket(base_url)
-            if sock is None or not sock.exists() or time.monotonic() > deadline:
+            url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+            if not (url.startswith("unix://") and Path(url[7:]).exists()) or \
+                    time.monotonic() > deadline:
                 return False
             time.sleep(0.5)
 
@@ -446,11 +422,7 @@ def container_engine_answers() -> bool:
 
 
 def _require_image(spec: ServerSpec) -> None:
-    """Raise :class:`ServerUnavailable` unless an engine answers and holds the spec's image.
-
-    Also, once per process: remove containers of killed sessions, and make SIGTERM unwind
-    (Python's default runs no ``finally``), so containers go.
-    """
+    """Raise :class:`ServerUnavailable` unless an engine answers and holds the spec's image."""
     if not container_engine_answers():
         where = os.environ.get("DOCKER_HOST") or f"Docker's socket, or {KUE_PODMAN_SOCKET}"
         raise ServerUnavailable(
@@ -471,6 +443,7 @@ def _require_image(spec: ServerSpec) -> None:
 
 @functools.cache
 def _once() -> None:
+    """Remove containers of killed sessions; make SIGTERM unwind (the default runs no finally)."""
     import docker  # type: ignore[import-untyped, unused-ignore]
 
     with contextlib.suppress(Exception), contextlib.closing(docker.from_env(timeout=10)) as c:

@@ -1,15 +1,9 @@
 """The throwaway PostgreSQL cluster of tests and benchmarks, described once; kue_contract runs it.
 
-A cluster of its own in the server's scratch directory, made by ``initdb`` (the spec's setup
-step) and run by ``postgres`` on a free loopback port, its Unix socket in the scratch directory
-too: never the machine's own PostgreSQL service. PostgreSQL refuses to run as root, so when the
-tests run as root both run as the OS user ``postgres`` that the server packages create
-(kue_contract hands it the scratch directory); as any other user they run as that user.
-
-The binaries are looked up where Debian and Ubuntu put them
-(``/usr/lib/postgresql/VERSION/bin``, the newest version), else on PATH (Homebrew, Fedora).
-
-Test-time only: imports kue_contract, which the runtime plugin never needs.
+A cluster of its own in the scratch directory (made by ``initdb``, the spec's setup) on a free
+loopback port, never the machine's own service. PostgreSQL refuses root, so under root both run
+as the OS user ``postgres`` the server packages create. The binaries are taken from the newest
+``/usr/lib/postgresql/N/bin`` (Debian, Ubuntu), else PATH. Test-time only: imports kue_contract.
 """
 
 from __future__ import annotations
@@ -34,11 +28,7 @@ def _debian_bindir() -> Path | None:
 BINDIR = _debian_bindir()
 #: The server's major version as the Debian layout names it (the image's tag).
 VERSION = BINDIR.parent.name if BINDIR is not None else "17"
-
-
-def _binary(name: str) -> str:
-    return str(BINDIR / name) if BINDIR is not None else name
-
+_BIN = f"{BINDIR}/" if BINDIR is not None else ""
 
 #: A protocol-3 startup packet for user ``postgres``: a ready server answers R (trust
 #: authentication: AuthenticationOk); one still starting or recovering answers E.
@@ -49,8 +39,8 @@ STARTUP_PROBE = struct.pack("!ii", 8 + len(_PARAMS), 196608) + _PARAMS
 #: the commit returns, only a machine crash could lose it); ``durable`` turns it on.
 SERVER = ServerSpec(
     url="postgresql://postgres@{host}:{port}/postgres",
-    binary=_binary("postgres"),
-    setup=((_binary("initdb"), "--pgdata={scratch}/data", "--username=postgres",
+    binary=f"{_BIN}postgres",
+    setup=((f"{_BIN}initdb", "--pgdata={scratch}/data", "--username=postgres",
             "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync"),
            # initdb trusts loopback only; in a container the client comes through a bridge.
            # Locally the server listens on 127.0.0.1 alone, so this changes nothing there.

@@ -15,8 +15,7 @@ from kue_contract.servers import ServerSpec, ServerUnavailable, free_port, serve
 __all__ = ["SERVER", "local_cluster"]
 
 #: redis-server on loopback with nothing saved, unless a test asks for persistence (durable).
-#: ``nox -s images`` builds the image from this machine's redis-server, tagged with its
-#: major.minor version, and refuses one of another version.
+#: The image is this machine's redis-server; ``nox -s images`` refuses another major.minor.
 SERVER = ServerSpec(
     url="redis://{host}:{port}/0", binary="redis-server",
     args=("--port", "{port}", "--bind", "{host}", "--save", "", "--appendonly", "no",

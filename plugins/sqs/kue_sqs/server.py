@@ -1,11 +1,8 @@
 """The throwaway moto server of tests and benchmarks, described once; kue_contract runs it.
 
-Not ``moto_server`` itself but ``python -m kue_sqs.moto_serial``: moto's server with each SQS
-request atomic, as on real SQS (moto alone loses and duplicates messages under concurrent
-deletes and receives; see :mod:`kue_sqs.moto_serial`). The image ``nox -s images`` builds runs
-the same module on a copy of this Python with moto installed. The URL carries fake credentials
-and a region, so boto3 needs nothing from the machine, and names the server's own endpoint:
-these servers never reach AWS. Test-time only: imports kue_contract.
+``python -m kue_sqs.moto_serial``: moto's server with each SQS request atomic, as on real SQS
+(see :mod:`kue_sqs.moto_serial`); the image runs it on a copy of this Python. The URL has fake
+credentials and the server's own endpoint: never AWS. Test-time only: imports kue_contract.
 """
 
 from __future__ import annotations
