@@ -10,8 +10,9 @@ same atomic step, the fused delete-and-reserve call on redis), records off is
 alternating, so a busy moment of the (shared) machine hits both alike. Each backend is measured
 twice: with prefetch on (the default, 16 jobs per round trip: the record goes with the batch's
 ``settle_many``; on redis, deferred acks: the server does the acks and their records after
-the reserve, while the worker runs the jobs it got) and off (``prefetch=1``: the fused complete-and-reserve call per job). Issue
-17's target, in both modes: the worker with records on within 0.85x of records off.
+the reserve, while the worker runs the jobs it got) and off (``prefetch=1``: the fused
+complete-and-reserve call per job). Issue 17's target, in both modes: the worker with records
+on within 0.85x of records off.
 """
 
 from __future__ import annotations

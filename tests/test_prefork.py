@@ -202,7 +202,9 @@ def test_sigterm_lets_running_jobs_finish_then_exits_zero(
     wait_until(lambda: sum(jepsen.read(ledger, keys).started.values()) == CHILDREN, 20, "started")
     stopped_at = time.monotonic()
     assert pool.stop() == 0
-    assert time.monotonic() - stopped_at < 2.5 + 0.5
+    # The jobs' 1.5 s, and slack for a loaded machine (SQS's emulator took 3.7 s at a load of
+    # 8): a stop that waited out a blocked reserve instead would take its 20 s.
+    assert time.monotonic() - stopped_at < 1.5 + 5
     verdict = jepsen.read(ledger, keys)
     assert not verdict.lost and not verdict.duplicated
     assert queue.stats().total == 0
