@@ -4,7 +4,9 @@ Tables, indexes and functions are in :mod:`kue_postgres.schema`; they are create
 and migrated by version. Every operation is one statement or one function call, so one round
 trip: a reserve takes the most urgent of the ready jobs, due delayed jobs and lapsed leases
 (priority, then put order) with ``FOR UPDATE SKIP LOCKED``, so consumers never wait on each
-other's rows; ``delete_and_reserve`` and ``complete_and_reserve`` finish a job (and write its
+other's rows (a plain reserve first tries a cheaper statement that takes a ready job only when
+nothing of its queues is due; a second round trip when something is, or nothing is ready);
+``delete_and_reserve`` and ``complete_and_reserve`` finish a job (and write its
 record) and reserve the next in one statement. Leases and delays are counted on the server's
 clock (``statement_timestamp()``), so the clocks of client machines do not matter.
 
@@ -45,7 +47,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kue.spi import (
@@ -115,7 +117,6 @@ _STATES = {_READY: JobState.READY, _DELAYED: JobState.DELAYED, _RESERVED: JobSta
            _BURIED: JobState.BURIED}
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _BODY = attrgetter("body")
-_FIRST = itemgetter(0)
 
 
 class PutAmbiguous(BackendUnavailable):
@@ -309,14 +310,16 @@ class PostgresBackend:
         #: (caller's connection, alike) -> the put_many statement.
         self._sql_put_many = {(False, False): many + gated_once, (False, True): alike + gated_once,
                               (True, False): many + tx_once, (True, True): alike + tx_once}
-        self._take_cache: dict[tuple[bool, bool, bool], str] = {}
+        self._take_cache: dict[tuple[bool, bool, bool, bool], str] = {}
         self._settle_cache: dict[Shape, str] = {}
         take = self._take_sql(False, True, True)
         with_record = take[:take.index(", took AS")]  # fin, rec and note
         #: Finish a held job: a row if it was held, none if not.
         self._finish_sql = {
             True: f"{with_record} SELECT 1, (SELECT count(*) FROM note) FROM fin",
-            False: f"DELETE FROM {t}jobs WHERE {self._held} RETURNING 1, CASE WHEN "
+            # RETURNING runs the gated notify once for the deleted row; delete reads the row
+            # count, not the row (fetching it cost ~12k client instructions per job).
+            False: f"DELETE FROM {t}jobs WHERE {self._held} RETURNING CASE WHEN "
                    f"{self._records_gate('queue')} THEN NULL ELSE "
                    f"pg_notify('{records_chan}', queue || '/' || id) END",
         }
@@ -510,7 +513,7 @@ class PostgresBackend:
             return []
         sql, params = self._put_many_args(queue, items)
         rows = self._run(partial(_fetch_all, sql=sql, params=params), put=True)
-        return list(map(str, sorted(map(_FIRST, rows))))
+        return _ids(rows)
 
     def put_in(self, connection: object, queue: str, body: bytes, priority: int, delay: float,
                ttr: float) -> str:
@@ -526,7 +529,7 @@ class PostgresBackend:
         if not items:
             return []
         rows = self._on(conn, *self._put_many_args(queue, items, True))
-        return list(map(str, sorted(map(_FIRST, rows))))
+        return _ids(rows)
 
     def _on(self, conn: psycopg.Connection[Any], sql: str,
             params: Mapping[str, Any]) -> list[Any]:
@@ -593,7 +596,14 @@ class PostgresBackend:
         return Reservation(queue=queue, id=str(job_id), body=bytes(body), priority=priority,
                            attempts=attempts % ATTEMPT_SPAN, ttr=ttr, receipt=str(attempts))
 
-    def _take_sql(self, multi: bool, finish: bool, record: bool) -> str:
+    @staticmethod
+    def _taken(row: Any, queues: Sequence[str]) -> Reservation:
+        """The reservation of a plain take's row: the queue is the one asked, unless several."""
+        job_id, body, priority, attempts, ttr = row[:5]
+        return Reservation(row[5] if len(queues) > 1 else queues[0], str(job_id), bytes(body),
+                           priority, attempts % ATTEMPT_SPAN, ttr, str(attempts))
+
+    def _take_sql(self, multi: bool, finish: bool, record: bool, quick: bool = False) -> str:
         """One statement: optionally finish a held job (and write its record), then reserve.
 
         The candidates are each queue's first ready job (its partial index, in priority and
@@ -601,9 +611,16 @@ class PostgresBackend:
         marked reserved. ``FOR UPDATE SKIP LOCKED`` passes over rows other consumers are
         taking. With ``finish``, nothing is reserved unless the finish found the job held;
         the last column says whether it did. Without, it is one UPDATE that returns no row
-        when nothing is ready.
+        when nothing is ready, else the job's id, body, priority, attempts and ttr (and its
+        queue when there are several: :meth:`_taken`).
+
+        ``quick`` (without ``finish``): the same, but it takes the first ready job only when no
+        delayed job or lease of the queues is due, else no row (run the plain take then, which
+        weighs both). Its probe for a due job costs the server ~3 µs of the ~7 µs that the
+        plain take's due candidate (an index scan, a sort and a row lock, under a union and
+        a sort) costs; most reserves find nothing due.
         """
-        key = (multi, finish, record)
+        key = (multi, finish, record, quick)
         found = self._take_cache.get(key)
         if found is not None:
             return found
@@ -622,40 +639,53 @@ class PostgresBackend:
                          "fin.queue || '/' || fin.id) FROM fin WHERE NOT "
                          f"{self._records_gate('fin.queue')})")
             gate = " AND EXISTS (SELECT 1 FROM fin)"
+        which = "j.queue = ANY (%(qs)s::text[])" if multi else "j.queue = %(q1)s"
+        if quick:
+            gate = (f" AND NOT EXISTS (SELECT 1 FROM {t}jobs x WHERE {which.replace('j.', 'x.')}"
+                    " AND x.state IN (1, 2) AND x.due <= statement_timestamp())")
         if multi:
             ready = (f"(SELECT f.id, f.priority FROM unnest(%(qs)s::text[]) AS q(name) CROSS "
                      f"JOIN LATERAL (SELECT j.id, j.priority FROM {t}jobs j WHERE j.queue = "
                      f"q.name AND j.state = 0{gate} ORDER BY j.priority, j.id LIMIT 1 FOR UPDATE "
                      "SKIP LOCKED) f)")
-            which = "j.queue = ANY (%(qs)s::text[])"
         else:
             ready = (f"(SELECT j.id, j.priority FROM {t}jobs j WHERE j.queue = %(q1)s AND "
                      f"j.state = 0{gate} ORDER BY j.priority, j.id LIMIT 1 FOR UPDATE SKIP LOCKED)")
-            which = "j.queue = %(q1)s"
         due = (f"(SELECT j.id, j.priority FROM {t}jobs j WHERE {which} AND j.state IN (1, 2) "
                f"AND j.due <= statement_timestamp(){gate} ORDER BY j.priority, j.id LIMIT 1 "
                "FOR UPDATE SKIP LOCKED)")
+        if quick:  # the ready candidate alone (one queue's is one row already)
+            best = f"c.id FROM {ready} c" + (" ORDER BY c.priority, c.id LIMIT 1" if multi else "")
+        else:
+            best = (f"c.id FROM (SELECT * FROM {ready} r UNION ALL SELECT * FROM {due} d) c "
+                    "ORDER BY c.priority, c.id LIMIT 1")
         # One UPDATE of the better candidate, as a raw SKIP LOCKED loop does.
         take = (f"UPDATE {t}jobs j SET state = 2, attempts = j.attempts + 1, due = "
-                "statement_timestamp() + j.ttr * interval '1 second' WHERE j.id = (SELECT "
-                f"c.id FROM (SELECT * FROM {ready} r UNION ALL SELECT * FROM {due} d) c "
-                "ORDER BY c.priority, c.id LIMIT 1) "
-                "RETURNING j.id, j.queue, j.body, j.priority, j.attempts, j.ttr")
+                f"statement_timestamp() + j.ttr * interval '1 second' WHERE j.id = (SELECT "
+                f"{best}) RETURNING ")
         if not finish:
-            sql = f"{take}, 1"
+            # No column the caller knows already (the queue, of one) and no held flag: each
+            # result column cost ~4k client instructions per reserve to load.
+            sql = take + "j.id, j.body, j.priority, j.attempts, j.ttr" + (
+                ", j.queue" if multi else "")
             self._take_cache[key] = sql
             return sql
+        take += "j.id, j.queue, j.body, j.priority, j.attempts, j.ttr"
         parts.append(f"took AS ({take})")
-        held = ("(SELECT count(*) FROM fin) + 0 * (SELECT count(*) FROM note)" if finish
-                else "1")
         sql = ("WITH " + ", ".join(parts) + " SELECT took.id, took.queue, took.body, "
-               f"took.priority, took.attempts, took.ttr, {held} FROM (SELECT 1) AS one "
-               "LEFT JOIN took ON true")
+               "took.priority, took.attempts, took.ttr, (SELECT count(*) FROM fin) + 0 * "
+               "(SELECT count(*) FROM note) FROM (SELECT 1) AS one LEFT JOIN took ON true")
         self._take_cache[key] = sql
         return sql
 
     def _take_params(self, queues: Sequence[str]) -> dict[str, Any]:
         return {"qs": list(queues), "q1": queues[0]}
+
+    def _take_op(self, queues: Sequence[str]) -> Callable[[Any], Any]:
+        """The plain take of ``queues`` as an operation for :meth:`_run` (see :func:`_take`)."""
+        multi = len(queues) > 1
+        return partial(_take, quick=self._take_sql(multi, False, False, True),
+                       plain=self._take_sql(multi, False, False), params=self._take_params(queues))
 
     def _waiting(self, queues: Sequence[str], timeout: float | None,
                  look: Callable[[bool], R | None]) -> R | None:
@@ -704,25 +734,24 @@ class PostgresBackend:
 
         ``first`` (a finish-and-reserve statement and its parameters) replaces the first look.
         """
-        plain = (self._take_sql(len(queues) > 1, False, False), self._take_params(queues))
+        take = self._take_op(queues)
 
         def look(at_first: bool) -> Reservation | None:
-            sql, params = first if at_first and first is not None else plain
-            row = self._run(partial(_fetch_one, sql=sql, params=params))
-            if row is None:  # the plain reserve found nothing
-                return None
-            if not row[6]:
-                raise _Lost()
-            return None if row[0] is None else self._reservation(row)
+            if at_first and first is not None:  # always a row: the held flag, then the job
+                row = self._run(partial(_fetch_one, sql=first[0], params=first[1]))
+                if not row[6]:
+                    raise _Lost()
+                return None if row[0] is None else self._reservation(row)
+            row = self._run(take)
+            return None if row is None else self._taken(row, queues)
 
         return self._waiting(queues, timeout, look)
 
     def reserve(self, queues: Sequence[str], timeout: float | None) -> Reservation | None:
         """Reserve the most urgent ready job of ``queues``; wait up to ``timeout`` s."""
         if timeout == 0:  # one look, nothing to wait for
-            row = self._run(partial(_fetch_one, sql=self._take_sql(len(queues) > 1, False, False),
-                                    params=self._take_params(queues)))
-            return None if row is None else self._reservation(row)
+            row = self._run(self._take_op(queues))
+            return None if row is None else self._taken(row, queues)
         return self._wait_for_job(queues, timeout)
 
     # -- batches (kue.spi.BatchBackend) ----------------------------------------------------
@@ -843,9 +872,9 @@ class PostgresBackend:
 
     def delete(self, job: Reservation) -> None:
         """Delete a job this reservation still holds."""
-        row = self._run(partial(_fetch_one_text, sql=self._finish_sql[False],
-                                params={"id": int(job.id), "receipt": int(job.receipt)}))
-        if row is None:
+        count = self._run(partial(_rowcount, sql=self._finish_sql[False],
+                                  params={"id": int(job.id), "receipt": int(job.receipt)}))
+        if count != 1:
             raise ReservationLost(job.queue, job.id)
 
     def release(self, job: Reservation, priority: int, delay: float) -> None:
@@ -1098,9 +1127,24 @@ def _fetch_one(cur: Any, sql: str, params: Mapping[str, Any]) -> Any:
     return cur.execute(sql, params, binary=True).fetchone()
 
 
-def _fetch_one_text(cur: Any, sql: str, params: Mapping[str, Any]) -> Any:
-    """The first row of ``sql`` on ``cur`` (results in text: a void column has no binary)."""
-    return cur.execute(sql, params).fetchone()
+def _take(cur: Any, quick: str, plain: str, params: Mapping[str, Any]) -> Any:
+    """The row of the quick take, else (nothing ready, or something due) of the plain one."""
+    row = cur.execute(quick, params, binary=True).fetchone()
+    return row if row is not None else cur.execute(plain, params, binary=True).fetchone()
+
+
+def _ids(rows: list[Any]) -> list[str]:
+    """The ids of a put_many's one-column rows, as text, in put (ascending) order.
+
+    Sorting the rows themselves and one comprehension measured ~40% less client time than
+    mapping out the first column, sorting that and mapping ``str`` over it.
+    """
+    return [str(i) for (i,) in sorted(rows)]
+
+
+def _rowcount(cur: Any, sql: str, params: Mapping[str, Any]) -> int:
+    """The rows ``sql`` changed on ``cur`` (results in text: a void column has no binary)."""
+    return cur.execute(sql, params).rowcount  # type: ignore[no-any-return]
 
 
 def _fetch_pipelined(cur: Any, sqls: Sequence[str],

@@ -35,7 +35,8 @@ Names carry the configured schema and prefix (``public`` and ``kue`` by default)
 
 Expired keys and claims are removed a batch at a time by later writes.
 
-Every operation is one statement (:mod:`kue_postgres.backend` builds them), so one round trip;
+Every operation is one statement (:mod:`kue_postgres.backend` builds them), so one round trip
+(a plain reserve takes two when a delayed job or lease is due, or nothing is ready);
 the function ``kue_merge_record`` merges a record (as :meth:`update_record` does). Puts,
 releases and kicks notify channel ``<schema>.<prefix>_jobs`` with the queue's name; record
 changes notify ``<schema>.<prefix>_records`` with ``queue/id``.
