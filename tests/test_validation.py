@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 
-from kue.backend import Capabilities, PutItem
+from kue.backend import Capabilities, PutItem, Reservation
 from kue.errors import JobTooBig, Unsupported
 from kue.validation import check_delay, check_put_items, retry_delay_within
 
@@ -89,3 +89,18 @@ def test_a_put_item_is_a_frozen_dataclass_whose_defaults_are_its_fields() -> Non
     assert pickle.loads(pickle.dumps(item)) == item
     with pytest.raises(dataclasses.FrozenInstanceError):
         item.priority = 1  # type: ignore[misc]
+
+
+def test_a_reservation_is_a_frozen_dataclass_built_by_position_or_name() -> None:
+    job = Reservation("q", "7", b"x", 3, 1, 60.0)
+    assert job == Reservation(queue="q", id="7", body=b"x", priority=3, attempts=1, ttr=60.0,
+                              receipt="")
+    assert [f.name for f in dataclasses.fields(Reservation)] == [
+        "queue", "id", "body", "priority", "attempts", "ttr", "receipt"]
+    assert hash(job) == hash(Reservation("q", "7", b"x", 3, 1, 60.0)) and repr(job) == (
+        "Reservation(queue='q', id='7', body=b'x', priority=3, attempts=1, ttr=60.0, "
+        "receipt='')")
+    assert dataclasses.replace(job, receipt="r") == Reservation("q", "7", b"x", 3, 1, 60.0, "r")
+    assert pickle.loads(pickle.dumps(job)) == job
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job.attempts = 2  # type: ignore[misc]

@@ -227,7 +227,11 @@ class Queue:
 
     def reserve(self, timeout: float | None = None) -> ReservedJob | None:
         """Take the most urgent ready job, waiting up to ``timeout`` s (None: for ever)."""
-        return self.reserve_from([self.name], timeout)
+        if timeout is not None:
+            validation.check_timeout(timeout)
+        # This queue's own name was checked when it was opened.
+        r = self.backend.reserve([self.name], timeout)
+        return None if r is None else ReservedJob(self, r)
 
     def reserve_from(self, queues: list[str], timeout: float | None = None) -> ReservedJob | None:
         """Take the most urgent ready job of several queues on this backend."""
