@@ -586,8 +586,8 @@ class RedisBackend:
     ) -> list[Reservation]:
         """Give back and reserve, returning at once; then ack (kue.DeferredAckBackend).
 
-        Two settle_many scripts in one write on this thread's lane: the first gives back and
-        reserves, the second acks; only the first's reply is waited for. Off a lane (a
+        Two settle_many scripts on this thread's lane: the first gives back and reserves; once
+        its reply is in, the second, which acks, is sent and not waited for. Off a lane (a
         cluster) or across cluster slots this is settle_many, its lost acks kept for
         :meth:`acks_outcome`.
         """
@@ -611,8 +611,7 @@ class RedisBackend:
         with self._guard():
             try:
                 _, found, _ = lane.execute_deferring(*commands)
-            except NoScriptError:
-                lane.take_deferred()  # the acks' NOSCRIPT too: nothing ran
+            except NoScriptError:  # the acks were not sent
                 lane.script_load(script.source)
                 _, found, _ = lane.execute_deferring(*commands)
         deferred.acks = list(acks)

@@ -21,8 +21,8 @@ What stays as redis-py does it, or safer:
 - after a fork the child never uses its parent's sockets: it takes a new connection from the
   pool, which notices the fork itself.
 
-A thread may send two commands at once and wait for the first's reply alone
-(:meth:`ScriptLane.execute_deferring`): the second's reply is read later, by
+A thread may send a second command once the first's reply is in without waiting for the
+second's (:meth:`ScriptLane.execute_deferring`): its reply is read later, by
 :meth:`ScriptLane.take_deferred` or before this thread's next command, so replies never
 cross. At most one reply is deferred per thread: a new deferring call reads the last one first.
 """
@@ -129,40 +129,32 @@ class ScriptLane:
         return conn.retry.call_with_retry(lambda: self._call(conn, packed), dropped)
 
     def execute_deferring(self, first: tuple[Any, ...], second: tuple[Any, ...]) -> Any:
-        """Send two commands in one write and return the first's reply; the second's waits.
+        """Send ``first`` and return its reply; then send ``second``, whose reply waits.
 
-        The server runs them in order; the second's reply is read by :meth:`take_deferred`,
-        or before this thread's next command. A dropped connection sends both again, as
-        :meth:`execute` does one (:meth:`resent`; the second's reply says so too). An error
-        reply to the first is raised once the second's reply is read as well.
+        The second's reply is read by :meth:`take_deferred`, or before this thread's next
+        command. A dropped connection sends the first again, as :meth:`execute` does
+        (:meth:`resent`). The second is sent only once the first's reply is in, so an error
+        reply to the first (raised) means the second was never sent.
         """
         held = self._held()
         self._read_deferred(held)
         held.outcome = None  # one deferred reply per thread: an untaken one is dropped
+        reply = self.execute(*first)
         conn = held.conn
-        packed = self._packed(conn, first) + self._packed(conn, second)
-        local = self._local
-        local.resent = False
-
-        def dropped(_error: BaseException) -> None:
-            local.resent = True
-            held.deferred = None  # its reply went with the connection; both are sent again
+        # A write of its own: redis sends the replies to the commands of one read together,
+        # so sent with the first it would hold back the first's reply until it was done too.
+        try:
+            conn.send_packed_command(self._packed(conn, second), check_health=False)
+        except _LOST as exc:  # not sent, or not all of it: the connection is closed
             conn.disconnect()
-
-        def call() -> Any:
-            try:
-                conn.send_packed_command(packed, check_health=False)
-                held.deferred = bool(local.resent)
-                return conn.read_response()
-            except redis.ResponseError:
-                self._read_deferred(held)  # in step: the second's reply follows the error
-                raise
-            except BaseException:
-                held.deferred = None
-                conn.disconnect()
-                raise
-
-        return conn.retry.call_with_retry(call, dropped)
+            held.outcome = DeferredReply(error=exc)
+        except BaseException as exc:
+            conn.disconnect()
+            held.outcome = DeferredReply(error=redis.ConnectionError(repr(exc)))
+            raise
+        else:
+            held.deferred = False
+        return reply
 
     def take_deferred(self) -> DeferredReply | None:
         """The deferred reply of this thread's last :meth:`execute_deferring`, read if need be.
