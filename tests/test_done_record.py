@@ -17,7 +17,7 @@ from kue.backends.sqlite import SQLiteBackend
 from kue.codec import decode
 from kue.job import Job
 from kue.plugins import get_plugin_manager
-from kue.records import DoneRecord, EncodedFields, takes_done_records
+from kue.records import DoneRecord, EncodedFields, takes_done_records, takes_done_rows
 from kue.worker.done_record import done_fields, done_record
 from kue.worker.settle import Admitted, JobSettler
 
@@ -65,11 +65,15 @@ def test_an_envelope_time_json_cannot_hold_is_left_out(enqueued_at: float) -> No
     assert json.loads(record.json)["enqueued_at"] is None
 
 
-def test_the_row_text_leaves_out_what_a_job_row_keeps_itself() -> None:
-    record = done_record(JOB, "jobs.x", 1764377000.5, time.monotonic(), {"n": 1})
-    row = json.loads(record.row_json)
-    assert not {"state", "attempts", "priority"} & set(row)
-    assert {**row, "state": "done", "attempts": 2, "priority": 2**31} == json.loads(record.json)
+@pytest.mark.parametrize("row", [False, True])
+def test_the_row_text_leaves_out_what_a_job_row_keeps_itself(row: bool) -> None:
+    record = done_record(JOB, "jobs.x", 1764377000.5, time.monotonic(), {"n": 1}, row=row)
+    text = record.row_json
+    assert not {"state", "attempts", "priority"} & set(json.loads(text))
+    whole = json.loads(record.json)
+    assert list(whole)[:4] == ["state", "attempts", "priority", "finished_at"]
+    assert {**json.loads(text), "state": "done", "attempts": 2, "priority": 2**31} == whole
+    assert dict(record) == whole and record.row_json is text
 
 
 def test_times_are_whole_microseconds_whose_text_is_their_float() -> None:
@@ -93,6 +97,8 @@ def test_only_backends_that_say_so_get_the_text_alone(tmp_path: Path) -> None:
     sqlite = SQLiteBackend(tmp_path / "q.db")
     try:
         assert takes_done_records(sqlite) and not takes_done_records(MemoryBackend())
+        # sqlite's row keeps state, attempts and priority: it gets the row text made first.
+        assert takes_done_rows(sqlite) and not takes_done_rows(MemoryBackend())
         for backend, kind in ((sqlite, DoneRecord), (MemoryBackend(), EncodedFields)):
             settler = JobSettler(backend, get_plugin_manager())
             assert backend.put_many("q", [PutItem(b'{"job": "jobs.x"}')])

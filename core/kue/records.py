@@ -28,6 +28,7 @@ __all__ = [
     "RecordStore",
     "RecordingBackend",
     "takes_done_records",
+    "takes_done_rows",
 ]
 
 #: Seconds the record of a done job is kept by default: one day, Celery's ``result_expires``.
@@ -79,14 +80,34 @@ class DoneRecord(Mapping[str, Any]):
     :param priority: the job's priority (as the text says).
     """
 
-    __slots__ = ("_fields", "attempts", "json", "priority")
+    __slots__ = ("_fields", "_json", "_row", "attempts", "priority")
 
     def __init__(self, json: str, attempts: int, priority: int) -> None:
-        #: The whole record as one compact JSON object (state "done" and every field).
-        self.json = json
+        self._json: str | None = json
+        self._row: str | None = None
         self.attempts = attempts
         self.priority = priority
         self._fields: dict[str, Any] | None = None
+
+    @classmethod
+    def of_row(cls, row_json: str, attempts: int, priority: int) -> DoneRecord:
+        """The record made as its :attr:`row_json` (see :func:`takes_done_rows`).
+
+        Its :attr:`json` is made from that text if asked.
+        """
+        record = cls.__new__(cls)
+        record._json, record._row = None, row_json
+        record.attempts, record.priority, record._fields = attempts, priority, None
+        return record
+
+    @property
+    def json(self) -> str:
+        """The whole record as one compact JSON object (state "done" and every field)."""
+        text = self._json
+        if text is None:
+            text = self._json = (f'{{"state":"done","attempts":{self.attempts:d},'
+                                 f'"priority":{self.priority:d},{self.row_json[1:]}')
+        return text
 
     @property
     def row_json(self) -> str:
@@ -95,8 +116,11 @@ class DoneRecord(Mapping[str, Any]):
         A backend that turns the job's row into its record has those three in the row's own
         columns already; the text is that much shorter.
         """
-        text = self.json
-        return "{" + text[text.index('"finished_at"'):]
+        text = self._row
+        if text is None:
+            whole = self.json
+            text = self._row = "{" + whole[whole.index('"finished_at"'):]
+        return text
 
     def _parsed(self) -> dict[str, Any]:
         if self._fields is None:
@@ -120,6 +144,21 @@ class DoneRecord(Mapping[str, Any]):
 #: :class:`DoneRecord` as the fields of ``complete`` and of an ``Ack`` (see
 #: :func:`takes_done_records`).
 TAKES_DONE_RECORDS = "takes_done_records"
+
+
+#: The class attribute by which such a backend says it stores :attr:`DoneRecord.row_json`
+#: (see :func:`takes_done_rows`).
+TAKES_DONE_ROWS = "takes_done_rows"
+
+
+def takes_done_rows(backend: object) -> bool:
+    """Whether ``backend`` stores a :class:`DoneRecord`'s :attr:`~DoneRecord.row_json`.
+
+    Class attribute True, with :func:`takes_done_records`: the worker then makes that text
+    first (the whole record only if asked), which saves formatting and cutting the three
+    fields the backend's row keeps itself.
+    """
+    return takes_done_records(backend) and getattr(type(backend), TAKES_DONE_ROWS, False) is True
 
 
 def takes_done_records(backend: object) -> bool:

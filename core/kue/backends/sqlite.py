@@ -229,6 +229,8 @@ class SQLiteBackend:
 
     #: A done record is stored as the worker's text (kue.records.takes_done_records).
     takes_done_records: ClassVar[bool] = True
+    #: ... as its row text, without what the row's own columns keep (kue.records).
+    takes_done_rows: ClassVar[bool] = True
 
     def __init__(
         self, path: str | os.PathLike[str], *, synchronous: str = "normal",
