@@ -20,7 +20,6 @@ __all__ = [
     "BatchBackend",
     "BatchReply",
     "Capabilities",
-    "DeferredAckBackend",
     "DeletableBackend",
     "FusedBackend",
     "JobInfo",
@@ -30,7 +29,6 @@ __all__ = [
     "Reservation",
     "TransactionalBackend",
     "UniqueBackend",
-    "check_reserve_n",
 ]
 
 #: The least urgent priority. 0 is the most urgent, everywhere.
@@ -101,9 +99,8 @@ class Capabilities:
         one round trip too (the worker's prefetch). Its most jobs per call is
         ``max_reserve``.
     :param max_reserve: the most jobs one ``reserve_many`` call hands out (SQS: 10).
-    :param deferred_acks: the backend is a :class:`DeferredAckBackend`: a batched round trip
-        can return the jobs it reserved before its acks are done, the acks' outcome read later,
-        so the server deletes (and records) the finished jobs while the worker runs the next.
+    :param deferred_acks: the backend is a :class:`kue.deferred_acks.DeferredAckBackend`: its
+        batched round trip returns what it reserved before its acks are done.
     """
 
     name: str
@@ -181,8 +178,7 @@ class Reservation:
 
     def __init__(self, queue: str, id: str, body: bytes, priority: int, attempts: int,
                  ttr: float, receipt: str = "") -> None:
-        # One per job reserved, on every backend: one update of the instance's dict costs half
-        # of the generated __init__'s seven object.__setattr__ calls (as PutItem's).
+        # One per job reserved: half the cost of seven object.__setattr__ calls (as PutItem).
         self.__dict__.update(queue=queue, id=id, body=body, priority=priority,
                              attempts=attempts, ttr=ttr, receipt=receipt)
 
@@ -407,52 +403,3 @@ class BatchBackend(Backend, Protocol):
         TypeError or ValueError before anything is done.
         """
         ...
-
-
-@runtime_checkable
-class DeferredAckBackend(BatchBackend, Protocol):
-    """A batch backend whose round trip need not wait for its acks (``capabilities.deferred_acks``).
-
-    A worker that prefetches spends its round trip waiting for the server to delete (and
-    record) the jobs it finished as well as to reserve the next; here it waits for the reserve
-    alone, and the server does the acks while the worker runs the jobs it got. Per thread: the
-    outcome belongs to the thread that sent the acks, which reads it before its next round trip.
-    """
-
-    def settle_many_deferred(
-        self, acks: Sequence[Ack], give_back: Sequence[Reservation], queues: Sequence[str],
-        n: int,
-    ) -> list[Reservation]:
-        """Give back ``give_back``, reserve up to ``n`` without waiting, then ack ``acks``.
-
-        As :meth:`BatchBackend.settle_many` with no wait, but the reserve goes first and the
-        reserved jobs return before the acks are done: they are done in order after it, each
-        atomically as there, and their outcome is read with :meth:`acks_outcome`. A job acked
-        here is never among those reserved (it is held). Bad values raise before anything is
-        sent, as there. Other calls of this thread may come in between.
-        """
-        ...
-
-    def acks_outcome(self) -> list[Reservation]:
-        """The acks of this thread's earlier deferred calls that were not done; [] if none.
-
-        Each acked job is done (deleted, its record written) unless listed: as
-        :attr:`BatchReply.lost`, a job whose reservation was no longer held. Waits for the
-        server where the outcome is still on its way.
-
-        :raises BackendUnavailable: the outcome was lost with the connection: the acks may or
-            may not be done, and sending them again (a normal ack) is safe, a job already done
-            being listed lost then.
-        """
-        ...
-
-
-def check_reserve_n(n: int, capabilities: Capabilities, *, zero: bool = False) -> None:
-    """Refuse a batch size outside 1 (0 with ``zero``) to ``capabilities.max_reserve``.
-
-    Raises ValueError naming the value and the limit, before anything is sent.
-    """
-    low = 0 if zero else 1
-    if isinstance(n, bool) or not isinstance(n, int) or not low <= n <= capabilities.max_reserve:
-        raise ValueError(f"n={n!r}: a batch reserve takes {low} to "
-                         f"{capabilities.max_reserve} jobs on {capabilities.name}")

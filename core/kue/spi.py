@@ -19,7 +19,6 @@ from kue.backend import (
     BatchBackend,
     BatchReply,
     Capabilities,
-    DeferredAckBackend,
     DeletableBackend,
     FusedBackend,
     JobInfo,
@@ -28,10 +27,10 @@ from kue.backend import (
     QueueStats,
     Reservation,
     TransactionalBackend,
-    check_reserve_n,
 )
 from kue.backoff import Backoff
 from kue.config import mask_url
+from kue.deferred_acks import DeferredAckBackend
 from kue.errors import (
     BackendUnavailable,
     ConfigError,
@@ -55,7 +54,7 @@ from kue.records import (
     RecordStore,
 )
 from kue.status import InspectableBackend
-from kue.validation import MAX_QUEUE_NAME, QUEUE_NAME_RULE, check_queue_name
+from kue.validation import MAX_QUEUE_NAME, QUEUE_NAME_RULE, check_queue_name, check_reserve_n
 
 __all__ = [
     "DEFAULT_PRIORITY",

@@ -21,6 +21,7 @@ __all__ = [
     "check_put_items",
     "check_queue_name",
     "check_queues",
+    "check_reserve_n",
     "check_timeout",
     "check_ttr",
     "check_unique",
@@ -253,3 +254,14 @@ def check_unique(key: object, ttl: object) -> tuple[str, float]:
     if seconds <= 0:
         raise ValueError(f"unique_for must be more than 0 s, got {ttl!r}")
     return key, seconds
+
+
+def check_reserve_n(n: int, capabilities: Capabilities, *, zero: bool = False) -> None:
+    """Refuse a batch size outside 1 (0 with ``zero``) to ``capabilities.max_reserve``.
+
+    Raises ValueError naming the value and the limit, before anything is sent.
+    """
+    low = 0 if zero else 1
+    if isinstance(n, bool) or not isinstance(n, int) or not low <= n <= capabilities.max_reserve:
+        raise ValueError(f"n={n!r}: a batch reserve takes {low} to "
+                         f"{capabilities.max_reserve} jobs on {capabilities.name}")

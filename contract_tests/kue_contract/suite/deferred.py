@@ -1,7 +1,7 @@
 """Deferred acks (``capabilities.deferred_acks``): a round trip that does not wait for its acks.
 
 A prefetching worker's round trip acks the jobs it finished and reserves the next ones. On a
-:class:`kue.backend.DeferredAckBackend` it may return once the reserve is done, the server
+:class:`kue.deferred_acks.DeferredAckBackend` it may return once the reserve is done, the server
 doing the acks after it while the worker runs the new jobs; the acks' outcome is read later,
 per thread. What must hold: the acks are done (records included) exactly as ``settle_many``
 would do them, a stale one is listed, never a job acked is handed out again, and one thread's
@@ -16,7 +16,8 @@ from collections.abc import Callable
 import pytest
 
 import kue
-from kue.backend import Ack, DeferredAckBackend
+from kue.backend import Ack
+from kue.deferred_acks import DeferredAckBackend
 from kue.records import RecordingBackend
 from kue_contract.suite.batch import _outlive
 

@@ -13,7 +13,8 @@ import logging
 from collections.abc import Sequence
 from typing import cast
 
-from kue.backend import Ack, BatchBackend, DeferredAckBackend, Reservation
+from kue.backend import Ack, BatchBackend, Reservation
+from kue.deferred_acks import DeferredAckBackend
 from kue.errors import ReservationLost
 from kue.worker.lease import LeaseKeeper
 from kue.worker.settle import JobSettler
@@ -75,7 +76,7 @@ def settle_batch(backend: BatchBackend, keeper: LeaseKeeper, settler: JobSettler
 
     ``acks`` is emptied once sent; an ack whose lease was lost is counted as lost. If the call
     fails, every job stays held (renewed by ``keeper``) for the next try. With
-    ``unconfirmed`` (the backend is a :class:`~kue.backend.DeferredAckBackend`), a call that
+    ``unconfirmed`` (the backend is a :class:`~kue.deferred_acks.DeferredAckBackend`), a call that
     reserves does not wait for its acks: they move to ``unconfirmed``, for
     :func:`confirm_acks` before the next round trip.
     """

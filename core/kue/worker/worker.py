@@ -23,11 +23,11 @@ from kue.backend import (
     Ack,
     Backend,
     BatchBackend,
-    DeferredAckBackend,
     FusedBackend,
     Reservation,
 )
 from kue.backoff import Backoff
+from kue.deferred_acks import DeferredAckBackend
 from kue.errors import BackendUnavailable, ReservationLost
 from kue.hookcalls import notify
 from kue.interrupts import TimeLimitExceeded

@@ -584,7 +584,7 @@ class RedisBackend:
         self, acks: Sequence[Ack], give_back: Sequence[Reservation], queues: Sequence[str],
         n: int,
     ) -> list[Reservation]:
-        """Give back and reserve, returning at once; then ack (kue.DeferredAckBackend).
+        """Give back and reserve, returning at once; then ack (kue.spi.DeferredAckBackend).
 
         Two settle_many scripts on this thread's lane: the first gives back and reserves; once
         its reply is in, the second, which acks, is sent and not waited for. Off a lane (a
@@ -618,7 +618,7 @@ class RedisBackend:
         return [self._reservation(names[int(f[0]) - 1], f) for f in found]
 
     def acks_outcome(self) -> list[Reservation]:
-        """The deferred acks of this thread that were not done (see kue.DeferredAckBackend)."""
+        """The deferred acks of this thread that were not done (see kue.spi.DeferredAckBackend)."""
         deferred = self._deferred
         lost: list[Reservation] = getattr(deferred, "lost", None) or []
         acks: list[Ack] = getattr(deferred, "acks", None) or []
