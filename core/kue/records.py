@@ -27,6 +27,7 @@ __all__ = [
     "RecordState",
     "RecordStore",
     "RecordingBackend",
+    "done_json",
     "takes_done_records",
     "takes_done_rows",
 ]
@@ -64,6 +65,15 @@ class EncodedFields(dict[str, Any]):
         super().__init__(fields)
         #: The fields as one compact JSON object.
         self.json = json
+
+
+def done_json(attempts: int, priority: int, members: str) -> str:
+    """A done record's whole JSON text: state, attempts and priority, then ``members``.
+
+    ``members`` is the rest of the object from ``"finished_at"`` on, its closing brace
+    included (what :attr:`DoneRecord.row_json` holds after its opening brace).
+    """
+    return f'{{"state":"done","attempts":{attempts:d},"priority":{priority:d},{members}'
 
 
 class DoneRecord(Mapping[str, Any]):
@@ -105,8 +115,7 @@ class DoneRecord(Mapping[str, Any]):
         """The whole record as one compact JSON object (state "done" and every field)."""
         text = self._json
         if text is None:
-            text = self._json = (f'{{"state":"done","attempts":{self.attempts:d},'
-                                 f'"priority":{self.priority:d},{self.row_json[1:]}')
+            text = self._json = done_json(self.attempts, self.priority, self.row_json[1:])
         return text
 
     @property
