@@ -19,13 +19,7 @@ from typing import cast
 
 import pluggy
 
-from kue.backend import (
-    Ack,
-    Backend,
-    BatchBackend,
-    FusedBackend,
-    Reservation,
-)
+from kue.backend import Ack, Backend, BatchBackend, FusedBackend, Reservation
 from kue.backoff import Backoff
 from kue.deferred_acks import DeferredAckBackend
 from kue.errors import BackendUnavailable, ReservationLost
@@ -349,9 +343,9 @@ class Worker:
                 self._report_batch(reserved)
                 batch_at = self._clock()
         finally:
-            if self._unconfirmed:
-                acks[:0] = self._confirm(backend)
-            if held or acks:  # an exception: settle what can be settled, give back the rest
+            # An exception or a stop: read the deferred acks' outcome, settle what can be
+            # settled, give back the rest (_settle_batch confirms the deferred acks first).
+            if held or acks or self._unconfirmed:
                 try:
                     self._settle_batch(backend, acks, list(held), 0)
                 except Exception as exc:  # the jobs come back after their ttr

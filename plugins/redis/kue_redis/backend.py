@@ -268,6 +268,16 @@ def packed_json(fields: Mapping[str, Any]) -> str:
 _DELETE_ONLY = -2
 
 
+def _lost_acks(acks: Sequence[Ack], codes: Sequence[Any], resent: bool) -> list[Reservation]:
+    """The jobs of the acks ``lua/settle_many.lua`` listed as not done (ack number, code).
+
+    After a ``resent`` call an ack that found no such job is not listed: the first send,
+    whose reply the dropped connection lost, deleted it.
+    """
+    return [acks[int(codes[i]) - 1].job for i in range(0, len(codes), 2)
+            if not (resent and int(codes[i + 1]) == _NO_SUCH_JOB)]
+
+
 def parse_record(flat: Sequence[Any]) -> dict[str, Any]:
     """A record from its hash fields: the PACKED object, and over it the single fields.
 
@@ -544,8 +554,7 @@ class RedisBackend:
         deadline = None if timeout is None else time.monotonic() + timeout
         keys, args = self._settle_call(acks, docs, give_back, n, script_keys)
         lost_codes, found, wait = self._run("settle_many", keys, args)
-        lost = [acks[int(lost_codes[i]) - 1].job for i in range(0, len(lost_codes), 2)
-                if not self._done_before(int(lost_codes[i + 1]))]
+        lost = _lost_acks(acks, lost_codes, resent=bool(lost_codes) and self._resent())
         reserved = [self._reservation(names[int(f[0]) - 1], f) for f in found]
         if not reserved and n and timeout != 0:
             first = self._wait_for_job(names, script_keys, wake_keys, deadline, list(wait))
@@ -634,9 +643,8 @@ class RedisBackend:
             why = str(error) or repr(error) if error is not None else "no reply"
             raise BackendUnavailable(self.settings.masked_url, f"the outcome of {len(acks)} "
                                      f"acks was lost with the connection ({why})")
-        codes = reply.value[0]
-        return [*lost, *(acks[int(codes[i]) - 1].job for i in range(0, len(codes), 2)
-                         if not (reply.resent and int(codes[i + 1]) == _NO_SUCH_JOB))]
+        # Sent once, after its reserve's reply was in: a job it found gone was not its work.
+        return [*lost, *_lost_acks(acks, reply.value[0], resent=False)]
 
     def _settle_spread(
         self, acks: Sequence[Ack], give_back: Sequence[Reservation], names: list[str], n: int,
@@ -662,9 +670,13 @@ class RedisBackend:
             reserved.append(job)
         return BatchReply(reserved, lost)
 
+    def _resent(self) -> bool:
+        """Whether this thread's last script call was sent again after a dropped connection."""
+        return self._lane is not None and self._lane.resent()
+
     def _done_before(self, result: int) -> bool:
         """Whether an ack that found no such job was resent: its first send did the work."""
-        return result == _NO_SUCH_JOB and self._lane is not None and self._lane.resent()
+        return result == _NO_SUCH_JOB and self._resent()
 
     def _wait_for_job(
         self,

@@ -55,13 +55,10 @@ class DeferredReply:
     :param value: the reply (None with ``error``).
     :param error: an error reply (``redis.ResponseError``), or the connection failure that
         lost the reply: the command may or may not have run.
-    :param resent: the command was sent again after a dropped connection: it may have run
-        twice.
     """
 
     value: Any = None
     error: Exception | None = None
-    resent: bool = False
 
 
 class _Held:
@@ -72,8 +69,8 @@ class _Held:
     def __init__(self, conn: Any, pid: int) -> None:
         self.conn = conn
         self.pid = pid
-        #: None, or whether the command whose reply is still to be read was resent.
-        self.deferred: bool | None = None
+        #: A deferred command's reply is still to be read from the connection.
+        self.deferred = False
         #: The deferred reply read (by another command first), until taken.
         self.outcome: DeferredReply | None = None
 
@@ -153,7 +150,7 @@ class ScriptLane:
             held.outcome = DeferredReply(error=redis.ConnectionError(repr(exc)))
             raise
         else:
-            held.deferred = False
+            held.deferred = True
         return reply
 
     def take_deferred(self) -> DeferredReply | None:
@@ -173,20 +170,19 @@ class ScriptLane:
         A connection failure loses it (the connection is closed, so no later call reads it);
         any other exception, such as a stop signal, does too, and is raised.
         """
-        resent = held.deferred
-        if resent is None:
+        if not held.deferred:
             return
-        held.deferred = None
+        held.deferred = False
         try:
-            held.outcome = DeferredReply(held.conn.read_response(), resent=resent)
+            held.outcome = DeferredReply(held.conn.read_response())
         except redis.ResponseError as exc:
-            held.outcome = DeferredReply(error=exc, resent=resent)
+            held.outcome = DeferredReply(error=exc)
         except _LOST as exc:
             held.conn.disconnect()
-            held.outcome = DeferredReply(error=exc, resent=resent)
+            held.outcome = DeferredReply(error=exc)
         except BaseException as exc:
             held.conn.disconnect()
-            held.outcome = DeferredReply(error=redis.ConnectionError(repr(exc)), resent=resent)
+            held.outcome = DeferredReply(error=redis.ConnectionError(repr(exc)))
             raise
 
     def resent(self) -> bool:
