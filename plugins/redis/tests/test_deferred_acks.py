@@ -14,6 +14,7 @@ import kue
 from kue.backend import Ack
 from kue.errors import BackendUnavailable
 from kue.worker import Worker
+from kue.worker.threads import ThreadedWorker
 from kue_redis.backend import RedisBackend
 
 _DONE: list[int] = []
@@ -71,6 +72,23 @@ def test_a_prefetching_worker_defers_its_acks_and_leaves_every_job_done_and_reco
         assert sorted(_DONE) == list(range(300))
         assert queue.stats().total == 0, "the worker left jobs behind"
         assert worker.stats.lost == 0
+        assert all(queue.result(job_id, 5) == n for n, job_id in enumerate(ids))
+    finally:
+        queue.close()
+
+
+def test_worker_threads_sharing_one_backend_defer_their_acks_and_do_every_job_once(
+    url: str,
+) -> None:
+    queue = kue.connect(url, queue="deferred")
+    _DONE.clear()
+    try:
+        ids = [queue.push(count.message(i)) for i in range(600)]
+        worker = ThreadedWorker(queue.backend, ["deferred"], threads=4, prefetch=16)
+        stats = worker.run(burst=True)
+        assert sorted(_DONE) == list(range(600)), "a job ran twice or not at all"
+        assert stats.succeeded == 600 and stats.lost == 0, stats
+        assert queue.stats().total == 0, "the threads left jobs behind"
         assert all(queue.result(job_id, 5) == n for n, job_id in enumerate(ids))
     finally:
         queue.close()
