@@ -46,7 +46,8 @@ def test_a_signal_lets_every_running_job_finish_then_exits_zero(
     q = kue.connect(sqlite_url, queue="jobs")
     for i in range(3):
         q.push(sample_jobs.slow.message(1.0, f"s{i}"))
-    q.push(sample_jobs.add.message(1, 2), delay=2)  # due only after the signal: must not run
+    # Due long after the signal (a loaded machine took over 2 s to get there): must not run.
+    q.push(sample_jobs.add.message(1, 2), delay=60)
     proc = worker_process(sqlite_url, "--threads", "3")
     wait_until(lambda: ledger.read_text().count("start ") == 3, timeout=20)
     proc.send_signal(signal.SIGTERM)
