@@ -293,8 +293,9 @@ class ContainerServer(Server):
         super().start()
 
     def _running(self) -> bool:
-        self._tc.reload()
-        return bool(self._tc.status == "running")
+        box = self._tc.get_wrapped_container()
+        box.reload()
+        return bool(box.status == "running")
 
     def _create(self) -> None:
         _require_image(self.spec)
@@ -391,7 +392,8 @@ def engine_answers(url: str | None = None, patience: float = 30) -> bool:
         deadline = time.monotonic() + patience
         while True:
             with contextlib.suppress(Exception):  # no engine there, or not yet
-                client = docker.from_env(environment={"DOCKER_HOST": where}, timeout=5)
+                client = docker.from_env(environment={**os.environ, "DOCKER_HOST": where},
+                                         timeout=5)
                 with contextlib.closing(client):
                     if client.ping():
                         os.environ.setdefault("DOCKER_HOST", where)
