@@ -209,7 +209,7 @@ class Server:
             if not running() or time.monotonic() > deadline:
                 raise ServerUnavailable(f"{self.described} did not answer on 127.0.0.1:"
                                         f"{self.port}\n{log()[-2000:]}\n{self.spec.install_hint}")
-            time.sleep(0.02)
+            time.sleep(0.05)  # each check of a container asks its engine
 
     def __enter__(self) -> Server:
         try:
