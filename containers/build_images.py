@@ -48,12 +48,6 @@ runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
 """
-#: Errors the engine is known to give, and what avoids each.
-KNOWN_ERRORS = {
-    "RLIMIT_NOFILE": "set default_ulimits = [] in [containers] of containers.conf",
-    "hybrid mode": 'set runtime = "runc" in [engine] of containers.conf',
-    "cgroups": 'use runc with cgroup_manager = "cgroupfs" (no systemd here)',
-}
 #: Commands the test command's sessions need, by the Debian package that brings each.
 #: PostgreSQL's server binaries are not on PATH on Debian (/usr/lib/postgresql/N/bin); its
 #: pg_ctlcluster is, and comes with the server package.
@@ -82,10 +76,8 @@ def run(argv: Sequence[str], check: bool = True,
     """Run a command and capture its output; a failure names the command and shows its output."""
     proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=900, env=env)
     if check and proc.returncode != 0:
-        output = (proc.stdout + proc.stderr).strip()[-3000:]
-        hints = "; ".join(hint for key, hint in KNOWN_ERRORS.items() if key in output)
-        raise BuildError(f"`{' '.join(argv)}` failed ({proc.returncode}):\n{output}"
-                         + (f"\nknown cause: {hints}" if hints else ""))
+        raise BuildError(f"`{' '.join(argv)}` failed ({proc.returncode}):\n"
+                         f"{(proc.stdout + proc.stderr).strip()[-3000:]}")
     return proc
 
 
@@ -295,8 +287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             smoke_test(wanted["redis"])
     except (*FAILURES, KeyError) as exc:
         print(f"[images] FAILED while {step}: {exc}\n[images] this machine cannot run the "
-              "contract suite's containers; the suite still runs with local processes "
-              "(--kue-servers=local)", file=sys.stderr, flush=True)
+              "contract suite's containers (containers/README.md: engine errors seen and what "
+              "avoids each); the suite still runs with local processes (--kue-servers=local)",
+              file=sys.stderr, flush=True)
         return 1
     for key, value in {"DOCKER_HOST": f"unix://{SOCKET}", **servers.TESTCONTAINERS_ENV}.items():
         print(f"export {key}={value}", flush=True)

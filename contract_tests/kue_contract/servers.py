@@ -25,18 +25,17 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pluggy
-from mirakuru import TCPExecutor
-from mirakuru.exceptions import ExecutorError
+from mirakuru import SimpleExecutor
 
 __all__ = ["KUE_PODMAN_SOCKET", "LABEL", "MODES", "TESTCONTAINERS_ENV", "ContainerServer",
-           "LocalServer", "Server", "ServerSpec", "ServerUnavailable", "container_engine_answers",
-           "engine_answers", "free_port", "run_as", "run_setup", "serve", "spec_for",
-           "throwaway", "version_of"]
+           "LocalServer", "Server", "ServerSpec", "ServerUnavailable", "engine_answers",
+           "free_port", "run_as", "run_setup", "serve", "spec_for", "throwaway", "version_of"]
 
 #: Values of ``--kue-servers`` (and ``KUE_SERVERS``).
 MODES = ("auto", "containers", "local")
@@ -66,9 +65,9 @@ class ServerSpec:
     url: str  #: the backend URL, e.g. ``redis://{host}:{port}/0``
     binary: str | None = None  #: the executable (name on PATH, or path)
     args: tuple[str, ...] = ()  #: its arguments: port, scratch directory, loopback only
-    probe: bytes = b""  #: readiness: bytes to send and how the reply starts (a published
-    reply: bytes = b""  #: port may accept before the server in the container listens) ...
-    http: str | None = None  #: ... or any HTTP answer at this path
+    #: Readiness, as a published port may accept before the server in its container listens:
+    #: bytes to send and how the reply starts, or a path where any HTTP answer will do.
+    ready: tuple[bytes, bytes] | str | None = None
     image: str | None = None  #: the container image, built by ``nox -s images``, never pulled
     container_port: int = 0  #: the port the server listens on inside its container
     version: tuple[str, ...] = ("--version",)  #: arguments that make the binary say its version
@@ -83,9 +82,6 @@ class ServerSpec:
     setup: tuple[tuple[str, ...], ...] = ()
     user: str = ""  #: the OS user a server that refuses root runs as under root, in its image too
     files: tuple[str, ...] = ()  #: what else an image needs of this machine (PostgreSQL's lib)
-    #: Probe a local process too, not just its port (PostgreSQL listens while it recovers). Off
-    #: by default: a test may start a server with arguments that change the reply (TLS only).
-    probe_locally: bool = False
 
     def argv(self, *extra: str, **where: object) -> list[str]:
         """The arguments and ``extra`` with ``host``, ``port``, ``scratch``... filled in."""
@@ -180,6 +176,7 @@ class Server:
     def __init__(self, spec: ServerSpec, *extra: str) -> None:
         self.spec, self.extra, self.port, self.url = spec, extra, 0, ""
         self.scratch = Path(tempfile.mkdtemp(prefix=f"kue-{spec.label.split()[0]}-"))
+        self.described = "the plugin's URL (no server)"
         self._uid = uuid.uuid4().hex[:12]
 
     def where(self, **place: object) -> dict[str, object]:
@@ -203,7 +200,16 @@ class Server:
 
     def describe(self) -> str:
         """Where the server comes from, for the suite's log line."""
-        return "the plugin's URL (no server)"
+        return self.described
+
+    def _wait(self, running: Callable[[], bool], log: Callable[[], str]) -> None:
+        """Wait until the server answers; fail with its log if it stops running or takes 30 s."""
+        deadline = time.monotonic() + 30
+        while not _answers(self.spec, self.port):
+            if not running() or time.monotonic() > deadline:
+                raise ServerUnavailable(f"{self.described} did not answer on 127.0.0.1:"
+                                        f"{self.port}\n{log()[-2000:]}\n{self.spec.install_hint}")
+            time.sleep(0.05)  # each check of a container asks its engine
 
     def __enter__(self) -> Server:
         try:
@@ -217,20 +223,13 @@ class Server:
         self.remove()
 
 
-class _Process(TCPExecutor):
-    """mirakuru's TCPExecutor, ready once the spec's check passes, in a session it shares.
+class _Process(SimpleExecutor):
+    """mirakuru's executor, with the server in a process group of its own but not a session.
 
     mirakuru calls setsid, and Linux's autogroup scheduling then gives the server a CPU share
     of its own, which changes the contract suite's timing and the benchmarks' figures. In its
     own process group, mirakuru's killpg still reaches it.
     """
-
-    def __init__(self, spec: ServerSpec, argv: list[str], port: int, **kw: Any) -> None:
-        super().__init__(argv, "127.0.0.1", port, **kw)
-        self.spec = spec
-
-    def after_start_check(self) -> bool:
-        return _answers(self.spec, self.port, local=True)
 
     @property
     def _popen_kwargs(self) -> dict[str, Any]:
@@ -245,23 +244,18 @@ class LocalServer(Server):
     _exec: _Process | None = None
 
     def start(self) -> None:  # noqa: D102
-        self.described = version_of(self.spec)  # fails with the install hint when missing
         log = self.scratch / "server.log"
         if self._exec is None:
+            self.described = f"local process {version_of(self.spec)}"  # or the install hint
             self.port = free_port()
             run_setup(self.spec, self.where(), self.scratch)
             self._log = log.open("ab")
-            self._exec = _Process(self.spec, [str(shutil.which(str(self.spec.binary))),
-                                              *self.spec.argv(*self.extra, **self.where())],
-                                  self.port, cwd=str(self.scratch), timeout=30, sleep=0.02,
-                                  stdin=subprocess.DEVNULL, stdout=self._log,
-                                  stderr=subprocess.STDOUT, popen_kwargs=run_as(self.spec.user))
-        try:
-            self._exec.start()
-        except ExecutorError as exc:
-            raise ServerUnavailable(f"{self.spec.label} did not start: {exc}\n"
-                                    f"{log.read_text(errors='replace')[-2000:]}\n"
-                                    f"{self.spec.install_hint}") from exc
+            self._exec = _Process([str(shutil.which(str(self.spec.binary))),
+                                   *self.spec.argv(*self.extra, **self.where())],
+                                  cwd=str(self.scratch), timeout=30, stdin=subprocess.DEVNULL,
+                                  stdout=self._log, stderr=subprocess.STDOUT,
+                                  popen_kwargs=run_as(self.spec.user))
+        self._wait(self._exec.start().running, lambda: log.read_text(errors="replace"))
         super().start()
 
     def stop(self, timeout: int = 10) -> None:  # noqa: D102
@@ -284,9 +278,6 @@ class LocalServer(Server):
             self._log.close()
         super().remove()
 
-    def describe(self) -> str:  # noqa: D102
-        return f"local process {self.described}"
-
 
 class ContainerServer(Server):
     """The spec's image in a container, its port published on a fixed port of 127.0.0.1."""
@@ -296,21 +287,21 @@ class ContainerServer(Server):
     def start(self) -> None:  # noqa: D102
         if self._tc is None:
             self._create()
-        box, deadline = self._tc.get_wrapped_container(), time.monotonic() + 30
-        box.start()  # a no-op on a running container
-        while not _answers(self.spec, self.port):
-            box.reload()
-            if box.status != "running" or time.monotonic() > deadline:
-                raise ServerUnavailable(f"container {self.spec.image} did not answer on "
-                                        f"127.0.0.1:{self.port}\n"
-                                        f"{bytes(box.logs()).decode(errors='replace')[-2000:]}")
-            time.sleep(0.05)
+        self._tc.get_wrapped_container().start()  # a no-op on a running container
+        self._wait(self._running, lambda: bytes(self._tc.get_wrapped_container().logs()).decode(
+            errors="replace"))
         super().start()
+
+    def _running(self) -> bool:
+        box = self._tc.get_wrapped_container()
+        box.reload()
+        return bool(box.status == "running")
 
     def _create(self) -> None:
         _require_image(self.spec)
         from testcontainers.core.container import DockerContainer
 
+        self.described = f"container {self.spec.image}"
         for attempt in range(3):  # the free port may be taken before the engine binds it
             self.port = free_port()
             tc = DockerContainer(str(self.spec.image), labels={
@@ -344,9 +335,6 @@ class ContainerServer(Server):
             tc.stop()
         super().remove()
 
-    def describe(self) -> str:  # noqa: D102
-        return f"container {self.spec.image}"
-
 
 def serve(spec: ServerSpec, mode: str = "auto", *extra: str) -> Server:
     """A :class:`Server` for ``spec`` as ``mode`` says; ``extra`` arguments go to the server.
@@ -358,7 +346,7 @@ def serve(spec: ServerSpec, mode: str = "auto", *extra: str) -> Server:
         raise ServerUnavailable(f"unknown server mode {mode!r}: use {', '.join(MODES)}")
     if spec.binary is None:
         return Server(spec, *extra)
-    if mode == "containers" or (mode == "auto" and spec.image and container_engine_answers()):
+    if mode == "containers" or (mode == "auto" and spec.image and engine_answers()):
         return ContainerServer(spec, *extra)
     return LocalServer(spec, *extra)
 
@@ -368,93 +356,85 @@ def throwaway(name: str, mode: str | None = None, *extra: str) -> Server:
     return serve(spec_for(name), mode or os.environ.get("KUE_SERVERS", "auto"), *extra)
 
 
-def _answers(spec: ServerSpec, port: int, local: bool = False) -> bool:
-    """One check on 127.0.0.1: an HTTP answer, or the probe's reply, or (``local``) the port."""
+def _answers(spec: ServerSpec, port: int) -> bool:
+    """One check of the spec's :attr:`~ServerSpec.ready` on 127.0.0.1 (none: the port)."""
     try:
-        if spec.http is not None:
+        if isinstance(spec.ready, str):
             with contextlib.suppress(urllib.error.HTTPError):  # any HTTP answer will do
-                urllib.request.urlopen(f"http://127.0.0.1:{port}{spec.http}", timeout=2).close()
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{spec.ready}", timeout=2).close()
             return True
         with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-            if not spec.probe or (local and not spec.probe_locally):  # the port will do
+            if spec.ready is None:
                 return True
-            sock.sendall(spec.probe)
-            return sock.recv(64).startswith(spec.reply)
+            sock.sendall(spec.ready[0])
+            answer = sock.recv(64)  # empty: a port that accepted for a server not yet there
+            return answer != b"" and answer.startswith(spec.ready[1])
     except OSError:
         return False
 
 
-def engine_answers(base_url: str | None, patience: float = 30) -> bool:
-    """True if the Docker API at ``base_url`` (None: ``DOCKER_HOST`` or Docker's socket) pings.
+def engine_answers(url: str | None = None, patience: float = 30) -> bool:
+    """True if a Docker API answers at ``url``; None: DOCKER_HOST, or else where one answers.
 
-    While its socket file exists, pings are retried for ``patience`` seconds: with four test
-    processes on two cores, podman's service once missed a 2 s ping and a whole group errored.
+    Without DOCKER_HOST: Docker's socket, else podman's service of ``nox -s images``, which
+    DOCKER_HOST then names, for testcontainers. While a socket file exists, pings are retried
+    for ``patience`` seconds: with four test processes on two cores, podman's service once
+    missed a 2 s ping and a whole group errored.
     """
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            import docker  # type: ignore[import-untyped, unused-ignore]
-
-            client = docker.DockerClient(base_url, timeout=5) if base_url else \
-                docker.from_env(timeout=5)
-            with contextlib.closing(client):
-                return bool(client.ping())
-        except ImportError:
-            return False
-        except Exception:  # any failure to reach an engine: none, unless its socket is there
-            url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-            if not (url.startswith("unix://") and Path(url[7:]).exists()) or \
-                    time.monotonic() > deadline:
-                return False
-            time.sleep(0.5)
-
-
-def container_engine_answers() -> bool:
-    """True if a Docker-API engine answers; finds podman's service when DOCKER_HOST is unset."""
     for key, value in TESTCONTAINERS_ENV.items():
         os.environ.setdefault(key, value)
-    if engine_answers(None):
-        return True
-    if os.environ.get("DOCKER_HOST") or not engine_answers(f"unix://{KUE_PODMAN_SOCKET}"):
+    try:
+        import docker  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
         return False
-    os.environ["DOCKER_HOST"] = f"unix://{KUE_PODMAN_SOCKET}"
-    return True
+    url = url or os.environ.get("DOCKER_HOST")
+    for where in [url] if url else ["unix:///var/run/docker.sock", f"unix://{KUE_PODMAN_SOCKET}"]:
+        deadline = time.monotonic() + patience
+        while True:
+            with contextlib.suppress(Exception):  # no engine there, or not yet
+                client = docker.from_env(environment={**os.environ, "DOCKER_HOST": where},
+                                         timeout=5)
+                with contextlib.closing(client):
+                    if client.ping():
+                        os.environ.setdefault("DOCKER_HOST", where)
+                        return True
+            if not Path(where.removeprefix("unix://")).exists() or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    return False
 
 
 def _require_image(spec: ServerSpec) -> None:
-    """Raise :class:`ServerUnavailable` unless an engine answers and holds the spec's image."""
-    if not container_engine_answers():
+    """Raise :class:`ServerUnavailable` unless an engine answers and holds the spec's image.
+
+    Also removes the containers of killed sessions, and makes SIGTERM unwind: its default runs
+    no ``finally``, so the session's containers would outlive it.
+    """
+    if not engine_answers():
         where = os.environ.get("DOCKER_HOST") or f"Docker's socket, or {KUE_PODMAN_SOCKET}"
         raise ServerUnavailable(
             f"--kue-servers=containers, but no container engine answers at {where}: start "
             f"Docker, or {_BUILD_HINT} (it starts podman's API service); or use "
             f"--kue-servers=local. {spec.install_hint}")
-    try:
-        import docker  # type: ignore[import-untyped, unused-ignore]
-
-        _once()
-        with contextlib.closing(docker.from_env(timeout=5)) as client:
-            client.images.get(spec.image)
-    except Exception as exc:  # ImageNotFound, or the engine failing
-        raise ServerUnavailable(f"the container image {spec.image} ({spec.label}) cannot be "
-                                f"had: {_BUILD_HINT}, or use --kue-servers=local ({exc!r})"
-                                ) from exc
-
-
-@functools.cache
-def _once() -> None:
-    """Remove containers of killed sessions; make SIGTERM unwind (the default runs no finally)."""
     import docker  # type: ignore[import-untyped, unused-ignore]
 
-    with contextlib.suppress(Exception), contextlib.closing(docker.from_env(timeout=10)) as c:
-        for box in c.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
-            host, _, pid = str(box.labels.get(f"{LABEL}.owner", "")).rpartition(":")
-            if host == socket.gethostname() and not Path(f"/proc/{pid or 0}").exists():
-                box.remove(force=True, v=True)  # its session was killed
+    with contextlib.closing(docker.from_env(timeout=10)) as client:
+        try:
+            client.images.get(spec.image)
+        except Exception as exc:  # ImageNotFound, or the engine failing
+            raise ServerUnavailable(f"the container image {spec.image} ({spec.label}) cannot "
+                                    f"be had: {_BUILD_HINT}, or use --kue-servers=local "
+                                    f"({exc!r})") from exc
+        with contextlib.suppress(Exception):  # another session may remove one first
+            for box in client.containers.list(all=True, filters={"label": f"{LABEL}=1"}):
+                host, _, pid = str(box.labels.get(f"{LABEL}.owner", "")).rpartition(":")
+                if host == socket.gethostname() and not Path(f"/proc/{pid or 0}").exists():
+                    box.remove(force=True, v=True)  # its session was killed
     if threading.current_thread() is threading.main_thread() and \
             signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        def interrupt(signum: int, frame: object) -> None:
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
-            raise KeyboardInterrupt(f"signal {signum}")
+        signal.signal(signal.SIGTERM, _interrupt)
 
-        signal.signal(signal.SIGTERM, interrupt)
+
+def _interrupt(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+    raise KeyboardInterrupt(f"signal {signum}")

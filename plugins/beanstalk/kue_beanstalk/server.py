@@ -13,7 +13,7 @@ __all__ = ["SERVER"]
 #: test asks for one. ``nox -s images`` builds the image from this machine's beanstalkd.
 SERVER = ServerSpec(
     url="beanstalk://{host}:{port}", binary="beanstalkd", args=("-l", "{host}", "-p", "{port}"),
-    probe=b"stats\r\n", reply=b"OK ", image="localhost/kue-beanstalkd:1.12",
+    ready=(b"stats\r\n", b"OK "), image="localhost/kue-beanstalkd:1.12",
     container_port=11300, version=("-v",), durable=("-b", "{scratch}"),
     install_hint="Install beanstalkd (Debian/Ubuntu: `apt-get install beanstalkd`; macOS: "
     "`brew install beanstalkd`).",

@@ -50,7 +50,7 @@ SERVER = ServerSpec(
           "-c", "unix_socket_directories={scratch}", "-c", "fsync=off",
           "-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "TimeZone=UTC",
           "-c", "log_timezone=UTC", "-c", "autovacuum_naptime=1s"),
-    probe=STARTUP_PROBE, reply=b"R", probe_locally=True, user="postgres", name="postgres",
+    ready=(STARTUP_PROBE, b"R"), user="postgres", name="postgres",
     image=f"localhost/kue-postgres:{VERSION}", container_port=5432,
     files=(*((str(BINDIR.parent / "lib"), f"/usr/share/postgresql/{VERSION}")
              if BINDIR is not None else ()),

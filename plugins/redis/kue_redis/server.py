@@ -20,7 +20,8 @@ SERVER = ServerSpec(
     url="redis://{host}:{port}/0", binary="redis-server",
     args=("--port", "{port}", "--bind", "{host}", "--save", "", "--appendonly", "no",
           "--protected-mode", "no", "--dir", "{scratch}"),
-    probe=b"PING\r\n", reply=b"+PONG", image="localhost/kue-redis:7.0", container_port=6379,
+    ready=(b"PING\r\n", b""),  # any reply: +PONG, or -NOAUTH under --requirepass
+    image="localhost/kue-redis:7.0", container_port=6379,
     install_hint="Install Redis (Debian/Ubuntu: `apt-get install redis-server`; macOS: "
     "`brew install redis`).",
     # appendfsync always: an acknowledged write is on disk before a SIGKILL can lose it.

@@ -77,7 +77,7 @@ def test_rediss_urls_talk_tls(tmp_path: Path) -> None:
         pytest.fail("openssl is needed to make the test certificate")
     cert, key = _tls_files(tmp_path)
     spec = replace(
-        SERVER, args=("--tls-port", *SERVER.args[1:]),
+        SERVER, args=("--tls-port", *SERVER.args[1:]), ready=None,  # the port: a PING needs TLS
         url=f"rediss://{{host}}:{{port}}/0?ssl_ca_certs={cert}&ssl_check_hostname=false",
     )
     with serve(spec, "local", "--port", "0", "--tls-cert-file", str(cert), "--tls-key-file",
@@ -169,7 +169,7 @@ def test_containers_mode_without_an_engine_says_how_to_get_one(
 ) -> None:
     from kue_contract import servers
 
-    monkeypatch.setattr(servers, "container_engine_answers", lambda: False)
+    monkeypatch.setattr(servers, "engine_answers", lambda: False)
     with pytest.raises(ServerUnavailable, match="no container engine answers"), \
             serve(SERVER, "containers"):
         pass

@@ -17,7 +17,7 @@ SERVER = ServerSpec(
     url="sqs://testing:testing@/?region=us-east-1&endpoint=http://{host}:{port}&prefix=kue-"
     "&create=1",
     binary=sys.executable, args=("-m", "kue_sqs.moto_serial", "-H", "{host}", "-p", "{port}"),
-    http="/moto-api/", image="localhost/kue-moto:5", container_port=5000,
+    ready="/moto-api/", image="localhost/kue-moto:5", container_port=5000,
     version=("-c", "import importlib.metadata as m; print(m.version('moto'))"),
     python=("moto", "flask", "flask-cors"), name="moto_server (kue_sqs.moto_serial)",
     install_hint="Install moto's server beside kue: pip install 'moto[server]'.",

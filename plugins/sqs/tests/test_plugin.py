@@ -42,7 +42,7 @@ def test_containers_without_an_engine_say_how_to_get_a_server(
     import kue_contract.servers as servers
     from kue_sqs.server import SERVER
 
-    monkeypatch.setattr(servers, "container_engine_answers", lambda: False)
+    monkeypatch.setattr(servers, "engine_answers", lambda: False)
     with pytest.raises(servers.ServerUnavailable, match="--kue-servers=local"), \
             servers.serve(SERVER, "containers"):
         pass
