@@ -17,7 +17,7 @@ from kue.backends.sqlite import SQLiteBackend
 from kue.codec import decode
 from kue.job import Job
 from kue.plugins import get_plugin_manager
-from kue.records import DoneRecord, EncodedFields, takes_done_records, takes_done_rows
+from kue.records import DoneRecord, EncodedFields, takes_done_records
 from kue.worker.done_record import done_fields, done_record
 from kue.worker.settle import Admitted, JobSettler
 
@@ -65,20 +65,29 @@ def test_an_envelope_time_json_cannot_hold_is_left_out(enqueued_at: float) -> No
     assert json.loads(record.json)["enqueued_at"] is None
 
 
-@pytest.mark.parametrize("row", [False, True])
-def test_the_row_text_leaves_out_what_a_job_row_keeps_itself(row: bool) -> None:
-    record = done_record(JOB, "jobs.x", 1764377000.5, time.monotonic(), {"n": 1}, row=row)
-    text = record.row_json
-    assert not {"state", "attempts", "priority"} & set(json.loads(text))
-    whole = json.loads(record.json)
-    assert list(whole)[:4] == ["state", "attempts", "priority", "finished_at"]
-    assert {**json.loads(text), "state": "done", "attempts": 2, "priority": 2**31} == whole
-    assert dict(record) == whole and record.row_json is text
+@pytest.mark.parametrize("result", [None, 7, "text", {"n": [1, 2.5]}, object()])
+def test_sqlite_keeps_the_parts_in_columns_and_reads_back_what_the_text_says(
+    tmp_path: Path, result: Any
+) -> None:
+    """The parts go to the done row's columns as they are; the record read is the text's."""
+    backend = SQLiteBackend(tmp_path / "parts.db")
+    try:
+        backend.put("q", b"{}", 5, 0, 60)
+        job = backend.reserve(["q"], 0)
+        assert job is not None
+        record = done_record(job, "jobs.nämed", 1764377000.1234567, time.monotonic() - 0.5,
+                             result)
+        backend.complete(job, record, 60)
+        assert record._json is None  # finishing the job made no record text
+        assert backend.read_record("q", job.id) == {
+            k: v for k, v in json.loads(record.json).items() if v is not None}
+    finally:
+        backend.close()
 
 
 def test_times_are_whole_microseconds_whose_text_is_their_float() -> None:
     record = done_record(JOB, "jobs.x", 1764377000.5, time.monotonic() - 1.0, None)
-    text = record.row_json
+    text = record.json
     for name in ("finished_at", "started_at"):
         digits = text.split(f'"{name}":', 1)[1].split(",", 1)[0]
         whole, _, micros = digits.partition(".")
@@ -97,8 +106,6 @@ def test_only_backends_that_say_so_get_the_text_alone(tmp_path: Path) -> None:
     sqlite = SQLiteBackend(tmp_path / "q.db")
     try:
         assert takes_done_records(sqlite) and not takes_done_records(MemoryBackend())
-        # sqlite's row keeps state, attempts and priority: it gets the row text made first.
-        assert takes_done_rows(sqlite) and not takes_done_rows(MemoryBackend())
         for backend, kind in ((sqlite, DoneRecord), (MemoryBackend(), EncodedFields)):
             settler = JobSettler(backend, get_plugin_manager())
             assert backend.put_many("q", [PutItem(b'{"job": "jobs.x"}')])

@@ -19,6 +19,7 @@ from kue.backends.sqlite import MAX_COMPOUND, SQLiteBackend, _take_sql
 from kue.backends.sqlite_clock import FileClock, boot_id
 from kue.backends.sqlite_options import SQLITE_MAX_LENGTH, path_from_url
 from kue.backends.sqlite_records import PURGE_BATCH
+from kue.records import DoneRecord
 from kue.spi import Ack, PutItem
 
 WAITER = textwrap.dedent(
@@ -288,6 +289,42 @@ def test_a_file_from_before_the_done_index_is_brought_up_to_date(tmp_path: Path)
         "SELECT 1 FROM sqlite_master WHERE name = 'kue_jobs_due'").fetchone() is None
     assert again.stats("old") == kue.QueueStats(ready=1, delayed=1, buried=1)
     again.close()
+
+
+def test_a_file_whose_done_rows_hold_record_text_keeps_them_and_adds_the_columns(
+    tmp_path: Path,
+) -> None:
+    """Done rows of the kue before the record's columns hold the record as JSON in ``body``.
+
+    Opening the file adds the columns; the old record reads as before, and a job finished
+    now has its record in the columns, both read the same way.
+    """
+    path = tmp_path / "text.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript(RECORDS_ERA_TABLE)
+    conn.execute(
+        "INSERT INTO kue_jobs (queue, state, priority, due, ttr, attempts, body) "
+        "VALUES ('q', 4, 3, ?, 60, 1, CAST(? AS BLOB))",
+        (-(time.time() + 3600), '{"finished_at": 2.5, "name": "old.job", "result": [1]}'))
+    conn.commit()
+    conn.close()
+    backend = SQLiteBackend(path)
+    try:
+        columns = {row[1] for row in backend._conn().execute("PRAGMA table_info(kue_jobs)")}
+        assert {"name", "enqueued_at", "finished_at", "started_at"} <= columns
+        assert backend.read_record("q", "1") == {"state": "done", "attempts": 1, "priority": 3,
+                                                 "finished_at": 2.5, "name": "old.job",
+                                                 "result": [1]}
+        backend.put("q", b'{"job": "new.job"}', 0, 0, 60)
+        job = backend.reserve(["q"], 0)
+        assert job is not None
+        backend.complete(job, DoneRecord(1, 0, 5_000_000, 4_000_000, "new.job", 3.25, '"ok"'),
+                         60)
+        assert backend.read_record("q", job.id) == {
+            "state": "done", "attempts": 1, "priority": 0, "finished_at": 5.0,
+            "started_at": 4.0, "name": "new.job", "enqueued_at": 3.25, "result": "ok"}
+    finally:
+        backend.close()
 
 
 @pytest.mark.parametrize("batched", [True, False], ids=["settle_many", "complete"])

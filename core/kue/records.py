@@ -10,9 +10,12 @@ and write the record of a finished job in the same atomic step as its delete
 from __future__ import annotations
 
 import enum
+import functools
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring_ascii
 from typing import Any, Protocol, runtime_checkable
 
 from kue.backend import Backend, JobInfo, Reservation
@@ -28,8 +31,9 @@ __all__ = [
     "RecordStore",
     "RecordingBackend",
     "done_json",
+    "done_members",
+    "enqueued_json",
     "takes_done_records",
-    "takes_done_rows",
 ]
 
 #: Seconds the record of a done job is kept by default: one day, Celery's ``result_expires``.
@@ -71,64 +75,101 @@ def done_json(attempts: int, priority: int, members: str) -> str:
     """A done record's whole JSON text: state, attempts and priority, then ``members``.
 
     ``members`` is the rest of the object from ``"finished_at"`` on, its closing brace
-    included (what :attr:`DoneRecord.row_json` holds after its opening brace).
+    included.
     """
     return f'{{"state":"done","attempts":{attempts:d},"priority":{priority:d},{members}'
 
 
+@functools.lru_cache(maxsize=256)
+def _name_json(name: str) -> str:
+    """A job's name as JSON text (a worker runs few job names, each many times)."""
+    return encode_basestring_ascii(name)
+
+
+def _micros_json(micros: int) -> str:
+    """Whole microseconds since the epoch as the JSON number of their seconds.
+
+    Made from the digits: cheaper than a float's repr, and exact (it parses to the float
+    nearest ``micros / 1e6``).
+    """
+    m = str(micros)
+    return f"{m[:-6]}.{m[-6:]}"
+
+
+def enqueued_json(enqueued_at: float) -> str:
+    """The envelope's time as JSON text; null for one JSON cannot hold or that is unset (0).
+
+    A time of this era is written from its whole microseconds' digits, as the record's own
+    times are: a float's repr costs twice as much, for digits below a microsecond that the
+    clock that made it does not have. Any other finite value is its repr.
+    """
+    if 1.0 <= enqueued_at < 1e12:
+        return _micros_json(int(enqueued_at * 1e6 + 0.5))
+    return repr(enqueued_at) if enqueued_at and math.isfinite(enqueued_at) else "null"
+
+
+def done_members(finished: int, started: int, name: str, enqueued: str, value: str) -> str:
+    """The done record's members from ``"finished_at"`` on, closing brace included.
+
+    ``finished`` and ``started`` are whole microseconds; ``enqueued`` and ``value`` are JSON
+    text already (``value`` may go on with ``,"result_error":...``).
+    """
+    return (f'"finished_at":{_micros_json(finished)},"started_at":{_micros_json(started)},'
+            f'"name":{_name_json(name)},"enqueued_at":{enqueued},"error":null,'
+            f'"result":{value}}}')
+
+
 class DoneRecord(Mapping[str, Any]):
-    """The record of a job the worker finished, as JSON text made once; its fields on demand.
+    """The record of a job the worker finished: its parts as the worker has them.
 
-    What the worker hands to a backend that stores records as JSON text and says so
-    (:func:`takes_done_records`): such a backend stores :attr:`json` (or :attr:`row_json`)
-    and never needs the fields apart. Read as a Mapping it is the fields, parsed from the
-    text on first use. Never changed once made.
+    What the worker hands to a backend that says it takes one (:func:`takes_done_records`).
+    Such a backend stores :attr:`json`, made from the parts once, on first use; or, keeping
+    a done job in a row of its own (sqlite), binds the parts to that row's columns, so no
+    text is made at all. Read as a Mapping it is the fields, parsed from :attr:`json`.
+    Never changed once made.
 
-    :param json: the whole record as one compact JSON object: state "done", attempts and
-        priority first, in that order, then ``"finished_at"`` and the other fields.
-    :param attempts: the job's reservations, this one included (as the text says).
-    :param priority: the job's priority (as the text says).
+    :param attempts: the job's reservations, this one included.
+    :param priority: the job's priority.
+    :param finished_us: when it finished, in whole microseconds since the epoch.
+    :param started_us: when this attempt started, likewise.
+    :param name: the job's name.
+    :param enqueued_at: the envelope's time (0 when unset).
+    :param result_json: the JSON text of the value the job returned ("null" for one JSON
+        cannot hold).
+    :param result_error: why the value was not kept (JSON cannot hold it), else None.
     """
 
-    __slots__ = ("_fields", "_json", "_row", "attempts", "priority")
+    __slots__ = ("_fields", "_json", "attempts", "enqueued_at", "finished_us", "name",
+                 "priority", "result_error", "result_json", "started_us")
 
-    def __init__(self, json: str, attempts: int, priority: int) -> None:
-        self._json: str | None = json
-        self._row: str | None = None
+    def __init__(self, attempts: int, priority: int, finished_us: int, started_us: int,
+                 name: str, enqueued_at: float, result_json: str,
+                 result_error: str | None = None) -> None:
         self.attempts = attempts
         self.priority = priority
+        self.finished_us = finished_us
+        self.started_us = started_us
+        self.name = name
+        self.enqueued_at = enqueued_at
+        self.result_json = result_json
+        self.result_error = result_error
+        self._json: str | None = None
         self._fields: dict[str, Any] | None = None
-
-    @classmethod
-    def of_row(cls, row_json: str, attempts: int, priority: int) -> DoneRecord:
-        """The record made as its :attr:`row_json` (see :func:`takes_done_rows`).
-
-        Its :attr:`json` is made from that text if asked.
-        """
-        record = cls.__new__(cls)
-        record._json, record._row = None, row_json
-        record.attempts, record.priority, record._fields = attempts, priority, None
-        return record
 
     @property
     def json(self) -> str:
-        """The whole record as one compact JSON object (state "done" and every field)."""
+        """The whole record as one compact JSON object: state "done" and every field.
+
+        State, attempts and priority come first, then ``"finished_at"`` and the others.
+        """
         text = self._json
         if text is None:
-            text = self._json = done_json(self.attempts, self.priority, self.row_json[1:])
-        return text
-
-    @property
-    def row_json(self) -> str:
-        """The record without state, attempts and priority, for a backend whose row keeps them.
-
-        A backend that turns the job's row into its record has those three in the row's own
-        columns already; the text is that much shorter.
-        """
-        text = self._row
-        if text is None:
-            whole = self.json
-            text = self._row = "{" + whole[whole.index('"finished_at"'):]
+            value = self.result_json
+            if self.result_error is not None:
+                value += ',"result_error":' + encode_basestring_ascii(self.result_error)
+            text = self._json = done_json(self.attempts, self.priority, done_members(
+                self.finished_us, self.started_us, self.name, enqueued_json(self.enqueued_at),
+                value))
         return text
 
     def _parsed(self) -> dict[str, Any]:
@@ -153,21 +194,6 @@ class DoneRecord(Mapping[str, Any]):
 #: :class:`DoneRecord` as the fields of ``complete`` and of an ``Ack`` (see
 #: :func:`takes_done_records`).
 TAKES_DONE_RECORDS = "takes_done_records"
-
-
-#: The class attribute by which such a backend says it stores :attr:`DoneRecord.row_json`
-#: (see :func:`takes_done_rows`).
-TAKES_DONE_ROWS = "takes_done_rows"
-
-
-def takes_done_rows(backend: object) -> bool:
-    """Whether ``backend`` stores a :class:`DoneRecord`'s :attr:`~DoneRecord.row_json`.
-
-    Class attribute True, with :func:`takes_done_records`: the worker then makes that text
-    first (the whole record only if asked), which saves formatting and cutting the three
-    fields the backend's row keeps itself.
-    """
-    return takes_done_records(backend) and getattr(type(backend), TAKES_DONE_ROWS, False) is True
 
 
 def takes_done_records(backend: object) -> bool:

@@ -102,6 +102,9 @@ _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 #: Record fields a done row keeps in its own columns rather than in its record.
 _IN_ROW = frozenset({"state", "attempts", "priority"})
+#: A done row's columns from ``body`` on: body, record, name, enqueued_at, finished_at,
+#: started_at (see :mod:`kue.backends.sqlite_schema`).
+_Columns = tuple[str, str | None, str | None, float | None, int | None, int | None]
 
 
 _STATES = {READY: JobState.READY, DELAYED: JobState.DELAYED, RESERVED: JobState.RESERVED,
@@ -129,8 +132,10 @@ _FIRST_READY = "SELECT id, priority FROM kue_jobs WHERE queue = ? AND state = 0 
 #: receipt) never repeats a value while the attempts reported, the column modulo this, drop.
 ATTEMPT_SPAN = 2**32
 _HELD = "id = ? AND state = 2 AND attempts = ? AND due > ?"
-#: A held job becomes its done record; ``due`` is minus the record's expiry (see complete).
-_COMPLETE = f"UPDATE kue_jobs SET state = {DONE}, due = ?, body = ? WHERE {_HELD}"
+#: A held job becomes its done record; ``due`` is minus the record's expiry (see complete),
+#: then the record's columns, as :meth:`SQLiteBackend._record_doc` gives them.
+_COMPLETE = (f"UPDATE kue_jobs SET state = {DONE}, due = ?, body = ?, record = ?, name = ?, "
+             f"enqueued_at = ?, finished_at = ?, started_at = ? WHERE {_HELD}")
 _DELETE_HELD = f"DELETE FROM kue_jobs WHERE {_HELD}"
 #: A batch of acks is undone to here when a job of it is no longer held (see _ack_all).
 _SAVEPOINT_ACKS, _ROLLBACK_ACKS = "SAVEPOINT acks", "ROLLBACK TO acks"
@@ -227,10 +232,9 @@ def _signals_for(path: str) -> tuple[threading.Condition, _Signal]:
 class SQLiteBackend:
     """Jobs in one SQLite file (WAL mode). Thread-safe: one connection per thread and process."""
 
-    #: A done record is stored as the worker's text (kue.records.takes_done_records).
+    #: A done record comes as the worker's parts, bound to its row's columns
+    #: (kue.records.takes_done_records).
     takes_done_records: ClassVar[bool] = True
-    #: ... as its row text, without what the row's own columns keep (kue.records).
-    takes_done_rows: ClassVar[bool] = True
 
     def __init__(
         self, path: str | os.PathLike[str], *, synchronous: str = "normal",
@@ -427,11 +431,11 @@ class SQLiteBackend:
         return BatchReply(reserved, lost)
 
     @staticmethod
-    def _ack_all(conn: sqlite3.Connection, settled: Sequence[tuple[Ack, str | None]],
+    def _ack_all(conn: sqlite3.Connection, settled: Sequence[tuple[Ack, _Columns | None]],
                  now: float) -> tuple[list[Reservation], int]:
         """Delete each acked job or make it its record; the jobs lost, and the records written.
 
-        ``settled`` pairs each ack with its record (None: a plain delete).
+        ``settled`` pairs each ack with its record's columns (None: a plain delete).
 
         One ``executemany`` per kind when every job is still held, as is the rule (the rows
         changed add up); otherwise back to a savepoint, and one statement per job to name the
@@ -446,7 +450,7 @@ class SQLiteBackend:
                 if doc is None:
                     deletes.append(held)
                 else:
-                    completes.append((-(wall + ack.ttl), doc, *held))
+                    completes.append((-(wall + ack.ttl), *doc, *held))
             conn.execute(_SAVEPOINT_ACKS)
             changed = conn.executemany(_DELETE_HELD, deletes).rowcount if deletes else 0
             if completes:
@@ -461,7 +465,7 @@ class SQLiteBackend:
             if doc is None:
                 cur = conn.execute(_DELETE_HELD, held)
             else:
-                cur = conn.execute(_COMPLETE, (-(wall + ack.ttl), doc, *held))
+                cur = conn.execute(_COMPLETE, (-(wall + ack.ttl), *doc, *held))
                 completed += cur.rowcount
             if cur.rowcount != 1:
                 lost.append(ack.job)
@@ -624,16 +628,16 @@ class SQLiteBackend:
     def complete(self, job: Reservation, fields: Mapping[str, Any], ttl: float) -> None:
         """Turn a held job into its done record, in one statement (so one commit).
 
-        The row stays, with state DONE, the record in place of its body and ``due`` set to
-        minus the time the record expires: no reader sees the job gone and its record
-        missing, and the worker's hot path pays one statement, as a plain delete does. (The
-        record is about the body's size, so the row is rewritten in place rather than grown;
-        the row's entry leaves ``kue_jobs_waiting`` and is appended to ``kue_jobs_done``,
-        which sorts by expiry.)
+        The row stays, with state DONE, the record's parts in its columns (the result's JSON
+        in place of the body) and ``due`` set to minus the time the record expires: no reader
+        sees the job gone and its record missing, and the worker's hot path pays one
+        statement, as a plain delete does. The parts are bound as they are, so finishing a
+        job formats no record text. The row's entry leaves ``kue_jobs_waiting`` and is
+        appended to ``kue_jobs_done``, which sorts by expiry.
         """
         doc = self._record_doc(fields)
         # The record's expiry is on the wall clock (records outlive boots); the lease is not.
-        params = (-(time.time() + ttl), doc, int(job.id), int(job.receipt), self._clock.now())
+        params = (-(time.time() + ttl), *doc, int(job.id), int(job.receipt), self._clock.now())
         if self._count_completed(1):  # now and then the purge, in the same transaction
             with self._write() as conn:
                 cur = conn.execute(_COMPLETE, params)
@@ -645,15 +649,23 @@ class SQLiteBackend:
         self._records_changed.notify()
 
     @staticmethod
-    def _record_doc(fields: Mapping[str, Any]) -> str:
-        """The done record ``complete`` stores in the row; TypeError or ValueError if not JSON."""
-        if isinstance(fields, DoneRecord):  # the worker's, without what the row keeps itself
-            return fields.row_json
-        if isinstance(fields, EncodedFields):  # the worker's, encoded once; the row's own
-            return fields.json                  # state, attempts and priority win on read
-        # The row keeps state, attempts and priority; None values stay, as they override
-        # the notes (a cleared error) when read. The body is opaque, as on every backend.
-        return _encode({k: v for k, v in fields.items() if k not in _IN_ROW})
+    def _record_doc(fields: Mapping[str, Any]) -> _Columns:
+        """The done row's columns from ``body`` on (see _COMPLETE).
+
+        TypeError or ValueError if the fields are not JSON.
+        """
+        if type(fields) is DoneRecord:  # the worker's, every job: its parts as they are
+            extra = None if fields.result_error is None else _encode(
+                {"result_error": fields.result_error})
+            return (fields.result_json, extra, fields.name, fields.enqueued_at,
+                    fields.finished_us, fields.started_us)
+        if isinstance(fields, EncodedFields | DoneRecord):  # encoded once; the row's own
+            text = fields.json                  # state, attempts and priority win on read
+        else:
+            # The row keeps state, attempts and priority; None values stay, as they override
+            # the notes (a cleared error) when read. The body is opaque, as on every backend.
+            text = _encode({k: v for k, v in fields.items() if k not in _IN_ROW})
+        return (text, None, None, None, None, None)  # the whole record in body
 
     def _count_completed(self, n: int) -> bool:
         """Count ``n`` more done records written; True when a purge of expired ones is due.
@@ -686,14 +698,14 @@ class SQLiteBackend:
         except ValueError:
             return notes
         row = conn.execute(
-            f"SELECT record, body, attempts % {ATTEMPT_SPAN}, priority FROM kue_jobs "
-            f"WHERE id = ? AND queue = ? "
+            f"SELECT attempts % {ATTEMPT_SPAN}, priority, record, body, "
+            f"{', '.join(schema.DONE_COLUMNS)} FROM kue_jobs WHERE id = ? AND queue = ? "
             f"AND state = {DONE} AND due < ?", (key, queue, -time.time()),
         ).fetchone()
         if row is None:
             return notes
-        record, body, attempts, priority = row
-        done = schema.done_record(record, body)
+        attempts, priority = row[:2]
+        done = schema.done_record(row[2:])
         merged = {**(notes or {}), **done, "state": "done", "attempts": attempts,
                   "priority": priority}
         return {k: v for k, v in merged.items() if v is not None}

@@ -1,16 +1,15 @@
-"""The record of a finished job, encoded once: its JSON text, and its fields where asked.
+"""The record of a finished job, made once: its parts, its JSON text, its fields where asked.
 
 Every job a worker finishes with records on writes this record with its delete, so it is
-built for every job: the JSON text is formatted here directly (the fixed names, the numbers,
-the job's name encoded once per name) and only a result that is not a scalar goes through
-the JSON encoder, one made once. A backend that stores the text as it is gets the text alone
-(:class:`kue.records.DoneRecord`); one that reads the fields gets them too
-(:class:`kue.records.EncodedFields`).
+built for every job. The result is made into JSON text here, a scalar directly and anything
+else by a JSON encoder made once. A backend that says it takes a
+:class:`kue.records.DoneRecord` gets the parts, and makes the record's text only if it stores
+text (formatted directly: the fixed names, the numbers, the job's name encoded once per name);
+one that reads the fields gets them too (:class:`kue.records.EncodedFields`).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import math
@@ -20,7 +19,7 @@ from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore
 from typing import Any
 
 from kue.backend import Reservation
-from kue.records import DoneRecord, EncodedFields, done_json
+from kue.records import DoneRecord, EncodedFields, done_json, done_members, enqueued_json
 
 __all__ = ["done_fields", "done_record", "result_json"]
 
@@ -53,12 +52,6 @@ _SCALARS: dict[type, Callable[[Any], str]] = {
 }
 
 
-@functools.lru_cache(maxsize=256)
-def _name_json(name: str) -> str:
-    """A job's name as JSON text (a worker runs few job names, each many times)."""
-    return encode_basestring_ascii(name)
-
-
 def result_json(result: Any) -> str:
     """The JSON text of a job's result; TypeError or ValueError if JSON cannot hold it."""
     scalar = _SCALARS.get(type(result))
@@ -81,52 +74,22 @@ def _why_not_kept(job: Reservation, name: str, exc: Exception) -> str:
     return f"not JSON-able: {exc}"
 
 
-def _enqueued_json(enqueued_at: float) -> str:
-    """The envelope's time as JSON text; null for one JSON cannot hold or that is unset (0).
-
-    A time of this era is written from its whole microseconds' digits, as the record's own
-    times are: a float's repr costs twice as much, for digits below a microsecond that the
-    clock that made it does not have. Any other finite value (json.loads takes Infinity too)
-    is its repr, which is its JSON text.
-    """
-    if 1.0 <= enqueued_at < 1e12:
-        e = str(int(enqueued_at * 1e6 + 0.5))
-        return f"{e[:-6]}.{e[-6:]}"
-    return repr(enqueued_at) if enqueued_at and math.isfinite(enqueued_at) else "null"
-
-
-def _members(finished: int, began: int, name: str, enqueued: str, value: str) -> str:
-    """The done record's members from ``"finished_at"`` on, closing brace included.
-
-    ``finished`` and ``began`` are whole microseconds, their text made from the digits:
-    cheaper than a float's repr, and exact (it parses to the float nearest the microseconds
-    over 1e6). ``enqueued`` and ``value`` are JSON text already.
-    """
-    f, b = str(finished), str(began)
-    return (f'"finished_at":{f[:-6]}.{f[-6:]},"started_at":{b[:-6]}.{b[-6:]},'
-            f'"name":{_name_json(name)},"enqueued_at":{enqueued},"error":null,'
-            f'"result":{value}}}')
-
-
 def done_record(job: Reservation, name: str, enqueued_at: float, started: float,
-                result: Any, *, row: bool = False) -> DoneRecord:
+                result: Any) -> DoneRecord:
     """The record of ``job``, finished now after starting at ``started`` (monotonic clock).
 
-    Its times are whole microseconds. A result JSON cannot hold is kept as None, with the
-    reason in ``result_error``. With ``row`` the text made is :attr:`DoneRecord.row_json`
-    (for a backend that stores that), else the whole record.
+    Its times are whole microseconds; only the result is made into text here, the rest when
+    a backend asks for the record's JSON. A result JSON cannot hold is kept as None, with the
+    reason in ``result_error``.
     """
     finished = time.time_ns() // 1000
     began = finished - int((time.monotonic() - started) * 1e6)
     try:
         value = result_json(result)
     except (TypeError, ValueError, RecursionError) as exc:
-        value = 'null,"result_error":' + encode_basestring_ascii(_why_not_kept(job, name, exc))
-    members = _members(finished, began, name, _enqueued_json(enqueued_at), value)
-    if row:
-        return DoneRecord.of_row("{" + members, job.attempts, job.priority)
-    return DoneRecord(done_json(job.attempts, job.priority, members), job.attempts,
-                      job.priority)
+        return DoneRecord(job.attempts, job.priority, finished, began, name, enqueued_at,
+                          "null", _why_not_kept(job, name, exc))
+    return DoneRecord(job.attempts, job.priority, finished, began, name, enqueued_at, value)
 
 
 def done_fields(job: Reservation, name: str, enqueued_at: float, started: float,
@@ -139,7 +102,7 @@ def done_fields(job: Reservation, name: str, enqueued_at: float, started: float,
     """
     finished = time.time_ns() // 1000
     began = finished - int((time.monotonic() - started) * 1e6)
-    enqueued = _enqueued_json(enqueued_at)
+    enqueued = enqueued_json(enqueued_at)
     fields = {
         "state": "done", "attempts": job.attempts, "priority": job.priority,
         "finished_at": finished / 1e6, "started_at": began / 1e6, "name": name,
@@ -153,4 +116,5 @@ def done_fields(job: Reservation, name: str, enqueued_at: float, started: float,
         fields["result_error"] = _why_not_kept(job, name, exc)
         value = 'null,"result_error":' + encode_basestring_ascii(fields["result_error"])
     return EncodedFields(fields, done_json(job.attempts, job.priority,
-                                           _members(finished, began, name, enqueued, value)))
+                                           done_members(finished, began, name, enqueued,
+                                                        value)))

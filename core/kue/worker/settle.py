@@ -7,7 +7,6 @@ and the hooks are the same whichever mode ran the job.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
@@ -30,7 +29,7 @@ from kue.errors import (
 from kue.hookcalls import notify
 from kue.interrupts import TimeLimitExceeded
 from kue.job import DEFAULT_TIME_LIMIT, Job, lookup
-from kue.records import DEFAULT_RESULT_TTL, NOTES_TTL, takes_done_records, takes_done_rows
+from kue.records import DEFAULT_RESULT_TTL, NOTES_TTL, takes_done_records
 from kue.status import Records
 from kue.validation import retry_delay_within
 from kue.worker.current import RunningJob
@@ -108,12 +107,12 @@ class JobSettler:
         self.result_ttl = result_ttl
         self._complete_and_reserve = self.records.native and callable(
             getattr(backend, "complete_and_reserve", None))
-        # A record written with the delete, by a backend that stores the worker's text as it
-        # is, is that text alone (DoneRecord); every other store gets the fields too.
+        # A record written with the delete, by a backend that says it takes one, is its parts
+        # (DoneRecord), made into text only if the backend stores text; every other store
+        # gets the fields too.
         self._done_record: Callable[[Reservation, str, float, float, Any], Mapping[str, Any]] = (
-            done_fields if not (self.records.native and takes_done_records(backend))
-            else functools.partial(done_record, row=True) if takes_done_rows(backend)
-            else done_record)
+            done_record if self.records.native and takes_done_records(backend)
+            else done_fields)
         self.stats = WorkerStats()
         self._lock = threading.Lock()
         self._fused = backend.capabilities.delete_and_reserve and isinstance(
