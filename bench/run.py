@@ -3,7 +3,8 @@
 Options: ``--runs R`` (median of R, default 3),
 ``--quick`` (a tenth of the counts, to check the bench works), ``--only NAME`` (repeatable:
 bench_memory, bench_sqlite, bench_redis, bench_postgres, bench_beanstalk, bench_sqs,
-bench_peers, bench_latency, bench_scale, bench_rss, bench_push, bench_records), ``--readme``
+bench_peers, bench_latency, bench_scale, bench_rss, bench_push, bench_records,
+bench_retention), ``--readme``
 (write the results into bench/README.md).
 Each part starts its own servers on free 127.0.0.1 ports and stops them after.
 """
@@ -18,6 +19,7 @@ import bench_postgres
 import bench_push
 import bench_records
 import bench_redis
+import bench_retention
 import bench_rss
 import bench_scale
 import bench_sqlite
@@ -37,6 +39,7 @@ RUNNERS = [
     bench_rss.run,
     bench_push.run,
     bench_records.run,
+    bench_retention.run,
 ]
 
 if __name__ == "__main__":
