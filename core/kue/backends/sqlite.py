@@ -140,9 +140,13 @@ _DELETE_HELD = f"DELETE FROM kue_jobs WHERE {_HELD}"
 #: A batch of acks is undone to here when a job of it is no longer held (see _ack_all).
 _SAVEPOINT_ACKS, _ROLLBACK_ACKS = "SAVEPOINT acks", "ROLLBACK TO acks"
 #: The longest expired done rows first, off ``kue_jobs_done`` (``due`` is minus the expiry).
+#: Up to twice as many as were written since the last purge: removing no more than were
+#: written, a backlog (records that expired while fewer were written, as when the rate drops,
+#: or found nothing yet expired) would never drain; 1,000,000 jobs at a 1 s retention left
+#: records expiring over 4.3 s instead of 1.
 _PURGE_DONE = (
     f"DELETE FROM kue_jobs WHERE id IN (SELECT id FROM kue_jobs WHERE state = {DONE} "
-    f"AND due >= ? ORDER BY due DESC LIMIT {records.PURGE_BATCH})"
+    f"AND due >= ? ORDER BY due DESC LIMIT {2 * records.PURGE_BATCH})"
 )
 
 
@@ -670,8 +674,8 @@ class SQLiteBackend:
     def _count_completed(self, n: int) -> bool:
         """Count ``n`` more done records written; True when a purge of expired ones is due.
 
-        Every :data:`PURGE_BATCH` records written remove up to as many expired ones, so the
-        records kept stay about those of the last retention period.
+        Every :data:`PURGE_BATCH` records written remove up to twice as many expired ones,
+        so the records kept stay about those of the last retention period.
         """
         return self._record_sweep.count(n)
 
