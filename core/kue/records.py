@@ -108,12 +108,15 @@ def enqueued_json(enqueued_at: float) -> str:
     return repr(enqueued_at) if enqueued_at and math.isfinite(enqueued_at) else "null"
 
 
-def done_members(finished: int, started: int, name: str, enqueued: str, value: str) -> str:
+def done_members(finished: int, started: int, name: str, enqueued: str, value: str,
+                 result_error: str | None = None) -> str:
     """The done record's members from ``"finished_at"`` on, closing brace included.
 
     ``finished`` and ``started`` are whole microseconds; ``enqueued`` and ``value`` are JSON
-    text already (``value`` may go on with ``,"result_error":...``).
+    text already; ``result_error``, if any, says why the result was not kept.
     """
+    if result_error is not None:
+        value += ',"result_error":' + encode_basestring_ascii(result_error)
     return (f'"finished_at":{_micros_json(finished)},"started_at":{_micros_json(started)},'
             f'"name":{_name_json(name)},"enqueued_at":{enqueued},"error":null,'
             f'"result":{value}}}')
@@ -164,12 +167,9 @@ class DoneRecord(Mapping[str, Any]):
         """
         text = self._json
         if text is None:
-            value = self.result_json
-            if self.result_error is not None:
-                value += ',"result_error":' + encode_basestring_ascii(self.result_error)
             text = self._json = done_json(self.attempts, self.priority, done_members(
                 self.finished_us, self.started_us, self.name, enqueued_json(self.enqueued_at),
-                value))
+                self.result_json, self.result_error))
         return text
 
     def _parsed(self) -> dict[str, Any]:

@@ -137,6 +137,10 @@ _HELD = "id = ? AND state = 2 AND attempts = ? AND due > ?"
 _COMPLETE = (f"UPDATE kue_jobs SET state = {DONE}, due = ?, body = ?, record = ?, name = ?, "
              f"enqueued_at = ?, finished_at = ?, started_at = ? WHERE {_HELD}")
 _DELETE_HELD = f"DELETE FROM kue_jobs WHERE {_HELD}"
+#: A done row's record: attempts and priority, then what schema.done_record reads.
+_READ_DONE = (f"SELECT attempts % {ATTEMPT_SPAN}, priority, record, body, "
+              f"{', '.join(schema.DONE_COLUMNS)} FROM kue_jobs WHERE id = ? AND queue = ? "
+              f"AND state = {DONE} AND due < ?")
 #: A batch of acks is undone to here when a job of it is no longer held (see _ack_all).
 _SAVEPOINT_ACKS, _ROLLBACK_ACKS = "SAVEPOINT acks", "ROLLBACK TO acks"
 #: The longest expired done rows first, off ``kue_jobs_done`` (``due`` is minus the expiry).
@@ -658,12 +662,12 @@ class SQLiteBackend:
 
         TypeError or ValueError if the fields are not JSON.
         """
-        if type(fields) is DoneRecord:  # the worker's, every job: its parts as they are
+        if isinstance(fields, DoneRecord):  # the worker's, every job: its parts as they are
             extra = None if fields.result_error is None else _encode(
                 {"result_error": fields.result_error})
             return (fields.result_json, extra, fields.name, fields.enqueued_at,
                     fields.finished_us, fields.started_us)
-        if isinstance(fields, EncodedFields | DoneRecord):  # encoded once; the row's own
+        if isinstance(fields, EncodedFields):  # the worker's, encoded once; the row's own
             text = fields.json                  # state, attempts and priority win on read
         else:
             # The row keeps state, attempts and priority; None values stay, as they override
@@ -701,11 +705,7 @@ class SQLiteBackend:
             key = int(job_id)
         except ValueError:
             return notes
-        row = conn.execute(
-            f"SELECT attempts % {ATTEMPT_SPAN}, priority, record, body, "
-            f"{', '.join(schema.DONE_COLUMNS)} FROM kue_jobs WHERE id = ? AND queue = ? "
-            f"AND state = {DONE} AND due < ?", (key, queue, -time.time()),
-        ).fetchone()
+        row = conn.execute(_READ_DONE, (key, queue, -time.time())).fetchone()
         if row is None:
             return notes
         attempts, priority = row[:2]

@@ -109,12 +109,12 @@ def done_fields(job: Reservation, name: str, enqueued_at: float, started: float,
         "enqueued_at": None if enqueued == "null" else float(enqueued),
         "error": None, "result": result,
     }
+    error = None
     try:
         value = result_json(result)
     except (TypeError, ValueError, RecursionError) as exc:
         fields["result"] = None
-        fields["result_error"] = _why_not_kept(job, name, exc)
-        value = 'null,"result_error":' + encode_basestring_ascii(fields["result_error"])
-    return EncodedFields(fields, done_json(job.attempts, job.priority,
-                                           done_members(finished, began, name, enqueued,
-                                                        value)))
+        fields["result_error"] = error = _why_not_kept(job, name, exc)
+        value = "null"
+    return EncodedFields(fields, done_json(job.attempts, job.priority, done_members(
+        finished, began, name, enqueued, value, error)))

@@ -60,36 +60,23 @@ def test_an_outcome_lost_with_the_connection_says_so_and_the_acks_can_be_sent_ag
     backend.delete(got[0])
 
 
-def test_a_prefetching_worker_defers_its_acks_and_leaves_every_job_done_and_recorded(
-    url: str,
+@pytest.mark.parametrize(("threads", "n"), [(1, 300), (4, 600)],
+                         ids=["one thread", "four threads"])
+def test_a_prefetching_worker_defers_its_acks_and_does_every_job_once_recorded(
+    url: str, threads: int, n: int
 ) -> None:
+    """One worker, or worker threads sharing one backend (``--threads``)."""
     queue = kue.connect(url, queue="deferred")
     _DONE.clear()
     try:
-        ids = [queue.push(count.message(i)) for i in range(300)]
-        worker = Worker(queue.backend, ["deferred"], prefetch=16)
-        worker.run(burst=True)
-        assert sorted(_DONE) == list(range(300))
-        assert queue.stats().total == 0, "the worker left jobs behind"
-        assert worker.stats.lost == 0
-        assert all(queue.result(job_id, 5) == n for n, job_id in enumerate(ids))
-    finally:
-        queue.close()
-
-
-def test_worker_threads_sharing_one_backend_defer_their_acks_and_do_every_job_once(
-    url: str,
-) -> None:
-    queue = kue.connect(url, queue="deferred")
-    _DONE.clear()
-    try:
-        ids = [queue.push(count.message(i)) for i in range(600)]
-        worker = ThreadedWorker(queue.backend, ["deferred"], threads=4, prefetch=16)
+        ids = [queue.push(count.message(i)) for i in range(n)]
+        worker = (ThreadedWorker(queue.backend, ["deferred"], threads=threads, prefetch=16)
+                  if threads > 1 else Worker(queue.backend, ["deferred"], prefetch=16))
         stats = worker.run(burst=True)
-        assert sorted(_DONE) == list(range(600)), "a job ran twice or not at all"
-        assert stats.succeeded == 600 and stats.lost == 0, stats
-        assert queue.stats().total == 0, "the threads left jobs behind"
-        assert all(queue.result(job_id, 5) == n for n, job_id in enumerate(ids))
+        assert sorted(_DONE) == list(range(n)), "a job ran twice or not at all"
+        assert stats.succeeded == n and stats.lost == 0, stats
+        assert queue.stats().total == 0, "the worker left jobs behind"
+        assert all(queue.result(job_id, 5) == i for i, job_id in enumerate(ids))
     finally:
         queue.close()
 
